@@ -1,0 +1,27 @@
+package p2psock
+
+import (
+	"errors"
+
+	"github.com/p2psock/p2psock/overlay"
+)
+
+// Errors returned by a Node. Test for them with errors.Is. After Close, every
+// call fails with an error for which errors.Is(err, net.ErrClosed) is true.
+var (
+	// ErrUnreachable: the message could not be delivered. No node with the
+	// destination ID is in the network, or no route to it acknowledged in
+	// time (then the error also wraps context.DeadlineExceeded or Canceled).
+	ErrUnreachable = overlay.ErrUnreachable
+	// ErrMessageTooLarge: the message is larger than MaxMessageSize.
+	ErrMessageTooLarge = overlay.ErrMessageTooLarge
+	// ErrNoEntryPoint: Bind with JoinOnly found no entry point that answered.
+	ErrNoEntryPoint = overlay.ErrNoEntryPoint
+	// ErrNotBound: the call needs a bound node; call Bind first.
+	ErrNotBound = errors.New("p2psock: node not bound")
+	// ErrAlreadyBound: Bind was called twice.
+	ErrAlreadyBound = errors.New("p2psock: node already bound")
+)
+
+// MaxMessageSize is the largest message SendTo and SendToKey deliver: 64 KiB.
+const MaxMessageSize = overlay.MaxMessage

@@ -1,0 +1,158 @@
+package nat
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Handler receives the packets whose first byte falls in the range it was
+// registered for. pkt is only valid during the call; from is the source address.
+type Handler func(pkt []byte, from net.Addr)
+
+// Socket is a node's one UDP socket. A quic.Transport owns it, so QUIC runs at
+// full speed on the same port; every packet that is not QUIC is handed to the
+// Handler registered for its first byte (STUN 0x00–0x03, overlay 0x20–0x3F).
+//
+// quic-go queues at most 32 non-QUIC packets, so Socket drains them on a goroutine
+// of its own and handlers must not block.
+type Socket struct {
+	pc net.PacketConn
+	tr *quic.Transport
+
+	mu       sync.Mutex
+	handlers [256]Handler
+
+	started  atomic.Bool
+	closed   chan struct{}
+	readDone chan struct{}
+	closeMu  sync.Once
+
+	received  atomic.Uint64
+	sent      atomic.Uint64
+	unhandled atomic.Uint64
+}
+
+// MaxPacket is the size of the buffer non-QUIC packets are read into. quic-go
+// itself truncates datagrams to 1452 bytes.
+const MaxPacket = 1500
+
+// NewSocket wraps pc. Register handlers, then call Start. Closing the Socket
+// closes pc.
+func NewSocket(pc net.PacketConn) *Socket {
+	return &Socket{
+		pc:       pc,
+		tr:       &quic.Transport{Conn: pc},
+		closed:   make(chan struct{}),
+		readDone: make(chan struct{}),
+	}
+}
+
+// Listen opens a UDP socket on addr ("host:port"; "" for all interfaces, any
+// port) and wraps it.
+func Listen(addr string) (*Socket, error) {
+	if addr == "" {
+		addr = ":0"
+	}
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, err
+	}
+	return NewSocket(pc), nil
+}
+
+// Handle registers h for packets whose first byte is in [first, last]. It must
+// be called before Start.
+func (s *Socket) Handle(first, last byte, h Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for b := int(first); b <= int(last); b++ {
+		s.handlers[b] = h
+	}
+}
+
+// Start starts reading packets.
+func (s *Socket) Start() {
+	if s.started.Swap(true) {
+		return
+	}
+	go s.readLoop()
+}
+
+func (s *Socket) readLoop() {
+	defer close(s.readDone)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-s.closed
+		cancel()
+	}()
+	buf := make([]byte, MaxPacket)
+	for {
+		n, from, err := s.tr.ReadNonQUICPacket(ctx, buf)
+		if err != nil {
+			return
+		}
+		if n == 0 {
+			continue
+		}
+		s.received.Add(1)
+		s.mu.Lock()
+		h := s.handlers[buf[0]]
+		s.mu.Unlock()
+		if h == nil {
+			s.unhandled.Add(1)
+			continue
+		}
+		h(buf[:n], from)
+	}
+}
+
+// WriteTo sends one datagram.
+func (s *Socket) WriteTo(b []byte, addr net.Addr) error {
+	select {
+	case <-s.closed:
+		return net.ErrClosed
+	default:
+	}
+	_, err := s.tr.WriteTo(b, addr)
+	if err == nil {
+		s.sent.Add(1)
+	}
+	return err
+}
+
+// LocalAddr returns the bound address.
+func (s *Socket) LocalAddr() net.Addr { return s.pc.LocalAddr() }
+
+// Transport returns the quic.Transport that owns the socket.
+func (s *Socket) Transport() *quic.Transport { return s.tr }
+
+// Stats returns the number of non-QUIC packets received and sent, and of
+// packets dropped because no handler takes their first byte.
+func (s *Socket) Stats() (received, sent, unhandled uint64) {
+	return s.received.Load(), s.sent.Load(), s.unhandled.Load()
+}
+
+// Close closes the transport and the socket, and waits for the read loop.
+func (s *Socket) Close() error {
+	var err error
+	s.closeMu.Do(func() {
+		close(s.closed)
+		err = s.tr.Close()
+		if cerr := s.pc.Close(); err == nil && cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+			err = cerr
+		}
+		if s.started.Load() {
+			<-s.readDone
+		}
+	})
+	return err
+}

@@ -1,0 +1,140 @@
+package p2psock
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// testNet is an in-process network of nodes on 127.0.0.1 whose received
+// messages are collected on one channel.
+type testNet struct {
+	t     *testing.T
+	nodes []*Node
+	got   chan received
+	wg    sync.WaitGroup
+	stop  context.CancelFunc
+	ctx   context.Context
+}
+
+type received struct {
+	at  ID
+	msg Message
+}
+
+func newLoopbackNet(t *testing.T, n int, cfg Config) *testNet {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	tn := &testNet{t: t, got: make(chan received, 4096), ctx: ctx, stop: cancel}
+	t.Cleanup(tn.close)
+	for i := range n {
+		c := cfg
+		c.ListenAddr = "127.0.0.1:0"
+		if i > 0 {
+			c.Bootstrap = []string{tn.nodes[mrand(i)].UDPAddr().String()}
+			c.JoinOnly = true
+		}
+		tn.add(c)
+	}
+	return tn
+}
+
+func mrand(n int) int {
+	var b [2]byte
+	rand.Read(b[:])
+	return (int(b[0])<<8 | int(b[1])) % n
+}
+
+func (tn *testNet) add(cfg Config) *Node {
+	t := tn.t
+	t.Helper()
+	nd, err := NewNode(cfg)
+	require.NoError(t, err)
+	bctx, cancel := context.WithTimeout(tn.ctx, 20*time.Second)
+	defer cancel()
+	require.NoError(t, nd.Bind(bctx))
+	tn.nodes = append(tn.nodes, nd)
+	tn.wg.Add(1)
+	go func() {
+		defer tn.wg.Done()
+		for {
+			m, err := nd.RecvFrom(tn.ctx)
+			if err != nil {
+				return
+			}
+			tn.got <- received{at: nd.ID(), msg: m}
+		}
+	}()
+	return nd
+}
+
+func (tn *testNet) close() {
+	for _, n := range tn.nodes {
+		n.Close()
+	}
+	tn.stop()
+	tn.wg.Wait()
+}
+
+// closest returns the node among live closest to key.
+func closestID(live []*Node, key Key) ID {
+	best := live[0].ID()
+	for _, n := range live[1:] {
+		if key.Closer(n.ID().Key(), best.Key()) {
+			best = n.ID()
+		}
+	}
+	return best
+}
+
+// expect waits for the message with data payload and returns where it arrived.
+func (tn *testNet) expect(data []byte) received {
+	tn.t.Helper()
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case r := <-tn.got:
+			if slices.Equal(r.msg.Data, data) {
+				return r
+			}
+		case <-timer.C:
+			tn.t.Fatalf("message %q never arrived", data)
+		}
+	}
+}
+
+func TestLoopbackSendToKeyAndID(t *testing.T) {
+	tn := newLoopbackNet(t, 40, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range 50 {
+		from := tn.nodes[mrand(len(tn.nodes))]
+		var key Key
+		rand.Read(key[:])
+		data := fmt.Appendf(nil, "key message %d", i)
+		require.NoError(t, from.SendToKey(ctx, data, key))
+		r := tn.expect(data)
+		require.Equal(t, closestID(tn.nodes, key), r.at, "message %d went to the wrong node", i)
+		require.Equal(t, from.ID(), r.msg.From)
+		require.Equal(t, key, r.msg.To)
+		require.True(t, r.msg.ByKey)
+	}
+	for i := range 50 {
+		from := tn.nodes[mrand(len(tn.nodes))]
+		to := tn.nodes[mrand(len(tn.nodes))]
+		data := fmt.Appendf(nil, "id message %d", i)
+		require.NoError(t, from.SendTo(ctx, data, to.ID()))
+		r := tn.expect(data)
+		require.Equal(t, to.ID(), r.at)
+		require.Equal(t, from.ID(), r.msg.From)
+		require.Equal(t, to.ID().Key(), r.msg.To)
+		require.False(t, r.msg.ByKey)
+	}
+}

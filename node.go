@@ -1,0 +1,280 @@
+package p2psock
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/p2psock/p2psock/internal/wire"
+	"github.com/p2psock/p2psock/nat"
+	"github.com/p2psock/p2psock/overlay"
+)
+
+// DefaultNetwork is the network name used when Config.Network is empty.
+const DefaultNetwork = "p2psock"
+
+// Config configures a Node. The zero value works: a fresh identity, a socket
+// on every interface and a free port, a new network of its own.
+type Config struct {
+	// Identity is the node's key pair; nil means a fresh one.
+	Identity *Identity
+	// ListenAddr is the UDP "host:port" to bind; "" means all interfaces, any
+	// free port.
+	ListenAddr string
+	// PacketConn, if set, is used as the node's socket instead of binding
+	// ListenAddr (for example a socket on a simulated network). The node owns
+	// it: Close closes it.
+	PacketConn net.PacketConn
+	// Network is the network's name; nodes of another network are ignored. ""
+	// is DefaultNetwork.
+	Network string
+	// Bootstrap lists entry points, "host:port" of nodes already in the
+	// network. Bind tries them in random order.
+	Bootstrap []string
+	// JoinOnly makes Bind fail with ErrNoEntryPoint when no entry point
+	// answers; otherwise the node starts a new network others can join.
+	JoinOnly bool
+	// Logger receives the node's logs; debug level traces routing decisions.
+	// nil means no logging.
+	Logger *slog.Logger
+
+	// BucketSize is k, the number of contacts per routing-table bucket;
+	// 0 means 20.
+	BucketSize int
+	// Alpha is the number of parallel queries in a lookup; 0 means 3.
+	Alpha int
+	// KeepAlive is how long a link through a NAT may stay idle before the
+	// node pings it; 0 means 15 s.
+	KeepAlive time.Duration
+	// RecvQueue is the number of received messages held for RecvFrom; when
+	// it is full, new messages are not acknowledged and their senders retry.
+	// 0 means 128.
+	RecvQueue int
+	// SendTimeout bounds SendTo and SendToKey when their context has no
+	// deadline; 0 means 20 s.
+	SendTimeout time.Duration
+}
+
+// Node is a peer in a p2psock network: an identity bound into the overlay
+// through one UDP socket. Its methods are safe for concurrent use.
+type Node struct {
+	cfg  Config
+	id   *Identity
+	sock *nat.Socket
+	ov   *overlay.Overlay
+
+	mu     sync.Mutex
+	bound  bool
+	closed bool
+}
+
+// NewNode opens the node's socket. It sends nothing until Bind.
+func NewNode(cfg Config) (*Node, error) {
+	if cfg.Identity == nil {
+		id, err := NewIdentity()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Identity = id
+	}
+	if cfg.Network == "" {
+		cfg.Network = DefaultNetwork
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	var sock *nat.Socket
+	if cfg.PacketConn != nil {
+		sock = nat.NewSocket(cfg.PacketConn)
+	} else {
+		var err error
+		if sock, err = nat.Listen(cfg.ListenAddr); err != nil {
+			return nil, fmt.Errorf("p2psock: opening socket: %w", err)
+		}
+	}
+	n := &Node{cfg: cfg, id: cfg.Identity, sock: sock}
+	var err error
+	n.ov, err = overlay.New(overlay.Config{
+		Identity:    cfg.Identity.priv,
+		Network:     cfg.Network,
+		K:           cfg.BucketSize,
+		Alpha:       cfg.Alpha,
+		KeepAlive:   cfg.KeepAlive,
+		RecvQueue:   cfg.RecvQueue,
+		SendTimeout: cfg.SendTimeout,
+		Logger:      cfg.Logger.With("node", cfg.Identity.ID().String()[:8]),
+	}, sock)
+	if err != nil {
+		sock.Close()
+		return nil, err
+	}
+	sock.Handle(wire.FirstType, wire.LastType, n.ov.HandlePacket)
+	sock.Start()
+	n.ov.Start()
+	return n, nil
+}
+
+// Bind joins the overlay through one of the entry points in Config.Bootstrap,
+// or, if none answers and JoinOnly is not set, starts a new network.
+func (n *Node) Bind(ctx context.Context) error {
+	n.mu.Lock()
+	switch {
+	case n.closed:
+		n.mu.Unlock()
+		return n.opErr("bind", net.ErrClosed)
+	case n.bound:
+		n.mu.Unlock()
+		return ErrAlreadyBound
+	}
+	n.mu.Unlock()
+	if err := n.ov.Join(ctx, n.cfg.Bootstrap, n.cfg.JoinOnly); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.bound = true
+	n.mu.Unlock()
+	return nil
+}
+
+// ID returns the node's ID.
+func (n *Node) ID() ID { return n.id.ID() }
+
+// Identity returns the node's identity.
+func (n *Node) Identity() *Identity { return n.id }
+
+// UDPAddr returns the address of the node's socket. Another node can use it
+// in Config.Bootstrap (with a routable host in place of an unspecified one).
+func (n *Node) UDPAddr() *net.UDPAddr {
+	if ua, ok := n.sock.LocalAddr().(*net.UDPAddr); ok {
+		return ua
+	}
+	return nil
+}
+
+// SendTo sends data to the node with ID to, and returns once that node has
+// accepted it. It fails with ErrUnreachable if no such node is in the network
+// or none acknowledged before ctx ended (or Config.SendTimeout when ctx has
+// no deadline), and with ErrMessageTooLarge above MaxMessageSize bytes. A
+// message is delivered at most once.
+func (n *Node) SendTo(ctx context.Context, data []byte, to ID) error {
+	if err := n.ready("send"); err != nil {
+		return err
+	}
+	return n.ov.Send(ctx, data, overlay.Key(to), false)
+}
+
+// SendToKey sends data to the live node whose ID is closest to key (XOR
+// distance), possibly this node, and returns once that node has accepted it.
+// Errors are as for SendTo.
+func (n *Node) SendToKey(ctx context.Context, data []byte, key Key) error {
+	if err := n.ready("send"); err != nil {
+		return err
+	}
+	return n.ov.Send(ctx, data, overlay.Key(key), true)
+}
+
+// Message is a message received by RecvFrom.
+type Message struct {
+	Data  []byte
+	From  ID   // the origin; its signature was verified
+	To    Key  // the key it was routed to: this node's ID as a Key when addressed to the node
+	ByKey bool // true when it was sent with SendToKey
+}
+
+// RecvFrom returns the next message delivered to this node: sent to its ID,
+// or to a key it is the closest node to.
+func (n *Node) RecvFrom(ctx context.Context) (Message, error) {
+	m, err := n.ov.Recv(ctx)
+	if err != nil {
+		return Message{}, err
+	}
+	return Message{Data: m.Data, From: ID(m.From), To: Key(m.To), ByKey: m.ByKey}, nil
+}
+
+// Lookup returns the IDs of up to BucketSize live nodes closest to key,
+// nearest first: the key's replica set.
+func (n *Node) Lookup(ctx context.Context, key Key) ([]ID, error) {
+	if err := n.ready("lookup"); err != nil {
+		return nil, err
+	}
+	ids, err := n.ov.Lookup(ctx, overlay.Key(key))
+	out := make([]ID, len(ids))
+	for i, id := range ids {
+		out[i] = ID(id)
+	}
+	return out, err
+}
+
+// Counters are a node's traffic counters; see Info.
+type Counters = overlay.Counters
+
+// Info describes a node: what a peer-info call reports.
+type Info struct {
+	ID         ID
+	Network    string
+	LocalAddr  *net.UDPAddr // the bound socket
+	PublicAddr *net.UDPAddr // the address peers see this node at; nil until one answered
+	Public     bool         // PublicAddr is the socket's own address: no NAT in between
+	Contacts   int          // routing table size
+	Relayed    int          // contacts reached through a relay node
+	Counters   Counters
+}
+
+// Info returns a snapshot of the node's state and counters.
+func (n *Node) Info() Info {
+	oi := n.ov.Info()
+	inf := Info{ID: n.ID(), Network: oi.Network, LocalAddr: n.UDPAddr(), Public: oi.Public,
+		Contacts: oi.Contacts, Relayed: oi.Relayed, Counters: oi.Counters}
+	if oi.Observed.IsValid() {
+		inf.PublicAddr = net.UDPAddrFromAddrPort(oi.Observed)
+	}
+	return inf
+}
+
+// Contacts returns the IDs in the node's routing table.
+func (n *Node) Contacts() []ID {
+	ids := n.ov.Contacts()
+	out := make([]ID, len(ids))
+	for i, id := range ids {
+		out[i] = ID(id)
+	}
+	return out
+}
+
+// Close leaves the network (contacts are told, so they drop this node at
+// once), closes the socket and waits for the node's goroutines. Later calls
+// fail with net.ErrClosed. Close is idempotent.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+	err := n.ov.Close()
+	if serr := n.sock.Close(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+func (n *Node) ready(op string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.closed:
+		return n.opErr(op, net.ErrClosed)
+	case !n.bound:
+		return ErrNotBound
+	}
+	return nil
+}
+
+func (n *Node) opErr(op string, err error) error {
+	return &net.OpError{Op: op, Net: "p2p", Err: err}
+}
+

@@ -1,0 +1,15 @@
+package overlay
+
+import "errors"
+
+// Errors returned by the overlay. They are re-exported by package p2psock.
+var (
+	// ErrUnreachable means no node accepted the message: the destination ID is
+	// not in the network, or no route to it answered in time.
+	ErrUnreachable = errors.New("p2psock: destination unreachable")
+	// ErrMessageTooLarge means the payload is larger than MaxMessage.
+	ErrMessageTooLarge = errors.New("p2psock: message too large")
+	// ErrNoEntryPoint means no bootstrap entry point answered and joining only
+	// was asked for.
+	ErrNoEntryPoint = errors.New("p2psock: no entry point answered")
+)

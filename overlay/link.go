@@ -1,0 +1,471 @@
+package overlay
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/p2psock/p2psock/internal/wire"
+)
+
+// A link is a verified path to a node: it answered a ping that asked for proof
+// with a signature by the key of its ID, over that path. Links to nodes behind
+// NATs are held open by keepalive pings. A node that cannot be reached directly
+// (both sides' NATs refuse a hole punch) is linked through a relay: a contact
+// both sides have a direct link with.
+
+type pendingPing struct {
+	id    ID // the node expected to answer; zero for a bootstrap ping
+	proof bool
+	sent  time.Time
+	done  chan struct{} // closed when the answer arrived
+}
+
+// verifiedPath is a path proved recently to a node that is not in the table
+// (its bucket was full); lookups use it.
+type verifiedPath struct {
+	p    path
+	at   time.Time
+	pub  bool
+	srtt time.Duration
+}
+
+func (o *Overlay) myFlags() byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.public {
+		return wire.FlagPublic
+	}
+	return 0
+}
+
+// ping sends a ping to id along p; with proof the answer must be signed. The
+// returned channel is closed when the answer arrives.
+func (o *Overlay) ping(id ID, p path, proof bool) <-chan struct{} {
+	nonce := randNonce()
+	flags := o.myFlags()
+	if proof {
+		flags |= wire.FlagWantProof
+	}
+	o.mu.Lock()
+	pp := &pendingPing{id: id, proof: proof, sent: time.Now(), done: make(chan struct{})}
+	o.pings[nonce] = pp
+	o.mu.Unlock()
+	b := o.frame(wire.TypePing, 9)
+	o.sendPath(p, wire.Ping{Nonce: nonce, Flags: flags}.Append(b))
+	return pp.done
+}
+
+func (o *Overlay) onPing(sender ID, p path, body []byte) {
+	pg, err := wire.ParsePing(body)
+	if err != nil {
+		o.ctr.malformed.Add(1)
+		return
+	}
+	pong := wire.Pong{Nonce: pg.Nonce, Flags: o.myFlags()}
+	if !p.relayed() {
+		pong.Observed = p.addr
+	}
+	b := pong.Append(o.frame(wire.TypePong, 32+wire.SigLen))
+	if pg.Flags&wire.FlagWantProof != 0 {
+		b = append(b, ed25519.Sign(o.priv, wire.PongSigned(b, sender))...)
+	}
+	o.sendPath(p, b)
+	o.maybeChallenge(sender, p, pg.Flags&wire.FlagPublic != 0)
+}
+
+// maybeChallenge pings an unknown sender, or a contact seen on a new path,
+// for proof, if the table would take it.
+func (o *Overlay) maybeChallenge(id ID, p path, public bool) {
+	o.mu.Lock()
+	c := o.tab.get(id)
+	switch {
+	case c != nil && c.p == p:
+		c.lastSeen = time.Now()
+		o.mu.Unlock()
+		return
+	case c != nil && p.relayed() && !c.p.relayed():
+		o.mu.Unlock()
+		return // a direct link beats a relayed one
+	case c == nil && !o.tab.hasRoom(id):
+		if !p.relayed() {
+			o.tab.addReplacement(candidate{id: id, addr: p.addr, public: public})
+		}
+		o.mu.Unlock()
+		return
+	}
+	for _, pp := range o.pings {
+		if pp.id == id && pp.proof && time.Since(pp.sent) < time.Second {
+			o.mu.Unlock()
+			return // a challenge is already under way
+		}
+	}
+	o.mu.Unlock()
+	o.ping(id, p, true)
+}
+
+func (o *Overlay) onPong(sender ID, p path, frame []byte) {
+	pong, unsigned, err := wire.ParsePong(frame)
+	if err != nil {
+		o.ctr.malformed.Add(1)
+		return
+	}
+	o.mu.Lock()
+	pp := o.pings[pong.Nonce]
+	o.mu.Unlock()
+	if pp == nil {
+		o.ctr.replayed.Add(1)
+		return
+	}
+	if pp.id != (ID{}) && pp.id != sender {
+		o.ctr.forged.Add(1)
+		return
+	}
+	if pp.proof && (pong.Sig == nil || !ed25519.Verify(sender[:], wire.PongSigned(unsigned, o.self), pong.Sig)) {
+		o.ctr.forged.Add(1)
+		return
+	}
+	public := pong.Flags&wire.FlagPublic != 0
+	now := time.Now()
+
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.pings[pong.Nonce] != pp {
+		return // answered twice
+	}
+	delete(o.pings, pong.Nonce)
+	close(pp.done)
+	rtt := now.Sub(pp.sent)
+	if !p.relayed() && pong.Observed.IsValid() {
+		o.noteObservedLocked(pong.Observed)
+	}
+	if pp.proof {
+		o.upsertLocked(sender, p, public, rtt)
+		return
+	}
+	if c := o.tab.get(sender); c != nil && c.p == p {
+		c.lastSeen = now
+		c.public = public
+		c.srtt = (7*c.srtt + rtt) / 8
+	}
+}
+
+func (o *Overlay) noteObservedLocked(a netip.AddrPort) {
+	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	o.observed = a
+	o.public = a == o.local ||
+		(a.Port() == o.local.Port() && slices.Contains(o.localIPs, a.Addr()))
+}
+
+// upsertLocked records a verified path to id and wakes whoever waits for it.
+func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
+	now := time.Now()
+	if c := o.tab.get(id); c != nil {
+		if c.p != p {
+			if p.relayed() && !c.p.relayed() {
+				return // keep the direct path
+			}
+			o.log.Debug("contact path changed", "id", id, "path", pathString(p))
+			c.p = p
+		}
+		c.lastSeen, c.public, c.srtt = now, public, rtt
+	} else {
+		c := &contact{id: id, p: p, public: public, lastSeen: now, lastPing: now, srtt: rtt}
+		if o.tab.add(c) {
+			o.log.Debug("contact added", "id", id, "path", pathString(p), "public", public, "size", o.tab.len())
+		} else {
+			if !p.relayed() {
+				o.tab.addReplacement(candidate{id: id, addr: p.addr, public: public})
+			}
+			o.paths[id] = verifiedPath{p: p, at: now, pub: public, srtt: rtt}
+		}
+	}
+	for _, ch := range o.linkWait[id] {
+		close(ch)
+	}
+	delete(o.linkWait, id)
+}
+
+func pathString(p path) string {
+	if p.relayed() {
+		return "via " + p.via.String()
+	}
+	return p.addr.String()
+}
+
+// knownPathLocked returns a verified path to id, from the table or the cache.
+func (o *Overlay) knownPathLocked(id ID) (path, time.Duration, bool) {
+	if c := o.tab.get(id); c != nil {
+		return c.p, c.srtt, true
+	}
+	if vp, ok := o.paths[id]; ok && time.Since(vp.at) < o.cfg.KeepAlive {
+		return vp.p, vp.srtt, true
+	}
+	return path{}, 0, false
+}
+
+var errNoLink = errors.New("p2psock: no link")
+
+// link establishes a verified path to a candidate: a direct ping, a hole punch
+// arranged by the introducer if the candidate is behind a NAT, and as a last
+// resort a path relayed by the introducer.
+func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration, error) {
+	if cand.id == o.self {
+		return path{}, 0, errNoLink
+	}
+	o.mu.Lock()
+	if p, rtt, ok := o.knownPathLocked(cand.id); ok {
+		o.mu.Unlock()
+		return p, rtt, nil
+	}
+	ch := make(chan struct{})
+	o.linkWait[cand.id] = append(o.linkWait[cand.id], ch)
+	var intro *contact
+	if c := o.tab.get(cand.introducer); c != nil && !c.p.relayed() {
+		intro = c
+	}
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		o.linkWait[cand.id] = slices.DeleteFunc(o.linkWait[cand.id], func(x chan struct{}) bool { return x == ch })
+		if len(o.linkWait[cand.id]) == 0 {
+			delete(o.linkWait, cand.id)
+		}
+		o.mu.Unlock()
+	}()
+
+	direct := path{addr: cand.addr}
+	// Steps: when (since start) and what.
+	type step struct {
+		at time.Duration
+		do func()
+	}
+	var steps []step
+	if cand.addr.IsValid() {
+		steps = append(steps,
+			step{0, func() { o.ping(cand.id, direct, true) }},
+			step{250 * time.Millisecond, func() { o.ping(cand.id, direct, true) }},
+			step{600 * time.Millisecond, func() { o.ping(cand.id, direct, true) }})
+	}
+	if intro != nil {
+		if !cand.public {
+			steps = append(steps, step{0, func() { o.sendIntro(intro, cand.id) }},
+				step{600 * time.Millisecond, func() { o.sendIntro(intro, cand.id) }})
+		}
+		relay := path{via: intro.id}
+		steps = append(steps,
+			step{1000 * time.Millisecond, func() { o.ping(cand.id, relay, true) }},
+			step{1400 * time.Millisecond, func() { o.ping(cand.id, relay, true) }})
+	}
+	if len(steps) == 0 {
+		return path{}, 0, errNoLink
+	}
+	slices.SortStableFunc(steps, func(a, b step) int { return int(a.at - b.at) })
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	const giveUp = 2 * time.Second
+	for i := 0; ; {
+		select {
+		case <-ch:
+			o.mu.Lock()
+			p, rtt, ok := o.knownPathLocked(cand.id)
+			o.mu.Unlock()
+			if ok {
+				return p, rtt, nil
+			}
+			return path{}, 0, errNoLink
+		case <-ctx.Done():
+			return path{}, 0, ctx.Err()
+		case <-o.closing:
+			return path{}, 0, o.errClosed("link")
+		case <-timer.C:
+			for i < len(steps) && steps[i].at <= time.Since(start) {
+				steps[i].do()
+				i++
+			}
+			next := giveUp
+			if i < len(steps) {
+				next = steps[i].at
+			} else if time.Since(start) >= giveUp {
+				return path{}, 0, errNoLink
+			}
+			timer.Reset(next - time.Since(start))
+		}
+	}
+}
+
+func (o *Overlay) sendIntro(intro *contact, target ID) {
+	b := o.frame(wire.TypeIntro, 32)
+	o.sendPath(intro.p, wire.Intro{Target: target}.Append(b))
+}
+
+func (o *Overlay) onIntro(sender ID, p path, body []byte) {
+	in, err := wire.ParseIntro(body)
+	if err != nil {
+		o.ctr.malformed.Add(1)
+		return
+	}
+	if p.relayed() || !o.touch(sender, p) {
+		o.ctr.unknownPeer.Add(1)
+		return
+	}
+	o.mu.Lock()
+	t := o.tab.get(ID(in.Target))
+	o.mu.Unlock()
+	if t == nil || t.p.relayed() {
+		return
+	}
+	b := o.frame(wire.TypePunch, 32+19)
+	o.sendPath(t.p, wire.Punch{Peer: sender, Addr: p.addr}.Append(b))
+}
+
+func (o *Overlay) onPunch(sender ID, p path, body []byte) {
+	pu, err := wire.ParsePunch(body)
+	if err != nil {
+		o.ctr.malformed.Add(1)
+		return
+	}
+	if !o.touch(sender, p) {
+		o.ctr.unknownPeer.Add(1)
+		return
+	}
+	peer := ID(pu.Peer)
+	if peer == o.self {
+		return
+	}
+	o.mu.Lock()
+	c := o.tab.get(peer)
+	o.mu.Unlock()
+	if c != nil && !c.p.relayed() {
+		return
+	}
+	o.ping(peer, path{addr: pu.Addr}, true)
+}
+
+func (o *Overlay) onRelay(sender ID, p path, body []byte) {
+	target, inner, err := wire.ParseRelay(body)
+	if err != nil {
+		o.ctr.malformed.Add(1)
+		return
+	}
+	if p.relayed() || !o.touch(sender, p) || [32]byte(inner[10:42]) != sender {
+		o.ctr.unknownPeer.Add(1)
+		return
+	}
+	o.mu.Lock()
+	t := o.tab.get(ID(target))
+	o.mu.Unlock()
+	if t == nil || t.p.relayed() {
+		o.ctr.unknownPeer.Add(1)
+		return
+	}
+	b := o.frame(wire.TypeRelayed, len(inner))
+	o.write(t.p.addr, append(b, inner...))
+	o.ctr.relayed.Add(1)
+}
+
+func (o *Overlay) onRelayed(sender ID, p path, body []byte) {
+	inner, err := wire.ParseRelayed(body)
+	if err != nil {
+		o.ctr.malformed.Add(1)
+		return
+	}
+	if p.relayed() || !o.touch(sender, p) {
+		o.ctr.unknownPeer.Add(1)
+		return
+	}
+	o.handleFrame(inner, path{via: sender})
+}
+
+func (o *Overlay) sendLeave() {
+	b := wire.Leave{Timestamp: time.Now().UnixMilli()}.Append(o.frame(wire.TypeLeave, 8+wire.SigLen))
+	b = append(b, ed25519.Sign(o.priv, wire.LeaveSigned(b))...)
+	o.mu.Lock()
+	cs := o.tab.all()
+	o.mu.Unlock()
+	for _, c := range cs {
+		o.sendPath(c.p, b)
+	}
+}
+
+func (o *Overlay) onLeave(sender ID, p path, frame []byte) {
+	l, signed, sig, err := wire.ParseLeave(frame)
+	if err != nil {
+		o.ctr.malformed.Add(1)
+		return
+	}
+	if !ed25519.Verify(sender[:], signed, sig) {
+		o.ctr.forged.Add(1)
+		return
+	}
+	if d := time.Since(time.UnixMilli(l.Timestamp)); d > o.cfg.ReplayWindow || d < -o.cfg.ReplayWindow {
+		o.ctr.replayed.Add(1)
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if c := o.tab.get(sender); c != nil && c.p == p {
+		o.log.Debug("contact left", "id", sender)
+		o.removeLocked(sender)
+	}
+	delete(o.paths, sender)
+}
+
+// removeLocked drops id (and contacts relayed through it) from the table and
+// links replacement candidates in the background.
+func (o *Overlay) removeLocked(id ID) {
+	for _, c := range o.tab.remove(id) {
+		if cand, ok := o.tab.popReplacement(c.id); ok && !o.isClosed() {
+			o.wg.Add(1)
+			go func() {
+				defer o.wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				o.link(ctx, cand)
+			}()
+		}
+	}
+}
+
+// keepalive pings idle contacts and drops those that stopped answering.
+func (o *Overlay) keepalive(now time.Time) {
+	type target struct {
+		id ID
+		p  path
+	}
+	var ping []target
+	o.mu.Lock()
+	for _, c := range o.tab.all() {
+		interval := o.cfg.KeepAlive
+		if o.public && c.public {
+			interval = o.cfg.Liveness
+		}
+		idle := now.Sub(c.lastSeen)
+		switch {
+		case idle > interval+max(5*time.Second, 4*c.rto()):
+			o.log.Debug("contact dead", "id", c.id, "idle", idle)
+			o.removeLocked(c.id)
+		case idle > interval && now.Sub(c.lastPing) > time.Second:
+			c.lastPing = now
+			ping = append(ping, target{c.id, c.p})
+		}
+	}
+	for n, pp := range o.pings {
+		if now.Sub(pp.sent) > 10*time.Second {
+			delete(o.pings, n)
+		}
+	}
+	for id, vp := range o.paths {
+		if now.Sub(vp.at) > o.cfg.KeepAlive {
+			delete(o.paths, id)
+		}
+	}
+	o.mu.Unlock()
+	for _, t := range ping {
+		o.ping(t.id, t.p, false)
+	}
+}

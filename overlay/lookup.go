@@ -1,0 +1,295 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/p2psock/p2psock/internal/wire"
+)
+
+type findReply struct {
+	from  ID
+	nodes []wire.Contact
+}
+
+type pendingFind struct {
+	id ID
+	ch chan findReply
+}
+
+// find asks id, over p, for its contacts closest to target.
+func (o *Overlay) find(ctx context.Context, id ID, p path, rtt time.Duration, target Key) ([]wire.Contact, error) {
+	nonce := randNonce()
+	ch := make(chan findReply, 1)
+	o.mu.Lock()
+	o.finds[nonce] = pendingFind{id: id, ch: ch}
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		delete(o.finds, nonce)
+		o.mu.Unlock()
+	}()
+	b := wire.Find{Nonce: nonce, Target: target}.Append(o.frame(wire.TypeFind, 40))
+	rto := (&contact{srtt: rtt}).rto()
+	for try := 0; try < 3; try++ {
+		o.sendPath(p, b)
+		t := time.NewTimer(rto)
+		select {
+		case r := <-ch:
+			t.Stop()
+			return r.nodes, nil
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-o.closing:
+			t.Stop()
+			return nil, o.errClosed("lookup")
+		case <-t.C:
+			rto *= 2
+		}
+	}
+	return nil, errNoLink
+}
+
+func (o *Overlay) onFind(sender ID, p path, body []byte) {
+	f, err := wire.ParseFind(body)
+	if err != nil {
+		o.ctr.malformed.Add(1)
+		return
+	}
+	o.mu.Lock()
+	cs := o.tab.closest(Key(f.Target), min(o.cfg.K, wire.MaxContacts), func(c *contact) bool {
+		return c.id == sender || c.p.relayed()
+	})
+	n := wire.Nodes{Nonce: f.Nonce, Contacts: make([]wire.Contact, len(cs))}
+	for i, c := range cs {
+		n.Contacts[i] = wire.Contact{ID: c.id, Addr: c.p.addr}
+		if c.public {
+			n.Contacts[i].Flags = wire.FlagPublic
+		}
+	}
+	o.mu.Unlock()
+	o.sendPath(p, n.Append(o.frame(wire.TypeNodes, 9+len(cs)*52)))
+	o.maybeChallenge(sender, p, false)
+}
+
+func (o *Overlay) onNodes(sender ID, p path, body []byte) {
+	n, err := wire.ParseNodes(body)
+	if err != nil {
+		o.ctr.malformed.Add(1)
+		return
+	}
+	o.mu.Lock()
+	pf, ok := o.finds[n.Nonce]
+	o.mu.Unlock()
+	if !ok {
+		o.ctr.replayed.Add(1)
+		return
+	}
+	if pf.id != sender {
+		o.ctr.forged.Add(1)
+		return
+	}
+	o.touch(sender, p)
+	select {
+	case pf.ch <- findReply{from: sender, nodes: n.Contacts}:
+	default:
+	}
+}
+
+// lookup finds the K nodes closest to target that this node can link with,
+// querying Alpha of them at a time (iterative Kademlia lookup). It links to
+// every node it queries.
+func (o *Overlay) lookup(ctx context.Context, target Key) []ID {
+	type entry struct {
+		cand    candidate
+		queried bool
+		ok      bool
+	}
+	var (
+		mu      sync.Mutex
+		entries = map[ID]*entry{}
+	)
+	add := func(c candidate) {
+		if c.id == o.self {
+			return
+		}
+		if _, ok := entries[c.id]; !ok {
+			entries[c.id] = &entry{cand: c}
+		}
+	}
+	o.mu.Lock()
+	for _, c := range o.tab.closest(target, o.cfg.K, nil) {
+		add(candidate{id: c.id, addr: c.p.addr, public: c.public})
+	}
+	o.mu.Unlock()
+
+	sorted := func() []*entry {
+		out := make([]*entry, 0, len(entries))
+		for _, e := range entries {
+			out = append(out, e)
+		}
+		slices.SortFunc(out, func(a, b *entry) int { return cmpDistance(a.cand.id.Key(), b.cand.id.Key(), target) })
+		return out
+	}
+	for ctx.Err() == nil && !o.isClosed() {
+		mu.Lock()
+		var batch []*entry
+		live := 0
+		for _, e := range sorted() {
+			if live >= o.cfg.K || len(batch) >= o.cfg.Alpha {
+				break
+			}
+			if e.queried && !e.ok {
+				continue // failed: skip it, look further
+			}
+			live++
+			if !e.queried {
+				e.queried = true
+				batch = append(batch, e)
+			}
+		}
+		mu.Unlock()
+		if len(batch) == 0 {
+			break
+		}
+		var wg sync.WaitGroup
+		for _, e := range batch {
+			wg.Go(func() {
+				p, rtt, err := o.link(ctx, e.cand)
+				if err != nil {
+					return
+				}
+				nodes, err := o.find(ctx, e.cand.id, p, rtt, target)
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				e.ok = true
+				for _, n := range nodes {
+					add(candidate{id: n.ID, addr: n.Addr, public: n.Flags&wire.FlagPublic != 0, introducer: e.cand.id})
+				}
+			})
+		}
+		wg.Wait()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var out []ID
+	for _, e := range sorted() {
+		if e.ok {
+			out = append(out, e.cand.id)
+			if len(out) == o.cfg.K {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Lookup returns the IDs of up to K live nodes closest to key, nearest first.
+func (o *Overlay) Lookup(ctx context.Context, key Key) ([]ID, error) {
+	if o.isClosed() {
+		return nil, o.errClosed("lookup")
+	}
+	return o.lookup(ctx, key), nil
+}
+
+// Join links to the network through one of the entry points ("host:port"),
+// tried in random order, then fills the routing table. With no entry point
+// answering it returns an error wrapping ErrNoEntryPoint if joinOnly is set,
+// and otherwise starts a new network (nil error).
+func (o *Overlay) Join(ctx context.Context, entries []string, joinOnly bool) error {
+	if o.isClosed() {
+		return o.errClosed("bind")
+	}
+	entries = slices.Clone(entries)
+	rand.Shuffle(len(entries), func(i, j int) { entries[i], entries[j] = entries[j], entries[i] })
+	var errs []error
+	joined := false
+	for _, e := range entries {
+		err := o.joinVia(ctx, e)
+		if err == nil {
+			joined = true
+			break
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", e, err))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if !joined {
+		if joinOnly {
+			if len(entries) == 0 {
+				return fmt.Errorf("%w: no entry points given", ErrNoEntryPoint)
+			}
+			return fmt.Errorf("%w: %w", ErrNoEntryPoint, errors.Join(errs...))
+		}
+		o.log.Info("starting a new network", "network", o.cfg.Network, "id", o.self)
+	} else {
+		o.refresh(ctx)
+	}
+	o.mu.Lock()
+	o.joined = true
+	o.mu.Unlock()
+	return nil
+}
+
+func (o *Overlay) joinVia(ctx context.Context, entry string) error {
+	ua, err := net.ResolveUDPAddr("udp", entry)
+	if err != nil {
+		return err
+	}
+	ap := ua.AddrPort()
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	if ap == o.local {
+		return errors.New("entry point is this node")
+	}
+	// A bootstrap ping accepts any ID; the answer proves the key of that ID.
+	wait := 200 * time.Millisecond
+	for try := 0; try < 4; try++ {
+		done := o.ping(ID{}, path{addr: ap}, true)
+		t := time.NewTimer(wait)
+		select {
+		case <-done:
+			t.Stop()
+			return nil
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-o.closing:
+			t.Stop()
+			return o.errClosed("bind")
+		case <-t.C:
+		}
+		wait *= 2
+	}
+	return errors.New("no answer")
+}
+
+func (o *Overlay) tableLen() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.tab.len()
+}
+
+// refresh looks up this node's own ID, then a random key in every bucket
+// farther than its nearest neighbour, so each bucket whose part of the ID
+// space holds nodes has contacts there.
+func (o *Overlay) refresh(ctx context.Context) {
+	o.lookup(ctx, o.self.Key())
+	o.mu.Lock()
+	deepest := o.tab.deepestNonEmpty()
+	o.mu.Unlock()
+	for cpl := 0; cpl < deepest && ctx.Err() == nil && !o.isClosed(); cpl++ {
+		o.lookup(ctx, randomKeyInBucket(o.self.Key(), cpl))
+	}
+}

@@ -1,0 +1,388 @@
+package overlay
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/p2psock/p2psock/internal/wire"
+)
+
+// Config configures an Overlay. Zero fields take the defaults given.
+type Config struct {
+	Identity ed25519.PrivateKey // required
+	Network  string             // network name; "" is "p2psock"
+
+	K     int // contacts per k-bucket, and the size of a replica set; default 20
+	Alpha int // parallel queries in a lookup; default 3
+
+	// KeepAlive is how long a link with a node behind a NAT (this one or the
+	// contact) may be idle before it is pinged; default 15s, under the 30 s
+	// UDP mapping timeout common in NATs.
+	KeepAlive time.Duration
+	// Liveness is the same for links between two publicly reachable nodes;
+	// default 60s.
+	Liveness time.Duration
+	// Refresh is the interval between routing-table refreshes; default 5m.
+	Refresh time.Duration
+	// ReplayWindow is how far a message's timestamp may be from this node's
+	// clock; default 2m.
+	ReplayWindow time.Duration
+	// SendTimeout bounds a Send whose context has no deadline; default 20s.
+	SendTimeout time.Duration
+	// RecvQueue is the number of received messages held for Recv; default 128.
+	RecvQueue int
+
+	Logger *slog.Logger // nil: no logging
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Network == "" {
+		c.Network = "p2psock"
+	}
+	if c.K <= 0 {
+		c.K = 20
+	}
+	if c.Alpha <= 0 {
+		c.Alpha = 3
+	}
+	def(&c.KeepAlive, 15*time.Second)
+	def(&c.Liveness, 60*time.Second)
+	def(&c.Refresh, 5*time.Minute)
+	def(&c.ReplayWindow, 2*time.Minute)
+	def(&c.SendTimeout, 20*time.Second)
+	if c.RecvQueue <= 0 {
+		c.RecvQueue = 128
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Transport sends datagrams for the overlay; nat.Socket is one.
+type Transport interface {
+	WriteTo(b []byte, addr net.Addr) error
+	LocalAddr() net.Addr
+}
+
+// Message is a message delivered to this node.
+type Message struct {
+	Data  []byte
+	From  ID  // the origin, whose signature was verified
+	To    Key // the ID or key the message was routed to
+	ByKey bool
+}
+
+// Overlay is one node's membership in a Kademlia-style overlay: its routing
+// table, links to its contacts (direct or relayed, kept open through NATs),
+// lookups, and acknowledged message routing by ID and by key.
+type Overlay struct {
+	cfg  Config
+	priv ed25519.PrivateKey
+	self ID
+	net  [8]byte
+	tr   Transport
+	log  *slog.Logger
+	// local is the socket's bound address; localIPs are the machine's
+	// addresses when it is bound to all interfaces.
+	local    netip.AddrPort
+	localIPs []netip.Addr
+
+	mu       sync.Mutex
+	tab      *table
+	pings    map[uint64]*pendingPing
+	finds    map[uint64]pendingFind
+	linkWait map[ID][]chan struct{}
+	hopAcks  map[hopKey]chan struct{}
+	acks     map[[16]byte]chan ackResult
+	reasm    map[msgKey]*reassembly
+	reasmLen int
+	seen     map[msgKey]int64 // delivered data messages: key -> timestamp
+	nacked   map[msgKey]int64
+	paths    map[ID]verifiedPath
+	observed netip.AddrPort // our address as last seen by a contact
+	public   bool
+	joined   bool
+
+	recv chan Message
+	ctr  counters
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+	started   atomic.Bool
+}
+
+type hopKey struct {
+	from  ID
+	msgID [16]byte
+	kind  byte
+	frag  uint16
+}
+
+type msgKey struct {
+	origin ID
+	msgID  [16]byte
+	kind   byte
+}
+
+// New creates the overlay of a node that sends through tr. Feed it the
+// packets whose first byte is 0x20–0x3F with HandlePacket, then call Start.
+func New(cfg Config, tr Transport) (*Overlay, error) {
+	if len(cfg.Identity) != ed25519.PrivateKeySize {
+		return nil, errors.New("p2psock: overlay needs an Ed25519 identity")
+	}
+	cfg.setDefaults()
+	o := &Overlay{
+		cfg:      cfg,
+		priv:     cfg.Identity,
+		net:      wire.NetworkTag(cfg.Network),
+		tr:       tr,
+		log:      cfg.Logger,
+		pings:    make(map[uint64]*pendingPing),
+		finds:    make(map[uint64]pendingFind),
+		linkWait: make(map[ID][]chan struct{}),
+		hopAcks:  make(map[hopKey]chan struct{}),
+		acks:     make(map[[16]byte]chan ackResult),
+		reasm:    make(map[msgKey]*reassembly),
+		seen:     make(map[msgKey]int64),
+		nacked:   make(map[msgKey]int64),
+		paths:    make(map[ID]verifiedPath),
+		recv:     make(chan Message, cfg.RecvQueue),
+		closing:  make(chan struct{}),
+	}
+	copy(o.self[:], cfg.Identity.Public().(ed25519.PublicKey))
+	o.tab = newTable(o.self, cfg.K)
+	if ua, ok := tr.LocalAddr().(*net.UDPAddr); ok {
+		o.local = ua.AddrPort()
+		if !o.local.Addr().IsValid() || o.local.Addr().Unmap().IsUnspecified() {
+			o.localIPs = interfaceIPs()
+		}
+	}
+	return o, nil
+}
+
+func interfaceIPs() []netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out
+}
+
+// Start starts the maintenance loop: keepalives, dead-contact detection,
+// expiry of message state, and periodic refreshes.
+func (o *Overlay) Start() {
+	if o.started.Swap(true) {
+		return
+	}
+	o.wg.Add(1)
+	go o.maintain()
+}
+
+// ID returns this node's ID.
+func (o *Overlay) ID() ID { return o.self }
+
+// Info is a snapshot of the overlay's state.
+type Info struct {
+	ID        ID
+	Observed  netip.AddrPort // this node's address as its contacts see it; invalid until a contact answered
+	Public    bool           // the observed address is this node's own socket address
+	Contacts  int            // routing table size
+	Relayed   int            // contacts reached through a relay
+	Counters  Counters
+	Network   string
+	LocalAddr netip.AddrPort
+}
+
+// Info returns a snapshot of the overlay's state.
+func (o *Overlay) Info() Info {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	inf := Info{ID: o.self, Observed: o.observed, Public: o.public, Contacts: o.tab.len(),
+		Counters: o.ctr.snapshot(), Network: o.cfg.Network, LocalAddr: o.local}
+	for _, c := range o.tab.byID {
+		if c.p.relayed() {
+			inf.Relayed++
+		}
+	}
+	return inf
+}
+
+// Contacts returns the IDs in the routing table.
+func (o *Overlay) Contacts() []ID {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]ID, 0, o.tab.len())
+	for id := range o.tab.byID {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Close leaves the network: it tells every contact, then stops. Pending calls
+// fail with net.ErrClosed. It does not close the transport.
+func (o *Overlay) Close() error {
+	o.closeOnce.Do(func() {
+		o.sendLeave()
+		o.mu.Lock()
+		close(o.closing) // under mu: goTracked checks it there
+		o.mu.Unlock()
+		o.wg.Wait()
+	})
+	return nil
+}
+
+func (o *Overlay) isClosed() bool {
+	select {
+	case <-o.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+func randNonce() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:])
+}
+
+// frame starts a frame of type t from this node.
+func (o *Overlay) frame(t byte, size int) []byte {
+	b := make([]byte, 0, wire.HeaderLen+size)
+	return wire.AppendHeader(b, wire.Header{Type: t, Net: o.net, Sender: o.self})
+}
+
+// sendPath sends a frame along p: to its address, or wrapped in a relay
+// frame to the relay contact.
+func (o *Overlay) sendPath(p path, frame []byte) {
+	if !p.relayed() {
+		o.write(p.addr, frame)
+		return
+	}
+	o.mu.Lock()
+	r := o.tab.get(p.via)
+	var addr netip.AddrPort
+	if r != nil && !r.p.relayed() {
+		addr = r.p.addr
+	}
+	o.mu.Unlock()
+	if !addr.IsValid() {
+		return
+	}
+	b := o.frame(wire.TypeRelay, 32+len(frame))
+	b = append(b, p.via[:]...)
+	o.write(addr, append(b, frame...))
+}
+
+func (o *Overlay) write(addr netip.AddrPort, frame []byte) {
+	if !addr.IsValid() {
+		return
+	}
+	if err := o.tr.WriteTo(frame, net.UDPAddrFromAddrPort(addr)); err != nil {
+		o.log.Debug("write failed", "to", addr, "err", err)
+		return
+	}
+	o.ctr.packetsOut.Add(1)
+}
+
+// HandlePacket processes one packet from the socket. It never blocks for long
+// and never retains pkt.
+func (o *Overlay) HandlePacket(pkt []byte, from net.Addr) {
+	if o.isClosed() {
+		return
+	}
+	ua, ok := from.(*net.UDPAddr)
+	if !ok {
+		o.ctr.malformed.Add(1)
+		return
+	}
+	o.ctr.packetsIn.Add(1)
+	o.handleFrame(pkt, path{addr: ua.AddrPort()})
+}
+
+func (o *Overlay) handleFrame(frame []byte, p path) {
+	h, body, err := wire.ParseHeader(frame)
+	if err != nil {
+		if errors.Is(err, wire.ErrLong) {
+			o.ctr.oversize.Add(1)
+		} else {
+			o.ctr.malformed.Add(1)
+		}
+		return
+	}
+	if h.Net != o.net {
+		o.ctr.wrongNet.Add(1)
+		return
+	}
+	sender := ID(h.Sender)
+	if sender == o.self {
+		o.ctr.malformed.Add(1)
+		return
+	}
+	if p.relayed() && (h.Type == wire.TypeRelay || h.Type == wire.TypeRelayed) {
+		o.ctr.malformed.Add(1)
+		return
+	}
+	switch h.Type {
+	case wire.TypePing:
+		o.onPing(sender, p, body)
+	case wire.TypePong:
+		o.onPong(sender, p, frame)
+	case wire.TypeFind:
+		o.onFind(sender, p, body)
+	case wire.TypeNodes:
+		o.onNodes(sender, p, body)
+	case wire.TypeIntro:
+		o.onIntro(sender, p, body)
+	case wire.TypePunch:
+		o.onPunch(sender, p, body)
+	case wire.TypeRelay:
+		o.onRelay(sender, p, body)
+	case wire.TypeRelayed:
+		o.onRelayed(sender, p, body)
+	case wire.TypeRoute:
+		o.onRoute(sender, p, frame)
+	case wire.TypeHopAck:
+		o.onHopAck(sender, p, body)
+	case wire.TypeLeave:
+		o.onLeave(sender, p, frame)
+	default:
+		o.ctr.malformed.Add(1)
+	}
+}
+
+// touch records traffic from id on p; it reports whether id is a contact on p.
+func (o *Overlay) touch(id ID, p path) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := o.tab.get(id)
+	if c == nil || c.p != p {
+		return false
+	}
+	c.lastSeen = time.Now()
+	return true
+}
+
+func (o *Overlay) errClosed(op string) error {
+	return &net.OpError{Op: op, Net: "p2p", Err: net.ErrClosed}
+}

@@ -1,0 +1,530 @@
+package overlay
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/p2psock/p2psock/internal/wire"
+)
+
+// Messages are routed greedily: every node hands a fragment to the contact
+// closest to the destination that is strictly closer than itself, and a node
+// with no closer contact is the destination of a message sent to a key. Each
+// hop acknowledges each fragment; a hop that does not answer is dropped from
+// the table and the next best contact is tried. The destination reassembles
+// the fragments, verifies the origin's signature, delivers the message once,
+// and sends a signed acknowledgement back to the origin's ID.
+
+// MaxMessage is the largest message payload Send accepts.
+const MaxMessage = wire.MaxMessage
+
+const (
+	maxReassembly = 8 << 20 // bytes of partial messages held at once
+	reasmTimeout  = 30 * time.Second
+	maxSeen       = 1 << 16 // delivered message IDs remembered for duplicate detection
+	fragWindow    = 16      // fragments of one message in flight from its origin
+)
+
+type ackResult struct {
+	from ID
+	nack bool
+}
+
+type reassembly struct {
+	hdr     wire.MsgHeader
+	sig     [wire.SigLen]byte
+	buf     []byte
+	have    []bool
+	n       int
+	created time.Time
+}
+
+type outcome int
+
+const (
+	forwarded outcome = iota
+	local
+	noRoute
+	closed
+)
+
+// goTracked runs f on a goroutine that Close waits for; it reports false once
+// the overlay is closing.
+func (o *Overlay) goTracked(f func()) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.isClosed() {
+		return false
+	}
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// Send routes payload to dest, the ID of a node (byKey false) or a key (byKey
+// true: the live node closest to it), and returns once the destination has
+// acknowledged it. It retransmits until the context ends (or SendTimeout if
+// the context has no deadline).
+func (o *Overlay) Send(ctx context.Context, payload []byte, dest Key, byKey bool) error {
+	if o.isClosed() {
+		return o.errClosed("send")
+	}
+	if len(payload) > MaxMessage {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(payload), MaxMessage)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.cfg.SendTimeout)
+		defer cancel()
+	}
+	h := wire.MsgHeader{Kind: wire.KindData, Mode: wire.ModeID, Origin: o.self, Dest: dest,
+		Timestamp: time.Now().UnixMilli(), Length: uint32(len(payload))}
+	if byKey {
+		h.Mode = wire.ModeKey
+	}
+	rand.Read(h.MsgID[:])
+	frames := o.encodeMessage(h, payload)
+
+	ch := make(chan ackResult, 4)
+	o.mu.Lock()
+	o.acks[h.MsgID] = ch
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		delete(o.acks, h.MsgID)
+		o.mu.Unlock()
+	}()
+
+	wait := time.Second
+	for {
+		switch o.routeOut(frames) {
+		case local:
+			if o.deliverLocal(Message{Data: slices.Clone(payload), From: o.self, To: dest, ByKey: byKey}) {
+				o.ctr.sent.Add(1)
+				return nil
+			}
+		case noRoute:
+			return fmt.Errorf("%w: no route to %v", ErrUnreachable, ID(dest))
+		case closed:
+			return o.errClosed("send")
+		}
+		timer := time.NewTimer(wait)
+	waiting:
+		for {
+			select {
+			case r := <-ch:
+				if r.nack {
+					timer.Stop()
+					return fmt.Errorf("%w: %v is not in the network", ErrUnreachable, ID(dest))
+				}
+				if !byKey && r.from != ID(dest) {
+					continue // an ack signed by another node: ignore it
+				}
+				timer.Stop()
+				o.ctr.sent.Add(1)
+				return nil
+			case <-ctx.Done():
+				timer.Stop()
+				return fmt.Errorf("%w: no acknowledgement: %w", ErrUnreachable, ctx.Err())
+			case <-o.closing:
+				timer.Stop()
+				return o.errClosed("send")
+			case <-timer.C:
+				break waiting
+			}
+		}
+		wait = min(2*wait, 4*time.Second)
+	}
+}
+
+// encodeMessage signs a message and splits it into route frames.
+func (o *Overlay) encodeMessage(h wire.MsgHeader, payload []byte) [][]byte {
+	var r wire.Route
+	copy(r.Sig[:], ed25519.Sign(o.priv, h.Signed(o.net, payload)))
+	r.Msg = h
+	n := wire.FragmentCount(len(payload))
+	r.FragCount = uint16(n)
+	frames := make([][]byte, n)
+	for i := range n {
+		r.FragIndex = uint16(i)
+		r.Chunk = payload[i*wire.MaxChunk : min((i+1)*wire.MaxChunk, len(payload))]
+		frames[i] = r.Append(o.frame(wire.TypeRoute, wire.RouteOverhead+len(r.Chunk)))
+	}
+	return frames
+}
+
+// routeOut sends the fragments of a message this node originated: local if
+// this node is the destination.
+func (o *Overlay) routeOut(frames [][]byte) outcome {
+	results := make(chan outcome, len(frames))
+	sem := make(chan struct{}, fragWindow)
+	for _, f := range frames {
+		r, _ := wire.ParseRoute(f[wire.HeaderLen:])
+		select {
+		case sem <- struct{}{}:
+		case <-o.closing:
+			return closed
+		}
+		if !o.goTracked(func() {
+			results <- o.forward(f, r)
+			<-sem
+		}) {
+			return closed
+		}
+	}
+	out := forwarded
+	for range frames {
+		if r := <-results; r > out {
+			out = r
+		}
+	}
+	return out
+}
+
+// forward hands a route frame (sender and hop count already set) to the best
+// next hop, trying the next best when one fails.
+func (o *Overlay) forward(frame []byte, r wire.Route) outcome {
+	dest := Key(r.Msg.Dest)
+	if r.Msg.Mode == wire.ModeID && ID(dest) == o.self {
+		return local
+	}
+	var exclude []ID
+	for {
+		o.mu.Lock()
+		next := o.tab.nextHop(dest, exclude)
+		o.mu.Unlock()
+		if next == nil {
+			if r.Msg.Mode == wire.ModeKey {
+				return local
+			}
+			return noRoute
+		}
+		o.log.Debug("route", "dest", dest, "next", next.id, "hops", r.Hops, "kind", r.Msg.Kind, "frag", r.FragIndex)
+		err := o.sendReliable(next.id, frame, hopKey{from: next.id, msgID: r.Msg.MsgID, kind: r.Msg.Kind, frag: r.FragIndex})
+		if err == nil {
+			return forwarded
+		}
+		if o.isClosed() {
+			return closed
+		}
+		o.log.Debug("next hop failed", "next", next.id, "err", err)
+		o.mu.Lock()
+		if c := o.tab.get(next.id); c != nil {
+			o.removeLocked(next.id)
+		}
+		o.mu.Unlock()
+		exclude = append(exclude, next.id)
+	}
+}
+
+// sendReliable sends frame to contact id until it acknowledges key.
+func (o *Overlay) sendReliable(id ID, frame []byte, key hopKey) error {
+	ch := make(chan struct{}, 1)
+	o.mu.Lock()
+	o.hopAcks[key] = ch
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		delete(o.hopAcks, key)
+		o.mu.Unlock()
+	}()
+	for try := range 4 {
+		o.mu.Lock()
+		c := o.tab.get(id)
+		if c == nil {
+			o.mu.Unlock()
+			return errNoLink
+		}
+		p, rto := c.p, c.rto()<<try
+		o.mu.Unlock()
+		o.sendPath(p, frame)
+		t := time.NewTimer(rto)
+		select {
+		case <-ch:
+			t.Stop()
+			return nil
+		case <-o.closing:
+			t.Stop()
+			return o.errClosed("send")
+		case <-t.C:
+		}
+	}
+	return errNoLink
+}
+
+func (o *Overlay) onHopAck(sender ID, p path, body []byte) {
+	a, err := wire.ParseHopAck(body)
+	if err != nil {
+		o.ctr.malformed.Add(1)
+		return
+	}
+	o.touch(sender, p)
+	o.mu.Lock()
+	ch := o.hopAcks[hopKey{from: sender, msgID: a.MsgID, kind: a.Kind, frag: a.FragIndex}]
+	o.mu.Unlock()
+	if ch == nil {
+		return // a late duplicate
+	}
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (o *Overlay) onRoute(sender ID, p path, frame []byte) {
+	r, err := wire.ParseRoute(frame[wire.HeaderLen:])
+	if err != nil {
+		if err == wire.ErrLong {
+			o.ctr.oversize.Add(1)
+		} else {
+			o.ctr.malformed.Add(1)
+		}
+		return
+	}
+	ack := wire.HopAck{MsgID: r.Msg.MsgID, Kind: r.Msg.Kind, FragIndex: r.FragIndex}
+	o.sendPath(p, ack.Append(o.frame(wire.TypeHopAck, 19)))
+	if !o.touch(sender, p) && !p.relayed() {
+		o.maybeChallenge(sender, p, false)
+	}
+	if r.Hops >= wire.MaxHops {
+		o.ctr.noRoute.Add(1)
+		return
+	}
+	dest := Key(r.Msg.Dest)
+	o.mu.Lock()
+	next := o.tab.nextHop(dest, nil)
+	o.mu.Unlock()
+	switch {
+	case (r.Msg.Mode == wire.ModeID && ID(dest) == o.self) || (next == nil && r.Msg.Mode == wire.ModeKey):
+		o.deliverFragment(r)
+		return
+	case next == nil:
+		o.ctr.noRoute.Add(1)
+		o.nack(r)
+		return
+	}
+	cp := slices.Clone(frame)
+	cp[wire.HopsOffset]++
+	copy(cp[10:42], o.self[:])
+	rc, _ := wire.ParseRoute(cp[wire.HeaderLen:])
+	o.ctr.forwarded.Add(1)
+	o.goTracked(func() {
+		switch o.forward(cp, rc) {
+		case local:
+			o.deliverFragment(rc)
+		case noRoute:
+			o.ctr.noRoute.Add(1)
+			o.nack(rc)
+		}
+	})
+}
+
+// nack tells the origin of a data message that it cannot be delivered.
+func (o *Overlay) nack(r wire.Route) {
+	if r.Msg.Kind != wire.KindData {
+		return
+	}
+	key := msgKey{origin: r.Msg.Origin, msgID: r.Msg.MsgID}
+	o.mu.Lock()
+	_, done := o.nacked[key]
+	o.nacked[key] = time.Now().UnixMilli()
+	o.mu.Unlock()
+	if !done {
+		o.sendControl(wire.KindNack, r.Msg, []byte{wire.NackNoRoute})
+	}
+}
+
+// sendControl routes an ack or nack for message m back to its origin.
+func (o *Overlay) sendControl(kind byte, m wire.MsgHeader, payload []byte) {
+	h := wire.MsgHeader{Kind: kind, Mode: wire.ModeID, Origin: o.self, Dest: m.Origin, MsgID: m.MsgID,
+		Timestamp: time.Now().UnixMilli(), Length: uint32(len(payload))}
+	frames := o.encodeMessage(h, payload)
+	r, _ := wire.ParseRoute(frames[0][wire.HeaderLen:])
+	o.goTracked(func() {
+		if o.forward(frames[0], r) == local {
+			o.deliverFragment(r)
+		}
+	})
+}
+
+// deliverFragment takes a fragment of a message addressed to this node. r's
+// chunk may alias a reused buffer.
+func (o *Overlay) deliverFragment(r wire.Route) {
+	if r.FragCount == 1 {
+		o.complete(r.Msg, slices.Clone(r.Chunk), r.Sig)
+		return
+	}
+	key := msgKey{origin: r.Msg.Origin, msgID: r.Msg.MsgID, kind: r.Msg.Kind}
+	o.mu.Lock()
+	e := o.reasm[key]
+	if e == nil {
+		if o.reasmLen+int(r.Msg.Length) > maxReassembly {
+			o.mu.Unlock()
+			o.ctr.queueFull.Add(1)
+			return
+		}
+		e = &reassembly{hdr: r.Msg, sig: r.Sig, buf: make([]byte, r.Msg.Length), have: make([]bool, r.FragCount), created: time.Now()}
+		o.reasm[key] = e
+		o.reasmLen += len(e.buf)
+	}
+	if e.hdr != r.Msg || e.sig != r.Sig {
+		o.mu.Unlock()
+		o.ctr.malformed.Add(1)
+		return
+	}
+	if e.have[r.FragIndex] {
+		o.mu.Unlock()
+		return
+	}
+	e.have[r.FragIndex] = true
+	e.n++
+	copy(e.buf[int(r.FragIndex)*wire.MaxChunk:], r.Chunk)
+	if e.n < len(e.have) {
+		o.mu.Unlock()
+		return
+	}
+	delete(o.reasm, key)
+	o.reasmLen -= len(e.buf)
+	o.mu.Unlock()
+	o.complete(e.hdr, e.buf, e.sig)
+}
+
+// complete checks a whole message and acts on it.
+func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]byte) {
+	if !ed25519.Verify(h.Origin[:], h.Signed(o.net, payload), sig[:]) {
+		o.ctr.forged.Add(1)
+		return
+	}
+	if d := time.Since(time.UnixMilli(h.Timestamp)); d > o.cfg.ReplayWindow || d < -o.cfg.ReplayWindow {
+		o.ctr.replayed.Add(1)
+		return
+	}
+	switch h.Kind {
+	case wire.KindAck, wire.KindNack:
+		o.mu.Lock()
+		ch := o.acks[h.MsgID]
+		o.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- ackResult{from: h.Origin, nack: h.Kind == wire.KindNack}:
+			default:
+			}
+		}
+		return
+	}
+	key := msgKey{origin: h.Origin, msgID: h.MsgID}
+	o.mu.Lock()
+	if _, dup := o.seen[key]; dup {
+		o.mu.Unlock()
+		o.sendControl(wire.KindAck, h, nil) // the first ack may have been lost
+		return
+	}
+	if len(o.seen) >= maxSeen {
+		o.mu.Unlock()
+		o.ctr.queueFull.Add(1)
+		return
+	}
+	m := Message{Data: payload, From: h.Origin, To: Key(h.Dest), ByKey: h.Mode == wire.ModeKey}
+	select {
+	case o.recv <- m:
+		o.seen[key] = h.Timestamp
+	default:
+		o.mu.Unlock()
+		o.ctr.queueFull.Add(1)
+		return
+	}
+	o.mu.Unlock()
+	o.ctr.received.Add(1)
+	o.sendControl(wire.KindAck, h, nil)
+}
+
+// deliverLocal queues a message this node sent to itself.
+func (o *Overlay) deliverLocal(m Message) bool {
+	select {
+	case o.recv <- m:
+		o.ctr.received.Add(1)
+		return true
+	default:
+		o.ctr.queueFull.Add(1)
+		return false
+	}
+}
+
+// Recv returns the next message delivered to this node.
+func (o *Overlay) Recv(ctx context.Context) (Message, error) {
+	if o.isClosed() {
+		return Message{}, o.errClosed("recv")
+	}
+	select {
+	case m := <-o.recv:
+		return m, nil
+	case <-ctx.Done():
+		return Message{}, ctx.Err()
+	case <-o.closing:
+		return Message{}, o.errClosed("recv")
+	}
+}
+
+// expire drops old message state.
+func (o *Overlay) expire(now time.Time) {
+	horizon := now.Add(-o.cfg.ReplayWindow - time.Minute).UnixMilli()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for k, e := range o.reasm {
+		if now.Sub(e.created) > reasmTimeout {
+			delete(o.reasm, k)
+			o.reasmLen -= len(e.buf)
+		}
+	}
+	for k, ts := range o.seen {
+		if ts < horizon {
+			delete(o.seen, k)
+		}
+	}
+	nackHorizon := now.Add(-time.Minute).UnixMilli()
+	for k, ts := range o.nacked {
+		if ts < nackHorizon {
+			delete(o.nacked, k)
+		}
+	}
+}
+
+// maintain runs the periodic work of the overlay until Close.
+func (o *Overlay) maintain() {
+	defer o.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	jitter := func() time.Duration {
+		var b [1]byte
+		rand.Read(b[:])
+		return o.cfg.Refresh/2 + o.cfg.Refresh*time.Duration(b[0])/256
+	}
+	nextRefresh := time.Now().Add(jitter())
+	for {
+		select {
+		case <-o.closing:
+			return
+		case now := <-tick.C:
+			o.keepalive(now)
+			o.expire(now)
+			o.mu.Lock()
+			joined := o.joined
+			o.mu.Unlock()
+			if joined && now.After(nextRefresh) {
+				nextRefresh = now.Add(jitter())
+				o.goTracked(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
+					o.refresh(ctx)
+				})
+			}
+		}
+	}
+}

@@ -1,0 +1,53 @@
+package overlay
+
+import "sync/atomic"
+
+// Counters are the overlay's traffic counters since the node started.
+type Counters struct {
+	PacketsIn  uint64 // overlay frames received
+	PacketsOut uint64 // overlay frames sent
+
+	MessagesSent      uint64 // messages this node originated and saw acknowledged
+	MessagesReceived  uint64 // messages delivered to this node's receive queue
+	MessagesForwarded uint64 // message fragments forwarded toward another node
+	FramesRelayed     uint64 // frames relayed between two contacts behind NATs
+
+	Dropped            uint64 // every frame or message dropped, the sum of the reasons below
+	DroppedMalformed   uint64 // undecodable frames
+	DroppedWrongNet    uint64 // frames of another network
+	DroppedForged      uint64 // bad signatures, or answers from the wrong node
+	DroppedReplayed    uint64 // duplicate, stale or unsolicited messages and answers
+	DroppedOversized   uint64 // frames or messages over the size limits
+	DroppedQueueFull   uint64 // messages refused because the receive queue or reassembly space was full
+	DroppedUnknownPeer uint64 // frames that need a link the sender does not have (relay requests, hop acks)
+	DroppedNoRoute     uint64 // fragments that could not be forwarded
+}
+
+type counters struct {
+	packetsIn, packetsOut                           atomic.Uint64
+	sent, received, forwarded, relayed              atomic.Uint64
+	malformed, wrongNet, forged, replayed, oversize atomic.Uint64
+	queueFull, unknownPeer, noRoute                 atomic.Uint64
+}
+
+func (c *counters) snapshot() Counters {
+	s := Counters{
+		PacketsIn:          c.packetsIn.Load(),
+		PacketsOut:         c.packetsOut.Load(),
+		MessagesSent:       c.sent.Load(),
+		MessagesReceived:   c.received.Load(),
+		MessagesForwarded:  c.forwarded.Load(),
+		FramesRelayed:      c.relayed.Load(),
+		DroppedMalformed:   c.malformed.Load(),
+		DroppedWrongNet:    c.wrongNet.Load(),
+		DroppedForged:      c.forged.Load(),
+		DroppedReplayed:    c.replayed.Load(),
+		DroppedOversized:   c.oversize.Load(),
+		DroppedQueueFull:   c.queueFull.Load(),
+		DroppedUnknownPeer: c.unknownPeer.Load(),
+		DroppedNoRoute:     c.noRoute.Load(),
+	}
+	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +
+		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute
+	return s
+}
