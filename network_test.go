@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -96,16 +99,23 @@ func closestID(live []*Node, key Key) ID {
 // expect waits for the message with data payload and returns where it arrived.
 func (tn *testNet) expect(data []byte) received {
 	tn.t.Helper()
+	return tn.expectFunc(func(r received) bool { return slices.Equal(r.msg.Data, data) })
+}
+
+// expectFunc waits for a received message that match accepts.
+func (tn *testNet) expectFunc(match func(received) bool) received {
+	tn.t.Helper()
 	timer := time.NewTimer(10 * time.Second)
 	defer timer.Stop()
 	for {
 		select {
 		case r := <-tn.got:
-			if slices.Equal(r.msg.Data, data) {
+			if match(r) {
 				return r
 			}
 		case <-timer.C:
-			tn.t.Fatalf("message %q never arrived", data)
+			tn.t.Fatalf("expected message never arrived")
+			return received{}
 		}
 	}
 }
@@ -137,4 +147,19 @@ func TestLoopbackSendToKeyAndID(t *testing.T) {
 		require.Equal(t, to.ID().Key(), r.msg.To)
 		require.False(t, r.msg.ByKey)
 	}
+}
+
+// testLogger logs at debug level to the test log when P2PSOCK_TEST_DEBUG is set.
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("P2PSOCK_TEST_DEBUG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }

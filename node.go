@@ -277,4 +277,3 @@ func (n *Node) ready(op string) error {
 func (n *Node) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: "p2p", Err: err}
 }
-

@@ -28,6 +28,8 @@ type Socket struct {
 	handlers [256]Handler
 
 	started  atomic.Bool
+	ctx      context.Context // cancelled by Close
+	cancel   context.CancelFunc
 	closed   chan struct{}
 	readDone chan struct{}
 	closeMu  sync.Once
@@ -44,9 +46,12 @@ const MaxPacket = 1500
 // NewSocket wraps pc. Register handlers, then call Start. Closing the Socket
 // closes pc.
 func NewSocket(pc net.PacketConn) *Socket {
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Socket{
 		pc:       pc,
 		tr:       &quic.Transport{Conn: pc},
+		ctx:      ctx,
+		cancel:   cancel,
 		closed:   make(chan struct{}),
 		readDone: make(chan struct{}),
 	}
@@ -84,35 +89,41 @@ func (s *Socket) Start() {
 	if s.started.Swap(true) {
 		return
 	}
-	go s.readLoop()
+	// quic-go drops non-QUIC packets until ReadNonQUICPacket is first called;
+	// call it once now, so no packet sent after Start returns is lost.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	buf := make([]byte, MaxPacket)
+	if n, from, err := s.tr.ReadNonQUICPacket(done, buf); err == nil {
+		s.dispatch(buf[:n], from)
+	}
+	go s.readLoop(buf)
 }
 
-func (s *Socket) readLoop() {
+func (s *Socket) readLoop(buf []byte) {
 	defer close(s.readDone)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-s.closed
-		cancel()
-	}()
-	buf := make([]byte, MaxPacket)
 	for {
-		n, from, err := s.tr.ReadNonQUICPacket(ctx, buf)
+		n, from, err := s.tr.ReadNonQUICPacket(s.ctx, buf)
 		if err != nil {
 			return
 		}
-		if n == 0 {
-			continue
-		}
-		s.received.Add(1)
-		s.mu.Lock()
-		h := s.handlers[buf[0]]
-		s.mu.Unlock()
-		if h == nil {
-			s.unhandled.Add(1)
-			continue
-		}
-		h(buf[:n], from)
+		s.dispatch(buf[:n], from)
 	}
+}
+
+func (s *Socket) dispatch(pkt []byte, from net.Addr) {
+	if len(pkt) == 0 {
+		return
+	}
+	s.received.Add(1)
+	s.mu.Lock()
+	h := s.handlers[pkt[0]]
+	s.mu.Unlock()
+	if h == nil {
+		s.unhandled.Add(1)
+		return
+	}
+	h(pkt, from)
 }
 
 // WriteTo sends one datagram.
@@ -146,6 +157,7 @@ func (s *Socket) Close() error {
 	var err error
 	s.closeMu.Do(func() {
 		close(s.closed)
+		s.cancel()
 		err = s.tr.Close()
 		if cerr := s.pc.Close(); err == nil && cerr != nil && !errors.Is(cerr, net.ErrClosed) {
 			err = cerr

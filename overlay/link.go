@@ -19,6 +19,7 @@ import (
 
 type pendingPing struct {
 	id    ID // the node expected to answer; zero for a bootstrap ping
+	p     path
 	proof bool
 	sent  time.Time
 	done  chan struct{} // closed when the answer arrived
@@ -51,11 +52,11 @@ func (o *Overlay) ping(id ID, p path, proof bool) <-chan struct{} {
 		flags |= wire.FlagWantProof
 	}
 	o.mu.Lock()
-	pp := &pendingPing{id: id, proof: proof, sent: time.Now(), done: make(chan struct{})}
+	pp := &pendingPing{id: id, p: p, proof: proof, sent: time.Now(), done: make(chan struct{})}
 	o.pings[nonce] = pp
 	o.mu.Unlock()
 	b := o.frame(wire.TypePing, 9)
-	o.sendPath(p, wire.Ping{Nonce: nonce, Flags: flags}.Append(b))
+	o.sendPath(id, p, wire.Ping{Nonce: nonce, Flags: flags}.Append(b))
 	return pp.done
 }
 
@@ -73,7 +74,7 @@ func (o *Overlay) onPing(sender ID, p path, body []byte) {
 	if pg.Flags&wire.FlagWantProof != 0 {
 		b = append(b, ed25519.Sign(o.priv, wire.PongSigned(b, sender))...)
 	}
-	o.sendPath(p, b)
+	o.sendPath(sender, p, b)
 	o.maybeChallenge(sender, p, pg.Flags&wire.FlagPublic != 0)
 }
 
@@ -97,10 +98,15 @@ func (o *Overlay) maybeChallenge(id ID, p path, public bool) {
 		o.mu.Unlock()
 		return
 	}
-	for _, pp := range o.pings {
-		if pp.id == id && pp.proof && time.Since(pp.sent) < time.Second {
-			o.mu.Unlock()
-			return // a challenge is already under way
+	// A challenge under way on this path suffices, unless a link to id is
+	// being set up: then this ping is likely a hole punch just opened, and our
+	// earlier ping may have hit the closed NAT.
+	if _, linking := o.linkWait[id]; !linking {
+		for _, pp := range o.pings {
+			if pp.id == id && pp.p == p && pp.proof && time.Since(pp.sent) < time.Second {
+				o.mu.Unlock()
+				return
+			}
 		}
 	}
 	o.mu.Unlock()
@@ -154,7 +160,7 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte) {
 }
 
 func (o *Overlay) noteObservedLocked(a netip.AddrPort) {
-	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	a = unmap(a)
 	o.observed = a
 	o.public = a == o.local ||
 		(a.Port() == o.local.Port() && slices.Contains(o.localIPs, a.Addr()))
@@ -253,12 +259,14 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 	if intro != nil {
 		if !cand.public {
 			steps = append(steps, step{0, func() { o.sendIntro(intro, cand.id) }},
-				step{600 * time.Millisecond, func() { o.sendIntro(intro, cand.id) }})
+				step{250 * time.Millisecond, func() { o.sendIntro(intro, cand.id) }})
 		}
+		// If no direct path answers soon, go through the introducer; a direct
+		// path found later still replaces the relayed one.
 		relay := path{via: intro.id}
 		steps = append(steps,
-			step{1000 * time.Millisecond, func() { o.ping(cand.id, relay, true) }},
-			step{1400 * time.Millisecond, func() { o.ping(cand.id, relay, true) }})
+			step{300 * time.Millisecond, func() { o.ping(cand.id, relay, true) }},
+			step{700 * time.Millisecond, func() { o.ping(cand.id, relay, true) }})
 	}
 	if len(steps) == 0 {
 		return path{}, 0, errNoLink
@@ -267,7 +275,7 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 	start := time.Now()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	const giveUp = 2 * time.Second
+	const giveUp = 1500 * time.Millisecond
 	for i := 0; ; {
 		select {
 		case <-ch:
@@ -275,6 +283,7 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 			p, rtt, ok := o.knownPathLocked(cand.id)
 			o.mu.Unlock()
 			if ok {
+				o.log.Debug("linked", "id", cand.id, "path", pathString(p), "after", time.Since(start))
 				return p, rtt, nil
 			}
 			return path{}, 0, errNoLink
@@ -291,6 +300,7 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 			if i < len(steps) {
 				next = steps[i].at
 			} else if time.Since(start) >= giveUp {
+				o.log.Debug("link failed", "id", cand.id, "addr", cand.addr, "public", cand.public, "introducer", intro != nil)
 				return path{}, 0, errNoLink
 			}
 			timer.Reset(next - time.Since(start))
@@ -300,7 +310,7 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 
 func (o *Overlay) sendIntro(intro *contact, target ID) {
 	b := o.frame(wire.TypeIntro, 32)
-	o.sendPath(intro.p, wire.Intro{Target: target}.Append(b))
+	o.sendPath(intro.id, intro.p, wire.Intro{Target: target}.Append(b))
 }
 
 func (o *Overlay) onIntro(sender ID, p path, body []byte) {
@@ -311,6 +321,7 @@ func (o *Overlay) onIntro(sender ID, p path, body []byte) {
 	}
 	if p.relayed() || !o.touch(sender, p) {
 		o.ctr.unknownPeer.Add(1)
+		o.log.Debug("dropped: no link with sender", "line", 313, "sender", sender, "path", pathString(p))
 		return
 	}
 	o.mu.Lock()
@@ -320,7 +331,7 @@ func (o *Overlay) onIntro(sender ID, p path, body []byte) {
 		return
 	}
 	b := o.frame(wire.TypePunch, 32+19)
-	o.sendPath(t.p, wire.Punch{Peer: sender, Addr: p.addr}.Append(b))
+	o.sendPath(t.id, t.p, wire.Punch{Peer: sender, Addr: p.addr}.Append(b))
 }
 
 func (o *Overlay) onPunch(sender ID, p path, body []byte) {
@@ -331,6 +342,7 @@ func (o *Overlay) onPunch(sender ID, p path, body []byte) {
 	}
 	if !o.touch(sender, p) {
 		o.ctr.unknownPeer.Add(1)
+		o.log.Debug("dropped: no link with sender", "line", 333, "sender", sender, "path", pathString(p))
 		return
 	}
 	peer := ID(pu.Peer)
@@ -343,7 +355,7 @@ func (o *Overlay) onPunch(sender ID, p path, body []byte) {
 	if c != nil && !c.p.relayed() {
 		return
 	}
-	o.ping(peer, path{addr: pu.Addr}, true)
+	o.ping(peer, path{addr: unmap(pu.Addr)}, true)
 }
 
 func (o *Overlay) onRelay(sender ID, p path, body []byte) {
@@ -354,6 +366,7 @@ func (o *Overlay) onRelay(sender ID, p path, body []byte) {
 	}
 	if p.relayed() || !o.touch(sender, p) || [32]byte(inner[10:42]) != sender {
 		o.ctr.unknownPeer.Add(1)
+		o.log.Debug("dropped: no link with sender", "line", 356, "sender", sender, "path", pathString(p))
 		return
 	}
 	o.mu.Lock()
@@ -361,6 +374,7 @@ func (o *Overlay) onRelay(sender ID, p path, body []byte) {
 	o.mu.Unlock()
 	if t == nil || t.p.relayed() {
 		o.ctr.unknownPeer.Add(1)
+		o.log.Debug("dropped: no link with sender", "line", 363, "sender", sender, "path", pathString(p))
 		return
 	}
 	b := o.frame(wire.TypeRelayed, len(inner))
@@ -376,6 +390,7 @@ func (o *Overlay) onRelayed(sender ID, p path, body []byte) {
 	}
 	if p.relayed() || !o.touch(sender, p) {
 		o.ctr.unknownPeer.Add(1)
+		o.log.Debug("dropped: no link with sender", "line", 378, "sender", sender, "path", pathString(p))
 		return
 	}
 	o.handleFrame(inner, path{via: sender})
@@ -388,7 +403,7 @@ func (o *Overlay) sendLeave() {
 	cs := o.tab.all()
 	o.mu.Unlock()
 	for _, c := range cs {
-		o.sendPath(c.p, b)
+		o.sendPath(c.id, c.p, b)
 	}
 }
 

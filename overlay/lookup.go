@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -39,7 +38,7 @@ func (o *Overlay) find(ctx context.Context, id ID, p path, rtt time.Duration, ta
 	b := wire.Find{Nonce: nonce, Target: target}.Append(o.frame(wire.TypeFind, 40))
 	rto := (&contact{srtt: rtt}).rto()
 	for try := 0; try < 3; try++ {
-		o.sendPath(p, b)
+		o.sendPath(id, p, b)
 		t := time.NewTimer(rto)
 		select {
 		case r := <-ch:
@@ -76,7 +75,7 @@ func (o *Overlay) onFind(sender ID, p path, body []byte) {
 		}
 	}
 	o.mu.Unlock()
-	o.sendPath(p, n.Append(o.frame(wire.TypeNodes, 9+len(cs)*52)))
+	o.sendPath(sender, p, n.Append(o.frame(wire.TypeNodes, 9+len(cs)*52)))
 	o.maybeChallenge(sender, p, false)
 }
 
@@ -175,7 +174,7 @@ func (o *Overlay) lookup(ctx context.Context, target Key) []ID {
 				defer mu.Unlock()
 				e.ok = true
 				for _, n := range nodes {
-					add(candidate{id: n.ID, addr: n.Addr, public: n.Flags&wire.FlagPublic != 0, introducer: e.cand.id})
+					add(candidate{id: n.ID, addr: unmap(n.Addr), public: n.Flags&wire.FlagPublic != 0, introducer: e.cand.id})
 				}
 			})
 		}
@@ -248,8 +247,7 @@ func (o *Overlay) joinVia(ctx context.Context, entry string) error {
 	if err != nil {
 		return err
 	}
-	ap := ua.AddrPort()
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	ap := unmap(ua.AddrPort())
 	if ap == o.local {
 		return errors.New("entry point is this node")
 	}
@@ -289,7 +287,14 @@ func (o *Overlay) refresh(ctx context.Context) {
 	o.mu.Lock()
 	deepest := o.tab.deepestNonEmpty()
 	o.mu.Unlock()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
 	for cpl := 0; cpl < deepest && ctx.Err() == nil && !o.isClosed(); cpl++ {
-		o.lookup(ctx, randomKeyInBucket(o.self.Key(), cpl))
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			o.lookup(ctx, randomKeyInBucket(o.self.Key(), cpl))
+		})
 	}
+	wg.Wait()
 }

@@ -166,12 +166,18 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 	copy(o.self[:], cfg.Identity.Public().(ed25519.PublicKey))
 	o.tab = newTable(o.self, cfg.K)
 	if ua, ok := tr.LocalAddr().(*net.UDPAddr); ok {
-		o.local = ua.AddrPort()
+		o.local = unmap(ua.AddrPort())
 		if !o.local.Addr().IsValid() || o.local.Addr().Unmap().IsUnspecified() {
 			o.localIPs = interfaceIPs()
 		}
 	}
 	return o, nil
+}
+
+// unmap turns an IPv4-mapped IPv6 address into plain IPv4, so that one node
+// has one address whichever socket family it was seen through.
+func unmap(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }
 
 func interfaceIPs() []netip.Addr {
@@ -272,9 +278,9 @@ func (o *Overlay) frame(t byte, size int) []byte {
 	return wire.AppendHeader(b, wire.Header{Type: t, Net: o.net, Sender: o.self})
 }
 
-// sendPath sends a frame along p: to its address, or wrapped in a relay
-// frame to the relay contact.
-func (o *Overlay) sendPath(p path, frame []byte) {
+// sendPath sends a frame for node to along p: to its address, or wrapped in a
+// relay frame to the relay contact.
+func (o *Overlay) sendPath(to ID, p path, frame []byte) {
 	if !p.relayed() {
 		o.write(p.addr, frame)
 		return
@@ -290,7 +296,7 @@ func (o *Overlay) sendPath(p path, frame []byte) {
 		return
 	}
 	b := o.frame(wire.TypeRelay, 32+len(frame))
-	b = append(b, p.via[:]...)
+	b = append(b, to[:]...)
 	o.write(addr, append(b, frame...))
 }
 
@@ -317,7 +323,7 @@ func (o *Overlay) HandlePacket(pkt []byte, from net.Addr) {
 		return
 	}
 	o.ctr.packetsIn.Add(1)
-	o.handleFrame(pkt, path{addr: ua.AddrPort()})
+	o.handleFrame(pkt, path{addr: unmap(ua.AddrPort())})
 }
 
 func (o *Overlay) handleFrame(frame []byte, p path) {

@@ -244,7 +244,7 @@ func (o *Overlay) sendReliable(id ID, frame []byte, key hopKey) error {
 		}
 		p, rto := c.p, c.rto()<<try
 		o.mu.Unlock()
-		o.sendPath(p, frame)
+		o.sendPath(id, p, frame)
 		t := time.NewTimer(rto)
 		select {
 		case <-ch:
@@ -289,7 +289,7 @@ func (o *Overlay) onRoute(sender ID, p path, frame []byte) {
 		return
 	}
 	ack := wire.HopAck{MsgID: r.Msg.MsgID, Kind: r.Msg.Kind, FragIndex: r.FragIndex}
-	o.sendPath(p, ack.Append(o.frame(wire.TypeHopAck, 19)))
+	o.sendPath(sender, p, ack.Append(o.frame(wire.TypeHopAck, 19)))
 	if !o.touch(sender, p) && !p.relayed() {
 		o.maybeChallenge(sender, p, false)
 	}
@@ -423,6 +423,7 @@ func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]by
 	o.mu.Lock()
 	if _, dup := o.seen[key]; dup {
 		o.mu.Unlock()
+		o.ctr.replayed.Add(1)
 		o.sendControl(wire.KindAck, h, nil) // the first ack may have been lost
 		return
 	}

@@ -1,0 +1,537 @@
+// Command natlabpeer is one node of the real-NAT test that .ci/natlab-test
+// runs in natlab's network namespaces.
+//
+// Every node's identity is derived from its name (seed = SHA-256 of the
+// name), so each process can compute every other node's ID from -peers.
+//
+// A public node (no -send-to) binds, prints "ready <ID>" and serves until it
+// gets SIGTERM or SIGINT. Any message delivered to it is printed as
+// UNEXPECTED. A node behind a NAT binds with JoinOnly, then:
+//
+//   - sends the -send-to node a message by ID (SendTo), retrying while it
+//     fails (at first the other node may not have joined yet), until the
+//     message is acknowledged;
+//   - once that is acknowledged and the other node's message by ID has
+//     arrived (so both have finished joining), sends a message by key
+//     (SendToKey) to a random key for which the -send-to node is the
+//     XOR-closest of all -peers; with -hard-key (the default) a key for which
+//     this node is the second closest, if there is one, so that this node
+//     must route the message from its own routing table;
+//   - meanwhile receives, and checks that the -send-to node's two messages
+//     arrive with the right From, To and ByKey, and that nothing else does
+//     (its own key message coming back means it was delivered to itself).
+//
+// It prints one PASS or FAIL line per check and a RESULT line when the checks
+// are over (all passed, or -timeout expired). Then it lingers, so that it can
+// still acknowledge the other node's retransmissions and route for it, until
+// SIGTERM/SIGINT, until the -stop-file exists, or until -linger has passed,
+// and prints a FINAL line, which also counts what arrived while it lingered.
+// It exits 0 only if all four checks passed within -timeout and nothing
+// unexpected arrived. -v writes the node's debug log to stderr.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/p2psock/p2psock"
+)
+
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
+}
+
+// out serialises the lines on stdout, which the test script parses.
+var outMu sync.Mutex
+
+func say(format string, args ...any) {
+	outMu.Lock()
+	defer outMu.Unlock()
+	fmt.Fprintf(os.Stdout, format+"\n", args...)
+}
+
+func identity(name string) *p2psock.Identity {
+	seed := sha256.Sum256([]byte(name))
+	id, err := p2psock.IdentityFromSeed(seed[:])
+	if err != nil {
+		panic(err) // the seed has the right size
+	}
+	return id
+}
+
+func ms(d time.Duration) string {
+	if d < 10*time.Second {
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
+
+// peers maps IDs back to names for readable output.
+type peers struct {
+	names []string
+	ids   map[string]p2psock.ID
+}
+
+func (p *peers) name(id p2psock.ID) string {
+	for _, n := range p.names {
+		if p.ids[n] == id {
+			return n
+		}
+	}
+	return id.String()[:8]
+}
+
+// closest returns the name of the peer whose ID is XOR-closest to k.
+func (p *peers) closest(k p2psock.Key) string {
+	best := p.names[0]
+	for _, n := range p.names[1:] {
+		if k.Closer(p.ids[n].Key(), p.ids[best].Key()) {
+			best = n
+		}
+	}
+	return best
+}
+
+func (p *peers) contacts(nd *p2psock.Node) string {
+	var out []string
+	for _, id := range nd.Contacts() {
+		out = append(out, p.name(id))
+	}
+	slices.Sort(out)
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ",")
+}
+
+func infoLine(nd *p2psock.Node, ps *peers) string {
+	inf := nd.Info()
+	pub := "-"
+	if inf.PublicAddr != nil {
+		pub = inf.PublicAddr.String()
+	}
+	c := inf.Counters
+	return fmt.Sprintf("local=%v public=%s reachable=%v contacts=%d relayed=%d peers=%s "+
+		"pkts_in=%d pkts_out=%d msgs_sent=%d msgs_recv=%d fwd=%d relayed_frames=%d dropped=%d "+
+		"(malformed=%d wrongnet=%d forged=%d replayed=%d oversize=%d queuefull=%d unknownpeer=%d noroute=%d)",
+		inf.LocalAddr, pub, inf.Public, inf.Contacts, inf.Relayed, ps.contacts(nd),
+		c.PacketsIn, c.PacketsOut, c.MessagesSent, c.MessagesReceived, c.MessagesForwarded, c.FramesRelayed,
+		c.Dropped, c.DroppedMalformed, c.DroppedWrongNet, c.DroppedForged, c.DroppedReplayed,
+		c.DroppedOversized, c.DroppedQueueFull, c.DroppedUnknownPeer, c.DroppedNoRoute)
+}
+
+func main() {
+	var (
+		listen    = flag.String("listen", "0.0.0.0:0", "UDP `host:port` to bind")
+		seedName  = flag.String("seed", "", "this node's `name`; its identity seed is SHA-256(name)")
+		bootstrap listFlag
+		peerList  listFlag
+		sendTo    = flag.String("send-to", "", "`name` of the other NATed node; empty: run as a public node")
+		timeout   = flag.Duration("timeout", 60*time.Second, "time allowed to bind and for all checks")
+		linger    = flag.Duration("linger", 60*time.Second, "longest time to stay up after the checks (SIGTERM or -stop-file end it earlier)")
+		stopFile  = flag.String("stop-file", "", "end the linger as soon as this `file` exists")
+		network   = flag.String("network", "natlab", "overlay network name")
+		hardKey   = flag.Bool("hard-key", true, "prefer a key for which this node is the second closest, after -send-to (see chooseKey)")
+		verbose   = flag.Bool("v", false, "debug log of the node on stderr")
+	)
+	flag.Var(&bootstrap, "bootstrap", "entry point `host:port` (repeatable or comma-separated)")
+	flag.Var(&peerList, "peers", "`names` of every node in the test, comma-separated")
+	flag.Parse()
+	if *seedName == "" {
+		fmt.Fprintln(os.Stderr, "natlabpeer: -seed is required")
+		os.Exit(2)
+	}
+	self := *seedName
+
+	ps := &peers{ids: map[string]p2psock.ID{}}
+	for _, n := range append(peerList, self) {
+		if _, ok := ps.ids[n]; !ok {
+			ps.names = append(ps.names, n)
+			ps.ids[n] = identity(n).ID()
+		}
+	}
+	if *sendTo != "" {
+		if *sendTo == self {
+			fmt.Fprintln(os.Stderr, "natlabpeer: -send-to names this node")
+			os.Exit(2)
+		}
+		if _, ok := ps.ids[*sendTo]; !ok {
+			fmt.Fprintf(os.Stderr, "natlabpeer: -send-to %q is not in -peers\n", *sendTo)
+			os.Exit(2)
+		}
+	}
+
+	var logger *slog.Logger
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("name", self)
+		for _, n := range ps.names {
+			id := ps.ids[n]
+			// The overlay logs IDs as the hex of their first 6 bytes; the node
+			// attribute is the first 8 characters of the base32 form.
+			logger.Info("peer id", "peer", n, "id", id.String(), "hex", fmt.Sprintf("%x", id[:6]))
+		}
+	}
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+
+	start := time.Now()
+	nd, err := p2psock.NewNode(p2psock.Config{
+		Identity:   identity(self),
+		ListenAddr: *listen,
+		Network:    *network,
+		Bootstrap:  bootstrap,
+		JoinOnly:   len(bootstrap) > 0,
+		Logger:     logger,
+	})
+	if err != nil {
+		say("FAIL node %s: %v", self, err)
+		say("RESULT FAIL node=%s sendto=FAIL sendtokey=FAIL received=0/2 unexpected=0 public=- contacts=- relayed=0 error=newnode", self)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	if err := nd.Bind(ctx); err != nil {
+		say("FAIL bind %s via %s after %s: %v", self, bootstrap.String(), ms(time.Since(start)), err)
+		say("RESULT FAIL node=%s sendto=FAIL sendtokey=FAIL received=0/2 unexpected=0 public=- contacts=- relayed=0 error=bind", self)
+		nd.Close()
+		os.Exit(1)
+	}
+	bound := time.Now()
+	say("bound %s id=%s in %s %s", self, nd.ID(), ms(bound.Sub(start)), infoLine(nd, ps))
+
+	if *sendTo == "" {
+		os.Exit(runPublic(nd, ps, self, sig))
+	}
+	os.Exit(runNATed(ctx, nd, ps, self, *sendTo, bound, *timeout, *linger, *stopFile, *hardKey, sig))
+}
+
+// runPublic serves until a signal. Any message delivered to a public node is
+// unexpected in this test: it is reported.
+func runPublic(nd *p2psock.Node, ps *peers, self string, sig <-chan os.Signal) int {
+	say("ready %s", nd.ID())
+	rctx, rcancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := nd.RecvFrom(rctx)
+			if err != nil {
+				return
+			}
+			say("UNEXPECTED recv at %s from=%s to=%s bykey=%v data=%q (closest to key: %s)",
+				self, ps.name(m.From), m.To, m.ByKey, m.Data, ps.closest(m.To))
+		}
+	}()
+	s := <-sig
+	say("info %s on %v: %s", self, s, infoLine(nd, ps))
+	rcancel()
+	<-done
+	nd.Close()
+	return 0
+}
+
+// chooseKey returns a random key for which other is the XOR-closest of all
+// peers. With hard set it prefers a key for which self is the second closest:
+// then no contact of self is closer to the key than self except other, so
+// self must have other in its own routing table (directly or through a relay)
+// to route the message; a closer public node cannot do it on its behalf.
+func chooseKey(ps *peers, self, other string, hard bool) (p2psock.Key, string) {
+	rank := func(k p2psock.Key) []string {
+		r := slices.Clone(ps.names)
+		slices.SortFunc(r, func(a, b string) int {
+			switch {
+			case k.Closer(ps.ids[a].Key(), ps.ids[b].Key()):
+				return -1
+			case k.Closer(ps.ids[b].Key(), ps.ids[a].Key()):
+				return 1
+			}
+			return 0
+		})
+		return r
+	}
+	var k p2psock.Key
+	if hard {
+		for tries := 1; tries <= 1<<18; tries++ {
+			rand.Read(k[:])
+			if r := rank(k); r[0] == other && r[1] == self {
+				return k, fmt.Sprintf("closest %s, then %s itself (%s must route to %s from its own table; %d tries)",
+					strings.Join(r, " < "), self, self, other, tries)
+			}
+		}
+	}
+	for tries := 1; ; tries++ {
+		rand.Read(k[:])
+		if r := rank(k); r[0] == other {
+			note := ""
+			if hard {
+				note = fmt.Sprintf(", no key has %s second", self)
+			}
+			return k, fmt.Sprintf("closest %s (%d tries%s)", strings.Join(r, " < "), tries, note)
+		}
+	}
+}
+
+type result struct {
+	mu            sync.Mutex
+	sendTo        bool
+	sendKey       bool
+	selfDelivered bool // our own key message came back to us
+	gotID, gotKey bool
+	bad           []string
+	gotIDch       chan struct{} // closed when gotID is set
+	done          chan struct{} // closed when all four checks passed
+	doneOnce      sync.Once
+}
+
+// progress is called with mu held.
+func (r *result) progress() {
+	if r.sendTo && r.sendKey && r.gotID && r.gotKey {
+		r.doneOnce.Do(func() { close(r.done) })
+	}
+}
+
+func (r *result) pass() bool {
+	return r.sendTo && r.sendKey && !r.selfDelivered && r.gotID && r.gotKey && len(r.bad) == 0
+}
+
+// line summarises the checks (called with mu held).
+func (r *result) line(nd *p2psock.Node, ps *peers, self string) string {
+	res := func(ok bool) string {
+		if ok {
+			return "PASS"
+		}
+		return "FAIL"
+	}
+	sk := res(r.sendKey)
+	if r.selfDelivered {
+		sk = "SELF" // acknowledged, but by this node itself
+	}
+	n := 0
+	for _, ok := range []bool{r.gotID, r.gotKey} {
+		if ok {
+			n++
+		}
+	}
+	inf := nd.Info()
+	pub := "-"
+	if inf.PublicAddr != nil {
+		pub = inf.PublicAddr.String()
+	}
+	return fmt.Sprintf("%s node=%s sendto=%s sendtokey=%s received=%d/2 unexpected=%d public=%s contacts=%s relayed=%d",
+		res(r.pass()), self, res(r.sendTo), sk, n, len(r.bad), pub, ps.contacts(nd), inf.Relayed)
+}
+
+func runNATed(ctx context.Context, nd *p2psock.Node, ps *peers, self, other string, bound time.Time,
+	timeout, linger time.Duration, stopFile string, hardKey bool, sig <-chan os.Signal) int {
+	selfID, otherID := ps.ids[self], ps.ids[other]
+	r := &result{gotIDch: make(chan struct{}), done: make(chan struct{})}
+
+	// Receiving.
+	rctx, rcancel := context.WithCancel(context.Background())
+	recvDone := make(chan struct{})
+	go func() {
+		defer close(recvDone)
+		wantID := fmt.Sprintf("sendto from=%s to=%s", other, self)
+		keyPrefix := fmt.Sprintf("sendtokey from=%s key=", other)
+		ownKeyPrefix := fmt.Sprintf("sendtokey from=%s key=", self)
+		for {
+			m, err := nd.RecvFrom(rctx)
+			if err != nil {
+				return
+			}
+			at := secs(time.Since(bound))
+			desc := fmt.Sprintf("from=%s to=%s bykey=%v data=%q", ps.name(m.From), m.To, m.ByKey, m.Data)
+			r.mu.Lock()
+			switch {
+			case m.From == otherID && !m.ByKey && string(m.Data) == wantID:
+				switch {
+				case m.To != selfID.Key():
+					r.bad = append(r.bad, "wrong To: "+desc)
+					say("FAIL recv sendto %s -> %s: wrong To (want %s): %s", other, self, selfID.Key(), desc)
+				case r.gotID:
+					r.bad = append(r.bad, "duplicate: "+desc)
+					say("FAIL recv sendto %s -> %s: delivered twice: %s", other, self, desc)
+				default:
+					r.gotID = true
+					close(r.gotIDch)
+					say("PASS recv sendto %s -> %s at %s", other, self, at)
+				}
+			case m.From == otherID && m.ByKey && strings.HasPrefix(string(m.Data), keyPrefix):
+				key := strings.TrimPrefix(string(m.Data), keyPrefix)
+				switch {
+				case m.To.String() != key:
+					r.bad = append(r.bad, "wrong To: "+desc)
+					say("FAIL recv sendtokey %s -> %s: To %s is not the key sent: %s", other, self, m.To, desc)
+				case ps.closest(m.To) != self:
+					r.bad = append(r.bad, "not closest: "+desc)
+					say("FAIL recv sendtokey %s -> %s: %s is closest to the key, not %s: %s", other, self, ps.closest(m.To), self, desc)
+				case r.gotKey:
+					r.bad = append(r.bad, "duplicate: "+desc)
+					say("FAIL recv sendtokey %s -> %s: delivered twice: %s", other, self, desc)
+				default:
+					r.gotKey = true
+					say("PASS recv sendtokey %s -> %s at %s", other, self, at)
+				}
+			case m.From == selfID && m.ByKey && strings.HasPrefix(string(m.Data), ownKeyPrefix):
+				r.selfDelivered = true
+				say("FAIL sendtokey %s -> %s: delivered to %s itself at %s (it had no contact closer to the key; "+
+					"its contacts: %s), and acknowledged by it", self, other, self, at, ps.contacts(nd))
+			default:
+				r.bad = append(r.bad, "unexpected: "+desc)
+				say("UNEXPECTED recv at %s %s (closest to To: %s)", self, desc, ps.closest(m.To))
+			}
+			r.progress()
+			r.mu.Unlock()
+		}
+	}()
+
+	// Sending: by ID first; its acknowledgement proves the other node is in
+	// the network. Then by key, once the other node's message by ID has
+	// arrived too: both nodes have then finished joining, so each had the
+	// chance to link with the other.
+	go func() {
+		data := fmt.Sprintf("sendto from=%s to=%s", self, other)
+		if !sendRetry(ctx, "sendto", self, other, bound, func(c context.Context) error {
+			return nd.SendTo(c, []byte(data), otherID)
+		}) {
+			return
+		}
+		r.mu.Lock()
+		r.sendTo = true
+		r.progress()
+		r.mu.Unlock()
+
+		select {
+		case <-r.gotIDch:
+		case <-ctx.Done():
+			say("FAIL sendtokey %s -> %s: not sent, %s's message by ID never arrived", self, other, other)
+			return
+		}
+		key, why := chooseKey(ps, self, other, hardKey)
+		say("key %s: %s; %s contacts: %s", key, why, self, ps.contacts(nd))
+		data = fmt.Sprintf("sendtokey from=%s key=%s", self, key)
+		if !sendRetry(ctx, "sendtokey", self, other, bound, func(c context.Context) error {
+			return nd.SendToKey(c, []byte(data), key)
+		}) {
+			return
+		}
+		r.mu.Lock()
+		r.sendKey = true
+		r.progress()
+		r.mu.Unlock()
+	}()
+
+	interrupted := false
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+	case s := <-sig:
+		say("interrupted by %v before the checks finished", s)
+		interrupted = true
+	}
+
+	r.mu.Lock()
+	if !r.gotID {
+		say("FAIL recv sendto %s -> %s: not received within %s", other, self, timeout)
+	}
+	if !r.gotKey {
+		say("FAIL recv sendtokey %s -> %s: not received within %s", other, self, timeout)
+	}
+	say("RESULT %s elapsed=%s", r.line(nd, ps, self), secs(time.Since(bound)))
+	r.mu.Unlock()
+	say("info %s: %s", self, infoLine(nd, ps))
+
+	// Linger: the other node may still need this one to acknowledge its
+	// retransmissions or to route through it.
+	if !interrupted {
+		lingerUntil(sig, linger, stopFile)
+	}
+	say("info %s at exit: %s", self, infoLine(nd, ps))
+	rcancel()
+	<-recvDone
+	r.mu.Lock()
+	pass := r.pass()
+	say("FINAL %s", r.line(nd, ps, self))
+	r.mu.Unlock()
+	nd.Close()
+	if !pass {
+		return 1
+	}
+	return 0
+}
+
+// sendRetry calls send until it succeeds or ctx ends. A send fails at once,
+// for example, while the other node has not joined yet.
+func sendRetry(ctx context.Context, what, self, other string, bound time.Time, send func(context.Context) error) bool {
+	var lastErr error
+	first := time.Now()
+	for attempt := 1; ; attempt++ {
+		t0 := time.Now()
+		err := send(ctx)
+		now := time.Now()
+		if err == nil {
+			say("PASS %s %s -> %s %s (attempt %d, acked at %s, %s since the first attempt)",
+				what, self, other, ms(now.Sub(t0)), attempt, secs(now.Sub(bound)), ms(now.Sub(first)))
+			return true
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+		say("retry %s %s -> %s: attempt %d failed after %s: %v", what, self, other, attempt, ms(now.Sub(t0)), err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	say("FAIL %s %s -> %s: not acknowledged within the timeout (%s since bind): %v",
+		what, self, other, secs(time.Since(bound)), lastErr)
+	return false
+}
+
+func lingerUntil(sig <-chan os.Signal, linger time.Duration, stopFile string) {
+	deadline := time.NewTimer(linger)
+	defer deadline.Stop()
+	poll := time.NewTicker(100 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		if stopFile != "" {
+			if _, err := os.Stat(stopFile); err == nil {
+				return
+			}
+		}
+		select {
+		case <-sig:
+			return
+		case <-deadline.C:
+			return
+		case <-poll.C:
+		}
+	}
+}
