@@ -182,6 +182,7 @@ type Message struct {
 	From  ID   // the origin; its signature was verified
 	To    Key  // the key it was routed to: this node's ID as a Key when addressed to the node
 	ByKey bool // true when it was sent with SendToKey
+	Hops  int  // overlay hops it took (0 when sent to this node by itself)
 }
 
 // RecvFrom returns the next message delivered to this node: sent to its ID,
@@ -191,7 +192,7 @@ func (n *Node) RecvFrom(ctx context.Context) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	return Message{Data: m.Data, From: ID(m.From), To: Key(m.To), ByKey: m.ByKey}, nil
+	return Message{Data: m.Data, From: ID(m.From), To: Key(m.To), ByKey: m.ByKey, Hops: m.Hops}, nil
 }
 
 // Lookup returns the IDs of up to BucketSize live nodes closest to key,

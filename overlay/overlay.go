@@ -83,6 +83,7 @@ type Message struct {
 	From  ID  // the origin, whose signature was verified
 	To    Key // the ID or key the message was routed to
 	ByKey bool
+	Hops  int // overlay hops the message's last fragment took (0: sent to itself)
 }
 
 // Overlay is one node's membership in a Kademlia-style overlay: its routing

@@ -358,7 +358,7 @@ func (o *Overlay) sendControl(kind byte, m wire.MsgHeader, payload []byte) {
 // chunk may alias a reused buffer.
 func (o *Overlay) deliverFragment(r wire.Route) {
 	if r.FragCount == 1 {
-		o.complete(r.Msg, slices.Clone(r.Chunk), r.Sig)
+		o.complete(r.Msg, slices.Clone(r.Chunk), r.Sig, int(r.Hops))
 		return
 	}
 	key := msgKey{origin: r.Msg.Origin, msgID: r.Msg.MsgID, kind: r.Msg.Kind}
@@ -393,11 +393,11 @@ func (o *Overlay) deliverFragment(r wire.Route) {
 	delete(o.reasm, key)
 	o.reasmLen -= len(e.buf)
 	o.mu.Unlock()
-	o.complete(e.hdr, e.buf, e.sig)
+	o.complete(e.hdr, e.buf, e.sig, int(r.Hops))
 }
 
 // complete checks a whole message and acts on it.
-func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]byte) {
+func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]byte, hops int) {
 	if !ed25519.Verify(h.Origin[:], h.Signed(o.net, payload), sig[:]) {
 		o.ctr.forged.Add(1)
 		return
@@ -432,7 +432,7 @@ func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]by
 		o.ctr.queueFull.Add(1)
 		return
 	}
-	m := Message{Data: payload, From: h.Origin, To: Key(h.Dest), ByKey: h.Mode == wire.ModeKey}
+	m := Message{Data: payload, From: h.Origin, To: Key(h.Dest), ByKey: h.Mode == wire.ModeKey, Hops: hops}
 	select {
 	case o.recv <- m:
 		o.seen[key] = h.Timestamp
