@@ -358,7 +358,7 @@ func (o *Overlay) sendControl(kind byte, m wire.MsgHeader, payload []byte) {
 // chunk may alias a reused buffer.
 func (o *Overlay) deliverFragment(r wire.Route) {
 	if r.FragCount == 1 {
-		o.complete(r.Msg, slices.Clone(r.Chunk), r.Sig, int(r.Hops))
+		o.complete(r.Msg, slices.Clone(r.Chunk), r.Sig, int(r.Hops)+1)
 		return
 	}
 	key := msgKey{origin: r.Msg.Origin, msgID: r.Msg.MsgID, kind: r.Msg.Kind}
@@ -393,7 +393,7 @@ func (o *Overlay) deliverFragment(r wire.Route) {
 	delete(o.reasm, key)
 	o.reasmLen -= len(e.buf)
 	o.mu.Unlock()
-	o.complete(e.hdr, e.buf, e.sig, int(r.Hops))
+	o.complete(e.hdr, e.buf, e.sig, int(r.Hops)+1)
 }
 
 // complete checks a whole message and acts on it.

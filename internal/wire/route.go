@@ -47,7 +47,7 @@ func FragmentCount(n int) int {
 
 // Route is one fragment of a routed message.
 type Route struct {
-	Hops      uint8  // incremented by every node that forwards the fragment
+	Hops      uint8  // the number of nodes that forwarded the fragment (0 as the origin sends it)
 	FragIndex uint16 // 0-based
 	FragCount uint16 // FragmentCount(Msg.Length)
 	Msg       MsgHeader
