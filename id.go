@@ -3,9 +3,10 @@ package p2psock
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/base32"
 	"fmt"
 	"strings"
+
+	"github.com/p2psock/p2psock/overlay"
 )
 
 // ID identifies a node. It is the node's raw 32-byte Ed25519 public key, so a
@@ -17,10 +18,8 @@ type ID [32]byte
 // closest to it.
 type Key [32]byte
 
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
 // String returns the ID in lowercase base32 without padding (52 characters).
-func (id ID) String() string { return idEncoding.EncodeToString(id[:]) }
+func (id ID) String() string { return overlay.ID(id).String() }
 
 // Key returns the ID as a point in the key space (the same 32 bytes).
 func (id ID) Key() Key { return Key(id) }
@@ -41,7 +40,7 @@ func (id *ID) UnmarshalText(b []byte) error {
 // ParseID parses the form String returns; upper case is accepted.
 func ParseID(s string) (ID, error) {
 	var id ID
-	b, err := idEncoding.DecodeString(strings.ToLower(strings.TrimSpace(s)))
+	b, err := overlay.Encoding.DecodeString(strings.ToLower(strings.TrimSpace(s)))
 	if err != nil || len(b) != len(id) {
 		return id, fmt.Errorf("p2psock: invalid ID %q: want 52 base32 characters", s)
 	}
@@ -53,7 +52,7 @@ func ParseID(s string) (ID, error) {
 func KeyOf(data []byte) Key { return sha256.Sum256(data) }
 
 // String returns the key in lowercase base32 without padding.
-func (k Key) String() string { return idEncoding.EncodeToString(k[:]) }
+func (k Key) String() string { return overlay.Key(k).String() }
 
 // Closer reports whether a is closer to k than b is, by XOR distance.
 func (k Key) Closer(a, b Key) bool {

@@ -18,7 +18,7 @@ import (
 // testNet is an in-process network of nodes on 127.0.0.1 whose received
 // messages are collected on one channel.
 type testNet struct {
-	t     *testing.T
+	t     testing.TB
 	nodes []*Node
 	got   chan received
 	wg    sync.WaitGroup
@@ -31,7 +31,7 @@ type received struct {
 	msg Message
 }
 
-func newLoopbackNet(t *testing.T, n int, cfg Config) *testNet {
+func newLoopbackNet(t testing.TB, n int, cfg Config) *testNet {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	tn := &testNet{t: t, got: make(chan received, 4096), ctx: ctx, stop: cancel}

@@ -2,7 +2,7 @@ package overlay
 
 import (
 	"crypto/rand"
-	"encoding/hex"
+	"encoding/base32"
 	"math/bits"
 )
 
@@ -16,11 +16,14 @@ type Key [32]byte
 // Key returns the ID as a point in the key space.
 func (id ID) Key() Key { return Key(id) }
 
-// String returns a short hex prefix of the ID, for logs.
-func (id ID) String() string { return hex.EncodeToString(id[:6]) }
+// Encoding is the text form of IDs and keys: lowercase base32 without padding.
+var Encoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// String returns a short hex prefix of the key, for logs.
-func (k Key) String() string { return hex.EncodeToString(k[:6]) }
+// String returns the ID in Encoding (52 characters).
+func (id ID) String() string { return Encoding.EncodeToString(id[:]) }
+
+// String returns the key in Encoding (52 characters).
+func (k Key) String() string { return Encoding.EncodeToString(k[:]) }
 
 // cmpDistance compares the XOR distances of a and b to target: -1 if a is
 // closer, +1 if b is closer, 0 if equal (a == b).

@@ -1,0 +1,41 @@
+// Package p2psock makes a peer-to-peer network look like sockets.
+//
+// A Node is a server socket that binds an identity (an Ed25519 key; its public
+// key is the node's ID) into a structured overlay, a Kademlia-style network of
+// nodes reached through one UDP socket each. From a bound node a program can
+// send messages to a peer named only by its ID, or to a key: the message goes
+// to the live node whose ID is closest to the key (XOR distance), which makes
+// the node responsible for that key.
+//
+//	n, err := p2psock.NewNode(p2psock.Config{Bootstrap: []string{"198.51.100.7:4000"}})
+//	if err != nil { ... }
+//	defer n.Close()
+//	if err := n.Bind(ctx); err != nil { ... }
+//	err = n.SendTo(ctx, []byte("hello"), peerID)                 // nil once the peer accepted it
+//	err = n.SendToKey(ctx, []byte("hello"), p2psock.KeyOf(name)) // to whoever is closest to KeyOf(name)
+//	m, err := n.RecvFrom(ctx)                                    // m.From is verified
+//
+// # Delivery
+//
+// SendTo and SendToKey return nil only once the destination has accepted the
+// message (an end-to-end acknowledgement signed by the destination). Messages
+// up to MaxMessageSize (64 KiB) are delivered whole, at most once, and carry
+// their origin's signature, so Message.From cannot be forged. A message that
+// cannot be delivered fails with ErrUnreachable: immediately when the network
+// knows the ID is absent, otherwise when the context ends.
+//
+// # NATs
+//
+// Nodes behind NATs are full members: reachable by ID and responsible for the
+// keys closest to them. A node keeps its NAT mappings open with keepalives to
+// its contacts, punches holes to new contacts with the help of a common
+// contact, and reaches a node whose NAT refuses a hole punch (two symmetric
+// NATs, say) through a node both have a direct link with.
+//
+// # Errors
+//
+// Errors can be tested with errors.Is against the sentinels of this package.
+// After Close every call fails with an error that matches net.ErrClosed.
+//
+// The wire protocol is specified in docs/PROTOCOL.md.
+package p2psock
