@@ -75,21 +75,23 @@ func TestLoopbackChurnQuarterLeaves(t *testing.T) {
 	live := tn.nodes[:len(tn.nodes)-10]
 	deadline := time.Now().Add(30 * time.Second)
 	for round := 1; ; round++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		exact := 0
 		for i := range 100 {
 			from := live[mrand(len(live))]
 			var key Key
 			rand.Read(key[:])
 			data := fmt.Appendf(nil, "round %d message %d", round, i)
-			if err := from.SendToKey(ctx, data, key); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := from.SendToKey(ctx, data, key)
+			cancel()
+			if err != nil {
+				t.Logf("send %d: %v", i, err)
 				continue
 			}
 			if tn.expect(data).at == closestID(live, key) {
 				exact++
 			}
 		}
-		cancel()
 		t.Logf("round %d: %d/100 exact", round, exact)
 		if exact >= 99 {
 			return
@@ -331,4 +333,50 @@ func requireNoGoroutineLeak(t *testing.T, before int) {
 		runtime.Gosched()
 		time.Sleep(5 * time.Millisecond) // polling the count: there is no event to wait on
 	}
+}
+
+// Nodes that vanish without leaving (their socket just closes) are detected
+// as dead when a hop to them goes unanswered, and routing is exact again.
+func TestLoopbackCrashedNodesAreRoutedAround(t *testing.T) {
+	tn := newLoopbackNet(t, 30, Config{})
+	for _, n := range tn.nodes[len(tn.nodes)-6:] {
+		require.NoError(t, n.sock.Close()) // a crash: no leave message
+	}
+	live := tn.nodes[:len(tn.nodes)-6]
+	deadline := time.Now().Add(30 * time.Second)
+	for round := 1; ; round++ {
+		exact := 0
+		for i := range 100 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			from := live[mrand(len(live))]
+			var key Key
+			rand.Read(key[:])
+			data := fmt.Appendf(nil, "crash round %d message %d", round, i)
+			err := from.SendToKey(ctx, data, key)
+			cancel()
+			if err != nil {
+				t.Logf("send %d: %v", i, err)
+				continue
+			}
+			if tn.expect(data).at == closestID(live, key) {
+				exact++
+			}
+		}
+		t.Logf("round %d: %d/100 exact", round, exact)
+		if exact >= 99 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "routing not exact 30 s after crashes: %d/100", exact)
+	}
+	dead := 0
+	for _, n := range live {
+		for _, c := range n.Contacts() {
+			for _, gone := range tn.nodes[len(tn.nodes)-6:] {
+				if c == gone.ID() {
+					dead++
+				}
+			}
+		}
+	}
+	t.Logf("contacts still pointing at crashed nodes: %d", dead)
 }

@@ -364,7 +364,7 @@ func (o *Overlay) onRelay(sender ID, p path, body []byte) {
 		o.ctr.malformed.Add(1)
 		return
 	}
-	if p.relayed() || !o.touch(sender, p) || [32]byte(inner[10:42]) != sender {
+	if p.relayed() || !o.touch(sender, p) || [32]byte(inner[10:42]) != sender || ID(target) == sender {
 		o.ctr.unknownPeer.Add(1)
 		o.log.Debug("dropped: no link with sender", "line", 356, "sender", sender, "path", pathString(p))
 		return
@@ -444,6 +444,46 @@ func (o *Overlay) removeLocked(id ID) {
 			}()
 		}
 	}
+}
+
+// suspect takes a contact that missed hop acknowledgements out of routing and
+// probes it: it is back when it answers a ping, removed when it does not.
+func (o *Overlay) suspect(id ID) {
+	o.mu.Lock()
+	c := o.tab.get(id)
+	if c == nil || !c.suspect.IsZero() {
+		o.mu.Unlock()
+		return
+	}
+	c.suspect = time.Now()
+	p, rto := c.p, c.rto()
+	o.mu.Unlock()
+	o.goTracked(func() {
+		for try := range 3 {
+			done := o.ping(id, p, false)
+			t := time.NewTimer(rto << try)
+			select {
+			case <-done:
+				t.Stop()
+				o.mu.Lock()
+				if c := o.tab.get(id); c != nil {
+					c.suspect = time.Time{}
+				}
+				o.mu.Unlock()
+				return
+			case <-o.closing:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		o.mu.Lock()
+		if c := o.tab.get(id); c != nil && !c.suspect.IsZero() {
+			o.log.Debug("contact dead", "id", id)
+			o.removeLocked(id)
+		}
+		o.mu.Unlock()
+	})
 }
 
 // keepalive pings idle contacts and drops those that stopped answering.

@@ -342,7 +342,7 @@ func (o *Overlay) handleFrame(frame []byte, p path) {
 		return
 	}
 	sender := ID(h.Sender)
-	if sender == o.self {
+	if sender == o.self || sender == (ID{}) {
 		o.ctr.malformed.Add(1)
 		return
 	}

@@ -215,11 +215,7 @@ func (o *Overlay) forward(frame []byte, r wire.Route) outcome {
 			return closed
 		}
 		o.log.Debug("next hop failed", "next", next.id, "err", err)
-		o.mu.Lock()
-		if c := o.tab.get(next.id); c != nil {
-			o.removeLocked(next.id)
-		}
-		o.mu.Unlock()
+		o.suspect(next.id)
 		exclude = append(exclude, next.id)
 	}
 }
@@ -235,7 +231,7 @@ func (o *Overlay) sendReliable(id ID, frame []byte, key hopKey) error {
 		delete(o.hopAcks, key)
 		o.mu.Unlock()
 	}()
-	for try := range 4 {
+	for try := range 2 {
 		o.mu.Lock()
 		c := o.tab.get(id)
 		if c == nil {
@@ -334,7 +330,9 @@ func (o *Overlay) nack(r wire.Route) {
 	key := msgKey{origin: r.Msg.Origin, msgID: r.Msg.MsgID}
 	o.mu.Lock()
 	_, done := o.nacked[key]
-	o.nacked[key] = time.Now().UnixMilli()
+	if !done {
+		o.nacked[key] = time.Now().UnixMilli()
+	}
 	o.mu.Unlock()
 	if !done {
 		o.sendControl(wire.KindNack, r.Msg, []byte{wire.NackNoRoute})

@@ -19,7 +19,7 @@ type Counters struct {
 	DroppedReplayed    uint64 // duplicate, stale or unsolicited messages and answers
 	DroppedOversized   uint64 // frames or messages over the size limits
 	DroppedQueueFull   uint64 // messages refused because the receive queue or reassembly space was full
-	DroppedUnknownPeer uint64 // frames that need a link the sender does not have (relay requests, hop acks)
+	DroppedUnknownPeer uint64 // frames that need a link the sender does not have (intro, punch, relay requests)
 	DroppedNoRoute     uint64 // fragments that could not be forwarded
 }
 

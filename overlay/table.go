@@ -24,6 +24,7 @@ type contact struct {
 	lastSeen time.Time
 	lastPing time.Time
 	srtt     time.Duration
+	suspect  time.Time // when a hop to it went unacknowledged; zero if it answers
 }
 
 // rto is the retransmission timeout toward the contact.
@@ -144,11 +145,12 @@ func (t *table) closest(target Key, n int, skip func(*contact) bool) []*contact 
 }
 
 // nextHop returns the contact closest to target that is strictly closer to it
-// than self, leaving out the IDs in exclude; nil if there is none.
+// than self, leaving out suspect contacts and the IDs in exclude; nil if there
+// is none.
 func (t *table) nextHop(target Key, exclude []ID) *contact {
 	var best *contact
 	for _, c := range t.byID {
-		if slices.Contains(exclude, c.id) {
+		if !c.suspect.IsZero() || slices.Contains(exclude, c.id) {
 			continue
 		}
 		if best == nil || cmpDistance(c.id.Key(), best.id.Key(), target) < 0 {

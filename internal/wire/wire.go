@@ -41,8 +41,9 @@ const (
 	HeaderLen = 2 + 8 + 32 // type, version, network tag, sender ID
 	SigLen    = ed25519.SignatureSize
 	// MaxFrame is the largest frame a node sends directly. A relayed frame adds
-	// HeaderLen+32 bytes, staying under 1280, the IPv6 minimum MTU.
-	MaxFrame = 1200
+	// HeaderLen+32 bytes; with IPv6 and UDP headers (48 bytes) the largest
+	// packet still fits the IPv6 minimum MTU of 1280 bytes.
+	MaxFrame = 1280 - 48 - (HeaderLen + 32)
 	// MaxPacket is the largest overlay packet accepted off the network.
 	MaxPacket = MaxFrame + HeaderLen + 32
 	// MaxContacts is the largest number of contacts in a Nodes frame.
