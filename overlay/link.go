@@ -30,7 +30,6 @@ type pendingPing struct {
 type verifiedPath struct {
 	p    path
 	at   time.Time
-	pub  bool
 	srtt time.Duration
 }
 
@@ -186,7 +185,7 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 			if !p.relayed() {
 				o.tab.addReplacement(candidate{id: id, addr: p.addr, public: public})
 			}
-			o.paths[id] = verifiedPath{p: p, at: now, pub: public, srtt: rtt}
+			o.paths[id] = verifiedPath{p: p, at: now, srtt: rtt}
 		}
 	}
 	for _, ch := range o.linkWait[id] {
@@ -229,9 +228,9 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 	}
 	ch := make(chan struct{})
 	o.linkWait[cand.id] = append(o.linkWait[cand.id], ch)
-	var intro *contact
+	var intro ID // a contact with a direct link, to introduce us or relay
 	if c := o.tab.get(cand.introducer); c != nil && !c.p.relayed() {
-		intro = c
+		intro = c.id
 	}
 	o.mu.Unlock()
 	defer func() {
@@ -256,14 +255,14 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 			step{250 * time.Millisecond, func() { o.ping(cand.id, direct, true) }},
 			step{600 * time.Millisecond, func() { o.ping(cand.id, direct, true) }})
 	}
-	if intro != nil {
+	if intro != (ID{}) {
 		if !cand.public {
 			steps = append(steps, step{0, func() { o.sendIntro(intro, cand.id) }},
 				step{250 * time.Millisecond, func() { o.sendIntro(intro, cand.id) }})
 		}
 		// If no direct path answers soon, go through the introducer; a direct
 		// path found later still replaces the relayed one.
-		relay := path{via: intro.id}
+		relay := path{via: intro}
 		steps = append(steps,
 			step{300 * time.Millisecond, func() { o.ping(cand.id, relay, true) }},
 			step{700 * time.Millisecond, func() { o.ping(cand.id, relay, true) }})
@@ -300,7 +299,7 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 			if i < len(steps) {
 				next = steps[i].at
 			} else if time.Since(start) >= giveUp {
-				o.log.Debug("link failed", "id", cand.id, "addr", cand.addr, "public", cand.public, "introducer", intro != nil)
+				o.log.Debug("link failed", "id", cand.id, "addr", cand.addr, "public", cand.public, "introducer", intro != ID{})
 				return path{}, 0, errNoLink
 			}
 			timer.Reset(next - time.Since(start))
@@ -308,9 +307,20 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 	}
 }
 
-func (o *Overlay) sendIntro(intro *contact, target ID) {
-	b := o.frame(wire.TypeIntro, 32)
-	o.sendPath(intro.id, intro.p, wire.Intro{Target: target}.Append(b))
+func (o *Overlay) sendIntro(intro, target ID) {
+	if p, ok := o.pathTo(intro); ok && !p.relayed() {
+		o.sendPath(intro, p, wire.Intro{Target: target}.Append(o.frame(wire.TypeIntro, 32)))
+	}
+}
+
+// pathTo returns the current path to contact id.
+func (o *Overlay) pathTo(id ID) (path, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if c := o.tab.get(id); c != nil {
+		return c.p, true
+	}
+	return path{}, false
 }
 
 func (o *Overlay) onIntro(sender ID, p path, body []byte) {
@@ -324,14 +334,12 @@ func (o *Overlay) onIntro(sender ID, p path, body []byte) {
 		o.log.Debug("dropped: no link with sender", "line", 313, "sender", sender, "path", pathString(p))
 		return
 	}
-	o.mu.Lock()
-	t := o.tab.get(ID(in.Target))
-	o.mu.Unlock()
-	if t == nil || t.p.relayed() {
+	tp, ok := o.pathTo(ID(in.Target))
+	if !ok || tp.relayed() {
 		return
 	}
 	b := o.frame(wire.TypePunch, 32+19)
-	o.sendPath(t.id, t.p, wire.Punch{Peer: sender, Addr: p.addr}.Append(b))
+	o.sendPath(ID(in.Target), tp, wire.Punch{Peer: sender, Addr: p.addr}.Append(b))
 }
 
 func (o *Overlay) onPunch(sender ID, p path, body []byte) {
@@ -349,10 +357,7 @@ func (o *Overlay) onPunch(sender ID, p path, body []byte) {
 	if peer == o.self {
 		return
 	}
-	o.mu.Lock()
-	c := o.tab.get(peer)
-	o.mu.Unlock()
-	if c != nil && !c.p.relayed() {
+	if cp, ok := o.pathTo(peer); ok && !cp.relayed() {
 		return
 	}
 	o.ping(peer, path{addr: unmap(pu.Addr)}, true)
@@ -369,16 +374,14 @@ func (o *Overlay) onRelay(sender ID, p path, body []byte) {
 		o.log.Debug("dropped: no link with sender", "line", 356, "sender", sender, "path", pathString(p))
 		return
 	}
-	o.mu.Lock()
-	t := o.tab.get(ID(target))
-	o.mu.Unlock()
-	if t == nil || t.p.relayed() {
+	tp, ok := o.pathTo(ID(target))
+	if !ok || tp.relayed() {
 		o.ctr.unknownPeer.Add(1)
 		o.log.Debug("dropped: no link with sender", "line", 363, "sender", sender, "path", pathString(p))
 		return
 	}
 	b := o.frame(wire.TypeRelayed, len(inner))
-	o.write(t.p.addr, append(b, inner...))
+	o.write(tp.addr, append(b, inner...))
 	o.ctr.relayed.Add(1)
 }
 
@@ -399,11 +402,18 @@ func (o *Overlay) onRelayed(sender ID, p path, body []byte) {
 func (o *Overlay) sendLeave() {
 	b := wire.Leave{Timestamp: time.Now().UnixMilli()}.Append(o.frame(wire.TypeLeave, 8+wire.SigLen))
 	b = append(b, ed25519.Sign(o.priv, wire.LeaveSigned(b))...)
+	type target struct {
+		id ID
+		p  path
+	}
+	var ts []target
 	o.mu.Lock()
-	cs := o.tab.all()
+	for _, c := range o.tab.byID {
+		ts = append(ts, target{c.id, c.p})
+	}
 	o.mu.Unlock()
-	for _, c := range cs {
-		o.sendPath(c.id, c.p, b)
+	for _, t := range ts {
+		o.sendPath(t.id, t.p, b)
 	}
 }
 
