@@ -63,6 +63,12 @@ func (tn *testNet) add(cfg Config) *Node {
 	defer cancel()
 	require.NoError(t, nd.Bind(bctx))
 	tn.nodes = append(tn.nodes, nd)
+	tn.receive(nd)
+	return nd
+}
+
+// receive collects nd's messages on tn.got until the network closes.
+func (tn *testNet) receive(nd *Node) {
 	tn.wg.Add(1)
 	go func() {
 		defer tn.wg.Done()
@@ -74,7 +80,6 @@ func (tn *testNet) add(cfg Config) *Node {
 			tn.got <- received{at: nd.ID(), msg: m}
 		}
 	}()
-	return nd
 }
 
 func (tn *testNet) close() {
@@ -162,4 +167,43 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// Nodes that join all at once, through one entry point, route exactly as soon
+// as their Bind calls have returned.
+func TestLoopbackConcurrentJoins(t *testing.T) {
+	tn := newLoopbackNet(t, 1, Config{})
+	entry := tn.nodes[0].UDPAddr().String()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for range 39 {
+		wg.Go(func() {
+			n, err := NewNode(Config{ListenAddr: "127.0.0.1:0", Bootstrap: []string{entry}, JoinOnly: true})
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			require.NoError(t, n.Bind(ctx))
+			mu.Lock()
+			tn.nodes = append(tn.nodes, n)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for _, n := range tn.nodes[1:] {
+		tn.receive(n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	exact := 0
+	for i := range 200 {
+		from := tn.nodes[mrand(len(tn.nodes))]
+		var key Key
+		rand.Read(key[:])
+		data := fmt.Appendf(nil, "concurrent %d", i)
+		require.NoError(t, from.SendToKey(ctx, data, key))
+		if tn.expect(data).at == closestID(tn.nodes, key) {
+			exact++
+		}
+	}
+	require.Equal(t, 200, exact)
 }
