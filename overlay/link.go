@@ -78,7 +78,7 @@ func (o *Overlay) onPing(sender ID, p path, body []byte) {
 }
 
 // maybeChallenge pings an unknown sender, or a contact seen on a new path,
-// for proof, if the table would take it.
+// for proof.
 func (o *Overlay) maybeChallenge(id ID, p path, public bool) {
 	o.mu.Lock()
 	c := o.tab.get(id)
@@ -90,12 +90,19 @@ func (o *Overlay) maybeChallenge(id ID, p path, public bool) {
 	case c != nil && p.relayed() && !c.p.relayed():
 		o.mu.Unlock()
 		return // a direct link beats a relayed one
-	case c == nil && !o.tab.hasRoom(id):
-		if !p.relayed() {
+	}
+	if c == nil {
+		if vp, ok := o.paths[id]; ok && vp.p == p && time.Since(vp.at) < o.pathsTTL() {
+			vp.at = time.Now()
+			o.paths[id] = vp
+			o.mu.Unlock()
+			return
+		}
+		// Verify it even when its bucket is full: lookups and relays need a
+		// proved path to it.
+		if !o.tab.hasRoom(id) && !p.relayed() {
 			o.tab.addReplacement(candidate{id: id, addr: p.addr, public: public})
 		}
-		o.mu.Unlock()
-		return
 	}
 	// A challenge under way on this path suffices, unless a link to id is
 	// being set up: then this ping is likely a hole punch just opened, and our
@@ -160,6 +167,11 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte) {
 
 func (o *Overlay) noteObservedLocked(a netip.AddrPort) {
 	a = unmap(a)
+	// Two contacts seeing different ports on one address: a NAT that maps
+	// per destination (symmetric), which no hole punch gets through.
+	if o.observed.IsValid() && o.observed.Addr() == a.Addr() && o.observed.Port() != a.Port() {
+		o.symmetric = true
+	}
 	o.observed = a
 	o.public = a == o.local ||
 		(a.Port() == o.local.Port() && slices.Contains(o.localIPs, a.Addr()))
@@ -206,7 +218,7 @@ func (o *Overlay) knownPathLocked(id ID) (path, time.Duration, bool) {
 	if c := o.tab.get(id); c != nil {
 		return c.p, c.srtt, true
 	}
-	if vp, ok := o.paths[id]; ok && time.Since(vp.at) < o.cfg.KeepAlive {
+	if vp, ok := o.paths[id]; ok && time.Since(vp.at) < o.pathsTTL() {
 		return vp.p, vp.srtt, true
 	}
 	return path{}, 0, false
@@ -260,12 +272,20 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 			steps = append(steps, step{0, func() { o.sendIntro(intro, cand.id) }},
 				step{250 * time.Millisecond, func() { o.sendIntro(intro, cand.id) }})
 		}
-		// If no direct path answers soon, go through the introducer; a direct
-		// path found later still replaces the relayed one.
+		// If no direct path answers soon, go through the introducer (at once
+		// from behind a symmetric NAT to a NATed node: a punch cannot work);
+		// a direct path found later still replaces the relayed one.
 		relay := path{via: intro}
+		first := 300 * time.Millisecond
+		o.mu.Lock()
+		if o.symmetric && !cand.public {
+			first = 0
+		}
+		o.mu.Unlock()
 		steps = append(steps,
-			step{300 * time.Millisecond, func() { o.ping(cand.id, relay, true) }},
-			step{700 * time.Millisecond, func() { o.ping(cand.id, relay, true) }})
+			step{first, func() { o.ping(cand.id, relay, true) }},
+			step{first + 400*time.Millisecond, func() { o.ping(cand.id, relay, true) }},
+			step{first + 800*time.Millisecond, func() { o.ping(cand.id, relay, true) }})
 	}
 	if len(steps) == 0 {
 		return path{}, 0, errNoLink
@@ -299,7 +319,7 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 			if i < len(steps) {
 				next = steps[i].at
 			} else if time.Since(start) >= giveUp {
-				o.log.Debug("link failed", "id", cand.id, "addr", cand.addr, "public", cand.public, "introducer", intro != ID{})
+				o.log.Debug("link failed", "id", cand.id, "addr", cand.addr, "public", cand.public, "introducer", intro)
 				return path{}, 0, errNoLink
 			}
 			timer.Reset(next - time.Since(start))
@@ -311,6 +331,20 @@ func (o *Overlay) sendIntro(intro, target ID) {
 	if p, ok := o.pathTo(intro); ok && !p.relayed() {
 		o.sendPath(intro, p, wire.Intro{Target: target}.Append(o.frame(wire.TypeIntro, 32)))
 	}
+}
+
+// pathsTTL is how long a verified path outside the table stays usable
+// without traffic.
+func (o *Overlay) pathsTTL() time.Duration { return 3 * o.cfg.KeepAlive }
+
+// directAddrLocked returns the address of a direct verified path to id, from
+// the table or the path cache.
+func (o *Overlay) directAddrLocked(id ID) (netip.AddrPort, bool) {
+	p, _, ok := o.knownPathLocked(id)
+	if !ok || p.relayed() {
+		return netip.AddrPort{}, false
+	}
+	return p.addr, true
 }
 
 // pathTo returns the current path to contact id.
@@ -329,17 +363,19 @@ func (o *Overlay) onIntro(sender ID, p path, body []byte) {
 		o.ctr.malformed.Add(1)
 		return
 	}
-	if p.relayed() || !o.touch(sender, p) {
+	if p.relayed() || !o.linked(sender, p) {
 		o.ctr.unknownPeer.Add(1)
-		o.log.Debug("dropped: no link with sender", "line", 313, "sender", sender, "path", pathString(p))
+		o.log.Debug("dropped: no link with sender", "frame", "intro", "sender", sender, "path", pathString(p))
 		return
 	}
-	tp, ok := o.pathTo(ID(in.Target))
-	if !ok || tp.relayed() {
+	o.mu.Lock()
+	taddr, ok := o.directAddrLocked(ID(in.Target))
+	o.mu.Unlock()
+	if !ok {
 		return
 	}
 	b := o.frame(wire.TypePunch, 32+19)
-	o.sendPath(ID(in.Target), tp, wire.Punch{Peer: sender, Addr: p.addr}.Append(b))
+	o.write(taddr, wire.Punch{Peer: sender, Addr: p.addr}.Append(b))
 }
 
 func (o *Overlay) onPunch(sender ID, p path, body []byte) {
@@ -348,9 +384,9 @@ func (o *Overlay) onPunch(sender ID, p path, body []byte) {
 		o.ctr.malformed.Add(1)
 		return
 	}
-	if !o.touch(sender, p) {
+	if !o.linked(sender, p) {
 		o.ctr.unknownPeer.Add(1)
-		o.log.Debug("dropped: no link with sender", "line", 333, "sender", sender, "path", pathString(p))
+		o.log.Debug("dropped: no link with sender", "frame", "punch", "sender", sender, "path", pathString(p))
 		return
 	}
 	peer := ID(pu.Peer)
@@ -369,19 +405,26 @@ func (o *Overlay) onRelay(sender ID, p path, body []byte) {
 		o.ctr.malformed.Add(1)
 		return
 	}
-	if p.relayed() || !o.touch(sender, p) || [32]byte(inner[10:42]) != sender || ID(target) == sender {
-		o.ctr.unknownPeer.Add(1)
-		o.log.Debug("dropped: no link with sender", "line", 356, "sender", sender, "path", pathString(p))
+	if p.relayed() || [32]byte(inner[10:42]) != sender || ID(target) == sender {
+		o.ctr.malformed.Add(1)
 		return
 	}
-	tp, ok := o.pathTo(ID(target))
-	if !ok || tp.relayed() {
+	if !o.linked(sender, p) {
 		o.ctr.unknownPeer.Add(1)
-		o.log.Debug("dropped: no link with sender", "line", 363, "sender", sender, "path", pathString(p))
+		o.log.Debug("dropped: no link with sender", "frame", "relay", "sender", sender, "path", pathString(p))
+		o.maybeChallenge(sender, p, false) // the sender retries once it is verified
+		return
+	}
+	o.mu.Lock()
+	taddr, ok := o.directAddrLocked(ID(target))
+	o.mu.Unlock()
+	if !ok {
+		o.ctr.unknownPeer.Add(1)
+		o.log.Debug("dropped: relay target not linked", "target", ID(target), "sender", sender, "path", pathString(p))
 		return
 	}
 	b := o.frame(wire.TypeRelayed, len(inner))
-	o.write(tp.addr, append(b, inner...))
+	o.write(taddr, append(b, inner...))
 	o.ctr.relayed.Add(1)
 }
 
@@ -391,9 +434,10 @@ func (o *Overlay) onRelayed(sender ID, p path, body []byte) {
 		o.ctr.malformed.Add(1)
 		return
 	}
-	if p.relayed() || !o.touch(sender, p) {
+	if !o.linked(sender, p) {
 		o.ctr.unknownPeer.Add(1)
-		o.log.Debug("dropped: no link with sender", "line", 378, "sender", sender, "path", pathString(p))
+		o.log.Debug("dropped: no link with sender", "frame", "relayed", "sender", sender, "path", pathString(p))
+		o.maybeChallenge(sender, p, false) // the origin retries once the relay is verified
 		return
 	}
 	o.handleFrame(inner, path{via: sender})
@@ -525,7 +569,7 @@ func (o *Overlay) keepalive(now time.Time) {
 		}
 	}
 	for id, vp := range o.paths {
-		if now.Sub(vp.at) > o.cfg.KeepAlive {
+		if now.Sub(vp.at) > o.pathsTTL() {
 			delete(o.paths, id)
 		}
 	}

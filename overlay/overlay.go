@@ -101,21 +101,22 @@ type Overlay struct {
 	local    netip.AddrPort
 	localIPs []netip.Addr
 
-	mu       sync.Mutex
-	tab      *table
-	pings    map[uint64]*pendingPing
-	finds    map[uint64]pendingFind
-	linkWait map[ID][]chan struct{}
-	hopAcks  map[hopKey]chan struct{}
-	acks     map[[16]byte]chan ackResult
-	reasm    map[msgKey]*reassembly
-	reasmLen int
-	seen     map[msgKey]int64 // delivered data messages: key -> timestamp
-	nacked   map[msgKey]int64
-	paths    map[ID]verifiedPath
-	observed netip.AddrPort // our address as last seen by a contact
-	public   bool
-	joined   bool
+	mu        sync.Mutex
+	tab       *table
+	pings     map[uint64]*pendingPing
+	finds     map[uint64]pendingFind
+	linkWait  map[ID][]chan struct{}
+	hopAcks   map[hopKey]chan struct{}
+	acks      map[[16]byte]chan ackResult
+	reasm     map[msgKey]*reassembly
+	reasmLen  int
+	seen      map[msgKey]int64 // delivered data messages: key -> timestamp
+	nacked    map[msgKey]int64
+	paths     map[ID]verifiedPath
+	observed  netip.AddrPort // our address as last seen by a contact
+	public    bool           // observed is our own socket address
+	symmetric bool           // contacts saw different ports: our NAT maps per destination
+	joined    bool
 
 	recv chan Message
 	ctr  counters
@@ -287,13 +288,9 @@ func (o *Overlay) sendPath(to ID, p path, frame []byte) {
 		return
 	}
 	o.mu.Lock()
-	r := o.tab.get(p.via)
-	var addr netip.AddrPort
-	if r != nil && !r.p.relayed() {
-		addr = r.p.addr
-	}
+	addr, ok := o.directAddrLocked(p.via)
 	o.mu.Unlock()
-	if !addr.IsValid() {
+	if !ok {
 		return
 	}
 	b := o.frame(wire.TypeRelay, 32+len(frame))
@@ -387,6 +384,23 @@ func (o *Overlay) touch(id ID, p path) bool {
 		return false
 	}
 	c.lastSeen = time.Now()
+	return true
+}
+
+// linked is touch for any verified path: a contact's, or a recent one to a
+// node whose bucket was full. Using such a path keeps it alive.
+func (o *Overlay) linked(id ID, p path) bool {
+	if o.touch(id, p) {
+		return true
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	vp, ok := o.paths[id]
+	if !ok || vp.p != p || time.Since(vp.at) > o.pathsTTL() {
+		return false
+	}
+	vp.at = time.Now()
+	o.paths[id] = vp
 	return true
 }
 

@@ -27,6 +27,7 @@ const (
 	reasmTimeout  = 30 * time.Second
 	maxSeen       = 1 << 16 // delivered message IDs remembered for duplicate detection
 	fragWindow    = 16      // fragments of one message in flight from its origin
+	maxNacked     = 4096    // refusals remembered (and so sent) per minute
 )
 
 type ackResult struct {
@@ -330,6 +331,9 @@ func (o *Overlay) nack(r wire.Route) {
 	key := msgKey{origin: r.Msg.Origin, msgID: r.Msg.MsgID}
 	o.mu.Lock()
 	_, done := o.nacked[key]
+	if !done && len(o.nacked) >= maxNacked {
+		done = true // refusing costs a signature: bound the work per minute
+	}
 	if !done {
 		o.nacked[key] = time.Now().UnixMilli()
 	}

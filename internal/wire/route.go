@@ -134,5 +134,8 @@ func ParseHopAck(body []byte) (HopAck, error) {
 	copy(a.MsgID[:], body)
 	a.Kind = body[16]
 	a.FragIndex = binary.BigEndian.Uint16(body[17:])
+	if a.Kind > KindNack {
+		return a, ErrMalformed
+	}
 	return a, nil
 }

@@ -221,6 +221,9 @@ func (p Pong) Append(b []byte) []byte {
 // ParsePong decodes a pong body. signed is the part of the frame covered by the
 // signature (everything before it), given the whole frame.
 func ParsePong(frame []byte) (p Pong, signed []byte, err error) {
+	if len(frame) < HeaderLen {
+		return p, nil, ErrShort
+	}
 	body := frame[HeaderLen:]
 	if len(body) < 9 {
 		return p, nil, ErrShort
@@ -370,7 +373,7 @@ func ParsePunch(body []byte) (Punch, error) {
 	if err != nil {
 		return p, err
 	}
-	if len(rest) != 0 || !a.IsValid() {
+	if len(rest) != 0 || !a.IsValid() || a.Addr().IsUnspecified() || a.Port() == 0 {
 		return p, ErrMalformed
 	}
 	p.Addr = a
@@ -419,6 +422,9 @@ func (l Leave) Append(b []byte) []byte {
 
 // ParseLeave decodes a leave frame and returns the signed part and signature.
 func ParseLeave(frame []byte) (l Leave, signed, sig []byte, err error) {
+	if len(frame) < HeaderLen {
+		return l, nil, nil, ErrShort
+	}
 	body := frame[HeaderLen:]
 	if len(body) != 8+SigLen {
 		return l, nil, nil, ErrMalformed
