@@ -494,7 +494,9 @@ func (o *Overlay) removeLocked(id ID) {
 				defer o.wg.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				o.link(ctx, cand)
+				if _, _, err := o.link(ctx, cand); err == nil {
+					o.promote(cand.id)
+				}
 			}()
 		}
 	}
@@ -538,6 +540,20 @@ func (o *Overlay) suspect(id ID) {
 		}
 		o.mu.Unlock()
 	})
+}
+
+// promote moves a node with a fresh cached path into the table if its bucket
+// has room.
+func (o *Overlay) promote(id ID) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	vp, ok := o.paths[id]
+	if !ok || o.tab.get(id) != nil || time.Since(vp.at) > o.pathsTTL() {
+		return
+	}
+	if o.tab.add(&contact{id: id, p: vp.p, lastSeen: vp.at, lastPing: vp.at, srtt: vp.srtt}) {
+		delete(o.paths, id)
+	}
 }
 
 // keepalive pings idle contacts and drops those that stopped answering.
