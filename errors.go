@@ -15,6 +15,9 @@ var (
 	ErrUnreachable = overlay.ErrUnreachable
 	// ErrMessageTooLarge: the message is larger than MaxMessageSize.
 	ErrMessageTooLarge = overlay.ErrMessageTooLarge
+	// ErrNoService: the destination does not offer the service a message was
+	// sent to (see Node.Overlay).
+	ErrNoService = overlay.ErrNoService
 	// ErrNoEntryPoint: Bind with JoinOnly found no entry point that answered.
 	ErrNoEntryPoint = overlay.ErrNoEntryPoint
 	// ErrNotBound: the call needs a bound node; call Bind first.

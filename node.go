@@ -209,6 +209,11 @@ func (n *Node) Lookup(ctx context.Context, key Key) ([]ID, error) {
 	return out, err
 }
 
+// Overlay returns the node's overlay, for packages that build services on
+// it (package dht, say): Overlay.Handle and Overlay.SendService carry their
+// messages, which never reach RecvFrom.
+func (n *Node) Overlay() *overlay.Overlay { return n.ov }
+
 // Counters are a node's traffic counters; see Info.
 type Counters = overlay.Counters
 

@@ -9,6 +9,8 @@ var (
 	ErrUnreachable = errors.New("p2psock: destination unreachable")
 	// ErrMessageTooLarge means the payload is larger than MaxMessage.
 	ErrMessageTooLarge = errors.New("p2psock: message too large")
+	// ErrNoService means the destination does not offer the message's service.
+	ErrNoService = errors.New("p2psock: destination does not offer the service")
 	// ErrNoEntryPoint means no bootstrap entry point answered and joining only
 	// was asked for.
 	ErrNoEntryPoint = errors.New("p2psock: no entry point answered")

@@ -79,11 +79,12 @@ type Transport interface {
 
 // Message is a message delivered to this node.
 type Message struct {
-	Data  []byte
-	From  ID  // the origin, whose signature was verified
-	To    Key // the ID or key the message was routed to
-	ByKey bool
-	Hops  int // overlay hops the message's last fragment took (0: sent to itself)
+	Data    []byte
+	From    ID  // the origin, whose signature was verified
+	To      Key // the ID or key the message was routed to
+	ByKey   bool
+	Hops    int  // overlay hops the message's last fragment took (0: sent to itself)
+	Service byte // 0 for application messages
 }
 
 // Overlay is one node's membership in a Kademlia-style overlay: its routing
@@ -118,8 +119,9 @@ type Overlay struct {
 	symmetric bool           // contacts saw different ports: our NAT maps per destination
 	joined    bool
 
-	recv chan Message
-	ctr  counters
+	recv     chan Message
+	services [256]Handler
+	ctr      counters
 
 	closing   chan struct{}
 	closeOnce sync.Once

@@ -31,8 +31,27 @@ const (
 )
 
 type ackResult struct {
-	from ID
-	nack bool
+	from    ID
+	nack    bool
+	payload []byte // the reply of a service, or the nack reason
+}
+
+// Handler consumes the messages of a service at their destination. It must
+// not block: it runs on the node's packet path. It returns the reply carried
+// back to the sender in the acknowledgement, and ok false to refuse the
+// message unacknowledged (the sender retries). A service message may be
+// handed over more than once (a retransmission whose first acknowledgement was
+// lost), so handlers must be idempotent.
+type Handler func(m Message) (reply []byte, ok bool)
+
+// Handle registers h for messages of service (1–255; 0 is the application's,
+// read with Recv). Register services before Join.
+func (o *Overlay) Handle(service byte, h Handler) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if service != wire.ServiceApp {
+		o.services[service] = h
+	}
 }
 
 type reassembly struct {
@@ -74,18 +93,26 @@ func (o *Overlay) goTracked(f func()) bool {
 // acknowledged it. It retransmits until the context ends (or SendTimeout if
 // the context has no deadline).
 func (o *Overlay) Send(ctx context.Context, payload []byte, dest Key, byKey bool) error {
+	_, _, err := o.SendService(ctx, wire.ServiceApp, payload, dest, byKey)
+	return err
+}
+
+// SendService is Send for a message of a service: the destination's Handler
+// for it consumes the message, and its reply comes back with the
+// acknowledgement, with the ID of the node that sent it.
+func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte, dest Key, byKey bool) (reply []byte, from ID, err error) {
 	if o.isClosed() {
-		return o.errClosed("send")
+		return nil, ID{}, o.errClosed("send")
 	}
 	if len(payload) > MaxMessage {
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(payload), MaxMessage)
+		return nil, ID{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(payload), MaxMessage)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.cfg.SendTimeout)
 		defer cancel()
 	}
-	h := wire.MsgHeader{Kind: wire.KindData, Mode: wire.ModeID, Origin: o.self, Dest: dest,
+	h := wire.MsgHeader{Kind: wire.KindData, Mode: wire.ModeID, Service: service, Origin: o.self, Dest: dest,
 		Timestamp: time.Now().UnixMilli(), Length: uint32(len(payload))}
 	if byKey {
 		h.Mode = wire.ModeKey
@@ -107,36 +134,43 @@ func (o *Overlay) Send(ctx context.Context, payload []byte, dest Key, byKey bool
 	for {
 		switch o.routeOut(frames) {
 		case local:
-			if o.deliverLocal(Message{Data: slices.Clone(payload), From: o.self, To: dest, ByKey: byKey}) {
+			m := Message{Data: slices.Clone(payload), From: o.self, To: dest, ByKey: byKey, Service: service}
+			if reply, ok, known := o.deliverLocal(m); !known {
+				return nil, ID{}, fmt.Errorf("%w: service %d", ErrNoService, service)
+			} else if ok {
 				o.ctr.sent.Add(1)
-				return nil
+				return reply, o.self, nil
 			}
 		case noRoute:
-			return fmt.Errorf("%w: no route to %v", ErrUnreachable, ID(dest))
+			return nil, ID{}, fmt.Errorf("%w: no route to %v", ErrUnreachable, ID(dest))
 		case closed:
-			return o.errClosed("send")
+			return nil, ID{}, o.errClosed("send")
 		}
 		timer := time.NewTimer(wait)
 	waiting:
 		for {
 			select {
 			case r := <-ch:
+				if r.nack && len(r.payload) == 1 && r.payload[0] == wire.NackNoService && r.from == ID(dest) {
+					timer.Stop()
+					return nil, r.from, fmt.Errorf("%w: service %d at %v", ErrNoService, service, r.from)
+				}
 				if r.nack {
 					timer.Stop()
-					return fmt.Errorf("%w: %v is not in the network", ErrUnreachable, ID(dest))
+					return nil, r.from, fmt.Errorf("%w: %v is not in the network", ErrUnreachable, ID(dest))
 				}
 				if !byKey && r.from != ID(dest) {
 					continue // an ack signed by another node: ignore it
 				}
 				timer.Stop()
 				o.ctr.sent.Add(1)
-				return nil
+				return r.payload, r.from, nil
 			case <-ctx.Done():
 				timer.Stop()
-				return fmt.Errorf("%w: no acknowledgement: %w", ErrUnreachable, ctx.Err())
+				return nil, ID{}, fmt.Errorf("%w: no acknowledgement: %w", ErrUnreachable, ctx.Err())
 			case <-o.closing:
 				timer.Stop()
-				return o.errClosed("send")
+				return nil, ID{}, o.errClosed("send")
 			case <-timer.C:
 				break waiting
 			}
@@ -345,13 +379,15 @@ func (o *Overlay) nack(r wire.Route) {
 
 // sendControl routes an ack or nack for message m back to its origin.
 func (o *Overlay) sendControl(kind byte, m wire.MsgHeader, payload []byte) {
-	h := wire.MsgHeader{Kind: kind, Mode: wire.ModeID, Origin: o.self, Dest: m.Origin, MsgID: m.MsgID,
+	h := wire.MsgHeader{Kind: kind, Mode: wire.ModeID, Service: m.Service, Origin: o.self, Dest: m.Origin, MsgID: m.MsgID,
 		Timestamp: time.Now().UnixMilli(), Length: uint32(len(payload))}
 	frames := o.encodeMessage(h, payload)
-	r, _ := wire.ParseRoute(frames[0][wire.HeaderLen:])
 	o.goTracked(func() {
-		if o.forward(frames[0], r) == local {
-			o.deliverFragment(r)
+		if o.routeOut(frames) == local {
+			for _, f := range frames {
+				r, _ := wire.ParseRoute(f[wire.HeaderLen:])
+				o.deliverFragment(r)
+			}
 		}
 	})
 }
@@ -415,9 +451,27 @@ func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]by
 		o.mu.Unlock()
 		if ch != nil {
 			select {
-			case ch <- ackResult{from: h.Origin, nack: h.Kind == wire.KindNack}:
+			case ch <- ackResult{from: h.Origin, nack: h.Kind == wire.KindNack, payload: payload}:
 			default:
 			}
+		}
+		return
+	}
+	if h.Service != wire.ServiceApp {
+		o.mu.Lock()
+		handler := o.services[h.Service]
+		o.mu.Unlock()
+		if handler == nil {
+			o.ctr.noRoute.Add(1)
+			o.sendControl(wire.KindNack, h, []byte{wire.NackNoService})
+			return
+		}
+		m := Message{Data: payload, From: h.Origin, To: Key(h.Dest), ByKey: h.Mode == wire.ModeKey, Hops: hops, Service: h.Service}
+		if reply, ok := handler(m); ok {
+			o.ctr.received.Add(1)
+			o.sendControl(wire.KindAck, h, reply)
+		} else {
+			o.ctr.queueFull.Add(1)
 		}
 		return
 	}
@@ -448,15 +502,27 @@ func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]by
 	o.sendControl(wire.KindAck, h, nil)
 }
 
-// deliverLocal queues a message this node sent to itself.
-func (o *Overlay) deliverLocal(m Message) bool {
+// deliverLocal delivers a message this node sent to itself: to its service's
+// handler, or to the receive queue. known is false for a service with no
+// handler.
+func (o *Overlay) deliverLocal(m Message) (reply []byte, ok, known bool) {
+	if m.Service != wire.ServiceApp {
+		o.mu.Lock()
+		handler := o.services[m.Service]
+		o.mu.Unlock()
+		if handler == nil {
+			return nil, false, false
+		}
+		reply, ok = handler(m)
+		return reply, ok, true
+	}
 	select {
 	case o.recv <- m:
 		o.ctr.received.Add(1)
-		return true
+		return nil, true, true
 	default:
 		o.ctr.queueFull.Add(1)
-		return false
+		return nil, false, true
 	}
 }
 

@@ -4,13 +4,14 @@ import (
 	"encoding/binary"
 )
 
-const msgHeaderLen = 1 + 1 + 32 + 32 + 16 + 8 + 4
+const msgHeaderLen = 1 + 1 + 1 + 32 + 32 + 16 + 8 + 4
 
 // MsgHeader describes a routed message. It is the same in every fragment of the
 // message and is covered by the origin's signature.
 type MsgHeader struct {
 	Kind      byte     // KindData, KindAck or KindNack
 	Mode      byte     // ModeID or ModeKey
+	Service   byte     // 0: application messages; others: services built on the overlay (see Service*)
 	Origin    [32]byte // the ID (Ed25519 public key) of the node that signed the message
 	Dest      [32]byte // the ID or key the message is routed to
 	MsgID     [16]byte // random, chosen by the origin; an ack carries the ID of the message it acknowledges
@@ -19,7 +20,7 @@ type MsgHeader struct {
 }
 
 func (h *MsgHeader) append(b []byte) []byte {
-	b = append(b, h.Kind, h.Mode)
+	b = append(b, h.Kind, h.Mode, h.Service)
 	b = append(b, h.Origin[:]...)
 	b = append(b, h.Dest[:]...)
 	b = append(b, h.MsgID[:]...)
@@ -83,11 +84,12 @@ func ParseRoute(body []byte) (Route, error) {
 	m := body[5:]
 	r.Msg.Kind = m[0]
 	r.Msg.Mode = m[1]
-	copy(r.Msg.Origin[:], m[2:34])
-	copy(r.Msg.Dest[:], m[34:66])
-	copy(r.Msg.MsgID[:], m[66:82])
-	r.Msg.Timestamp = int64(binary.BigEndian.Uint64(m[82:90]))
-	r.Msg.Length = binary.BigEndian.Uint32(m[90:94])
+	r.Msg.Service = m[2]
+	copy(r.Msg.Origin[:], m[3:35])
+	copy(r.Msg.Dest[:], m[35:67])
+	copy(r.Msg.MsgID[:], m[67:83])
+	r.Msg.Timestamp = int64(binary.BigEndian.Uint64(m[83:91]))
+	r.Msg.Length = binary.BigEndian.Uint32(m[91:95])
 	rest := m[msgHeaderLen:]
 	r.Chunk = rest[:len(rest)-SigLen]
 	copy(r.Sig[:], rest[len(rest)-SigLen:])

@@ -81,7 +81,17 @@ const (
 
 // Nack reasons, the one-byte payload of a KindNack message.
 const (
-	NackNoRoute byte = 1 // no node closer to the destination ID is reachable
+	NackNoRoute   byte = 1 // no node closer to the destination ID is reachable
+	NackNoService byte = 2 // the destination does not offer the message's service
+)
+
+// Services: the Service byte of a routed message says who consumes it at the
+// destination.
+const (
+	ServiceApp    byte = 0 // application messages (p2psock's RecvFrom)
+	ServiceSignal byte = 1 // connection signalling
+	ServiceGroup  byte = 2 // group communication
+	ServiceDHT    byte = 3 // DHT storage
 )
 
 // Errors returned by the decoders.

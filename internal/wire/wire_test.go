@@ -84,6 +84,7 @@ func testMsgHeader() MsgHeader {
 	return MsgHeader{
 		Kind:      KindData,
 		Mode:      ModeID,
+		Service:   ServiceDHT,
 		Origin:    testSender,
 		Dest:      id(0x40),
 		MsgID:     [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
@@ -93,8 +94,8 @@ func testMsgHeader() MsgHeader {
 
 func TestConstants(t *testing.T) {
 	require.Equal(t, 42, HeaderLen)
-	require.Equal(t, 94, msgHeaderLen)
-	require.Equal(t, HeaderLen+5+94+SigLen, RouteOverhead)
+	require.Equal(t, 95, msgHeaderLen)
+	require.Equal(t, HeaderLen+5+95+SigLen, RouteOverhead)
 	require.Equal(t, MaxFrame, RouteOverhead+MaxChunk)
 	require.Equal(t, MaxFrame+HeaderLen+32, MaxPacket)
 	// The largest packet, a Relay frame wrapping a MaxFrame frame, fits the
