@@ -194,6 +194,21 @@ func (o *Overlay) lookup(ctx context.Context, target Key) []ID {
 	return out
 }
 
+// Closest returns up to n IDs closest to key among this node and its
+// contacts, nearest first, without asking the network.
+func (o *Overlay) Closest(key Key, n int) []ID {
+	o.mu.Lock()
+	cs := o.tab.closest(key, n, func(c *contact) bool { return !c.suspect.IsZero() })
+	o.mu.Unlock()
+	out := make([]ID, 0, len(cs)+1)
+	for _, c := range cs {
+		out = append(out, c.id)
+	}
+	out = append(out, o.self)
+	slices.SortFunc(out, func(a, b ID) int { return cmpDistance(a.Key(), b.Key(), key) })
+	return out[:min(n, len(out))]
+}
+
 // Lookup returns the IDs of up to K live nodes closest to key, nearest first.
 func (o *Overlay) Lookup(ctx context.Context, key Key) ([]ID, error) {
 	if o.isClosed() {

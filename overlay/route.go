@@ -467,7 +467,7 @@ func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]by
 			return
 		}
 		m := Message{Data: payload, From: h.Origin, To: Key(h.Dest), ByKey: h.Mode == wire.ModeKey, Hops: hops, Service: h.Service}
-		if reply, ok := handler(m); ok {
+		if reply, ok := handler(m); ok && len(reply) <= MaxMessage {
 			o.ctr.received.Add(1)
 			o.sendControl(wire.KindAck, h, reply)
 		} else {

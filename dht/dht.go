@@ -1,0 +1,529 @@
+package dht
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/internal/wire"
+	"github.com/p2psock/p2psock/overlay"
+)
+
+// Config configures a DHT. Zero fields take the defaults given.
+type Config struct {
+	Replicas          int           // size of a key's replica set; default 6
+	DefaultTTL        time.Duration // the TTL of an Add with ttl 0; default 1h
+	MaxTTL            time.Duration // the longest TTL accepted; default 24h
+	MaxKeySize        int           // bytes; default 1 KiB
+	MaxValueSize      int           // bytes; default 60 KiB (a value travels in one 64 KiB message)
+	MaxValuesPerOwner int           // values per key per owner a replica keeps; default 64
+	MaxRecords        int           // values a replica keeps in all; default 100000
+	// Republish is how often an owner stores its live records on the
+	// current replica set again, and replicas hand records to nodes that
+	// have joined the set; default 1 min.
+	Republish time.Duration
+	Logger    *slog.Logger // nil: no logging
+}
+
+func (c *Config) setDefaults() {
+	if c.Replicas <= 0 {
+		c.Replicas = 6
+	}
+	if c.DefaultTTL <= 0 {
+		c.DefaultTTL = time.Hour
+	}
+	if c.MaxTTL <= 0 {
+		c.MaxTTL = 24 * time.Hour
+	}
+	if c.MaxKeySize <= 0 {
+		c.MaxKeySize = 1024
+	}
+	if c.MaxValueSize <= 0 || c.MaxValueSize > maxValue {
+		c.MaxValueSize = maxValue
+	}
+	if c.MaxValuesPerOwner <= 0 {
+		c.MaxValuesPerOwner = 64
+	}
+	if c.MaxRecords <= 0 {
+		c.MaxRecords = 100000
+	}
+	if c.Republish <= 0 {
+		c.Republish = time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// maxValue keeps a store request within one message.
+const maxValue = 60 << 10
+
+// Errors returned by a DHT.
+var (
+	ErrKeyTooLarge   = errors.New("dht: key too large")
+	ErrValueTooLarge = errors.New("dht: value too large")
+	ErrBadTTL        = errors.New("dht: TTL out of range")
+	ErrQuota         = errors.New("dht: refused: the replicas are over their quota")
+	ErrStale         = errors.New("dht: refused: the replicas hold a newer operation of this owner")
+	ErrNoReplica     = errors.New("dht: no replica answered")
+	ErrClosed        = errors.New("dht: closed")
+)
+
+// Requests, the first byte of a DHT message.
+const (
+	reqStore byte = 1 // a signed operation; reply: status
+	reqGet   byte = 2 // keyLen(2) key owner(32) offset(4); reply: status total(4) count(2) {len(4) op}*
+	reqWatch byte = 3 // keyLen(2) key lease(4, ms); reply: status
+	reqEvent byte = 4 // type(1) op: a change under a watched key; reply: empty
+)
+
+// EventType says what happened to a value.
+type EventType byte
+
+// Event types.
+const (
+	EventAdded   EventType = 1
+	EventRemoved EventType = 2
+	EventExpired EventType = 3
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventAdded:
+		return "added"
+	case EventRemoved:
+		return "removed"
+	case EventExpired:
+		return "expired"
+	}
+	return fmt.Sprintf("EventType(%d)", byte(t))
+}
+
+// Event is a change to a watched key.
+type Event struct {
+	Type   EventType
+	Record Record
+}
+
+// DHT is a node's part in a hash table spread over the network: it stores
+// the records of the keys it is a replica for, and reads and writes records
+// on the replica sets of other keys. Its methods are safe for concurrent use.
+type DHT struct {
+	n   *p2psock.Node
+	ov  *overlay.Overlay
+	cfg Config
+	net [8]byte
+	st  *store
+
+	mu      sync.Mutex
+	seq     uint64
+	own     map[string]map[string]*signedOp // key -> value -> this node's live add
+	tombs   map[string][]*signedOp          // this node's removes and deletes, until they expire
+	watches map[string][]*watch
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	wgMu      sync.Mutex // orders wg.Add against Close
+	wg        sync.WaitGroup
+	pushing   atomic.Bool
+}
+
+type watch struct {
+	ch   chan Event
+	seen map[string]bool
+}
+
+// New starts the DHT service on a node; call it before the node's Bind so
+// the node serves the records it becomes responsible for from the start.
+func New(n *p2psock.Node, cfg Config) (*DHT, error) {
+	if n == nil {
+		return nil, errors.New("dht: nil node")
+	}
+	cfg.setDefaults()
+	d := &DHT{
+		n: n, ov: n.Overlay(), cfg: cfg, net: wire.NetworkTag(n.Info().Network), st: newStore(),
+		own: map[string]map[string]*signedOp{}, tombs: map[string][]*signedOp{}, watches: map[string][]*watch{},
+		closing: make(chan struct{}),
+	}
+	d.ov.Handle(wire.ServiceDHT, d.handle)
+	d.wg.Add(1)
+	go d.maintain()
+	return d, nil
+}
+
+func (d *DHT) closed() bool {
+	select {
+	case <-d.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops the service: the node no longer stores or serves records, and
+// every Watch channel is closed.
+func (d *DHT) Close() error {
+	d.closeOnce.Do(func() {
+		d.wgMu.Lock()
+		close(d.closing)
+		d.wgMu.Unlock()
+		d.wg.Wait()
+		d.mu.Lock()
+		for _, ws := range d.watches {
+			for _, w := range ws {
+				close(w.ch)
+			}
+		}
+		d.watches = nil
+		d.mu.Unlock()
+	})
+	return nil
+}
+
+func (d *DHT) nextSeq() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.seq = max(d.seq+1, uint64(time.Now().UnixNano()))
+	return d.seq
+}
+
+// Add stores value under key (a[key] += value) for ttl (0: the default TTL),
+// signed by this node. Values of other owners under the key are kept; an
+// equal value of this node gets the new TTL. It returns once at least one
+// replica stored it.
+func (d *DHT) Add(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if ttl == 0 {
+		ttl = d.cfg.DefaultTTL
+	}
+	switch {
+	case len(key) > d.cfg.MaxKeySize:
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrKeyTooLarge, len(key), d.cfg.MaxKeySize)
+	case len(value) > d.cfg.MaxValueSize:
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrValueTooLarge, len(value), d.cfg.MaxValueSize)
+	case ttl < 0 || ttl > d.cfg.MaxTTL:
+		return fmt.Errorf("%w: %v (at most %v)", ErrBadTTL, ttl, d.cfg.MaxTTL)
+	}
+	op := &signedOp{op: opAdd, owner: d.n.ID(), seq: d.nextSeq(), expires: time.Now().Add(ttl).UnixMilli(),
+		key: key, value: slices.Clone(value)}
+	op.sign(d.n.Identity(), d.net)
+	if err := d.storeOnReplicas(ctx, op); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	if d.own[key] == nil {
+		d.own[key] = map[string]*signedOp{}
+	}
+	d.own[key][string(value)] = op
+	d.mu.Unlock()
+	return nil
+}
+
+// Remove takes one of this node's values from key (a[key] -= value). Values
+// of other owners are untouched: replicas apply a removal only to the values
+// of the node that signed it.
+func (d *DHT) Remove(ctx context.Context, key string, value []byte) error {
+	d.mu.Lock()
+	exp := time.Now().Add(d.cfg.DefaultTTL)
+	if add := d.own[key][string(value)]; add != nil {
+		exp = add.expiry()
+	}
+	d.mu.Unlock()
+	op := &signedOp{op: opRemove, owner: d.n.ID(), seq: d.nextSeq(), expires: exp.UnixMilli(), key: key, value: slices.Clone(value)}
+	op.sign(d.n.Identity(), d.net)
+	if err := d.storeOnReplicas(ctx, op); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	delete(d.own[key], string(value))
+	d.tombs[key] = append(d.tombs[key], op)
+	d.mu.Unlock()
+	return nil
+}
+
+// Delete removes every value of this node under key.
+func (d *DHT) Delete(ctx context.Context, key string) error {
+	d.mu.Lock()
+	exp := time.Now().Add(d.cfg.DefaultTTL)
+	for _, add := range d.own[key] {
+		if add.expiry().After(exp) {
+			exp = add.expiry()
+		}
+	}
+	d.mu.Unlock()
+	op := &signedOp{op: opDelete, owner: d.n.ID(), seq: d.nextSeq(), expires: exp.UnixMilli(), key: key}
+	op.sign(d.n.Identity(), d.net)
+	if err := d.storeOnReplicas(ctx, op); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	delete(d.own, key)
+	d.tombs[key] = append(d.tombs[key], op)
+	d.mu.Unlock()
+	return nil
+}
+
+// replicas returns the replica set of key: the Replicas live nodes closest
+// to KeyOf(key), this node included if it is one.
+func (d *DHT) replicas(ctx context.Context, key string) ([]p2psock.ID, error) {
+	k := p2psock.KeyOf([]byte(key))
+	ids, err := d.n.Lookup(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	ids = append(ids, d.n.ID())
+	slices.SortFunc(ids, func(a, b p2psock.ID) int {
+		switch {
+		case a == b:
+			return 0
+		case k.Closer(a.Key(), b.Key()):
+			return -1
+		}
+		return 1
+	})
+	ids = slices.Compact(ids)
+	return ids[:min(len(ids), d.cfg.Replicas)], nil
+}
+
+func (d *DHT) request(ctx context.Context, to p2psock.ID, req []byte) ([]byte, error) {
+	reply, _, err := d.ov.SendService(ctx, wire.ServiceDHT, req, overlay.Key(to), false)
+	return reply, err
+}
+
+// storeOnReplicas sends op to key's replica set; it succeeds if one replica
+// stored it.
+func (d *DHT) storeOnReplicas(ctx context.Context, op *signedOp) error {
+	if d.closed() {
+		return ErrClosed
+	}
+	ids, err := d.replicas(ctx, op.key)
+	if err != nil {
+		return err
+	}
+	req := append([]byte{reqStore}, op.raw...)
+	statuses := make([]byte, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			reply, err := d.request(ctx, id, req)
+			if err == nil && len(reply) != 1 {
+				err = errors.New("dht: malformed reply")
+			}
+			if errs[i] = err; err == nil {
+				statuses[i] = reply[0]
+			}
+		})
+	}
+	wg.Wait()
+	var quota, stale bool
+	for i := range ids {
+		switch {
+		case errs[i] != nil:
+		case statuses[i] == statusOK:
+			return nil
+		case statuses[i] == statusQuota:
+			quota = true
+		case statuses[i] == statusStale:
+			stale = true
+		}
+	}
+	switch {
+	case quota:
+		return ErrQuota
+	case stale:
+		return ErrStale
+	}
+	return fmt.Errorf("%w: %w", ErrNoReplica, errors.Join(errs...))
+}
+
+// Get returns every live value under key, of every owner: the union of what
+// the replicas hold, so a lost replica does not hide a value. It takes one
+// lookup and one round of reads.
+func (d *DHT) Get(ctx context.Context, key string) ([]Record, error) {
+	return d.GetFrom(ctx, key, p2psock.ID{})
+}
+
+// GetFrom is Get for the values of one owner (all owners if owner is zero).
+func (d *DHT) GetFrom(ctx context.Context, key string, owner p2psock.ID) ([]Record, error) {
+	if d.closed() {
+		return nil, ErrClosed
+	}
+	if len(key) > d.cfg.MaxKeySize {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrKeyTooLarge, len(key), d.cfg.MaxKeySize)
+	}
+	ids, err := d.replicas(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		mu    sync.Mutex
+		all   []*signedOp
+		errs  []error
+		okays int
+		wg    sync.WaitGroup
+	)
+	for _, id := range ids {
+		wg.Go(func() {
+			ops, err := d.readReplica(ctx, id, key, owner)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			okays++
+			all = append(all, ops...)
+		})
+	}
+	wg.Wait()
+	if okays == 0 {
+		return nil, fmt.Errorf("%w: %w", ErrNoReplica, errors.Join(errs...))
+	}
+	live := merge(all, time.Now())
+	out := make([]Record, 0, len(live))
+	for _, op := range live {
+		if owner == (p2psock.ID{}) || op.owner == owner {
+			out = append(out, op.record())
+		}
+	}
+	slices.SortFunc(out, func(a, b Record) int {
+		if c := slices.Compare(a.Owner[:], b.Owner[:]); c != 0 {
+			return c
+		}
+		return slices.Compare(a.Value, b.Value)
+	})
+	return out, nil
+}
+
+// readReplica reads every operation a replica holds under key, page by page.
+func (d *DHT) readReplica(ctx context.Context, id p2psock.ID, key string, owner p2psock.ID) ([]*signedOp, error) {
+	var out []*signedOp
+	for offset := 0; ; {
+		req := []byte{reqGet}
+		req = binary.BigEndian.AppendUint16(req, uint16(len(key)))
+		req = append(req, key...)
+		req = append(req, owner[:]...)
+		req = binary.BigEndian.AppendUint32(req, uint32(offset))
+		reply, err := d.request(ctx, id, req)
+		if err != nil {
+			return nil, err
+		}
+		if len(reply) < 7 || reply[0] != statusOK {
+			return nil, errors.New("dht: malformed reply")
+		}
+		total := int(binary.BigEndian.Uint32(reply[1:]))
+		count := int(binary.BigEndian.Uint16(reply[5:]))
+		rest := reply[7:]
+		for range count {
+			if len(rest) < 4 {
+				return nil, errors.New("dht: malformed reply")
+			}
+			l := int(binary.BigEndian.Uint32(rest))
+			if len(rest) < 4+l {
+				return nil, errors.New("dht: malformed reply")
+			}
+			op, err := parseOp(slices.Clone(rest[4:4+l]), d.net)
+			rest = rest[4+l:]
+			if err != nil || op.key != key {
+				continue // a replica cannot forge records: drop what does not verify
+			}
+			out = append(out, op)
+		}
+		offset += count
+		if count == 0 || offset >= total {
+			return out, nil
+		}
+	}
+}
+
+// Watch reports changes to key (values added, removed, expired) as the
+// replica set sees them, until ctx ends or the DHT closes; then the channel
+// is closed. It returns once the replicas have registered the watch.
+func (d *DHT) Watch(ctx context.Context, key string) (<-chan Event, error) {
+	if d.closed() {
+		return nil, ErrClosed
+	}
+	if len(key) > d.cfg.MaxKeySize {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrKeyTooLarge, len(key), d.cfg.MaxKeySize)
+	}
+	w := &watch{ch: make(chan Event, 256), seen: map[string]bool{}}
+	d.mu.Lock()
+	d.watches[key] = append(d.watches[key], w)
+	d.mu.Unlock()
+	if err := d.registerWatch(ctx, key); err != nil {
+		d.dropWatch(key, w)
+		return nil, err
+	}
+	d.goTracked(func() {
+		t := time.NewTicker(watchLease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				d.dropWatch(key, w)
+				return
+			case <-d.closing:
+				return
+			case <-t.C:
+				rctx, cancel := context.WithTimeout(ctx, watchLease/3)
+				d.registerWatch(rctx, key)
+				cancel()
+			}
+		}
+	})
+	return w.ch, nil
+}
+
+const watchLease = time.Minute
+
+func (d *DHT) dropWatch(key string, w *watch) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.watches == nil {
+		return
+	}
+	ws := d.watches[key]
+	if i := slices.Index(ws, w); i >= 0 {
+		d.watches[key] = slices.Delete(ws, i, i+1)
+		close(w.ch)
+	}
+}
+
+func (d *DHT) registerWatch(ctx context.Context, key string) error {
+	ids, err := d.replicas(ctx, key)
+	if err != nil {
+		return err
+	}
+	req := []byte{reqWatch}
+	req = binary.BigEndian.AppendUint16(req, uint16(len(key)))
+	req = append(req, key...)
+	req = binary.BigEndian.AppendUint32(req, uint32(watchLease.Milliseconds()))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	ok := 0
+	for _, id := range ids {
+		wg.Go(func() {
+			_, err := d.request(ctx, id, req)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				ok++
+			}
+		})
+	}
+	wg.Wait()
+	if ok == 0 {
+		return fmt.Errorf("%w: %w", ErrNoReplica, errors.Join(errs...))
+	}
+	return nil
+}

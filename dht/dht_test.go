@@ -1,0 +1,201 @@
+package dht
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/p2psock/p2psock"
+	"github.com/stretchr/testify/require"
+)
+
+type testNet struct {
+	nodes []*p2psock.Node
+	dhts  []*DHT
+}
+
+// newLoopbackDHT builds n nodes on 127.0.0.1, each running the DHT.
+func newLoopbackDHT(t *testing.T, n int, cfg Config) *testNet {
+	t.Helper()
+	tn := &testNet{}
+	t.Cleanup(func() {
+		for i := range tn.nodes {
+			tn.dhts[i].Close()
+			tn.nodes[i].Close()
+		}
+	})
+	for i := range n {
+		c := p2psock.Config{ListenAddr: "127.0.0.1:0"}
+		if i > 0 {
+			c.Bootstrap = []string{tn.nodes[i/2].UDPAddr().String()}
+			c.JoinOnly = true
+		}
+		nd, err := p2psock.NewNode(c)
+		require.NoError(t, err)
+		d, err := New(nd, cfg)
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		require.NoError(t, nd.Bind(ctx))
+		cancel()
+		tn.nodes = append(tn.nodes, nd)
+		tn.dhts = append(tn.dhts, d)
+	}
+	return tn
+}
+
+func values(rs []Record) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, string(r.Value))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestLoopbackDHTOwnersAddGetRemove(t *testing.T) {
+	tn := newLoopbackDHT(t, 40, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const key = "user:alice"
+	owners := []int{3, 17, 29}
+	for _, i := range owners {
+		require.NoError(t, tn.dhts[i].Add(ctx, key, fmt.Appendf(nil, "device-%d", i), 0))
+	}
+	reader := tn.dhts[35]
+	rs, err := reader.Get(ctx, key)
+	require.NoError(t, err)
+	require.Equal(t, []string{"device-17", "device-29", "device-3"}, values(rs))
+	for _, r := range rs {
+		var want int
+		fmt.Sscanf(string(r.Value), "device-%d", &want)
+		require.Equal(t, tn.nodes[want].ID(), r.Owner, "owner of %s", r.Value)
+		require.Equal(t, key, r.Key)
+		require.True(t, r.Expires.After(time.Now().Add(50*time.Minute)))
+	}
+
+	// GetFrom filters by owner.
+	rs, err = reader.GetFrom(ctx, key, tn.nodes[17].ID())
+	require.NoError(t, err)
+	require.Equal(t, []string{"device-17"}, values(rs))
+
+	// An owner with two values removes one; the other values stay.
+	require.NoError(t, tn.dhts[3].Add(ctx, key, []byte("laptop-3"), 0))
+	require.NoError(t, tn.dhts[3].Remove(ctx, key, []byte("device-3")))
+	rs, err = reader.Get(ctx, key)
+	require.NoError(t, err)
+	require.Equal(t, []string{"device-17", "device-29", "laptop-3"}, values(rs))
+
+	// Another node's removal touches only its own values.
+	require.NoError(t, tn.dhts[29].Remove(ctx, key, []byte("device-17")))
+	rs, err = reader.Get(ctx, key)
+	require.NoError(t, err)
+	require.Contains(t, values(rs), "device-17")
+
+	// Delete takes all of an owner's values.
+	require.NoError(t, tn.dhts[3].Delete(ctx, key))
+	rs, err = reader.Get(ctx, key)
+	require.NoError(t, err)
+	require.Equal(t, []string{"device-17", "device-29"}, values(rs))
+}
+
+func TestLoopbackDHTTTLExpires(t *testing.T) {
+	tn := newLoopbackDHT(t, 12, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, tn.dhts[2].Add(ctx, "short", []byte("2s"), 2*time.Second))
+	require.NoError(t, tn.dhts[2].Add(ctx, "short", []byte("1h"), time.Hour))
+	rs, err := tn.dhts[9].Get(ctx, "short")
+	require.NoError(t, err)
+	require.Equal(t, []string{"1h", "2s"}, values(rs))
+	w, err := tn.dhts[5].Watch(ctx, "short")
+	require.NoError(t, err)
+	ev := <-w // wait for the replicas' expiry, not for a clock
+	require.Equal(t, EventExpired, ev.Type)
+	require.Equal(t, "2s", string(ev.Record.Value))
+	rs, err = tn.dhts[9].Get(ctx, "short")
+	require.NoError(t, err)
+	require.Equal(t, []string{"1h"}, values(rs))
+}
+
+func TestLoopbackDHTWatchSeesAddAndRemove(t *testing.T) {
+	tn := newLoopbackDHT(t, 20, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, err := tn.dhts[4].Watch(ctx, "room")
+	require.NoError(t, err)
+	require.NoError(t, tn.dhts[11].Add(ctx, "room", []byte("bob"), 0))
+	ev := <-w
+	require.Equal(t, EventAdded, ev.Type)
+	require.Equal(t, "bob", string(ev.Record.Value))
+	require.Equal(t, tn.nodes[11].ID(), ev.Record.Owner)
+	require.NoError(t, tn.dhts[11].Remove(ctx, "room", []byte("bob")))
+	ev = <-w
+	require.Equal(t, EventRemoved, ev.Type)
+	require.Equal(t, "bob", string(ev.Record.Value))
+}
+
+func TestLoopbackDHTSurvivesQuarterOfNodesClosing(t *testing.T) {
+	tn := newLoopbackDHT(t, 40, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const key = "shared"
+	var want []string
+	for _, i := range []int{1, 8, 15, 22, 36} {
+		v := fmt.Sprintf("v%d", i)
+		want = append(want, v)
+		require.NoError(t, tn.dhts[i].Add(ctx, key, []byte(v), 0))
+	}
+	slices.Sort(want)
+	// Close ten nodes, among them the key's closest replicas (but not the owners).
+	k := p2psock.KeyOf([]byte(key))
+	order := make([]int, len(tn.nodes))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if k.Closer(tn.nodes[a].ID().Key(), tn.nodes[b].ID().Key()) {
+			return -1
+		}
+		return 1
+	})
+	closed := map[int]bool{}
+	for _, i := range order {
+		if len(closed) == 10 {
+			break
+		}
+		if len(closed) < 3 || i%2 == 0 { // the three closest replicas, then others
+			if !slices.Contains([]int{1, 8, 15, 22, 36, 0}, i) {
+				closed[i] = true
+				tn.dhts[i].Close()
+				tn.nodes[i].Close()
+			}
+		}
+	}
+	require.Len(t, closed, 10)
+	reader := 0
+	for closed[reader] {
+		reader++
+	}
+	rs, err := tn.dhts[reader].Get(ctx, key)
+	require.NoError(t, err)
+	require.Equal(t, want, values(rs))
+}
+
+func TestLoopbackDHTLimits(t *testing.T) {
+	tn := newLoopbackDHT(t, 8, Config{MaxValuesPerOwner: 2, MaxValueSize: 100})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d := tn.dhts[1]
+	require.ErrorIs(t, d.Add(ctx, "k", make([]byte, 101), 0), ErrValueTooLarge)
+	require.ErrorIs(t, d.Add(ctx, string(make([]byte, 2000)), nil, 0), ErrKeyTooLarge)
+	require.ErrorIs(t, d.Add(ctx, "k", nil, 48*time.Hour), ErrBadTTL)
+	require.NoError(t, d.Add(ctx, "k", []byte("a"), 0))
+	require.NoError(t, d.Add(ctx, "k", []byte("b"), 0))
+	require.ErrorIs(t, d.Add(ctx, "k", []byte("c"), 0), ErrQuota, "a full replica refuses new values")
+	rs, err := tn.dhts[5].Get(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b"}, values(rs), "old values are kept")
+	require.NoError(t, d.Add(ctx, "k", []byte("a"), time.Minute), "renewing a value is not a new one")
+}

@@ -1,0 +1,268 @@
+package dht
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/overlay"
+)
+
+// handle serves DHT requests from other nodes (and this one). It runs on the
+// node's packet path, so anything slow goes to a goroutine.
+func (d *DHT) handle(m overlay.Message) ([]byte, bool) {
+	if d.closed() || len(m.Data) == 0 {
+		return nil, false
+	}
+	now := time.Now()
+	body := m.Data[1:]
+	switch m.Data[0] {
+	case reqStore:
+		op, err := parseOp(slices.Clone(body), d.net)
+		if err != nil {
+			return []byte{statusInvalid}, true
+		}
+		status, changes := d.st.apply(op, &d.cfg, now)
+		if len(changes) > 0 {
+			d.notify(op.key, changes)
+		}
+		return []byte{status}, true
+	case reqGet:
+		key, rest, ok := readKey(body)
+		if !ok || len(rest) != 36 {
+			return []byte{statusInvalid}, true
+		}
+		owner := p2psock.ID(rest[:32])
+		offset := int(binary.BigEndian.Uint32(rest[32:]))
+		ops := d.st.get(key, owner, now)
+		reply := []byte{statusOK}
+		reply = binary.BigEndian.AppendUint32(reply, uint32(len(ops)))
+		reply = append(reply, 0, 0)
+		count := 0
+		for _, op := range ops[min(offset, len(ops)):] {
+			if len(reply)+4+len(op.raw) > overlay.MaxMessage {
+				break
+			}
+			reply = binary.BigEndian.AppendUint32(reply, uint32(len(op.raw)))
+			reply = append(reply, op.raw...)
+			count++
+		}
+		binary.BigEndian.PutUint16(reply[5:], uint16(count))
+		return reply, true
+	case reqWatch:
+		key, rest, ok := readKey(body)
+		if !ok || len(rest) != 4 {
+			return []byte{statusInvalid}, true
+		}
+		lease := min(time.Duration(binary.BigEndian.Uint32(rest))*time.Millisecond, 2*watchLease)
+		d.st.mu.Lock()
+		d.st.keyLocked(key).watchers[p2psock.ID(m.From)] = now.Add(lease)
+		d.st.mu.Unlock()
+		return []byte{statusOK}, true
+	case reqEvent:
+		if len(body) < 1 {
+			return nil, true
+		}
+		op, err := parseOp(slices.Clone(body[1:]), d.net)
+		if err != nil || op.op != opAdd {
+			return nil, true
+		}
+		d.deliverEvent(EventType(body[0]), op)
+		return nil, true
+	}
+	return []byte{statusInvalid}, true
+}
+
+func readKey(b []byte) (string, []byte, bool) {
+	if len(b) < 2 {
+		return "", nil, false
+	}
+	l := int(binary.BigEndian.Uint16(b))
+	if len(b) < 2+l {
+		return "", nil, false
+	}
+	return string(b[2 : 2+l]), b[2+l:], true
+}
+
+// notify tells the watchers of key about changes, each in its own request.
+func (d *DHT) notify(key string, changes []change) {
+	d.st.mu.Lock()
+	var watchers []p2psock.ID
+	if ks := d.st.keys[key]; ks != nil {
+		now := time.Now()
+		for w, until := range ks.watchers {
+			if until.After(now) {
+				watchers = append(watchers, w)
+			}
+		}
+	}
+	d.st.mu.Unlock()
+	for _, w := range watchers {
+		for _, c := range changes {
+			req := append([]byte{reqEvent, byte(c.typ)}, c.op.raw...)
+			d.goTracked(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				d.request(ctx, w, req)
+			})
+		}
+	}
+}
+
+// deliverEvent hands an event to this node's watches of its key, once even
+// if several replicas report it.
+func (d *DHT) deliverEvent(typ EventType, op *signedOp) {
+	id := fmt.Sprintf("%d/%x/%d/%s", typ, op.owner[:8], op.seq, op.value)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, w := range d.watches[op.key] {
+		if w.seen[id] {
+			continue
+		}
+		w.seen[id] = true
+		select {
+		case w.ch <- Event{Type: typ, Record: op.record()}:
+		default: // a reader that does not keep up loses events rather than stalling the node
+		}
+	}
+}
+
+func (d *DHT) goTracked(f func()) {
+	d.wgMu.Lock()
+	defer d.wgMu.Unlock()
+	select {
+	case <-d.closing:
+		return
+	default:
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		f()
+	}()
+}
+
+// maintain expires records every second, and every Republish interval
+// stores this node's records on their current replica sets and hands the
+// records it holds to nodes that joined their replica sets.
+func (d *DHT) maintain() {
+	defer d.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	next := time.Now().Add(d.cfg.Republish)
+	for {
+		select {
+		case <-d.closing:
+			return
+		case now := <-tick.C:
+			for key, changes := range d.st.expire(now) {
+				d.notify(key, changes)
+			}
+			d.mu.Lock()
+			for key, ops := range d.tombs {
+				d.tombs[key] = slices.DeleteFunc(ops, func(op *signedOp) bool { return !op.expiry().After(now) })
+			}
+			for key, vals := range d.own {
+				for v, op := range vals {
+					if !op.expiry().After(now) {
+						delete(vals, v)
+					}
+				}
+				if len(vals) == 0 {
+					delete(d.own, key)
+				}
+			}
+			d.mu.Unlock()
+			if now.After(next) && !d.pushing.Swap(true) {
+				next = now.Add(d.cfg.Republish)
+				d.goTracked(func() {
+					defer d.pushing.Store(false)
+					d.republish()
+					d.handoff()
+				})
+			}
+		}
+	}
+}
+
+// republish stores this node's live operations on their keys' replica sets.
+func (d *DHT) republish() {
+	d.mu.Lock()
+	var ops []*signedOp
+	for _, vals := range d.own {
+		for _, op := range vals {
+			ops = append(ops, op)
+		}
+	}
+	for _, ts := range d.tombs {
+		ops = append(ops, ts...)
+	}
+	d.mu.Unlock()
+	d.pushAll(ops, nil)
+}
+
+// handoff gives the records of every key this node holds to the nodes that
+// are now in the key's replica set but were not when it last looked.
+func (d *DHT) handoff() {
+	now := time.Now()
+	d.st.mu.Lock()
+	keys := make([]string, 0, len(d.st.keys))
+	for k := range d.st.keys {
+		keys = append(keys, k)
+	}
+	d.st.mu.Unlock()
+	for _, k := range keys {
+		set := d.ov.Closest(overlay.Key(p2psock.KeyOf([]byte(k))), d.cfg.Replicas)
+		ids := make([]p2psock.ID, len(set))
+		for i, id := range set {
+			ids[i] = p2psock.ID(id)
+		}
+		d.st.mu.Lock()
+		ks := d.st.keys[k]
+		var fresh []p2psock.ID
+		if ks != nil {
+			for _, id := range ids {
+				if id != d.n.ID() && !slices.Contains(ks.holders, id) {
+					fresh = append(fresh, id)
+				}
+			}
+			ks.holders = ids
+		}
+		d.st.mu.Unlock()
+		if len(fresh) == 0 {
+			continue
+		}
+		ops := d.st.get(k, p2psock.ID{}, now)
+		for _, id := range fresh {
+			d.pushAll(ops, &id)
+		}
+	}
+}
+
+// pushAll stores ops on their replica sets (looked up), or on one node.
+func (d *DHT) pushAll(ops []*signedOp, to *p2psock.ID) {
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for _, op := range ops {
+		select {
+		case sem <- struct{}{}:
+		case <-d.closing:
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if to != nil {
+				d.request(ctx, *to, append([]byte{reqStore}, op.raw...))
+				return
+			}
+			d.storeOnReplicas(ctx, op)
+		})
+	}
+	wg.Wait()
+}
