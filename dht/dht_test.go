@@ -199,3 +199,111 @@ func TestLoopbackDHTLimits(t *testing.T) {
 	require.Equal(t, []string{"a", "b"}, values(rs), "old values are kept")
 	require.NoError(t, d.Add(ctx, "k", []byte("a"), time.Minute), "renewing a value is not a new one")
 }
+
+// holds reports whether d's replica store has a live value under key.
+func holds(d *DHT, key string, value string) bool {
+	for _, op := range d.st.get(key, p2psock.ID{}, time.Now()) {
+		if op.op == opAdd && string(op.value) == value {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFor polls cond until it holds or the deadline passes: the handoff runs
+// on its own schedule, and there is no event to wait on from outside.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	require.Eventually(t, cond, 20*time.Second, 20*time.Millisecond, what)
+}
+
+// Records move to the nodes that become the closest to their key: a node
+// that joins closer than every replica, and the next node when a replica
+// leaves.
+func TestLoopbackDHTHandoffOnJoinAndLeave(t *testing.T) {
+	cfg := Config{Republish: 300 * time.Millisecond}
+	tn := newLoopbackDHT(t, 16, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const key, value = "handoff", "v"
+	require.NoError(t, tn.dhts[3].Add(ctx, key, []byte(value), 0))
+	k := p2psock.KeyOf([]byte(key))
+
+	// A newcomer closer to the key than every node.
+	var id *p2psock.Identity
+	for {
+		cand, err := p2psock.NewIdentity()
+		require.NoError(t, err)
+		closest := true
+		for _, n := range tn.nodes {
+			if !k.Closer(cand.ID().Key(), n.ID().Key()) {
+				closest = false
+				break
+			}
+		}
+		if closest {
+			id = cand
+			break
+		}
+	}
+	nd, err := p2psock.NewNode(p2psock.Config{Identity: id, ListenAddr: "127.0.0.1:0",
+		Bootstrap: []string{tn.nodes[0].UDPAddr().String()}, JoinOnly: true})
+	require.NoError(t, err)
+	d, err := New(nd, cfg)
+	require.NoError(t, err)
+	require.NoError(t, nd.Bind(ctx))
+	tn.nodes, tn.dhts = append(tn.nodes, nd), append(tn.dhts, d)
+	waitFor(t, "the newcomer receives the record", func() bool { return holds(d, key, value) })
+
+	// The closest node that never was in the replica set (of 6) gets the
+	// record once enough replicas leave for it to enter the set.
+	order := slices.Clone(tn.dhts)
+	slices.SortFunc(order, func(a, b *DHT) int {
+		if k.Closer(a.n.ID().Key(), b.n.ID().Key()) {
+			return -1
+		}
+		return 1
+	})
+	idx := 7 // order[1..6] were the set before the newcomer joined
+	if order[idx] == tn.dhts[3] {
+		idx++ // the owner holds its record anyway
+	}
+	next := order[idx]
+	require.False(t, holds(next, key, value), "precondition: it never was a replica")
+	before := idx // nodes closer than next; close non-owners until 5 remain
+	for _, r := range order[:idx] {
+		if before > 5 && r != tn.dhts[3] {
+			r.Close()
+			r.n.Close()
+			before--
+		}
+	}
+	waitFor(t, "the next node receives the record after replicas left", func() bool { return holds(next, key, value) })
+}
+
+// A replica refuses a replayed add once the owner has removed the value.
+func TestLoopbackDHTRefusesReplayedAdd(t *testing.T) {
+	tn := newLoopbackDHT(t, 10, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	owner := tn.dhts[2]
+	require.NoError(t, owner.Add(ctx, "k", []byte("v"), 0))
+	owner.mu.Lock()
+	add := owner.own["k"]["v"]
+	owner.mu.Unlock()
+	require.NoError(t, owner.Remove(ctx, "k", []byte("v")))
+	ids, err := owner.replicas(ctx, "k")
+	require.NoError(t, err)
+	reply, err := tn.dhts[7].request(ctx, ids[0], append([]byte{reqStore}, add.raw...))
+	require.NoError(t, err)
+	require.Equal(t, []byte{statusStale}, reply)
+	// A forged add (value changed after signing) is refused as invalid.
+	forged := slices.Clone(add.raw)
+	forged[len(forged)-65] ^= 1
+	reply, err = tn.dhts[7].request(ctx, ids[0], append([]byte{reqStore}, forged...))
+	require.NoError(t, err)
+	require.Equal(t, []byte{statusInvalid}, reply)
+	rs, err := tn.dhts[5].Get(ctx, "k")
+	require.NoError(t, err)
+	require.Empty(t, rs)
+}
