@@ -194,6 +194,19 @@ func (o *Overlay) lookup(ctx context.Context, target Key) []ID {
 	return out
 }
 
+// NextHop returns the contact a message toward key goes to from this node:
+// the contact closest to key, strictly closer than this node, that is not
+// suspect and not in exclude. ok is false when this node is the closest it
+// knows of.
+func (o *Overlay) NextHop(key Key, exclude ...ID) (id ID, ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if c := o.tab.nextHop(key, exclude); c != nil {
+		return c.id, true
+	}
+	return ID{}, false
+}
+
 // Closest returns up to n IDs closest to key among this node and its
 // contacts, nearest first, without asking the network.
 func (o *Overlay) Closest(key Key, n int) []ID {
