@@ -72,6 +72,7 @@ var (
 	ErrBadTTL        = errors.New("dht: TTL out of range")
 	ErrQuota         = errors.New("dht: refused: the replicas are over their quota")
 	ErrStale         = errors.New("dht: refused: the replicas hold a newer operation of this owner")
+	ErrInvalid       = errors.New("dht: refused: the replicas found the record invalid (expired, too large or a clock far off)")
 	ErrNoReplica     = errors.New("dht: no replica answered")
 	ErrClosed        = errors.New("dht: closed")
 )
@@ -322,7 +323,7 @@ func (d *DHT) storeOnReplicas(ctx context.Context, op *signedOp) error {
 		})
 	}
 	wg.Wait()
-	var quota, stale bool
+	var quota, stale, invalid bool
 	for i := range ids {
 		switch {
 		case errs[i] != nil:
@@ -332,6 +333,8 @@ func (d *DHT) storeOnReplicas(ctx context.Context, op *signedOp) error {
 			quota = true
 		case statuses[i] == statusStale:
 			stale = true
+		default:
+			invalid = true
 		}
 	}
 	switch {
@@ -339,6 +342,8 @@ func (d *DHT) storeOnReplicas(ctx context.Context, op *signedOp) error {
 		return ErrQuota
 	case stale:
 		return ErrStale
+	case invalid:
+		return ErrInvalid
 	}
 	return fmt.Errorf("%w: %w", ErrNoReplica, errors.Join(errs...))
 }

@@ -148,7 +148,7 @@ func TestLoopbackDHTSurvivesQuarterOfNodesClosing(t *testing.T) {
 		require.NoError(t, tn.dhts[i].Add(ctx, key, []byte(v), 0))
 	}
 	slices.Sort(want)
-	// Close ten nodes, among them the key's closest replicas (but not the owners).
+	// Close ten nodes, among them replicas of the key (but not the owners).
 	k := p2psock.KeyOf([]byte(key))
 	order := make([]int, len(tn.nodes))
 	for i := range order {
@@ -160,17 +160,23 @@ func TestLoopbackDHTSurvivesQuarterOfNodesClosing(t *testing.T) {
 		}
 		return 1
 	})
+	// Half of the replica set (the 1st, 3rd and 5th closest, if not owners),
+	// and seven nodes outside it.
+	owners := []int{1, 8, 15, 22, 36, 0}
 	closed := map[int]bool{}
-	for _, i := range order {
-		if len(closed) == 10 {
-			break
+	shut := func(i int) {
+		closed[i] = true
+		tn.dhts[i].Close()
+		tn.nodes[i].Close()
+	}
+	for _, j := range []int{0, 2, 4} {
+		if !slices.Contains(owners, order[j]) {
+			shut(order[j])
 		}
-		if len(closed) < 3 || i%2 == 0 { // the three closest replicas, then others
-			if !slices.Contains([]int{1, 8, 15, 22, 36, 0}, i) {
-				closed[i] = true
-				tn.dhts[i].Close()
-				tn.nodes[i].Close()
-			}
+	}
+	for _, i := range order[10:] {
+		if len(closed) < 10 && !slices.Contains(owners, i) {
+			shut(i)
 		}
 	}
 	require.Len(t, closed, 10)
@@ -306,4 +312,25 @@ func TestLoopbackDHTRefusesReplayedAdd(t *testing.T) {
 	rs, err := tn.dhts[5].Get(ctx, "k")
 	require.NoError(t, err)
 	require.Empty(t, rs)
+}
+
+// A key whose records do not fit one reply is read page by page, whole.
+func TestLoopbackDHTGetPagesLargeKeys(t *testing.T) {
+	tn := newLoopbackDHT(t, 8, Config{})
+	var want []string
+	for i := range 8 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		v := fmt.Sprintf("%d-%s", i, make([]byte, 30000))
+		want = append(want, v)
+		require.NoError(t, tn.dhts[2].Add(ctx, "big", []byte(v), 0))
+		cancel()
+	}
+	slices.Sort(want)
+	for range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		rs, err := tn.dhts[6].Get(ctx, "big")
+		cancel()
+		require.NoError(t, err)
+		require.Equal(t, want, values(rs))
+	}
 }

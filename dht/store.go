@@ -1,6 +1,8 @@
 package dht
 
 import (
+	"bytes"
+	"slices"
 	"sync"
 	"time"
 
@@ -147,6 +149,9 @@ func (st *store) get(key string, owner p2psock.ID, now time.Time) []*signedOp {
 			out = append(out, os.del)
 		}
 	}
+	// A stable order, so that a reader paging through it by offset sees
+	// every operation once.
+	slices.SortFunc(out, func(a, b *signedOp) int { return bytes.Compare(a.sig, b.sig) })
 	return out
 }
 

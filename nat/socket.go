@@ -18,8 +18,9 @@ type Handler func(pkt []byte, from net.Addr)
 // full speed on the same port; every packet that is not QUIC is handed to the
 // Handler registered for its first byte (STUN 0x00–0x03, overlay 0x20–0x3F).
 //
-// quic-go queues at most 32 non-QUIC packets, so Socket drains them on a goroutine
-// of its own and handlers must not block.
+// quic-go queues at most 32 non-QUIC packets, so Socket drains them on a
+// goroutine of its own into a longer queue that a second goroutine hands to
+// the handlers; handlers must not block.
 type Socket struct {
 	pc net.PacketConn
 	tr *quic.Transport
@@ -34,9 +35,10 @@ type Socket struct {
 	readDone chan struct{}
 	closeMu  sync.Once
 
-	received  atomic.Uint64
-	sent      atomic.Uint64
-	unhandled atomic.Uint64
+	received   atomic.Uint64
+	sent       atomic.Uint64
+	unhandled  atomic.Uint64
+	queueDrops atomic.Uint64
 }
 
 // MaxPacket is the size of the buffer non-QUIC packets are read into. quic-go
@@ -100,16 +102,50 @@ func (s *Socket) Start() {
 	go s.readLoop(buf)
 }
 
+// readLoop takes packets off quic-go's short queue as fast as it can and
+// hands them to the dispatcher through a longer one, so that a burst (the
+// fragments of a large message) is not dropped while a handler works.
 func (s *Socket) readLoop(buf []byte) {
 	defer close(s.readDone)
+	q := make(chan packet, queueLen)
+	dispatched := make(chan struct{})
+	go func() {
+		defer close(dispatched)
+		for p := range q {
+			s.dispatch(p.b, p.from)
+			bufPool.Put(p.b[:cap(p.b)])
+		}
+	}()
+	defer func() {
+		close(q)
+		<-dispatched
+	}()
 	for {
 		n, from, err := s.tr.ReadNonQUICPacket(s.ctx, buf)
 		if err != nil {
 			return
 		}
-		s.dispatch(buf[:n], from)
+		b := bufPool.Get().([]byte)[:n]
+		copy(b, buf)
+		select {
+		case q <- packet{b, from}:
+		default:
+			s.received.Add(1)
+			s.queueDrops.Add(1)
+			bufPool.Put(b[:cap(b)])
+		}
 	}
 }
+
+type packet struct {
+	b    []byte
+	from net.Addr
+}
+
+// queueLen is how many packets wait for the dispatcher at most.
+const queueLen = 512
+
+var bufPool = sync.Pool{New: func() any { return make([]byte, MaxPacket) }}
 
 func (s *Socket) dispatch(pkt []byte, from net.Addr) {
 	if len(pkt) == 0 {
@@ -146,10 +182,11 @@ func (s *Socket) LocalAddr() net.Addr { return s.pc.LocalAddr() }
 // Transport returns the quic.Transport that owns the socket.
 func (s *Socket) Transport() *quic.Transport { return s.tr }
 
-// Stats returns the number of non-QUIC packets received and sent, and of
-// packets dropped because no handler takes their first byte.
-func (s *Socket) Stats() (received, sent, unhandled uint64) {
-	return s.received.Load(), s.sent.Load(), s.unhandled.Load()
+// Stats returns the number of non-QUIC packets received and sent, of packets
+// dropped because no handler takes their first byte, and of packets dropped
+// because the dispatcher fell behind.
+func (s *Socket) Stats() (received, sent, unhandled, queueDrops uint64) {
+	return s.received.Load(), s.sent.Load(), s.unhandled.Load(), s.queueDrops.Load()
 }
 
 // Close closes the transport and the socket, and waits for the read loop.

@@ -162,11 +162,7 @@ func (o *Overlay) lookup(ctx context.Context, target Key) []ID {
 		var wg sync.WaitGroup
 		for _, e := range batch {
 			wg.Go(func() {
-				p, rtt, err := o.link(ctx, e.cand)
-				if err != nil {
-					return
-				}
-				nodes, err := o.find(ctx, e.cand.id, p, rtt, target)
+				nodes, err := o.query(ctx, e.cand, target)
 				if err != nil {
 					return
 				}
@@ -220,6 +216,28 @@ func (o *Overlay) Closest(key Key, n int) []ID {
 	out = append(out, o.self)
 	slices.SortFunc(out, func(a, b ID) int { return cmpDistance(a.Key(), b.Key(), key) })
 	return out[:min(n, len(out))]
+}
+
+// query asks a candidate for its contacts closest to target. A node that
+// says it is public is asked straight away (the answer must echo the nonce
+// and come from its ID, and the node challenges us in turn); others are
+// linked to first, which may take a hole punch or a relay.
+func (o *Overlay) query(ctx context.Context, cand candidate, target Key) ([]wire.Contact, error) {
+	o.mu.Lock()
+	p, rtt, known := o.knownPathLocked(cand.id)
+	o.mu.Unlock()
+	if !known && cand.public && cand.addr.IsValid() {
+		if nodes, err := o.find(ctx, cand.id, path{addr: cand.addr}, 0, target); err == nil {
+			return nodes, nil
+		}
+	}
+	if !known {
+		var err error
+		if p, rtt, err = o.link(ctx, cand); err != nil {
+			return nil, err
+		}
+	}
+	return o.find(ctx, cand.id, p, rtt, target)
 }
 
 // Lookup returns the IDs of up to K live nodes closest to key, nearest first.

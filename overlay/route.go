@@ -413,9 +413,23 @@ func (o *Overlay) deliverFragment(r wire.Route) {
 		o.reasmLen += len(e.buf)
 	}
 	if e.hdr != r.Msg || e.sig != r.Sig {
-		o.mu.Unlock()
-		o.ctr.malformed.Add(1)
-		return
+		if r.Msg.Timestamp <= e.hdr.Timestamp {
+			o.mu.Unlock()
+			o.ctr.malformed.Add(1)
+			return
+		}
+		// A newer signing of the same message (an ack sent again, with a
+		// reply): start over with it rather than wait for the stale one.
+		o.reasmLen -= len(e.buf)
+		delete(o.reasm, key)
+		if o.reasmLen+int(r.Msg.Length) > maxReassembly {
+			o.mu.Unlock()
+			o.ctr.queueFull.Add(1)
+			return
+		}
+		e = &reassembly{hdr: r.Msg, sig: r.Sig, buf: make([]byte, r.Msg.Length), have: make([]bool, r.FragCount), created: time.Now()}
+		o.reasm[key] = e
+		o.reasmLen += len(e.buf)
 	}
 	if e.have[r.FragIndex] {
 		o.mu.Unlock()
