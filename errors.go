@@ -2,9 +2,13 @@ package p2psock
 
 import (
 	"errors"
+	"net"
 
+	"github.com/p2psock/p2psock/group"
 	"github.com/p2psock/p2psock/overlay"
 )
+
+var errClosedGroup = net.ErrClosed
 
 // Errors returned by a Node. Test for them with errors.Is. After Close, every
 // call fails with an error for which errors.Is(err, net.ErrClosed) is true.
@@ -22,6 +26,10 @@ var (
 	ErrNoEntryPoint = overlay.ErrNoEntryPoint
 	// ErrNotBound: the call needs a bound node; call Bind first.
 	ErrNotBound = errors.New("p2psock: node not bound")
+	// ErrNotMember: Recv on a GroupSocket from Node.Group, which did not join.
+	ErrNotMember = group.ErrNotMember
+	// ErrEmptyGroup: SendAny to a group with no member.
+	ErrEmptyGroup = group.ErrEmptyGroup
 	// ErrAlreadyBound: Bind was called twice.
 	ErrAlreadyBound = errors.New("p2psock: node already bound")
 )

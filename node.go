@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/p2psock/p2psock/group"
 	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/nat"
 	"github.com/p2psock/p2psock/overlay"
@@ -61,10 +62,11 @@ type Config struct {
 // Node is a peer in a p2psock network: an identity bound into the overlay
 // through one UDP socket. Its methods are safe for concurrent use.
 type Node struct {
-	cfg  Config
-	id   *Identity
-	sock *nat.Socket
-	ov   *overlay.Overlay
+	cfg    Config
+	id     *Identity
+	sock   *nat.Socket
+	ov     *overlay.Overlay
+	groups *group.Groups
 
 	mu     sync.Mutex
 	bound  bool
@@ -111,6 +113,7 @@ func NewNode(cfg Config) (*Node, error) {
 		sock.Close()
 		return nil, err
 	}
+	n.groups = group.New(n.ov, cfg.Identity.Sign, cfg.Network, cfg.Logger)
 	sock.Handle(wire.FirstType, wire.LastType, n.ov.HandlePacket)
 	sock.Start()
 	n.ov.Start()
@@ -178,11 +181,12 @@ func (n *Node) SendToKey(ctx context.Context, data []byte, key Key) error {
 
 // Message is a message received by RecvFrom.
 type Message struct {
-	Data  []byte
-	From  ID   // the origin; its signature was verified
-	To    Key  // the key it was routed to: this node's ID as a Key when addressed to the node
-	ByKey bool // true when it was sent with SendToKey
-	Hops  int  // overlay hops it took (0 when sent to this node by itself)
+	Data      []byte
+	From      ID   // the origin; its signature was verified
+	To        Key  // the key it was routed to: this node's ID as a Key when addressed to the node
+	ByKey     bool // true when it was sent with SendToKey
+	Hops      int  // overlay hops it took (0 when sent to this node by itself)
+	Broadcast bool // true when it was sent with Broadcast to every node
 }
 
 // RecvFrom returns the next message delivered to this node: sent to its ID,
@@ -192,7 +196,7 @@ func (n *Node) RecvFrom(ctx context.Context) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	return Message{Data: m.Data, From: ID(m.From), To: Key(m.To), ByKey: m.ByKey, Hops: m.Hops}, nil
+	return Message{Data: m.Data, From: ID(m.From), To: Key(m.To), ByKey: m.ByKey, Hops: m.Hops, Broadcast: m.Broadcast}, nil
 }
 
 // Lookup returns the IDs of up to BucketSize live nodes closest to key,
@@ -261,6 +265,7 @@ func (n *Node) Close() error {
 	}
 	n.closed = true
 	n.mu.Unlock()
+	n.groups.Close()
 	err := n.ov.Close()
 	if serr := n.sock.Close(); err == nil {
 		err = serr

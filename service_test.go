@@ -48,7 +48,7 @@ func TestLoopbackServiceRequestReply(t *testing.T) {
 	}
 	// No handler for a service: a clear error, from the network or locally.
 	for _, to := range []*Node{tn.nodes[7], tn.nodes[3]} {
-		_, _, err := tn.nodes[3].Overlay().SendService(ctx, wire.ServiceGroup, []byte("?"), overlay.Key(to.ID()), false)
+		_, _, err := tn.nodes[3].Overlay().SendService(ctx, 200, []byte("?"), overlay.Key(to.ID()), false)
 		require.ErrorIs(t, err, ErrNoService)
 		require.NotErrorIs(t, err, context.DeadlineExceeded)
 	}

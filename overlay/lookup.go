@@ -203,6 +203,33 @@ func (o *Overlay) NextHop(key Key, exclude ...ID) (id ID, ok bool) {
 	return ID{}, false
 }
 
+// BucketHeads returns, for every routing-table bucket whose index (the
+// number of leading bits its contacts share with this node) is at least
+// from, one live contact of it: the split of the ID space that a broadcast
+// follows.
+func (o *Overlay) BucketHeads(from int) map[int]ID {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[int]ID{}
+	for i := max(from, 0); i < len(o.tab.buckets); i++ {
+		for _, c := range o.tab.buckets[i] {
+			if c.suspect.IsZero() {
+				out[i] = c.id
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Deliver puts a message on this node's receive queue, as if routed to it;
+// it reports false when the queue is full. Services use it to hand messages
+// to the application (broadcasts, for instance).
+func (o *Overlay) Deliver(m Message) bool {
+	_, ok, _ := o.deliverLocal(m)
+	return ok
+}
+
 // Closest returns up to n IDs closest to key among this node and its
 // contacts, nearest first, without asking the network.
 func (o *Overlay) Closest(key Key, n int) []ID {

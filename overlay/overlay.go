@@ -79,12 +79,13 @@ type Transport interface {
 
 // Message is a message delivered to this node.
 type Message struct {
-	Data    []byte
-	From    ID  // the origin, whose signature was verified
-	To      Key // the ID or key the message was routed to
-	ByKey   bool
-	Hops    int  // overlay hops the message's last fragment took (0: sent to itself)
-	Service byte // 0 for application messages
+	Data      []byte
+	From      ID  // the origin, whose signature was verified
+	To        Key // the ID or key the message was routed to
+	ByKey     bool
+	Hops      int  // overlay hops the message's last fragment took (0: sent to itself)
+	Service   byte // 0 for application messages
+	Broadcast bool // delivered by a broadcast to every node
 }
 
 // Overlay is one node's membership in a Kademlia-style overlay: its routing

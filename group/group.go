@@ -1,0 +1,634 @@
+package group
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/p2psock/p2psock/internal/wire"
+	"github.com/p2psock/p2psock/overlay"
+)
+
+// Messages of the group service, the first byte of its payloads.
+const (
+	msgJoin      byte = 1 // group(32): the sender is (still) a child; reply: ok
+	msgLeave     byte = 2 // group(32): the sender is no longer a child
+	msgPublish   byte = 3 // envelope: a multicast for the root (routed by key)
+	msgData      byte = 4 // envelope: a multicast going down the tree
+	msgAny       byte = 5 // down(1) envelope: an anycast on its way to a member
+	msgAnyResult byte = 6 // msgID(16) status(1): the outcome, to the anycast's origin
+	msgBcast     byte = 7 // height(2) envelope: a broadcast, for the nodes sharing height bits with the receiver
+)
+
+// Anycast outcomes.
+const (
+	anyDelivered byte = 0
+	anyEmpty     byte = 1
+)
+
+// Errors.
+var (
+	ErrEmptyGroup = errors.New("p2psock: the group has no members")
+	ErrNotMember  = errors.New("p2psock: not a member of the group")
+	ErrTooLarge   = errors.New("p2psock: group message too large")
+	ErrClosed     = errors.New("p2psock: group service closed")
+)
+
+// Timing of the soft state: members and forwarders re-join their parent
+// every Refresh; a parent forgets a child after 3 Refresh without one.
+const (
+	Refresh  = 5 * time.Second
+	lease    = 3 * Refresh
+	seenKeep = 2 * time.Minute
+)
+
+// Message is a message delivered to a member.
+type Message struct {
+	Data    []byte
+	From    overlay.ID // the origin; its signature was verified
+	Group   overlay.Key
+	Anycast bool
+}
+
+// Groups is one node's part in every group tree: Scribe-style trees over the
+// overlay, rooted at the node closest to the group's key.
+type Groups struct {
+	ov   *overlay.Overlay
+	self overlay.ID
+	sign func([]byte) []byte
+	net  [8]byte
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	trees   map[overlay.Key]*tree
+	anyWait map[[16]byte]chan byte
+	bseen   map[[16]byte]time.Time
+
+	closing chan struct{}
+	wgMu    sync.Mutex
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+type tree struct {
+	parent    overlay.ID
+	hasParent bool
+	attaching bool
+	children  map[overlay.ID]time.Time // lease expiry
+	members   []*Member
+	seen      map[[16]byte]time.Time
+	queues    map[overlay.ID]*queue
+}
+
+type queue struct {
+	items   []*envelope
+	running bool
+}
+
+// New starts the group service of a node: ov carries its messages, sign signs
+// with the node's identity, network is the network's name.
+func New(ov *overlay.Overlay, sign func([]byte) []byte, network string, log *slog.Logger) *Groups {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	g := &Groups{ov: ov, self: ov.ID(), sign: sign, net: wire.NetworkTag(network), log: log,
+		trees: map[overlay.Key]*tree{}, anyWait: map[[16]byte]chan byte{}, bseen: map[[16]byte]time.Time{},
+		closing: make(chan struct{})}
+	ov.Handle(wire.ServiceGroup, g.handle)
+	g.goTracked(g.maintain)
+	return g
+}
+
+// Close leaves every group and stops the service.
+func (g *Groups) Close() error {
+	g.once.Do(func() {
+		g.mu.Lock()
+		type leave struct{ key, parent [32]byte }
+		var ls []leave
+		for k, t := range g.trees {
+			if t.hasParent {
+				ls = append(ls, leave{k, t.parent})
+			}
+			for _, m := range t.members {
+				m.closeLocked()
+			}
+		}
+		g.mu.Unlock()
+		for _, l := range ls {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			g.send(ctx, l.parent, append([]byte{msgLeave}, l.key[:]...))
+			cancel()
+		}
+		g.wgMu.Lock()
+		close(g.closing)
+		g.wgMu.Unlock()
+		g.wg.Wait()
+	})
+	return nil
+}
+
+func (g *Groups) goTracked(f func()) {
+	g.wgMu.Lock()
+	defer g.wgMu.Unlock()
+	select {
+	case <-g.closing:
+		return
+	default:
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		f()
+	}()
+}
+
+func (g *Groups) closed() bool {
+	select {
+	case <-g.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+func (g *Groups) send(ctx context.Context, to overlay.ID, msg []byte) error {
+	_, _, err := g.ov.SendService(ctx, wire.ServiceGroup, msg, overlay.Key(to), false)
+	return err
+}
+
+func (g *Groups) treeLocked(k overlay.Key) *tree {
+	t := g.trees[k]
+	if t == nil {
+		t = &tree{children: map[overlay.ID]time.Time{}, seen: map[[16]byte]time.Time{}, queues: map[overlay.ID]*queue{}}
+		g.trees[k] = t
+	}
+	return t
+}
+
+// Member is a node's membership of a group: it receives the group's
+// multicasts and some of its anycasts.
+type Member struct {
+	g      *Groups
+	key    overlay.Key
+	ch     chan Message
+	closed bool
+}
+
+// Join makes this node a member of the group with key k. It returns once
+// the node is attached to the group's tree (or is its root).
+func (g *Groups) Join(ctx context.Context, k overlay.Key) (*Member, error) {
+	if g.closed() {
+		return nil, ErrClosed
+	}
+	m := &Member{g: g, key: k, ch: make(chan Message, 256)}
+	g.mu.Lock()
+	t := g.treeLocked(k)
+	t.members = append(t.members, m)
+	g.mu.Unlock()
+	if err := g.attach(ctx, k); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// Recv returns the next message for the member.
+func (m *Member) Recv(ctx context.Context) (Message, error) {
+	select {
+	case msg, ok := <-m.ch:
+		if !ok {
+			return Message{}, ErrClosed
+		}
+		return msg, nil
+	case <-ctx.Done():
+		return Message{}, ctx.Err()
+	}
+}
+
+// Close ends the membership; the tree forgets the node when it has no other
+// reason to stay in it.
+func (m *Member) Close() error {
+	m.g.mu.Lock()
+	defer m.g.mu.Unlock()
+	if t := m.g.trees[m.key]; t != nil {
+		t.members = slices.DeleteFunc(t.members, func(x *Member) bool { return x == m })
+	}
+	m.closeLocked()
+	return nil
+}
+
+func (m *Member) closeLocked() {
+	if !m.closed {
+		m.closed = true
+		close(m.ch)
+	}
+}
+
+// attach joins the tree of k through this node's next hop toward k, or makes
+// this node the root when it has none.
+func (g *Groups) attach(ctx context.Context, k overlay.Key) error {
+	var exclude []overlay.ID
+	for {
+		next, ok := g.ov.NextHop(k, exclude...)
+		g.mu.Lock()
+		t := g.trees[k]
+		if t == nil {
+			g.mu.Unlock()
+			return nil
+		}
+		if !ok {
+			if t.hasParent {
+				g.log.Debug("group: now the root", "group", k)
+			}
+			old, had := t.parent, t.hasParent
+			t.hasParent = false
+			g.mu.Unlock()
+			if had {
+				g.leaveAsync(old, k)
+			}
+			return nil
+		}
+		g.mu.Unlock()
+		err := g.send(ctx, next, append([]byte{msgJoin}, k[:]...))
+		if err == nil {
+			g.mu.Lock()
+			old, had := t.parent, t.hasParent
+			t.parent, t.hasParent = next, true
+			g.mu.Unlock()
+			if had && old != next {
+				g.leaveAsync(old, k)
+			}
+			return nil
+		}
+		if ctx.Err() != nil || g.closed() {
+			return err
+		}
+		g.log.Debug("group: join failed", "next", next, "err", err)
+		exclude = append(exclude, next)
+	}
+}
+
+func (g *Groups) leaveAsync(parent overlay.ID, k overlay.Key) {
+	g.goTracked(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		g.send(ctx, parent, append([]byte{msgLeave}, k[:]...))
+	})
+}
+
+// maintain refreshes the trees: re-joins parents, expires children, drops
+// trees nobody needs.
+func (g *Groups) maintain() {
+	tick := time.NewTicker(Refresh)
+	defer tick.Stop()
+	for {
+		select {
+		case <-g.closing:
+			return
+		case now := <-tick.C:
+			var keys []overlay.Key
+			g.mu.Lock()
+			for k, t := range g.trees {
+				for c, until := range t.children {
+					if !until.After(now) {
+						delete(t.children, c)
+						delete(t.queues, c)
+					}
+				}
+				for id, at := range t.seen {
+					if now.Sub(at) > seenKeep {
+						delete(t.seen, id)
+					}
+				}
+				if len(t.members) == 0 && len(t.children) == 0 {
+					if t.hasParent {
+						g.leaveAsync(t.parent, k)
+					}
+					delete(g.trees, k)
+					continue
+				}
+				keys = append(keys, k)
+			}
+			for id, at := range g.bseen {
+				if now.Sub(at) > seenKeep {
+					delete(g.bseen, id)
+				}
+			}
+			g.mu.Unlock()
+			for _, k := range keys {
+				ctx, cancel := context.WithTimeout(context.Background(), Refresh)
+				g.attach(ctx, k)
+				cancel()
+			}
+		}
+	}
+}
+
+// Publish multicasts data to every member of group k: to the root, which
+// sends it down the tree. It returns once the root has accepted it.
+func (g *Groups) Publish(ctx context.Context, k overlay.Key, data []byte) error {
+	if len(data) > MaxData {
+		return ErrTooLarge
+	}
+	e := seal(kindMulticast, k, g.self, data, g.sign, g.net)
+	_, _, err := g.ov.SendService(ctx, wire.ServiceGroup, append([]byte{msgPublish}, e.raw...), k, true)
+	return err
+}
+
+// Anycast hands data to exactly one member of group k: the first node of
+// k's tree on the way to the root gives it to a member in its subtree.
+func (g *Groups) Anycast(ctx context.Context, k overlay.Key, data []byte) error {
+	if len(data) > MaxData {
+		return ErrTooLarge
+	}
+	e := seal(kindAnycast, k, g.self, data, g.sign, g.net)
+	ch := make(chan byte, 1)
+	g.mu.Lock()
+	g.anyWait[e.msgID] = ch
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.anyWait, e.msgID)
+		g.mu.Unlock()
+	}()
+	g.goTracked(func() { g.anyStep(e, false) })
+	select {
+	case st := <-ch:
+		if st == anyEmpty {
+			return ErrEmptyGroup
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-g.closing:
+		return ErrClosed
+	}
+}
+
+// anyStep moves an anycast one step: to a local member, down to a child, or
+// up toward the root; the root of an empty tree reports the group empty.
+func (g *Groups) anyStep(e *envelope, down bool) {
+	g.mu.Lock()
+	t := g.trees[e.group]
+	var member *Member
+	var children []overlay.ID
+	if t != nil {
+		for _, m := range t.members {
+			if !m.closed {
+				member = m
+				break
+			}
+		}
+		for c := range t.children {
+			children = append(children, c)
+		}
+	}
+	if member != nil {
+		select {
+		case member.ch <- Message{Data: e.data, From: e.origin, Group: e.group, Anycast: true}:
+		default:
+		}
+		g.mu.Unlock()
+		g.anyResult(e, anyDelivered)
+		return
+	}
+	g.mu.Unlock()
+	rand.Shuffle(len(children), func(i, j int) { children[i], children[j] = children[j], children[i] })
+	msg := func(down byte) []byte { return append([]byte{msgAny, down}, e.raw...) }
+	for _, c := range children {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := g.send(ctx, c, msg(1))
+		cancel()
+		if err == nil {
+			return
+		}
+	}
+	if !down {
+		var exclude []overlay.ID
+		for {
+			next, ok := g.ov.NextHop(e.group, exclude...)
+			if !ok {
+				break
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := g.send(ctx, next, msg(0))
+			cancel()
+			if err == nil {
+				return
+			}
+			exclude = append(exclude, next)
+		}
+	}
+	g.anyResult(e, anyEmpty)
+}
+
+func (g *Groups) anyResult(e *envelope, status byte) {
+	if e.origin == g.self {
+		g.mu.Lock()
+		ch := g.anyWait[e.msgID]
+		g.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- status:
+			default:
+			}
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g.send(ctx, e.origin, append(append([]byte{msgAnyResult}, e.msgID[:]...), status))
+}
+
+// disseminate delivers a multicast to local members and queues it for every
+// child, once per message.
+func (g *Groups) disseminate(e *envelope) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t := g.treeLocked(e.group)
+	if _, dup := t.seen[e.msgID]; dup {
+		return
+	}
+	t.seen[e.msgID] = time.Now()
+	for _, m := range t.members {
+		if !m.closed {
+			select {
+			case m.ch <- Message{Data: e.data, From: e.origin, Group: e.group}:
+			default: // a member that does not read loses messages rather than stall the tree
+			}
+		}
+	}
+	for c := range t.children {
+		q := t.queues[c]
+		if q == nil {
+			q = &queue{}
+			t.queues[c] = q
+		}
+		q.items = append(q.items, e)
+		if !q.running {
+			q.running = true
+			g.goTracked(func() { g.drain(e.group, c, q) })
+		}
+	}
+}
+
+// drain sends a child its queued multicasts in order.
+func (g *Groups) drain(k overlay.Key, child overlay.ID, q *queue) {
+	for {
+		g.mu.Lock()
+		if len(q.items) == 0 || g.closed() {
+			q.running = false
+			g.mu.Unlock()
+			return
+		}
+		e := q.items[0]
+		q.items = q.items[1:]
+		g.mu.Unlock()
+		for try := range 3 {
+			ctx, cancel := context.WithTimeout(context.Background(), Refresh)
+			err := g.send(ctx, child, append([]byte{msgData}, e.raw...))
+			cancel()
+			if err == nil || g.closed() {
+				break
+			}
+			g.log.Debug("group: child did not take a multicast", "child", child, "try", try, "err", err)
+		}
+	}
+}
+
+// Broadcast sends data to every node of the network: each node hands it to
+// one contact in each of its buckets deeper than the part of the ID space it
+// was given, so about N−1 messages reach every node in O(log N) steps.
+func (g *Groups) Broadcast(ctx context.Context, data []byte) error {
+	if len(data) > MaxData {
+		return ErrTooLarge
+	}
+	e := seal(kindBroadcast, overlay.Key{}, g.self, data, g.sign, g.net)
+	return g.broadcastStep(ctx, e, 0)
+}
+
+func (g *Groups) broadcastStep(ctx context.Context, e *envelope, height int) error {
+	g.mu.Lock()
+	if _, dup := g.bseen[e.msgID]; dup {
+		g.mu.Unlock()
+		return nil
+	}
+	g.bseen[e.msgID] = time.Now()
+	g.mu.Unlock()
+	g.ov.Deliver(overlay.Message{Data: e.data, From: e.origin, To: g.self.Key(), Broadcast: true})
+	var errs []error
+	for b, id := range g.ov.BucketHeads(height) {
+		msg := binary.BigEndian.AppendUint16([]byte{msgBcast}, uint16(b+1))
+		if err := g.send(ctx, id, append(msg, e.raw...)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// handle serves the group messages of other nodes. It runs on the node's
+// packet path: anything that waits goes to a goroutine.
+func (g *Groups) handle(m overlay.Message) ([]byte, bool) {
+	if g.closed() || len(m.Data) < 1 {
+		return nil, false
+	}
+	ok := []byte{0}
+	body := m.Data[1:]
+	switch m.Data[0] {
+	case msgJoin, msgLeave:
+		if len(body) != 32 {
+			return ok, true
+		}
+		k := overlay.Key(body)
+		g.mu.Lock()
+		t := g.treeLocked(k)
+		if m.Data[0] == msgLeave {
+			delete(t.children, m.From)
+			delete(t.queues, m.From)
+			g.mu.Unlock()
+			return ok, true
+		}
+		t.children[m.From] = time.Now().Add(lease)
+		needAttach := !t.hasParent && !t.attaching
+		if needAttach {
+			t.attaching = true
+		}
+		g.mu.Unlock()
+		if needAttach {
+			g.goTracked(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), Refresh)
+				defer cancel()
+				g.attach(ctx, k)
+				g.mu.Lock()
+				t.attaching = false
+				g.mu.Unlock()
+			})
+		}
+		return ok, true
+	case msgPublish, msgData:
+		e, err := open(body, g.net)
+		if err != nil || e.kind != kindMulticast {
+			return ok, true // a forged message is dropped; acknowledging stops retries
+		}
+		if m.Data[0] == msgPublish {
+			if _, notRoot := g.ov.NextHop(e.group); notRoot {
+				// Routed here by key but a closer node is known: pass it on.
+				raw := m.Data
+				g.goTracked(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					g.ov.SendService(ctx, wire.ServiceGroup, raw, e.group, true)
+				})
+				return ok, true
+			}
+		}
+		g.disseminate(e)
+		return ok, true
+	case msgAny:
+		if len(body) < 1 {
+			return ok, true
+		}
+		e, err := open(body[1:], g.net)
+		if err != nil || e.kind != kindAnycast {
+			return ok, true
+		}
+		down := body[0] == 1
+		g.goTracked(func() { g.anyStep(e, down) })
+		return ok, true
+	case msgAnyResult:
+		if len(body) != 17 {
+			return ok, true
+		}
+		g.mu.Lock()
+		ch := g.anyWait[[16]byte(body[:16])]
+		g.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- body[16]:
+			default:
+			}
+		}
+		return ok, true
+	case msgBcast:
+		if len(body) < 2 {
+			return ok, true
+		}
+		height := int(binary.BigEndian.Uint16(body))
+		e, err := open(body[2:], g.net)
+		if err != nil || e.kind != kindBroadcast {
+			return ok, true
+		}
+		g.goTracked(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			g.broadcastStep(ctx, e, height)
+		})
+		return ok, true
+	}
+	return ok, true
+}

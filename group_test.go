@@ -1,0 +1,199 @@
+package p2psock
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// groupRecv collects what the members of a group receive.
+type groupRecv struct {
+	mu  sync.Mutex
+	got map[ID][]GroupMessage
+	wg  sync.WaitGroup
+}
+
+func (gr *groupRecv) run(ctx context.Context, id ID, g *GroupSocket) {
+	gr.wg.Go(func() {
+		for {
+			m, err := g.Recv(ctx)
+			if err != nil {
+				return
+			}
+			gr.mu.Lock()
+			gr.got[id] = append(gr.got[id], m)
+			gr.mu.Unlock()
+		}
+	})
+}
+
+// count returns how many members received data, and how many copies in all.
+func (gr *groupRecv) count(data string) (members, copies int) {
+	gr.mu.Lock()
+	defer gr.mu.Unlock()
+	for _, ms := range gr.got {
+		n := 0
+		for _, m := range ms {
+			if string(m.Data) == data {
+				n++
+			}
+		}
+		if n > 0 {
+			members++
+		}
+		copies += n
+	}
+	return
+}
+
+func (gr *groupRecv) wait(t *testing.T, data string, members int) {
+	t.Helper()
+	require.Eventually(t, func() bool { m, _ := gr.count(data); return m >= members }, 30*time.Second, 5*time.Millisecond,
+		"%q did not reach %d members", data, members)
+}
+
+func TestLoopbackGroupMulticastAnycastBroadcast(t *testing.T) {
+	tn := newLoopbackNet(t, 40, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	gr := &groupRecv{got: map[ID][]GroupMessage{}}
+	defer gr.wg.Wait()
+	defer cancel()
+
+	members := map[ID]*GroupSocket{}
+	var memberNodes []*Node
+	for i := 0; i < 36; i += 3 {
+		n := tn.nodes[i]
+		g, err := n.Join(ctx, "chat")
+		require.NoError(t, err)
+		members[n.ID()] = g
+		memberNodes = append(memberNodes, n)
+		gr.run(ctx, n.ID(), g)
+	}
+	require.Len(t, members, 12)
+
+	// A multicast from a member and one from a non-member reach all 12
+	// members exactly once.
+	for _, from := range []*Node{tn.nodes[3], tn.nodes[4]} {
+		data := fmt.Sprintf("multicast from %v", from.ID())
+		require.NoError(t, from.Group("chat").Send(ctx, []byte(data)))
+		gr.wait(t, data, 12)
+	}
+	for _, from := range []*Node{tn.nodes[3], tn.nodes[4]} {
+		data := fmt.Sprintf("multicast from %v", from.ID())
+		m, c := gr.count(data)
+		require.Equal(t, 12, m)
+		require.Equal(t, 12, c, "each member exactly once")
+	}
+
+	// Order from one sender is kept.
+	for i := range 20 {
+		require.NoError(t, tn.nodes[7].Group("chat").Send(ctx, fmt.Appendf(nil, "seq %02d", i)))
+	}
+	gr.wait(t, "seq 19", 12)
+	gr.mu.Lock()
+	for id, ms := range gr.got {
+		var seqs []string
+		for _, m := range ms {
+			if len(m.Data) == 6 && string(m.Data[:4]) == "seq " {
+				seqs = append(seqs, string(m.Data))
+			}
+		}
+		require.True(t, slices.IsSorted(seqs), "member %v got %v", id, seqs)
+		require.Len(t, seqs, 20)
+	}
+	gr.mu.Unlock()
+
+	// 50 anycasts each reach exactly one member.
+	for i := range 50 {
+		data := fmt.Sprintf("anycast %d", i)
+		require.NoError(t, tn.nodes[(i*7)%40].Group("chat").SendAny(ctx, []byte(data)))
+		gr.wait(t, data, 1)
+	}
+	for i := range 50 {
+		m, c := gr.count(fmt.Sprintf("anycast %d", i))
+		require.Equal(t, 1, m)
+		require.Equal(t, 1, c)
+	}
+	gr.mu.Lock()
+	for _, ms := range gr.got {
+		for _, m := range ms {
+			if len(m.Data) > 8 && string(m.Data[:8]) == "anycast " {
+				require.True(t, m.Anycast)
+			}
+		}
+	}
+	gr.mu.Unlock()
+
+	// An empty group, and Recv without joining.
+	require.ErrorIs(t, tn.nodes[1].Group("nobody").SendAny(ctx, []byte("?")), ErrEmptyGroup)
+	_, err := tn.nodes[1].Group("chat").Recv(ctx)
+	require.ErrorIs(t, err, ErrNotMember)
+
+	// A member that closes its socket stops receiving.
+	leaver := memberNodes[2]
+	require.NoError(t, members[leaver.ID()].Close())
+	require.NoError(t, tn.nodes[5].Group("chat").Send(ctx, []byte("after leave")))
+	gr.wait(t, "after leave", 11)
+	gr.mu.Lock()
+	for _, m := range gr.got[leaver.ID()] {
+		require.NotEqual(t, "after leave", string(m.Data))
+	}
+	gr.mu.Unlock()
+
+	// A broadcast reaches all 40 nodes, through RecvFrom.
+	require.NoError(t, tn.nodes[9].Broadcast(ctx, []byte("to everyone")))
+	seen := map[ID]bool{}
+	for len(seen) < 40 {
+		r := tn.expect([]byte("to everyone"))
+		require.True(t, r.msg.Broadcast)
+		require.Equal(t, tn.nodes[9].ID(), r.msg.From)
+		require.False(t, seen[r.at], "a node got the broadcast twice")
+		seen[r.at] = true
+	}
+
+	// After the root closes, multicasts reach every remaining member again.
+	key := KeyOf([]byte("chat"))
+	root := closestID(tn.nodes, key)
+	var live []*Node
+	for _, n := range tn.nodes {
+		if n.ID() == root {
+			require.NoError(t, n.Close())
+		} else {
+			live = append(live, n)
+		}
+	}
+	want := 11
+	if _, ok := members[root]; ok && root != leaver.ID() {
+		want--
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		data := fmt.Sprintf("after root %d", i)
+		sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+		err := live[1].Group("chat").Send(sctx, []byte(data))
+		scancel()
+		if err == nil {
+			ok := false
+			wctx, wcancel := context.WithTimeout(ctx, 3*time.Second)
+			for wctx.Err() == nil {
+				if m, _ := gr.count(data); m >= want {
+					ok = true
+					break
+				}
+				time.Sleep(5 * time.Millisecond) // polling the collected messages
+			}
+			wcancel()
+			if ok {
+				t.Logf("multicasts reach all %d members again %d attempts after the root closed", want, i+1)
+				break
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "members not reached 30 s after the root closed")
+	}
+}
