@@ -218,6 +218,10 @@ func (n *Node) Lookup(ctx context.Context, key Key) ([]ID, error) {
 // messages, which never reach RecvFrom.
 func (n *Node) Overlay() *overlay.Overlay { return n.ov }
 
+// Groups returns the node's group service, for tools that inspect group
+// trees; programs use Join, Group and Broadcast.
+func (n *Node) Groups() *group.Groups { return n.groups }
+
 // Counters are a node's traffic counters; see Info.
 type Counters = overlay.Counters
 

@@ -273,6 +273,25 @@ func (g *Groups) attach(ctx context.Context, k overlay.Key) error {
 	}
 }
 
+// refresh renews this node's place in the tree of k: it re-joins its parent
+// while the parent answers (a tree that works is left alone: moving would
+// lose messages in flight), and finds a new one when it does not. The root
+// checks that no closer node has appeared, which would be the new root.
+func (g *Groups) refresh(ctx context.Context, k overlay.Key) {
+	g.mu.Lock()
+	t := g.trees[k]
+	if t == nil {
+		g.mu.Unlock()
+		return
+	}
+	parent, has := t.parent, t.hasParent
+	g.mu.Unlock()
+	if has && g.send(ctx, parent, append([]byte{msgJoin}, k[:]...)) == nil {
+		return
+	}
+	g.attach(ctx, k)
+}
+
 func (g *Groups) leaveAsync(parent overlay.ID, k overlay.Key) {
 	g.goTracked(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -322,11 +341,22 @@ func (g *Groups) maintain() {
 			g.mu.Unlock()
 			for _, k := range keys {
 				ctx, cancel := context.WithTimeout(context.Background(), Refresh)
-				g.attach(ctx, k)
+				g.refresh(ctx, k)
 				cancel()
 			}
 		}
 	}
+}
+
+// Parent returns this node's parent in the tree of group k; ok is false
+// for the root and for a node outside the tree.
+func (g *Groups) Parent(k overlay.Key) (parent overlay.ID, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t := g.trees[k]; t != nil && t.hasParent {
+		return t.parent, true
+	}
+	return overlay.ID{}, false
 }
 
 // Publish multicasts data to every member of group k: to the root, which

@@ -310,6 +310,7 @@ func (o *Overlay) write(addr netip.AddrPort, frame []byte) {
 		return
 	}
 	o.ctr.packetsOut.Add(1)
+	o.ctr.bytesOut.Add(uint64(len(frame)))
 }
 
 // HandlePacket processes one packet from the socket. It never blocks for long
@@ -324,6 +325,7 @@ func (o *Overlay) HandlePacket(pkt []byte, from net.Addr) {
 		return
 	}
 	o.ctr.packetsIn.Add(1)
+	o.ctr.bytesIn.Add(uint64(len(pkt)))
 	o.handleFrame(pkt, path{addr: unmap(ua.AddrPort())})
 }
 

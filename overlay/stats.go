@@ -6,6 +6,8 @@ import "sync/atomic"
 type Counters struct {
 	PacketsIn  uint64 // overlay frames received
 	PacketsOut uint64 // overlay frames sent
+	BytesIn    uint64 // bytes of the overlay frames received
+	BytesOut   uint64 // bytes of the overlay frames sent
 
 	MessagesSent      uint64 // messages this node originated and saw acknowledged
 	MessagesReceived  uint64 // messages delivered to this node's receive queue
@@ -24,7 +26,7 @@ type Counters struct {
 }
 
 type counters struct {
-	packetsIn, packetsOut                           atomic.Uint64
+	packetsIn, packetsOut, bytesIn, bytesOut        atomic.Uint64
 	sent, received, forwarded, relayed              atomic.Uint64
 	malformed, wrongNet, forged, replayed, oversize atomic.Uint64
 	queueFull, unknownPeer, noRoute                 atomic.Uint64
@@ -34,6 +36,8 @@ func (c *counters) snapshot() Counters {
 	s := Counters{
 		PacketsIn:          c.packetsIn.Load(),
 		PacketsOut:         c.packetsOut.Load(),
+		BytesIn:            c.bytesIn.Load(),
+		BytesOut:           c.bytesOut.Load(),
 		MessagesSent:       c.sent.Load(),
 		MessagesReceived:   c.received.Load(),
 		MessagesForwarded:  c.forwarded.Load(),

@@ -1,0 +1,59 @@
+// Package group is group communication on a p2psock overlay: multicast to
+// the members of a group, anycast to one of them, and broadcast to every
+// node of the network. It runs as the overlay's service 2.
+//
+// Most programs do not use this package directly but the group API of
+// package p2psock, which names groups by strings: Node.Join, Node.Group and
+// Node.Broadcast.
+//
+// # Trees
+//
+// A group is named by a key (p2psock.KeyOf of its name, SHA-256), and its
+// members are the leaves of a tree in the style of Scribe. The root is the
+// node closest to the key. A node joins by sending a join to its next hop
+// toward the key (overlay.NextHop); a node that gets a join becomes a
+// forwarder and joins its own next hop in turn, until the path meets the tree
+// or reaches a node that knows no closer node, the root. The tree is soft
+// state: members and forwarders join their parent again every Refresh (5 s),
+// a parent forgets a child after three Refresh without one, and a node whose
+// parent no longer answers, or a root that learns of a closer node, joins
+// its next hop anew, so the tree follows nodes coming and going.
+//
+// # Multicast, anycast and broadcast
+//
+// Publish routes a message by key to the root, which sends it down the tree:
+// every tree node hands it to its local members and queues it for each child,
+// which gets its messages in order. Anycast walks from the sender toward the
+// root until it meets a tree node; the first one with a member delivers the
+// message to that member, one without sends it down to a child, and the root
+// of an empty tree reports ErrEmptyGroup to the sender. Broadcast uses no
+// tree: each node hands the message to one contact of each routing-table
+// bucket below its own part of the ID space, so that it reaches every node
+// in about N−1 messages and O(log N) steps, and delivers it on the overlay's
+// receive queue with overlay.Message.Broadcast set.
+//
+// Every message carries an envelope signed by its origin, which every node
+// checks: Message.From cannot be forged, and forwarders can drop messages but
+// not alter them. Delivery is best effort: a member that does not read loses
+// messages once its queue of 256 is full, and messages lost while the tree is
+// repaired are not sent again.
+//
+// # Usage
+//
+// Through package p2psock, with a bound node n:
+//
+//	g, err := n.Join(ctx, "chat")
+//	if err != nil { ... }
+//	defer g.Close()
+//	err = g.Send(ctx, []byte("hello"))                  // to every member, this one included
+//	m, err := g.Recv(ctx)                               // m.From is verified
+//	err = n.Group("workers").SendAny(ctx, []byte("job")) // to one member; ErrEmptyGroup if none
+//	err = n.Broadcast(ctx, []byte("hi"))                 // to every node, through RecvFrom
+//
+// Tools that work on keys can use a node's Groups (p2psock.Node.Groups)
+// directly: Join, Publish, Anycast and Broadcast. Messages are at most
+// MaxData bytes, else the call fails with ErrTooLarge.
+//
+// The messages, the envelope and the rules nodes follow are specified in
+// docs/PROTOCOL.md, §11.
+package group

@@ -1,0 +1,272 @@
+// Command groupbench builds a network of nodes on loopback UDP sockets, lets
+// some of them join a group, and measures multicast: delivery ratio, latency,
+// bytes and CPU per delivered message, tree depth, and delivery after a
+// tenth of the members fail mid-stream.
+//
+//	go run ./internal/cmd/groupbench -n 50 -members 50
+//	go run ./internal/cmd/groupbench -n 1000 -members 100
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/group"
+	"github.com/p2psock/p2psock/overlay"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "groupbench:", err)
+		os.Exit(1)
+	}
+}
+
+type delivery struct {
+	seq  int
+	at   int
+	when time.Time
+}
+
+func run() error {
+	n := flag.Int("n", 50, "number of nodes")
+	nm := flag.Int("members", 50, "members of the group")
+	msgs := flag.Int("msgs", 100, "multicasts before the failures, and as many after")
+	size := flag.Int("size", 1024, "message size in bytes")
+	fail := flag.Float64("fail", 0.10, "share of the members that fail mid-stream")
+	interval := flag.Duration("interval", 20*time.Millisecond, "time between two multicasts")
+	flag.Parse()
+	if *nm > *n {
+		return errors.New("more members than nodes")
+	}
+
+	nodes := make([]*p2psock.Node, *n)
+	start := time.Now()
+	mk := func(i int, boot []string) error {
+		nd, err := p2psock.NewNode(p2psock.Config{ListenAddr: "127.0.0.1:0", Bootstrap: boot, JoinOnly: len(boot) > 0})
+		if err != nil {
+			return err
+		}
+		nodes[i] = nd
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return nd.Bind(ctx)
+	}
+	if err := mk(0, nil); err != nil {
+		return err
+	}
+	entry := []string{nodes[0].UDPAddr().String()}
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for i := 1; i < *n; i++ {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := mk(i, entry); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	built := time.Since(start)
+	defer func() {
+		for _, nd := range nodes {
+			nd.Close()
+		}
+	}()
+
+	// Members: every (n/members)-th node.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	step := *n / *nm
+	var members []int
+	socks := map[int]*p2psock.GroupSocket{}
+	got := make(chan delivery, 1<<16)
+	var rwg sync.WaitGroup
+	defer rwg.Wait()
+	defer cancel()
+	for i := 0; i < *n && len(members) < *nm; i += step {
+		g, err := nodes[i].Join(ctx, "bench")
+		if err != nil {
+			return err
+		}
+		members = append(members, i)
+		socks[i] = g
+		rwg.Go(func() {
+			for {
+				m, err := g.Recv(ctx)
+				if err != nil {
+					return
+				}
+				var seq int
+				fmt.Sscanf(string(m.Data[:8]), "%08d", &seq)
+				got <- delivery{seq: seq, at: i, when: time.Now()}
+			}
+		})
+	}
+	key := overlay.Key(p2psock.KeyOf([]byte("bench")))
+	depth := 0
+	for _, i := range members {
+		d := 0
+		id := nodes[i].ID()
+		for ; d < 64; d++ {
+			var nd *p2psock.Node
+			for _, x := range nodes {
+				if x.ID() == id {
+					nd = x
+				}
+			}
+			p, ok := nd.Groups().Parent(key)
+			if !ok {
+				break
+			}
+			id = p2psock.ID(p)
+		}
+		depth = max(depth, d)
+	}
+
+	bytesOut := func() uint64 {
+		var s uint64
+		for _, nd := range nodes {
+			if nd != nil {
+				s += nd.Info().Counters.BytesOut
+			}
+		}
+		return s
+	}
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+
+	data := make([]byte, *size)
+	sendAt := map[int]time.Time{}
+	phase := func(from, to int, live map[int]bool) (delivered int, lat []time.Duration, bytes uint64, cpuUsed time.Duration) {
+		b0, c0 := bytesOut(), cpu()
+		for seq := from; seq < to; seq++ {
+			var src int
+			for j := seq; ; j++ {
+				if src = members[j%len(members)]; live[src] {
+					break
+				}
+			}
+			copy(data, fmt.Sprintf("%08d", seq))
+			sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+			if seq > from {
+				time.Sleep(*interval) // the sending rate: one multicast per interval
+			}
+			sendAt[seq] = time.Now()
+			if err := nodes[src].Group("bench").Send(sctx, data); err != nil {
+				fmt.Fprintln(os.Stderr, "groupbench: send", seq, err)
+			}
+			scancel()
+		}
+		// Collect until every live member has every message, or 10 s of quiet.
+		want := 0
+		for _, i := range members {
+			if live[i] {
+				want++
+			}
+		}
+		want *= to - from
+		timeout := time.NewTimer(10 * time.Second)
+		defer timeout.Stop()
+		seen := map[[2]int]bool{}
+		if os.Getenv("GROUPBENCH_DEBUG") != "" {
+			defer func() {
+				per := map[int]int{}
+				for k := range seen {
+					per[k[1]]++
+				}
+				for _, i := range members {
+					if live[i] && per[i] < to-from {
+						p, ok := nodes[i].Groups().Parent(key)
+						fmt.Fprintf(os.Stderr, "member %d got %d/%d; parent %v %v\n", i, per[i], to-from, ok, p2psock.ID(p).String()[:8])
+					}
+				}
+			}()
+		}
+		for delivered < want {
+			select {
+			case d := <-got:
+				if d.seq < from || d.seq >= to || !live[d.at] || seen[[2]int{d.seq, d.at}] {
+					continue
+				}
+				seen[[2]int{d.seq, d.at}] = true
+				delivered++
+				lat = append(lat, d.when.Sub(sendAt[d.seq]))
+				timeout.Reset(10 * time.Second)
+			case <-timeout.C:
+				return delivered, lat, bytesOut() - b0, cpu() - c0
+			}
+		}
+		return delivered, lat, bytesOut() - b0, cpu() - c0
+	}
+
+	live := map[int]bool{}
+	for _, i := range members {
+		live[i] = true
+	}
+	d1, lat1, by1, cpu1 := phase(0, *msgs, live)
+	want1 := *msgs * len(members)
+
+	// A tenth of the members fail (close) mid-stream, then the stream goes on.
+	nFail := int(float64(len(members)) * *fail)
+	failed := 0
+	for _, i := range members {
+		if failed == nFail {
+			break
+		}
+		if i != 0 {
+			nodes[i].Close()
+			live[i] = false
+			failed++
+		}
+	}
+	d2, lat2, _, _ := phase(*msgs, 2**msgs, live)
+	want2 := *msgs * (len(members) - failed)
+	// The tree repairs itself within two refreshes; the stream goes on.
+	time.Sleep(2 * group.Refresh)
+	d3, lat3, _, _ := phase(2**msgs, 3**msgs, live)
+
+	fmt.Printf("groupbench: %d nodes on loopback, %d members, %d multicasts of %d bytes (one every %v), GOMAXPROCS=%d, %s\n\n",
+		*n, len(members), *msgs, *size, *interval, runtime.GOMAXPROCS(0), runtime.Version())
+	fmt.Printf("| metric | value |\n|---|---|\n")
+	fmt.Printf("| network built in | %v |\n", built.Round(time.Millisecond))
+	fmt.Printf("| tree depth (members' hops to the root), max | %d |\n", depth)
+	fmt.Printf("| delivery, no churn | %d/%d (%.2f%%) |\n", d1, want1, 100*float64(d1)/float64(want1))
+	fmt.Printf("| latency from Send to member, median / p99 | %v / %v |\n", pctD(lat1, 50), pctD(lat1, 99))
+	fmt.Printf("| bytes sent (all nodes) per delivered message | %.0f B |\n", float64(by1)/float64(max(d1, 1)))
+	fmt.Printf("| CPU (all nodes) per delivered message | %v |\n", (cpu1 / time.Duration(max(d1, 1))).Round(time.Microsecond))
+	fmt.Printf("| delivery to the remaining members right after %d of %d members failed (during repair) | %d/%d (%.2f%%) |\n",
+		failed, len(members), d2, want2, 100*float64(d2)/float64(max(want2, 1)))
+	fmt.Printf("| delivery after repair (%v later) | %d/%d (%.2f%%) |\n", 2*group.Refresh, d3, want2, 100*float64(d3)/float64(max(want2, 1)))
+	fmt.Printf("| latency during / after repair, median | %v / %v |\n", pctD(lat2, 50), pctD(lat3, 50))
+	return nil
+}
+
+func pctD(v []time.Duration, p int) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)].Round(10 * time.Microsecond)
+}
