@@ -8,25 +8,26 @@
 //
 // # Trees
 //
-// A group is named by a key (p2psock.KeyOf of its name, SHA-256), and its
-// members are the leaves of a tree in the style of Scribe. The root is the
-// node closest to the key. A node joins by sending a join to its next hop
-// toward the key (overlay.NextHop); a node that gets a join becomes a
-// forwarder and joins its own next hop in turn, until the path meets the tree
-// or reaches a node that knows no closer node, the root. The tree is soft
-// state: members and forwarders join their parent again every Refresh (5 s),
-// a parent forgets a child after three Refresh without one, and a node whose
-// parent no longer answers, or a root that learns of a closer node, joins
-// its next hop anew, so the tree follows nodes coming and going.
+// A group is named by a key (p2psock.KeyOf of its name, SHA-256). Its members
+// and the nodes between them and the root form a tree in the style of Scribe,
+// rooted at the node closest to the key. A node joins by sending a join to
+// its next hop toward the key (overlay.NextHop); a node that gets a join
+// becomes a forwarder and joins its own next hop in turn, until the path
+// meets the tree or reaches a node that knows no closer node, the root. The
+// tree is soft state: members and forwarders join their parent again every
+// Refresh (5 s), a parent forgets a child after three Refresh without one,
+// and a node whose parent no longer answers, or a root that learns of a
+// closer node, joins its next hop anew, so the tree follows nodes coming and
+// going.
 //
 // # Multicast, anycast and broadcast
 //
 // Publish routes a message by key to the root, which sends it down the tree:
 // every tree node hands it to its local members and queues it for each child,
 // which gets its messages in order. Anycast walks from the sender toward the
-// root until it meets a tree node; the first one with a member delivers the
-// message to that member, one without sends it down to a child, and the root
-// of an empty tree reports ErrEmptyGroup to the sender. Broadcast uses no
+// root, hop by hop, until it meets a tree node, which delivers the message to
+// a local member if it has one and else sends it down to a child; the root of
+// an empty tree reports ErrEmptyGroup to the sender. Broadcast uses no
 // tree: each node hands the message to one contact of each routing-table
 // bucket below its own part of the ID space, so that it reaches every node
 // in about N−1 messages and O(log N) steps, and delivers it on the overlay's
@@ -45,8 +46,8 @@
 //	g, err := n.Join(ctx, "chat")
 //	if err != nil { ... }
 //	defer g.Close()
-//	err = g.Send(ctx, []byte("hello"))                  // to every member, this one included
-//	m, err := g.Recv(ctx)                               // m.From is verified
+//	err = g.Send(ctx, []byte("hello"))                   // to every member, this one included
+//	m, err := g.Recv(ctx)                                // m.From is verified
 //	err = n.Group("workers").SendAny(ctx, []byte("job")) // to one member; ErrEmptyGroup if none
 //	err = n.Broadcast(ctx, []byte("hi"))                 // to every node, through RecvFrom
 //
