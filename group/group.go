@@ -233,8 +233,16 @@ func (m *Member) closeLocked() {
 // this node the root when it has none.
 func (g *Groups) attach(ctx context.Context, k overlay.Key) error {
 	var exclude []overlay.ID
+	looked := false
 	for {
 		next, ok := g.ov.NextHop(k, exclude...)
+		if !ok && !looked && len(exclude) == 0 {
+			// About to be the root: make sure no closer node exists that this
+			// node has not heard of yet (a fresh node's table fills as it goes).
+			looked = true
+			g.ov.Lookup(ctx, k)
+			continue
+		}
 		g.mu.Lock()
 		t := g.trees[k]
 		if t == nil {
