@@ -68,6 +68,7 @@ type Groups struct {
 	trees   map[overlay.Key]*tree
 	anyWait map[[16]byte]chan byte
 	bseen   map[[16]byte]time.Time
+	started bool // the maintenance loop runs
 
 	closing chan struct{}
 	wgMu    sync.Mutex
@@ -100,7 +101,6 @@ func New(ov *overlay.Overlay, sign func([]byte) []byte, network string, log *slo
 		trees: map[overlay.Key]*tree{}, anyWait: map[[16]byte]chan byte{}, bseen: map[[16]byte]time.Time{},
 		closing: make(chan struct{})}
 	ov.Handle(wire.ServiceGroup, g.handle)
-	g.goTracked(g.maintain)
 	return g
 }
 
@@ -162,6 +162,10 @@ func (g *Groups) send(ctx context.Context, to overlay.ID, msg []byte) error {
 }
 
 func (g *Groups) treeLocked(k overlay.Key) *tree {
+	if !g.started { // the refresh loop runs once there is a tree to refresh
+		g.started = true
+		g.goTracked(g.maintain)
+	}
 	t := g.trees[k]
 	if t == nil {
 		t = &tree{children: map[overlay.ID]time.Time{}, seen: map[[16]byte]time.Time{}, queues: map[overlay.ID]*queue{}}

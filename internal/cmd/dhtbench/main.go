@@ -7,18 +7,15 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
+	"github.com/p2psock/p2psock/internal/benchnet"
 )
 
 func main() {
@@ -36,54 +33,20 @@ func run() error {
 	fail := flag.Float64("fail", 0.25, "share of nodes closed before the final read")
 	flag.Parse()
 
-	nodes := make([]*p2psock.Node, *n)
 	dhts := make([]*dht.DHT, *n)
-	start := time.Now()
-	mk := func(i int, boot []string) error {
-		nd, err := p2psock.NewNode(p2psock.Config{ListenAddr: "127.0.0.1:0", Bootstrap: boot, JoinOnly: len(boot) > 0})
-		if err != nil {
-			return err
-		}
-		d, err := dht.New(nd, dht.Config{})
-		if err != nil {
-			return err
-		}
-		nodes[i], dhts[i] = nd, d
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		return nd.Bind(ctx)
-	}
-	if err := mk(0, nil); err != nil {
+	nodes, built, err := benchnet.Build(*n, *joinPar, nil, func(i int, nd *p2psock.Node) error {
+		var err error
+		dhts[i], err = dht.New(nd, dht.Config{})
+		return err
+	})
+	if err != nil {
 		return err
 	}
-	entry := []string{nodes[0].UDPAddr().String()}
-	sem := make(chan struct{}, *joinPar)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	for i := 1; i < *n; i++ {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := mk(i, entry); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	built := time.Since(start)
 	defer func() {
 		for i := range nodes {
-			if dhts[i] != nil {
-				dhts[i].Close()
-				nodes[i].Close()
-			}
+			dhts[i].Close()
 		}
+		benchnet.Close(nodes)
 	}()
 
 	value := make([]byte, *size)
@@ -95,8 +58,8 @@ func run() error {
 	var addLat, getLat []time.Duration
 	addOK, getOK := 0, 0
 	for i := range *ops {
-		key := fmt.Sprintf("key-%d-%x", i, randBytes(4))
-		owner := 1 + mrand(max(1, *n/5)) // owners: a fifth of the nodes, so the rest can fail
+		key := fmt.Sprintf("key-%d-%d", i, benchnet.Rand(1<<30))
+		owner := 1 + benchnet.Rand(max(1, *n/5)) // owners: a fifth of the nodes, so the rest can fail
 		copy(value, key)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		t0 := time.Now()
@@ -109,7 +72,7 @@ func run() error {
 		}
 	}
 	for _, r := range recs {
-		reader := mrand(*n)
+		reader := benchnet.Rand(*n)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		t0 := time.Now()
 		rs, err := dhts[reader].Get(ctx, r.key)
@@ -139,9 +102,9 @@ func run() error {
 	}
 	kept := 0
 	for _, r := range recs {
-		reader := mrand(*n)
+		reader := benchnet.Rand(*n)
 		for down[reader] {
-			reader = mrand(*n)
+			reader = benchnet.Rand(*n)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		rs, err := dhts[reader].Get(ctx, r.key)
@@ -157,22 +120,11 @@ func run() error {
 	fmt.Printf("| metric | value |\n|---|---|\n")
 	fmt.Printf("| network built in | %v |\n", built.Round(time.Millisecond))
 	fmt.Printf("| Add: success | %d/%d |\n", addOK, *ops)
-	fmt.Printf("| Add latency, median / p95 | %v / %v |\n", pctD(addLat, 50), pctD(addLat, 95))
+	fmt.Printf("| Add latency, median / p95 | %v / %v |\n", benchnet.Percentile(addLat, 50, 10*time.Microsecond), benchnet.Percentile(addLat, 95, 10*time.Microsecond))
 	fmt.Printf("| Get: success (the one value, right owner) | %d/%d |\n", getOK, len(recs))
-	fmt.Printf("| Get latency, median / p95 | %v / %v |\n", pctD(getLat, 50), pctD(getLat, 95))
+	fmt.Printf("| Get latency, median / p95 | %v / %v |\n", benchnet.Percentile(getLat, 50, 10*time.Microsecond), benchnet.Percentile(getLat, 95, 10*time.Microsecond))
 	fmt.Printf("| records readable after %d of %d nodes (%.0f%%) closed, owners kept | %d/%d |\n", len(down), *n, *fail*100, kept, len(recs))
 	return nil
-}
-
-func randBytes(n int) []byte {
-	b := make([]byte, n)
-	rand.Read(b)
-	return b
-}
-
-func mrand(n int) int {
-	b := randBytes(4)
-	return int(uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3])) % n
 }
 
 func perm(n int) []int {
@@ -181,17 +133,8 @@ func perm(n int) []int {
 		p[i] = i
 	}
 	for i := n - 1; i > 0; i-- {
-		j := mrand(i + 1)
+		j := benchnet.Rand(i + 1)
 		p[i], p[j] = p[j], p[i]
 	}
 	return p
-}
-
-func pctD(v []time.Duration, p int) time.Duration {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[min(len(s)-1, len(s)*p/100)].Round(10 * time.Microsecond)
 }

@@ -14,13 +14,13 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/p2psock/p2psock"
 	"github.com/p2psock/p2psock/group"
+	"github.com/p2psock/p2psock/internal/benchnet"
 	"github.com/p2psock/p2psock/overlay"
 )
 
@@ -49,47 +49,11 @@ func run() error {
 		return errors.New("more members than nodes")
 	}
 
-	nodes := make([]*p2psock.Node, *n)
-	start := time.Now()
-	mk := func(i int, boot []string) error {
-		nd, err := p2psock.NewNode(p2psock.Config{ListenAddr: "127.0.0.1:0", Bootstrap: boot, JoinOnly: len(boot) > 0})
-		if err != nil {
-			return err
-		}
-		nodes[i] = nd
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		return nd.Bind(ctx)
-	}
-	if err := mk(0, nil); err != nil {
+	nodes, built, err := benchnet.Build(*n, 8, nil, nil)
+	if err != nil {
 		return err
 	}
-	entry := []string{nodes[0].UDPAddr().String()}
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	for i := 1; i < *n; i++ {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := mk(i, entry); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	built := time.Since(start)
-	defer func() {
-		for _, nd := range nodes {
-			nd.Close()
-		}
-	}()
+	defer benchnet.Close(nodes)
 
 	// Members: every (n/members)-th node.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -252,21 +216,12 @@ func run() error {
 	fmt.Printf("| network built in | %v |\n", built.Round(time.Millisecond))
 	fmt.Printf("| tree depth (members' hops to the root), max | %d |\n", depth)
 	fmt.Printf("| delivery, no churn | %d/%d (%.2f%%) |\n", d1, want1, 100*float64(d1)/float64(want1))
-	fmt.Printf("| latency from Send to member, median / p99 | %v / %v |\n", pctD(lat1, 50), pctD(lat1, 99))
+	fmt.Printf("| latency from Send to member, median / p99 | %v / %v |\n", benchnet.Percentile(lat1, 50, 10*time.Microsecond), benchnet.Percentile(lat1, 99, 10*time.Microsecond))
 	fmt.Printf("| bytes sent (all nodes) per delivered message | %.0f B |\n", float64(by1)/float64(max(d1, 1)))
 	fmt.Printf("| CPU (all nodes) per delivered message | %v |\n", (cpu1 / time.Duration(max(d1, 1))).Round(time.Microsecond))
 	fmt.Printf("| delivery to the remaining members right after %d of %d members failed (during repair) | %d/%d (%.2f%%) |\n",
 		failed, len(members), d2, want2, 100*float64(d2)/float64(max(want2, 1)))
 	fmt.Printf("| delivery after repair (%v later) | %d/%d (%.2f%%) |\n", 2*group.Refresh, d3, want2, 100*float64(d3)/float64(max(want2, 1)))
-	fmt.Printf("| latency during / after repair, median | %v / %v |\n", pctD(lat2, 50), pctD(lat3, 50))
+	fmt.Printf("| latency during / after repair, median | %v / %v |\n", benchnet.Percentile(lat2, 50, 10*time.Microsecond), benchnet.Percentile(lat3, 50, 10*time.Microsecond))
 	return nil
-}
-
-func pctD(v []time.Duration, p int) time.Duration {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[min(len(s)-1, len(s)*p/100)].Round(10 * time.Microsecond)
 }

@@ -10,7 +10,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/internal/benchnet"
 	"github.com/p2psock/p2psock/internal/simnet"
 )
 
@@ -62,65 +62,26 @@ func run() error {
 	runtime.ReadMemStats(&ms0)
 	g0 := runtime.NumGoroutine()
 
-	nodes := make([]*p2psock.Node, *n)
-	newNode := func(i int, boot []string) (*p2psock.Node, error) {
-		cfg := p2psock.Config{ListenAddr: "127.0.0.1:0", Bootstrap: boot, JoinOnly: len(boot) > 0}
-		if sn != nil {
+	var setup func(int, *p2psock.Config) error
+	if sn != nil {
+		setup = func(i int, cfg *p2psock.Config) error {
 			kind := simnet.Public
 			if i > 0 && float64(i%100) < *natShare*100 {
 				kind = []simnet.Kind{simnet.FullCone, simnet.PortRestricted, simnet.Symmetric}[i%3]
 			}
 			h, err := sn.AddHost(kind)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			pc, err := h.ListenUDP(4000)
-			if err != nil {
-				return nil, err
-			}
-			cfg.PacketConn = pc
+			cfg.PacketConn, err = h.ListenUDP(4000)
+			return err
 		}
-		nd, err := p2psock.NewNode(cfg)
-		if err != nil {
-			return nil, err
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		return nd, nd.Bind(ctx)
 	}
-	start := time.Now()
-	var err error
-	if nodes[0], err = newNode(0, nil); err != nil {
+	nodes, built, err := benchnet.Build(*n, *joinPar, setup, nil)
+	if err != nil {
 		return err
 	}
-	entry := nodes[0].UDPAddr().String()
-	sem := make(chan struct{}, *joinPar)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	for i := 1; i < *n; i++ {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			nd, err := newNode(i, []string{entry})
-			mu.Lock()
-			defer mu.Unlock()
-			nodes[i] = nd
-			if err != nil {
-				errs = append(errs, fmt.Errorf("node %d: %w", i, err))
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	built := time.Since(start)
-	defer func() {
-		for _, nd := range nodes {
-			nd.Close()
-		}
-	}()
+	defer benchnet.Close(nodes)
 
 	runtime.GC()
 	var ms1 runtime.MemStats
@@ -167,7 +128,7 @@ func run() error {
 	for i := range *sends {
 		var key p2psock.Key
 		rand.Read(key[:])
-		from := nodes[mrand(len(nodes))]
+		from := nodes[benchnet.Rand(len(nodes))]
 		copy(data, fmt.Sprintf("%08d", i))
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		t0 := time.Now()
@@ -204,9 +165,9 @@ func run() error {
 	fmt.Printf("| routing table size, mean | %.1f contacts |\n", float64(contacts)/float64(*n))
 	fmt.Printf("| delivered to the XOR-closest node | %d/%d (%d failed) |\n", exact, *sends, failed)
 	fmt.Printf("| hops per message, median / p99 / max | %d / %d / %d |\n", pct(hops, 50), pct(hops, 99), pct(hops, 100))
-	fmt.Printf("| one-way delivery latency, median / p99 | %v / %v |\n", pctD(oneWay, 50), pctD(oneWay, 99))
-	fmt.Printf("| SendToKey until acknowledged, median / p99 | %v / %v |\n", pctD(ackLat, 50), pctD(ackLat, 99))
-	fmt.Printf("| baseline: raw UDP round trip on loopback, median / p99 | %v / %v |\n", pctD(rawRTT, 50), pctD(rawRTT, 99))
+	fmt.Printf("| one-way delivery latency, median / p99 | %v / %v |\n", benchnet.Percentile(oneWay, 50, time.Microsecond), benchnet.Percentile(oneWay, 99, time.Microsecond))
+	fmt.Printf("| SendToKey until acknowledged, median / p99 | %v / %v |\n", benchnet.Percentile(ackLat, 50, time.Microsecond), benchnet.Percentile(ackLat, 99, time.Microsecond))
+	fmt.Printf("| baseline: raw UDP round trip on loopback, median / p99 | %v / %v |\n", benchnet.Percentile(rawRTT, 50, time.Microsecond), benchnet.Percentile(rawRTT, 99, time.Microsecond))
 	fmt.Printf("| packets sent per message (route frames, hop acks, end-to-end ack) | %.1f |\n", perMsgPkts)
 	fmt.Printf("| memory per idle node (heap + stacks in use) | %.0f KiB |\n", perNodeMem/1024)
 	fmt.Printf("| goroutines per idle node | %.1f |\n", perNodeG)
@@ -221,12 +182,6 @@ func closest(nodes []*p2psock.Node, key p2psock.Key) p2psock.ID {
 		}
 	}
 	return best
-}
-
-func mrand(n int) int {
-	var b [4]byte
-	rand.Read(b[:])
-	return int(uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3])) % n
 }
 
 // rawUDPRoundTrips measures n ping-pongs between two plain UDP sockets.
@@ -273,13 +228,4 @@ func pct(v []int, p int) int {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[min(len(s)-1, len(s)*p/100)]
-}
-
-func pctD(v []time.Duration, p int) time.Duration {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[min(len(s)-1, len(s)*p/100)].Round(time.Microsecond)
 }

@@ -1,0 +1,97 @@
+// Package benchnet holds what the bench commands share: building an
+// in-process network of nodes, and the statistics they print.
+package benchnet
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/p2psock/p2psock"
+)
+
+// Build creates n nodes: node 0 starts a network, the others join through it,
+// parallel at a time. setup may change a node's Config (its socket, say);
+// beforeBind runs between NewNode and Bind (to start services on the node).
+// Both may be nil. It returns the nodes and the time the whole network took.
+func Build(n, parallel int, setup func(i int, cfg *p2psock.Config) error, beforeBind func(i int, nd *p2psock.Node) error) ([]*p2psock.Node, time.Duration, error) {
+	nodes := make([]*p2psock.Node, n)
+	start := time.Now()
+	mk := func(i int, boot []string) error {
+		cfg := p2psock.Config{ListenAddr: "127.0.0.1:0", Bootstrap: boot, JoinOnly: len(boot) > 0}
+		if setup != nil {
+			if err := setup(i, &cfg); err != nil {
+				return err
+			}
+		}
+		nd, err := p2psock.NewNode(cfg)
+		if err != nil {
+			return err
+		}
+		nodes[i] = nd
+		if beforeBind != nil {
+			if err := beforeBind(i, nd); err != nil {
+				return err
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return nd.Bind(ctx)
+	}
+	if err := mk(0, nil); err != nil {
+		return nil, 0, err
+	}
+	entry := []string{nodes[0].UDPAddr().String()}
+	sem := make(chan struct{}, max(parallel, 1))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for i := 1; i < n; i++ {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := mk(i, entry); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("node %d: %w", i, err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		Close(nodes)
+		return nil, 0, err
+	}
+	return nodes, time.Since(start), nil
+}
+
+// Close closes every node that was created.
+func Close(nodes []*p2psock.Node) {
+	for _, nd := range nodes {
+		if nd != nil {
+			nd.Close()
+		}
+	}
+}
+
+// Rand returns a uniform random int in [0, n).
+func Rand(n int) int {
+	var b [4]byte
+	rand.Read(b[:])
+	return int(uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3])) % n
+}
+
+// Percentile returns the p-th percentile of v (p = 100: the largest),
+// rounded to round.
+func Percentile(v []time.Duration, p int, round time.Duration) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)].Round(round)
+}
