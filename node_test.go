@@ -73,31 +73,7 @@ func TestLoopbackChurnQuarterLeaves(t *testing.T) {
 		require.NoError(t, n.Close())
 	}
 	live := tn.nodes[:len(tn.nodes)-10]
-	deadline := time.Now().Add(30 * time.Second)
-	for round := 1; ; round++ {
-		exact := 0
-		for i := range 100 {
-			from := live[mrand(len(live))]
-			var key Key
-			rand.Read(key[:])
-			data := fmt.Appendf(nil, "round %d message %d", round, i)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := from.SendToKey(ctx, data, key)
-			cancel()
-			if err != nil {
-				t.Logf("send %d: %v", i, err)
-				continue
-			}
-			if tn.expect(data).at == closestID(live, key) {
-				exact++
-			}
-		}
-		t.Logf("round %d: %d/100 exact", round, exact)
-		if exact >= 99 {
-			return
-		}
-		require.True(t, time.Now().Before(deadline), "routing not exact 30 s after churn: %d/100", exact)
-	}
+	requireExactWithin(t, tn, live, "churn", 30*time.Second)
 }
 
 func TestLoopbackNetworksDoNotMix(t *testing.T) {
@@ -343,15 +319,34 @@ func TestLoopbackCrashedNodesAreRoutedAround(t *testing.T) {
 		require.NoError(t, n.sock.Close()) // a crash: no leave message
 	}
 	live := tn.nodes[:len(tn.nodes)-6]
-	deadline := time.Now().Add(30 * time.Second)
+	requireExactWithin(t, tn, live, "crashes", 30*time.Second)
+	dead := 0
+	for _, n := range live {
+		for _, c := range n.Contacts() {
+			for _, gone := range tn.nodes[len(tn.nodes)-6:] {
+				if c == gone.ID() {
+					dead++
+				}
+			}
+		}
+	}
+	t.Logf("contacts still pointing at crashed nodes: %d", dead)
+}
+
+// requireExactWithin sends rounds of 100 SendToKey from live nodes to random
+// keys until at least 99 of a round reach the XOR-closest live node, and
+// fails if that takes longer than limit.
+func requireExactWithin(t *testing.T, tn *testNet, live []*Node, after string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for round := 1; ; round++ {
 		exact := 0
 		for i := range 100 {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			from := live[mrand(len(live))]
 			var key Key
 			rand.Read(key[:])
-			data := fmt.Appendf(nil, "crash round %d message %d", round, i)
+			data := fmt.Appendf(nil, "%s round %d message %d", after, round, i)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			err := from.SendToKey(ctx, data, key)
 			cancel()
 			if err != nil {
@@ -364,19 +359,8 @@ func TestLoopbackCrashedNodesAreRoutedAround(t *testing.T) {
 		}
 		t.Logf("round %d: %d/100 exact", round, exact)
 		if exact >= 99 {
-			break
+			return
 		}
-		require.True(t, time.Now().Before(deadline), "routing not exact 30 s after crashes: %d/100", exact)
+		require.True(t, time.Now().Before(deadline), "routing not exact %v after %s: %d/100", limit, after, exact)
 	}
-	dead := 0
-	for _, n := range live {
-		for _, c := range n.Contacts() {
-			for _, gone := range tn.nodes[len(tn.nodes)-6:] {
-				if c == gone.ID() {
-					dead++
-				}
-			}
-		}
-	}
-	t.Logf("contacts still pointing at crashed nodes: %d", dead)
 }

@@ -88,6 +88,13 @@ func (o *Overlay) goTracked(f func()) bool {
 	return true
 }
 
+// handler returns the handler registered for service, or nil.
+func (o *Overlay) handler(service byte) Handler {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.services[service]
+}
+
 // Send routes payload to dest, the ID of a node (byKey false) or a key (byKey
 // true: the live node closest to it), and returns once the destination has
 // acknowledged it. It retransmits until the context ends (or SendTimeout if
@@ -402,17 +409,7 @@ func (o *Overlay) deliverFragment(r wire.Route) {
 	key := msgKey{origin: r.Msg.Origin, msgID: r.Msg.MsgID, kind: r.Msg.Kind}
 	o.mu.Lock()
 	e := o.reasm[key]
-	if e == nil {
-		if o.reasmLen+int(r.Msg.Length) > maxReassembly {
-			o.mu.Unlock()
-			o.ctr.queueFull.Add(1)
-			return
-		}
-		e = &reassembly{hdr: r.Msg, sig: r.Sig, buf: make([]byte, r.Msg.Length), have: make([]bool, r.FragCount), created: time.Now()}
-		o.reasm[key] = e
-		o.reasmLen += len(e.buf)
-	}
-	if e.hdr != r.Msg || e.sig != r.Sig {
+	if e != nil && (e.hdr != r.Msg || e.sig != r.Sig) {
 		if r.Msg.Timestamp <= e.hdr.Timestamp {
 			o.mu.Unlock()
 			o.ctr.malformed.Add(1)
@@ -422,6 +419,9 @@ func (o *Overlay) deliverFragment(r wire.Route) {
 		// reply): start over with it rather than wait for the stale one.
 		o.reasmLen -= len(e.buf)
 		delete(o.reasm, key)
+		e = nil
+	}
+	if e == nil {
 		if o.reasmLen+int(r.Msg.Length) > maxReassembly {
 			o.mu.Unlock()
 			o.ctr.queueFull.Add(1)
@@ -472,9 +472,7 @@ func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]by
 		return
 	}
 	if h.Service != wire.ServiceApp {
-		o.mu.Lock()
-		handler := o.services[h.Service]
-		o.mu.Unlock()
+		handler := o.handler(h.Service)
 		if handler == nil {
 			o.ctr.noRoute.Add(1)
 			o.sendControl(wire.KindNack, h, []byte{wire.NackNoService})
@@ -521,9 +519,7 @@ func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]by
 // handler.
 func (o *Overlay) deliverLocal(m Message) (reply []byte, ok, known bool) {
 	if m.Service != wire.ServiceApp {
-		o.mu.Lock()
-		handler := o.services[m.Service]
-		o.mu.Unlock()
+		handler := o.handler(m.Service)
 		if handler == nil {
 			return nil, false, false
 		}
