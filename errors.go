@@ -32,6 +32,15 @@ var (
 	ErrEmptyGroup = group.ErrEmptyGroup
 	// ErrAlreadyBound: Bind was called twice.
 	ErrAlreadyBound = errors.New("p2psock: node already bound")
+	// ErrPeerIdentity: the peer of a stream could not prove it holds the
+	// private key of the ID it was reached as.
+	ErrPeerIdentity = errors.New("p2psock: peer did not prove its ID")
+	// ErrNoPath: ICE found no working path to the peer (no direct pair
+	// answered and no relay was available or worked).
+	ErrNoPath = errors.New("p2psock: no path to peer")
+	// ErrRefused: the peer refused the connection (it is closing, or it does
+	// not accept streams).
+	ErrRefused = errors.New("p2psock: connection refused by peer")
 )
 
 // MaxMessageSize is the largest message SendTo and SendToKey deliver: 64 KiB.

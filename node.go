@@ -2,11 +2,14 @@ package p2psock
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/pion/transport/v2"
 
 	"github.com/p2psock/p2psock/group"
 	"github.com/p2psock/p2psock/internal/wire"
@@ -57,6 +60,33 @@ type Config struct {
 	// SendTimeout bounds SendTo and SendToKey when their context has no
 	// deadline; 0 means 20 s.
 	SendTimeout time.Duration
+
+	// ConnectTimeout bounds Connect when its context has no deadline; 0
+	// means 20 s.
+	ConnectTimeout time.Duration
+	// AcceptQueue is the number of streams peers opened that wait for
+	// Accept; while it is full, further streams wait. 0 means 64.
+	AcceptQueue int
+	// STUNServers lists "host:port" of STUN servers ICE asks for this node's
+	// server-reflexive address, besides the node's public contacts (every
+	// p2psock node answers STUN on its own port). nil means only contacts.
+	STUNServers []string
+	// Relays lists TURN relays for connections that find no direct path,
+	// as "turn://user:password@host:port". Public nodes that run a relay
+	// (RelayAddr) are used as well, without configuration.
+	Relays []string
+	// RelayAddr, if set, makes this node a TURN relay for other nodes of
+	// the network, listening on this UDP "host:port" (a port of its own: TURN
+	// cannot share the node's socket with QUIC). An empty host means the
+	// host of ListenAddr. Only a node with a public address should relay.
+	RelayAddr string
+	// ForceRelay makes every connection this node sets up use a relay, even
+	// when a direct path exists (for testing, or to hide the node's address
+	// from its peers).
+	ForceRelay bool
+
+	// net, if set, is the simulated network ICE and the relay use (tests).
+	net transport.Net
 }
 
 // Node is a peer in a p2psock network: an identity bound into the overlay
@@ -67,6 +97,12 @@ type Node struct {
 	sock   *nat.Socket
 	ov     *overlay.Overlay
 	groups *group.Groups
+
+	cert   tls.Certificate
+	ice    *nat.ICE
+	relay  *nat.Relay       // nil unless Config.RelayAddr
+	relays []nat.TURNServer // Config.Relays, parsed
+	st     streams
 
 	mu     sync.Mutex
 	bound  bool
@@ -88,6 +124,24 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 20 * time.Second
+	}
+	if cfg.AcceptQueue <= 0 {
+		cfg.AcceptQueue = 64
+	}
+	var relays []nat.TURNServer
+	for _, r := range cfg.Relays {
+		t, err := parseRelayURL(r)
+		if err != nil {
+			return nil, err
+		}
+		relays = append(relays, t)
+	}
+	cert, err := certificate(cfg.Identity)
+	if err != nil {
+		return nil, err
+	}
 	var sock *nat.Socket
 	if cfg.PacketConn != nil {
 		sock = nat.NewSocket(cfg.PacketConn)
@@ -97,8 +151,7 @@ func NewNode(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("p2psock: opening socket: %w", err)
 		}
 	}
-	n := &Node{cfg: cfg, id: cfg.Identity, sock: sock}
-	var err error
+	n := &Node{cfg: cfg, id: cfg.Identity, sock: sock, cert: cert, relays: relays}
 	n.ov, err = overlay.New(overlay.Config{
 		Identity:    cfg.Identity.priv,
 		Network:     cfg.Network,
@@ -115,7 +168,22 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n.groups = group.New(n.ov, cfg.Identity.Sign, cfg.Network, cfg.Logger)
 	sock.Handle(wire.FirstType, wire.LastType, n.ov.HandlePacket)
+	n.ice = nat.NewICE(sock, cfg.net, cfg.Logger)
+	n.ov.Handle(wire.ServiceSignal, n.handleSignal)
+	n.ov.Handle(wire.ServiceRelay, n.handleRelay)
+	if cfg.RelayAddr != "" {
+		if n.relay, err = n.startRelay(); err != nil {
+			n.ice.Close()
+			sock.Close()
+			return nil, err
+		}
+	}
 	sock.Start()
+	if err := n.startStreams(); err != nil {
+		n.closeStreams()
+		sock.Close()
+		return nil, err
+	}
 	n.ov.Start()
 	return n, nil
 }
@@ -270,6 +338,7 @@ func (n *Node) Close() error {
 	n.closed = true
 	n.mu.Unlock()
 	n.groups.Close()
+	n.closeStreams()
 	err := n.ov.Close()
 	if serr := n.sock.Close(); err == nil {
 		err = serr

@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"cmp"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -217,6 +219,7 @@ type Info struct {
 	ID        ID
 	Observed  netip.AddrPort // this node's address as its contacts see it; invalid until a contact answered
 	Public    bool           // the observed address is this node's own socket address
+	Symmetric bool           // contacts saw this node at different ports: its NAT maps per destination
 	Contacts  int            // routing table size
 	Relayed   int            // contacts reached through a relay
 	Counters  Counters
@@ -228,7 +231,7 @@ type Info struct {
 func (o *Overlay) Info() Info {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	inf := Info{ID: o.self, Observed: o.observed, Public: o.public, Contacts: o.tab.len(),
+	inf := Info{ID: o.self, Observed: o.observed, Public: o.public, Symmetric: o.symmetric, Contacts: o.tab.len(),
 		Counters: o.ctr.snapshot(), Network: o.cfg.Network, LocalAddr: o.local}
 	for _, c := range o.tab.byID {
 		if c.p.relayed() {
@@ -245,6 +248,31 @@ func (o *Overlay) Contacts() []ID {
 	out := make([]ID, 0, o.tab.len())
 	for id := range o.tab.byID {
 		out = append(out, id)
+	}
+	return out
+}
+
+// PublicContact is a contact that reports itself directly reachable.
+type PublicContact struct {
+	ID   ID
+	Addr netip.AddrPort
+	RTT  time.Duration // smoothed round-trip time; 0 if not yet measured
+}
+
+// PublicContacts returns up to n contacts that report themselves directly
+// reachable and are linked directly (not through a relay), fastest first.
+func (o *Overlay) PublicContacts(n int) []PublicContact {
+	o.mu.Lock()
+	var out []PublicContact
+	for _, c := range o.tab.byID {
+		if c.public && !c.p.relayed() && c.suspect.IsZero() {
+			out = append(out, PublicContact{ID: c.id, Addr: c.p.addr, RTT: c.srtt})
+		}
+	}
+	o.mu.Unlock()
+	slices.SortFunc(out, func(a, b PublicContact) int { return cmp.Compare(a.RTT, b.RTT) })
+	if len(out) > n {
+		out = out[:n]
 	}
 	return out
 }

@@ -92,6 +92,7 @@ const (
 	ServiceSignal byte = 1 // connection signalling
 	ServiceGroup  byte = 2 // group communication
 	ServiceDHT    byte = 3 // DHT storage
+	ServiceRelay  byte = 4 // relay (TURN) offers
 )
 
 // Errors returned by the decoders.

@@ -1,0 +1,138 @@
+package p2psock
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Addr is the address of a node: its ID. It is what Conn.RemoteAddr,
+// Conn.LocalAddr and Node.Addr return.
+type Addr struct{ ID ID }
+
+// Network returns "p2p".
+func (a *Addr) Network() string { return "p2p" }
+
+// String returns the ID in its text form.
+func (a *Addr) String() string { return a.ID.String() }
+
+// PathInfo describes the network path a Conn's QUIC connection runs on.
+type PathInfo struct {
+	// Relayed is true when the path goes through a TURN relay; false when
+	// the two nodes' sockets exchange packets directly (through their NATs).
+	Relayed bool
+	// Local and Remote are the UDP addresses of the path's ends as seen from
+	// this node: Remote is where packets are sent (the peer's address, its
+	// NAT's mapping, or a relay's).
+	Local, Remote net.Addr
+	// RTT is QUIC's smoothed round-trip time estimate when Path was called.
+	RTT time.Duration
+}
+
+// Conn is one reliable, ordered, bidirectional stream to a peer: a QUIC
+// stream on the one QUIC connection this node keeps with that peer. It
+// satisfies net.Conn; its methods are safe for concurrent use as net.Conn
+// requires.
+//
+// Close ends both directions: the peer reads io.EOF after the data already
+// written, and the peer's further writes fail. CloseWrite ends only this
+// side's writing (the peer reads io.EOF) and keeps reading.
+type Conn struct {
+	s     *quic.Stream
+	pc    *peerConn
+	local *Addr
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+var _ net.Conn = (*Conn)(nil)
+
+func newConn(s *quic.Stream, pc *peerConn, local ID) *Conn {
+	return &Conn{s: s, pc: pc, local: &Addr{local}, closed: make(chan struct{})}
+}
+
+// Read reads data from the stream. It returns io.EOF once the peer closed
+// its side and every byte it wrote was read.
+func (c *Conn) Read(b []byte) (int, error) {
+	n, err := c.s.Read(b)
+	if err != nil && err != io.EOF {
+		err = c.opErr("read", err)
+	}
+	return n, err
+}
+
+// Write writes data to the stream. It returns when the data is queued for
+// sending (QUIC flow control bounds how far ahead of the reader it can get).
+func (c *Conn) Write(b []byte) (int, error) {
+	n, err := c.s.Write(b)
+	if err != nil {
+		err = c.opErr("write", err)
+	}
+	return n, err
+}
+
+// CloseWrite closes the sending side: the peer reads io.EOF once it has read
+// everything written before. Reading continues.
+func (c *Conn) CloseWrite() error {
+	if err := c.s.Close(); err != nil {
+		return c.opErr("close", err)
+	}
+	return nil
+}
+
+// Close closes the stream in both directions. Data written before Close is
+// still delivered; data the peer sends afterwards is discarded. Read and
+// Write fail with net.ErrClosed afterwards. Close is idempotent.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		c.s.Close()
+		c.s.CancelRead(0)
+		// Unblock a pending Read or Write at once.
+		c.s.SetDeadline(time.Now())
+	})
+	return nil
+}
+
+// LocalAddr returns this node's *Addr.
+func (c *Conn) LocalAddr() net.Addr { return c.local }
+
+// RemoteAddr returns the peer's *Addr: the ID it proved in the handshake.
+func (c *Conn) RemoteAddr() net.Addr { return &Addr{c.pc.id} }
+
+// SetDeadline sets the read and write deadlines, as net.Conn describes.
+func (c *Conn) SetDeadline(t time.Time) error { return c.s.SetDeadline(t) }
+
+// SetReadDeadline sets the time Read fails at with a timeout error.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.s.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the time Write fails at with a timeout error.
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.s.SetWriteDeadline(t) }
+
+// Path describes the path the stream's connection runs on.
+func (c *Conn) Path() PathInfo { return c.pc.path() }
+
+// opErr wraps err as net.Conn methods report errors: a *net.OpError whose
+// Err is net.ErrClosed after Close (of the Conn or of the Node), a timeout
+// net.Error past a deadline, and otherwise quic-go's error.
+func (c *Conn) opErr(op string, err error) error {
+	select {
+	case <-c.closed:
+		err = net.ErrClosed
+	default:
+		var ae *quic.ApplicationError
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			err = os.ErrDeadlineExceeded
+		case errors.As(err, &ae) && ae.ErrorCode == closeNodeClosed && !ae.Remote:
+			err = net.ErrClosed
+		}
+	}
+	return &net.OpError{Op: op, Net: "p2p", Source: c.local, Addr: c.RemoteAddr(), Err: err}
+}

@@ -1,0 +1,125 @@
+package nat
+
+import (
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v2"
+)
+
+// PacketConn turns the connection an ICE agent selected into the
+// net.PacketConn a quic.Transport needs, for QUIC over a relayed path. Every
+// datagram goes to, and is reported from, the selected pair's remote address.
+// Unlike ice.Conn, it implements read deadlines (quic-go relies on them to
+// stop its read loop), and Close closes the agent.
+type PacketConn struct {
+	c     *ice.Conn
+	agent *ice.Agent
+	in    chan []byte
+	done  chan struct{}
+	once  sync.Once
+
+	mu       sync.Mutex
+	deadline time.Time
+	wake     chan struct{} // closed and replaced when the deadline changes
+}
+
+// NewPacketConn wraps c, whose agent it owns from now on.
+func NewPacketConn(c *ice.Conn, agent *ice.Agent) *PacketConn {
+	p := &PacketConn{c: c, agent: agent, in: make(chan []byte, 256), done: make(chan struct{}), wake: make(chan struct{})}
+	go p.readLoop()
+	return p
+}
+
+func (p *PacketConn) readLoop() {
+	for {
+		b := make([]byte, MaxPacket)
+		n, err := p.c.Read(b)
+		if err != nil {
+			p.Close()
+			return
+		}
+		select {
+		case p.in <- b[:n]:
+		case <-p.done:
+			return
+		default: // the reader fell behind: drop, as a socket would
+		}
+	}
+}
+
+// ReadFrom returns the next datagram from the remote candidate.
+func (p *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		p.mu.Lock()
+		dl, wake := p.deadline, p.wake
+		p.mu.Unlock()
+		var timer <-chan time.Time
+		if !dl.IsZero() {
+			d := time.Until(dl)
+			if d <= 0 {
+				return 0, nil, os.ErrDeadlineExceeded
+			}
+			t := time.NewTimer(d)
+			defer t.Stop()
+			timer = t.C
+		}
+		select {
+		case pkt := <-p.in:
+			return copy(b, pkt), p.c.RemoteAddr(), nil
+		case <-p.done:
+			return 0, nil, net.ErrClosed
+		case <-timer:
+			return 0, nil, os.ErrDeadlineExceeded
+		case <-wake:
+		}
+	}
+}
+
+// WriteTo sends b to the remote candidate, whatever addr says.
+func (p *PacketConn) WriteTo(b []byte, _ net.Addr) (int, error) {
+	select {
+	case <-p.done:
+		return 0, net.ErrClosed
+	default:
+	}
+	return p.c.Write(b)
+}
+
+// Close closes the ICE agent (and with it any TURN allocation).
+func (p *PacketConn) Close() error {
+	var err error
+	p.once.Do(func() {
+		close(p.done)
+		err = p.agent.Close()
+	})
+	return err
+}
+
+// Done is closed when the connection is closed, by Close or because the ICE
+// agent stopped.
+func (p *PacketConn) Done() <-chan struct{} { return p.done }
+
+// LocalAddr is the selected local candidate's address.
+func (p *PacketConn) LocalAddr() net.Addr { return p.c.LocalAddr() }
+
+// RemoteAddr is the selected remote candidate's address.
+func (p *PacketConn) RemoteAddr() net.Addr { return p.c.RemoteAddr() }
+
+// SetDeadline sets the read deadline; writes do not block.
+func (p *PacketConn) SetDeadline(t time.Time) error { return p.SetReadDeadline(t) }
+
+// SetReadDeadline sets the time ReadFrom gives up at.
+func (p *PacketConn) SetReadDeadline(t time.Time) error {
+	p.mu.Lock()
+	p.deadline = t
+	close(p.wake)
+	p.wake = make(chan struct{})
+	p.mu.Unlock()
+	return nil
+}
+
+// SetWriteDeadline does nothing: writes do not block.
+func (p *PacketConn) SetWriteDeadline(time.Time) error { return nil }

@@ -1,0 +1,441 @@
+package p2psock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v2"
+	"github.com/quic-go/quic-go"
+
+	"github.com/p2psock/p2psock/nat"
+)
+
+// streamVersion is the byte a Connect writes first on each stream, so that
+// the peer's Accept sees the stream at once (QUIC announces a stream with its
+// first data) and so that the stream protocol can evolve.
+const streamVersion byte = 1
+
+// QUIC application error codes this node closes connections with.
+const (
+	closeNodeClosed quic.ApplicationErrorCode = 0x100 // the node is closing
+	closeReplaced   quic.ApplicationErrorCode = 0x101 // a newer connection to the same peer replaced it
+	closeBadStream  quic.ApplicationErrorCode = 0x102 // a stream began with an unknown version byte
+)
+
+// quicConfig is the configuration of every QUIC connection of a node.
+func quicConfig() *quic.Config {
+	return &quic.Config{
+		HandshakeIdleTimeout:           5 * time.Second,
+		MaxIdleTimeout:                 30 * time.Second,
+		KeepAlivePeriod:                10 * time.Second, // holds NAT mappings of direct paths open
+		MaxIncomingStreams:             4096,
+		MaxIncomingUniStreams:          -1,
+		InitialStreamReceiveWindow:     1 << 20,
+		MaxStreamReceiveWindow:         16 << 20,
+		InitialConnectionReceiveWindow: 2 << 20,
+		MaxConnectionReceiveWindow:     32 << 20,
+	}
+}
+
+// peerConn is the one QUIC connection a node keeps with a peer; every stream
+// between them is a stream of it.
+type peerConn struct {
+	id      ID
+	qc      *quic.Conn
+	relayed bool
+	tr      *quic.Transport // a transport of its own over a relayed ICE path; nil on the node's socket
+}
+
+func (p *peerConn) path() PathInfo {
+	return PathInfo{Relayed: p.relayed, Local: p.qc.LocalAddr(), Remote: p.qc.RemoteAddr(),
+		RTT: p.qc.ConnectionStats().SmoothedRTT}
+}
+
+func (p *peerConn) alive() bool { return p.qc.Context().Err() == nil }
+
+// streams is a node's connection state: live connections by peer,
+// establishments in progress, and the queue of accepted streams.
+type streams struct {
+	mu       sync.Mutex
+	peers    map[ID]*peerConn
+	dials    map[ID]*dial
+	sessions map[[8]byte]*session
+	closed   bool
+
+	accepted chan *Conn
+	ln       *quic.Listener
+	ctx      context.Context // cancelled by Close
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stats    sessionStats
+	relays   relayCache
+}
+
+// dial is the establishment of a connection to a peer: by this node's
+// Connect (outgoing) or by the peer's offer. Every Connect to the peer waits
+// for it.
+type dial struct {
+	done     chan struct{}
+	pc       *peerConn
+	err      error
+	incoming bool               // the peer's offer owns it now
+	cancel   context.CancelFunc // of this node's outgoing attempt, if any
+}
+
+func (n *Node) startStreams() error {
+	st := &n.st
+	st.peers = make(map[ID]*peerConn)
+	st.dials = make(map[ID]*dial)
+	st.sessions = make(map[[8]byte]*session)
+	st.accepted = make(chan *Conn, n.cfg.AcceptQueue)
+	st.ctx, st.cancel = context.WithCancel(context.Background())
+	ln, err := n.sock.Transport().Listen(n.serverTLS(), quicConfig())
+	if err != nil {
+		return fmt.Errorf("p2psock: QUIC listener: %w", err)
+	}
+	st.ln = ln
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		n.acceptConns(ln, nil, ID{})
+	}()
+	return nil
+}
+
+// acceptConns adopts the QUIC connections ln accepts. On a relayed path's own
+// transport (tr non-nil) it takes one connection, from want only.
+func (n *Node) acceptConns(ln *quic.Listener, tr *quic.Transport, want ID) {
+	for {
+		qc, err := ln.Accept(n.st.ctx)
+		if err != nil {
+			return
+		}
+		id, err := connPeer(qc)
+		if err != nil || (tr != nil && id != want) {
+			qc.CloseWithError(0, "unexpected peer")
+			continue
+		}
+		n.adopt(&peerConn{id: id, qc: qc, relayed: tr != nil, tr: tr})
+		if tr != nil {
+			return
+		}
+	}
+}
+
+// connPeer returns the ID the peer of an established connection proved.
+func connPeer(qc *quic.Conn) (ID, error) {
+	certs := qc.ConnectionState().TLS.PeerCertificates
+	if len(certs) == 0 {
+		return ID{}, ErrPeerIdentity
+	}
+	return peerID([][]byte{certs[0].Raw})
+}
+
+// adopt makes pc the connection to its peer: later Connects open streams on
+// it, its streams are accepted, and a dial waiting for it completes.
+func (n *Node) adopt(pc *peerConn) {
+	st := &n.st
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		pc.qc.CloseWithError(closeNodeClosed, "node closed")
+		if pc.tr != nil {
+			pc.tr.Close()
+		}
+		return
+	}
+	st.peers[pc.id] = pc
+	if d := st.dials[pc.id]; d != nil {
+		delete(st.dials, pc.id)
+		d.pc = pc
+		close(d.done)
+	}
+	st.wg.Add(1)
+	st.mu.Unlock()
+	n.cfg.Logger.Debug("connection up", "peer", pc.id.String()[:8], "relayed", pc.relayed,
+		"remote", pc.qc.RemoteAddr().String())
+	go func() {
+		defer st.wg.Done()
+		n.acceptStreams(pc)
+	}()
+}
+
+// acceptStreams hands the peer's streams to Accept until the connection ends.
+func (n *Node) acceptStreams(pc *peerConn) {
+	defer func() {
+		st := &n.st
+		st.mu.Lock()
+		if st.peers[pc.id] == pc {
+			delete(st.peers, pc.id)
+		}
+		st.mu.Unlock()
+		if pc.tr != nil {
+			pc.tr.Close()
+		}
+	}()
+	for {
+		s, err := pc.qc.AcceptStream(n.st.ctx)
+		if err != nil {
+			pc.qc.CloseWithError(closeNodeClosed, "node closed")
+			return
+		}
+		n.st.wg.Add(1)
+		go func() {
+			defer n.st.wg.Done()
+			n.admitStream(pc, s)
+		}()
+	}
+}
+
+// admitStream reads the stream's version byte and queues it for Accept.
+func (n *Node) admitStream(pc *peerConn, s *quic.Stream) {
+	s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var v [1]byte
+	if _, err := s.Read(v[:]); err != nil || v[0] != streamVersion {
+		s.CancelRead(quic.StreamErrorCode(closeBadStream))
+		s.CancelWrite(quic.StreamErrorCode(closeBadStream))
+		return
+	}
+	s.SetReadDeadline(time.Time{})
+	c := newConn(s, pc, n.ID())
+	select {
+	case n.st.accepted <- c:
+	case <-n.st.ctx.Done():
+		s.CancelRead(0)
+		s.CancelWrite(0)
+	}
+}
+
+// Accept waits for the next stream a peer opened to this node with Connect.
+// It implements net.Listener; the net.Conn is a *Conn. After Close it fails
+// with net.ErrClosed.
+func (n *Node) Accept() (net.Conn, error) {
+	c, err := n.AcceptContext(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// AcceptContext is Accept with a context.
+func (n *Node) AcceptContext(ctx context.Context) (*Conn, error) {
+	select {
+	case c := <-n.st.accepted:
+		return c, nil
+	case <-ctx.Done():
+		return nil, n.acceptErr(ctx.Err())
+	case <-n.st.ctx.Done():
+		return nil, n.acceptErr(net.ErrClosed)
+	}
+}
+
+func (n *Node) acceptErr(err error) error {
+	return &net.OpError{Op: "accept", Net: "p2p", Addr: n.Addr(), Err: err}
+}
+
+// Addr returns this node's *Addr (net.Listener's Addr).
+func (n *Node) Addr() net.Addr { return &Addr{n.ID()} }
+
+// Connect opens a stream to the node with ID remote. The first Connect to a
+// peer finds a path with ICE (signalled through the overlay; a TURN relay if
+// no direct path works) and sets up a QUIC connection whose TLS handshake
+// proves the peer holds remote's key; later Connects to the same peer, and
+// Connects the peer makes, open further streams on that one connection. If
+// both nodes connect to each other at once, they end up with one connection.
+//
+// Connect fails with ErrUnreachable when no node with ID remote answers in
+// the network, ErrNoPath when ICE found no working path, ErrPeerIdentity when
+// the peer could not prove its ID, and with the context's error (a net.Error
+// whose Timeout is true for a deadline) when ctx ends first; when ctx has no
+// deadline, Config.ConnectTimeout bounds it. Errors are *net.OpError.
+func (n *Node) Connect(ctx context.Context, remote ID) (*Conn, error) {
+	if err := n.ready("dial"); err != nil {
+		return nil, err
+	}
+	if remote == n.ID() {
+		return nil, n.dialErr(remote, errors.New("p2psock: connect to self"))
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.ConnectTimeout)
+		defer cancel()
+	}
+	for attempt := 0; ; attempt++ {
+		pc, err := n.peerConn(ctx, remote)
+		if err != nil {
+			return nil, n.dialErr(remote, err)
+		}
+		s, err := pc.qc.OpenStreamSync(ctx)
+		if err == nil {
+			if _, err = s.Write([]byte{streamVersion}); err == nil {
+				return newConn(s, pc, n.ID()), nil
+			}
+		}
+		if ctx.Err() != nil || attempt > 0 || pc.alive() {
+			return nil, n.dialErr(remote, err)
+		}
+		// The connection died under us (the peer restarted, say): forget it
+		// and set up a new one, once.
+		n.forget(pc)
+	}
+}
+
+func (n *Node) dialErr(remote ID, err error) error {
+	return &net.OpError{Op: "dial", Net: "p2p", Source: n.Addr(), Addr: &Addr{remote}, Err: err}
+}
+
+func (n *Node) forget(pc *peerConn) {
+	n.st.mu.Lock()
+	if n.st.peers[pc.id] == pc {
+		delete(n.st.peers, pc.id)
+	}
+	n.st.mu.Unlock()
+}
+
+// peerConn returns the live connection to remote, setting one up if needed.
+func (n *Node) peerConn(ctx context.Context, remote ID) (*peerConn, error) {
+	st := &n.st
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return nil, net.ErrClosed
+	}
+	if pc := st.peers[remote]; pc != nil && pc.alive() {
+		st.mu.Unlock()
+		return pc, nil
+	}
+	d := st.dials[remote]
+	if d == nil {
+		d = &dial{done: make(chan struct{})}
+		var actx context.Context
+		actx, d.cancel = context.WithCancel(ctx)
+		st.dials[remote] = d
+		st.mu.Unlock()
+		pc, err := n.dialPeer(actx, remote)
+		d.cancel()
+		st.mu.Lock()
+		switch {
+		case pc != nil:
+			// adopt completed d (and registered pc)
+		case d.incoming || errors.Is(err, errYield):
+			// The peer's own offer took over; wait for it below.
+		case st.dials[remote] == d:
+			delete(st.dials, remote)
+			d.err = err
+			close(d.done)
+		}
+		st.mu.Unlock()
+		if pc != nil {
+			n.adopt(pc)
+			return pc, nil
+		}
+	} else {
+		st.mu.Unlock()
+	}
+	select {
+	case <-d.done:
+		if d.err != nil {
+			return nil, d.err
+		}
+		return d.pc, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// closeStreams ends every connection, ICE session and relay allocation, and
+// waits for their goroutines.
+func (n *Node) closeStreams() {
+	st := &n.st
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return
+	}
+	st.closed = true
+	peers := make([]*peerConn, 0, len(st.peers))
+	for _, pc := range st.peers {
+		peers = append(peers, pc)
+	}
+	var agents []*ice.Agent
+	for _, s := range st.sessions {
+		s.mu.Lock()
+		if s.agent != nil {
+			agents = append(agents, s.agent)
+		}
+		s.mu.Unlock()
+		s.fail()
+	}
+	for id, d := range st.dials {
+		delete(st.dials, id)
+		d.err = net.ErrClosed
+		close(d.done)
+	}
+	st.mu.Unlock()
+	if st.cancel != nil {
+		st.cancel()
+	}
+	if st.ln != nil {
+		st.ln.Close()
+	}
+	for _, pc := range peers {
+		pc.qc.CloseWithError(closeNodeClosed, "node closed")
+	}
+	for _, a := range agents {
+		a.Close()
+	}
+	st.wg.Wait()
+	for _, pc := range peers {
+		if pc.tr != nil {
+			pc.tr.Close()
+		}
+	}
+	if n.ice != nil {
+		n.ice.Close()
+	}
+	if n.relay != nil {
+		n.relay.Close()
+	}
+}
+
+// startRelay opens the relay's socket and starts the TURN server.
+func (n *Node) startRelay() (*nat.Relay, error) {
+	host, port, err := net.SplitHostPort(n.cfg.RelayAddr)
+	if err != nil {
+		return nil, fmt.Errorf("p2psock: bad RelayAddr %q: %w", n.cfg.RelayAddr, err)
+	}
+	if host == "" {
+		if ua, ok := n.sock.LocalAddr().(*net.UDPAddr); ok && !ua.IP.IsUnspecified() {
+			host = ua.IP.String()
+		}
+	}
+	addr := net.JoinHostPort(host, port)
+	var pc net.PacketConn
+	if n.cfg.net != nil {
+		pc, err = n.cfg.net.ListenPacket("udp4", addr)
+	} else {
+		pc, err = net.ListenPacket("udp", addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("p2psock: relay socket: %w", err)
+	}
+	publicIP := func() net.IP {
+		if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok && !ua.IP.IsUnspecified() {
+			return ua.IP
+		}
+		if o := n.ov.Info().Observed; o.IsValid() {
+			return o.Addr().AsSlice()
+		}
+		return nil
+	}
+	r, err := nat.NewRelay(nat.RelayConfig{PacketConn: pc, PublicIP: publicIP, Net: n.cfg.net, Logger: n.cfg.Logger})
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return r, nil
+}
