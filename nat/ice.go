@@ -231,7 +231,7 @@ func (c *muxConn) Close() error {
 	return nil
 }
 
-func (c *muxConn) LocalAddr() net.Addr                { return c.sock.LocalAddr() }
+func (c *muxConn) LocalAddr() net.Addr              { return c.sock.LocalAddr() }
 func (c *muxConn) SetDeadline(time.Time) error      { return nil }
 func (c *muxConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *muxConn) SetWriteDeadline(time.Time) error { return nil }
