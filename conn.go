@@ -60,6 +60,9 @@ func newConn(s *quic.Stream, pc *peerConn, local ID) *Conn {
 // Read reads data from the stream. It returns io.EOF once the peer closed
 // its side and every byte it wrote was read.
 func (c *Conn) Read(b []byte) (int, error) {
+	if c.isClosed() {
+		return 0, c.opErr("read", net.ErrClosed)
+	}
 	n, err := c.s.Read(b)
 	if err != nil && err != io.EOF {
 		err = c.opErr("read", err)
@@ -70,6 +73,9 @@ func (c *Conn) Read(b []byte) (int, error) {
 // Write writes data to the stream. It returns when the data is queued for
 // sending (QUIC flow control bounds how far ahead of the reader it can get).
 func (c *Conn) Write(b []byte) (int, error) {
+	if c.isClosed() {
+		return 0, c.opErr("write", net.ErrClosed)
+	}
 	n, err := c.s.Write(b)
 	if err != nil {
 		err = c.opErr("write", err)
@@ -98,6 +104,15 @@ func (c *Conn) Close() error {
 		c.s.SetDeadline(time.Now())
 	})
 	return nil
+}
+
+func (c *Conn) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
 }
 
 // LocalAddr returns this node's *Addr.

@@ -1,0 +1,156 @@
+package p2psock
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/nettest"
+)
+
+// TestLoopbackConnNettest runs the net.Conn conformance suite on streams
+// between two loopback nodes.
+func TestLoopbackConnNettest(t *testing.T) {
+	tn := newLoopbackNet(t, 3, Config{})
+	a, b := tn.nodes[1], tn.nodes[2]
+	nettest.TestConn(t, func() (net.Conn, net.Conn, func(), error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		acc := make(chan *Conn, 1)
+		errc := make(chan error, 1)
+		go func() {
+			c, err := b.AcceptContext(ctx)
+			errc <- err
+			acc <- c
+		}()
+		c1, err := a.Connect(ctx, b.ID())
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if err := <-errc; err != nil {
+			return nil, nil, nil, err
+		}
+		c2 := <-acc
+		return c1, c2, func() { c1.Close(); c2.Close() }, nil
+	})
+}
+
+// TestLoopbackConnCloseSemantics: CloseWrite half-closes (the peer reads
+// EOF, the stream still reads); Close makes the peer read EOF after the data
+// and makes local calls fail with net.ErrClosed; deadlines time out with a
+// net.Error whose Timeout is true.
+func TestLoopbackConnCloseSemantics(t *testing.T) {
+	tn := newLoopbackNet(t, 3, Config{})
+	a, b := tn.nodes[1], tn.nodes[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	ca, cb := connectPair(t, ctx, a, b)
+	_, err := ca.Write([]byte("request"))
+	require.NoError(t, err)
+	require.NoError(t, ca.CloseWrite())
+	got, err := io.ReadAll(cb)
+	require.NoError(t, err)
+	require.Equal(t, "request", string(got))
+	_, err = cb.Write([]byte("reply"))
+	require.NoError(t, err)
+	require.NoError(t, cb.Close())
+	got, err = io.ReadAll(ca)
+	require.NoError(t, err, "the half-closed side still reads")
+	require.Equal(t, "reply", string(got))
+	_, err = cb.Read(make([]byte, 1))
+	require.ErrorIs(t, err, net.ErrClosed)
+	_, err = cb.Write([]byte("x"))
+	require.ErrorIs(t, err, net.ErrClosed)
+	require.NoError(t, cb.Close(), "Close is idempotent")
+
+	ca, cb = connectPair(t, ctx, a, b)
+	require.NoError(t, ca.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+	_, err = ca.Read(make([]byte, 1))
+	var ne net.Error
+	require.ErrorAs(t, err, &ne)
+	require.True(t, ne.Timeout())
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	require.NoError(t, ca.SetReadDeadline(time.Time{}))
+	_, err = cb.Write([]byte("late"))
+	require.NoError(t, err)
+	buf := make([]byte, 4)
+	_, err = io.ReadFull(ca, buf)
+	require.NoError(t, err, "a stream works again after a timeout")
+}
+
+// TestLoopbackNodeCloseFailsCalls: after Node.Close, Connect, Accept and
+// the node's open streams fail with net.ErrClosed, the peer's streams end,
+// and no goroutine of the node is left.
+func TestLoopbackNodeCloseFailsCalls(t *testing.T) {
+	before := runtime.NumGoroutine()
+	tn := newLoopbackNet(t, 3, Config{})
+	a, b := tn.nodes[1], tn.nodes[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ca, cb := connectPair(t, ctx, a, b)
+
+	acceptErr := make(chan error, 1)
+	go func() { _, err := a.Accept(); acceptErr <- err }()
+	readErr := make(chan error, 1)
+	go func() { _, err := ca.Read(make([]byte, 1)); readErr <- err }()
+
+	require.NoError(t, a.Close())
+	require.ErrorIs(t, <-acceptErr, net.ErrClosed)
+	require.ErrorIs(t, <-readErr, net.ErrClosed)
+	_, err := ca.Write([]byte("x"))
+	require.ErrorIs(t, err, net.ErrClosed)
+	_, err = a.Connect(ctx, b.ID())
+	require.ErrorIs(t, err, net.ErrClosed)
+	_, err = a.AcceptContext(ctx)
+	require.ErrorIs(t, err, net.ErrClosed)
+	_, err = cb.Read(make([]byte, 1))
+	require.Error(t, err, "the peer's stream ends when the node closes")
+
+	tn.close()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		runtime.Gosched()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines left behind:\n%s", n-before, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// TestLoopbackHTTPOverNode: http.Serve on a Node answers a client whose
+// transport dials with Connect.
+func TestLoopbackHTTPOverNode(t *testing.T) {
+	tn := newLoopbackNet(t, 3, Config{})
+	server, client := tn.nodes[1], tn.nodes[2]
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("hello " + r.RemoteAddr))
+	})}
+	go srv.Serve(server)
+	defer srv.Close()
+	hc := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			id, err := ParseID(strings.TrimSuffix(addr, ":80"))
+			if err != nil {
+				return nil, err
+			}
+			return client.Connect(ctx, id)
+		},
+	}}
+	resp, err := hc.Get("http://" + server.ID().String() + "/")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, "hello "+client.ID().String(), string(body))
+	require.False(t, errors.Is(err, net.ErrClosed))
+}
