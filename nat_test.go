@@ -29,7 +29,10 @@ func newVnetNet(t *testing.T, kinds []simnet.Kind) (*testNet, []simnet.Kind) {
 		require.NoError(t, err)
 		pc, err := h.ListenUDP(4000 + i)
 		require.NoError(t, err)
-		cfg := Config{PacketConn: pc, Logger: testLogger(t)}
+		cfg := Config{PacketConn: pc, Logger: testLogger(t), net: h.Net()}
+		if k == simnet.Public {
+			cfg.RelayAddr = ":3478" // every public node offers a TURN relay
+		}
 		if i == 0 {
 			require.Equal(t, simnet.Public, k)
 			entry = pc.LocalAddr().String()

@@ -1,0 +1,61 @@
+package p2psock
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/p2psock/p2psock/internal/simnet"
+	"github.com/stretchr/testify/require"
+)
+
+// needsRelay says whether two nodes behind NATs of kinds a and b need a
+// relay: a symmetric NAT's mapping toward the peer is unpredictable, so only
+// a peer that accepts packets from any port of a known IP (full cone) can
+// take its packets directly.
+func needsRelay(a, b simnet.Kind) bool {
+	sym := func(k simnet.Kind) bool { return k == simnet.Symmetric }
+	strict := func(k simnet.Kind) bool { return k == simnet.Symmetric || k == simnet.PortRestricted }
+	return (sym(a) && strict(b)) || (sym(b) && strict(a))
+}
+
+// TestVnetConnectNATMatrix connects every pair of full-cone,
+// port-restricted and symmetric NATs on the simulated Internet, through two
+// public nodes that serve as entry points, STUN servers and TURN relays, and
+// checks the path kind: direct, except where a symmetric NAT meets a
+// port-restricted or symmetric one, which goes through a relay.
+func TestVnetConnectNATMatrix(t *testing.T) {
+	kinds := []simnet.Kind{simnet.Public, simnet.Public,
+		simnet.FullCone, simnet.FullCone, simnet.PortRestricted, simnet.PortRestricted,
+		simnet.Symmetric, simnet.Symmetric}
+	tn, _ := newVnetNet(t, kinds)
+	fc1, fc2, pr1, pr2, sym1, sym2 := tn.nodes[2], tn.nodes[3], tn.nodes[4], tn.nodes[5], tn.nodes[6], tn.nodes[7]
+	kind := map[*Node]simnet.Kind{fc1: simnet.FullCone, fc2: simnet.FullCone, pr1: simnet.PortRestricted,
+		pr2: simnet.PortRestricted, sym1: simnet.Symmetric, sym2: simnet.Symmetric}
+	pairs := [][2]*Node{{fc1, fc2}, {fc1, pr1}, {sym1, fc2}, {pr1, pr2}, {pr2, sym1}, {sym1, sym2}}
+	for _, p := range pairs {
+		a, b := p[0], p[1]
+		t.Run(fmt.Sprintf("%s-%s", kind[a], kind[b]), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			start := time.Now()
+			ca, cb := connectPair(t, ctx, a, b)
+			took := time.Since(start)
+			defer ca.Close()
+			defer cb.Close()
+			want := needsRelay(kind[a], kind[b])
+			require.Equal(t, want, ca.Path().Relayed, "connecting side: %+v", ca.Path())
+			require.Equal(t, want, cb.Path().Relayed, "accepting side: %+v", cb.Path())
+			msg := []byte("across " + kind[a].String() + " and " + kind[b].String())
+			_, err := ca.Write(msg)
+			require.NoError(t, err)
+			require.NoError(t, ca.CloseWrite())
+			got, err := io.ReadAll(cb)
+			require.NoError(t, err)
+			require.Equal(t, msg, got)
+			t.Logf("%s -> %s: relayed=%v in %v", kind[a], kind[b], want, took)
+		})
+	}
+}
