@@ -59,3 +59,48 @@ func TestVnetConnectNATMatrix(t *testing.T) {
 		})
 	}
 }
+
+// TestVnetConnectNoPathFailsFast: two nodes behind symmetric NATs in a
+// network where no node offers a relay cannot connect; Connect says so with
+// ErrNoPath well before its deadline, and leaves no ICE session behind.
+func TestVnetConnectNoPathFailsFast(t *testing.T) {
+	kinds := []simnet.Kind{simnet.Public, simnet.Public, simnet.Symmetric, simnet.Symmetric}
+	tn, _ := newVnetNet(t, kinds, func(_ int, c *Config) { c.RelayAddr = "" })
+	a, b := tn.nodes[2], tn.nodes[3]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := a.Connect(ctx, b.ID())
+	require.ErrorIs(t, err, ErrNoPath)
+	require.NoError(t, ctx.Err(), "Connect used up its deadline")
+	t.Logf("failed after %v", time.Since(start))
+	for _, nd := range []*Node{a, b} {
+		require.Eventually(t, func() bool {
+			nd.st.mu.Lock()
+			defer nd.st.mu.Unlock()
+			return len(nd.st.sessions) == 0 && len(nd.st.dials) == 0
+		}, 20*time.Second, 10*time.Millisecond)
+	}
+}
+
+// TestVnetConnectRelayFallback: when neither node knows its NAT maps per
+// destination, the first ICE attempt (without relay candidates) finds no
+// path between a symmetric and a port-restricted NAT; Connect retries with
+// relay candidates on both sides and succeeds through a relay.
+func TestVnetConnectRelayFallback(t *testing.T) {
+	kinds := []simnet.Kind{simnet.Public, simnet.Public, simnet.Symmetric, simnet.PortRestricted}
+	tn, _ := newVnetNet(t, kinds, func(_ int, c *Config) { c.ignoreNAT = true })
+	a, b := tn.nodes[2], tn.nodes[3]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	before := a.st.stats.noPath.Load()
+	ca, cb := connectPair(t, ctx, a, b)
+	require.True(t, ca.Path().Relayed)
+	require.True(t, cb.Path().Relayed)
+	require.Equal(t, before+1, a.st.stats.noPath.Load(), "the first attempt failed")
+	_, err := cb.Write([]byte("through the relay"))
+	require.NoError(t, err)
+	buf := make([]byte, len("through the relay"))
+	_, err = io.ReadFull(ca, buf)
+	require.NoError(t, err)
+}

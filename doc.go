@@ -15,6 +15,32 @@
 //	err = n.SendToKey(ctx, []byte("hello"), p2psock.KeyOf(name)) // to whoever is closest to KeyOf(name)
 //	m, err := n.RecvFrom(ctx)                                    // m.From is verified
 //
+// # Streams
+//
+// Connect opens a reliable stream to a peer named by its ID, wherever it is:
+// on the same LAN, behind a NAT, or behind a NAT that admits no direct path.
+// A Conn is a net.Conn (a QUIC stream) and a Node is a net.Listener, so
+// existing code works on it: http.Serve(node, handler) serves HTTP.
+//
+//	c, err := n.Connect(ctx, peerID) // a *Conn; c.RemoteAddr().(*p2psock.Addr).ID == peerID
+//	c, err := n.Accept()             // the next stream a peer opened
+//
+// The first Connect to a peer finds a path with ICE: the two nodes exchange
+// candidates (their socket addresses, the addresses their NATs map them to,
+// and relay addresses) as overlay messages, with no outside signalling server,
+// and test the pairs, which also opens the NATs' mappings. QUIC then runs on
+// the path ICE selected: straight on the node's own UDP socket for a direct
+// path, through a TURN relay when no direct path exists (both nodes behind
+// NATs that map per destination, say). TLS 1.3 certificates carry the nodes'
+// identity keys, so Connect fails with ErrPeerIdentity unless the peer holds
+// the key of the ID it was asked for. The nodes keep that one QUIC connection:
+// further Connects, either way, open streams on it without a new handshake.
+//
+// Every node answers STUN requests on its socket, so a network's public nodes
+// are its STUN servers; a public node with Config.RelayAddr set also runs a
+// TURN relay for the others. Config.STUNServers and Config.Relays add outside
+// servers.
+//
 // # Delivery
 //
 // SendTo and SendToKey return nil only once the destination has accepted the

@@ -13,7 +13,8 @@ import (
 
 // newVnetNet builds a network on the simulated Internet: hosts of the given
 // kinds, in order, the first of which must be public (it is the entry point).
-func newVnetNet(t *testing.T, kinds []simnet.Kind) (*testNet, []simnet.Kind) {
+// Public nodes run a TURN relay. mods, if any, adjust each node's Config.
+func newVnetNet(t *testing.T, kinds []simnet.Kind, mods ...func(i int, c *Config)) (*testNet, []simnet.Kind) {
 	t.Helper()
 	sn, err := simnet.New()
 	require.NoError(t, err)
@@ -39,6 +40,9 @@ func newVnetNet(t *testing.T, kinds []simnet.Kind) (*testNet, []simnet.Kind) {
 		} else {
 			cfg.Bootstrap = []string{entry}
 			cfg.JoinOnly = true
+		}
+		for _, m := range mods {
+			m(i, &cfg)
 		}
 		tn.add(cfg)
 	}

@@ -72,7 +72,8 @@ type Config struct {
 	// p2psock node answers STUN on its own port). nil means only contacts.
 	STUNServers []string
 	// Relays lists TURN relays for connections that find no direct path,
-	// as "turn://user:password@host:port". Public nodes that run a relay
+	// as "turn://user:password@host:port" (user and password
+	// percent-encoded, as in any URL). Public nodes that run a relay
 	// (RelayAddr) are used as well, without configuration.
 	Relays []string
 	// RelayAddr, if set, makes this node a TURN relay for other nodes of
@@ -87,6 +88,9 @@ type Config struct {
 
 	// net, if set, is the simulated network ICE and the relay use (tests).
 	net transport.Net
+	// ignoreNAT makes the node ignore what it knows of its NAT's type when
+	// it decides on relay candidates (tests of the relay fallback).
+	ignoreNAT bool
 }
 
 // Node is a peer in a p2psock network: an identity bound into the overlay

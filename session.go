@@ -226,7 +226,7 @@ func (n *Node) dropSession(s *session) {
 // start: behind a NAT that maps per destination, no direct pair can form with
 // a peer behind a port-restricted or symmetric NAT.
 func (n *Node) wantRelay() bool {
-	return n.cfg.ForceRelay || n.ov.Info().Symmetric
+	return n.cfg.ForceRelay || (!n.cfg.ignoreNAT && n.ov.Info().Symmetric)
 }
 
 // dialPeer sets up a connection to remote. If the first attempt finds no
@@ -505,9 +505,22 @@ func (n *Node) answerPath(ctx context.Context, s *session, d *dial, offer wire.S
 			return ctx.Err()
 		}
 	}
-	// Direct: the peer dials the node's own QUIC listener, which adopts the
-	// connection and completes d. The agent is no longer needed after that.
+	// This end is the node's socket: the peer dials the node's own QUIC
+	// listener, which adopts the connection and completes d. The agent is no
+	// longer needed after that. The path is still relayed if the peer's end
+	// is its relay candidate.
 	defer agent.Close()
+	raddr := &net.UDPAddr{IP: net.ParseIP(pair.Remote.Address()), Port: pair.Remote.Port()}
+	if pair.Remote.Type() == ice.CandidateTypeRelay || s.remoteRelayed(raddr) {
+		n.st.mu.Lock()
+		n.st.viaRelay[s.peer] = true
+		n.st.mu.Unlock()
+		defer func() {
+			n.st.mu.Lock()
+			delete(n.st.viaRelay, s.peer)
+			n.st.mu.Unlock()
+		}()
+	}
 	select {
 	case <-d.done:
 		return nil
@@ -517,14 +530,15 @@ func (n *Node) answerPath(ctx context.Context, s *session, d *dial, offer wire.S
 }
 
 // stunServers lists the STUN servers agents ask for their server-reflexive
-// address: Config.STUNServers, then the node's fastest public contacts
-// (every node answers STUN on its own port). A public node needs none.
+// address: Config.STUNServers, then two of the node's direct contacts,
+// public ones first (every node answers STUN on its own port). A public node
+// needs none.
 func (n *Node) stunServers() []string {
 	out := append([]string(nil), n.cfg.STUNServers...)
 	if n.ov.Info().Public {
 		return out
 	}
-	for _, c := range n.ov.PublicContacts(2) {
+	for _, c := range n.ov.DirectContacts(2) {
 		out = append(out, c.Addr.String())
 	}
 	return out
@@ -555,12 +569,13 @@ func (n *Node) turnServers(ctx context.Context) []nat.TURNServer {
 	return append(out, rc.servers...)
 }
 
-// askRelays asks up to three public contacts, in parallel, for a relay.
+// askRelays asks up to three directly linked contacts (public ones first),
+// in parallel, for a relay.
 func (n *Node) askRelays(ctx context.Context) []nat.TURNServer {
 	ctx, cancel := context.WithTimeout(ctx, relayQueryWait)
 	defer cancel()
 	req, _ := wire.AppendRelayMsg(nil, wire.RelayMsg{Kind: wire.RelayRequest})
-	contacts := n.ov.PublicContacts(3)
+	contacts := n.ov.DirectContacts(3)
 	got := make([]*nat.TURNServer, len(contacts))
 	var wg sync.WaitGroup
 	for i, c := range contacts {

@@ -64,6 +64,7 @@ type streams struct {
 	peers    map[ID]*peerConn
 	dials    map[ID]*dial
 	sessions map[[8]byte]*session
+	viaRelay map[ID]bool // peers whose incoming direct QUIC comes from their relay address
 	closed   bool
 
 	accepted chan *Conn
@@ -91,6 +92,7 @@ func (n *Node) startStreams() error {
 	st.peers = make(map[ID]*peerConn)
 	st.dials = make(map[ID]*dial)
 	st.sessions = make(map[[8]byte]*session)
+	st.viaRelay = make(map[ID]bool)
 	st.accepted = make(chan *Conn, n.cfg.AcceptQueue)
 	st.ctx, st.cancel = context.WithCancel(context.Background())
 	ln, err := n.sock.Transport().Listen(n.serverTLS(), quicConfig())
@@ -119,7 +121,10 @@ func (n *Node) acceptConns(ln *quic.Listener, tr *quic.Transport, want ID) {
 			qc.CloseWithError(0, "unexpected peer")
 			continue
 		}
-		n.adopt(&peerConn{id: id, qc: qc, relayed: tr != nil, tr: tr})
+		n.st.mu.Lock()
+		relayed := tr != nil || n.st.viaRelay[id]
+		n.st.mu.Unlock()
+		n.adopt(&peerConn{id: id, qc: qc, relayed: relayed, tr: tr})
 		if tr != nil {
 			return
 		}

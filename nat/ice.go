@@ -123,14 +123,15 @@ type AgentConfig struct {
 
 // Timing of ICE checks: pion's defaults wait 0.5–2 s before nominating a
 // non-host pair; a node wants a direct path within a few round trips, and a
-// relayed one only when no direct pair answered by then.
+// relayed one only when no direct pair answered by then. A session in which
+// no pair works fails after disconnectAfter+failAfter (5 s).
 const (
 	checkInterval   = 50 * time.Millisecond
 	srflxMinWait    = 100 * time.Millisecond
 	prflxMinWait    = 200 * time.Millisecond
 	relayMinWait    = 600 * time.Millisecond
-	disconnectAfter = 3 * time.Second
-	failAfter       = 6 * time.Second
+	disconnectAfter = 2 * time.Second
+	failAfter       = 3 * time.Second
 	keepaliveEvery  = 2 * time.Second
 )
 

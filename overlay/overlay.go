@@ -252,25 +252,35 @@ func (o *Overlay) Contacts() []ID {
 	return out
 }
 
-// PublicContact is a contact that reports itself directly reachable.
-type PublicContact struct {
-	ID   ID
-	Addr netip.AddrPort
-	RTT  time.Duration // smoothed round-trip time; 0 if not yet measured
+// DirectContact is a contact linked directly (not through a relay node).
+type DirectContact struct {
+	ID     ID
+	Addr   netip.AddrPort
+	Public bool          // it reported itself directly reachable when last heard
+	RTT    time.Duration // smoothed round-trip time; 0 if not yet measured
 }
 
-// PublicContacts returns up to n contacts that report themselves directly
-// reachable and are linked directly (not through a relay), fastest first.
-func (o *Overlay) PublicContacts(n int) []PublicContact {
+// DirectContacts returns up to n contacts linked directly and answering:
+// those that reported themselves public first, then the others, each group
+// fastest first.
+func (o *Overlay) DirectContacts(n int) []DirectContact {
 	o.mu.Lock()
-	var out []PublicContact
+	var out []DirectContact
 	for _, c := range o.tab.byID {
-		if c.public && !c.p.relayed() && c.suspect.IsZero() {
-			out = append(out, PublicContact{ID: c.id, Addr: c.p.addr, RTT: c.srtt})
+		if !c.p.relayed() && c.suspect.IsZero() {
+			out = append(out, DirectContact{ID: c.id, Addr: c.p.addr, Public: c.public, RTT: c.srtt})
 		}
 	}
 	o.mu.Unlock()
-	slices.SortFunc(out, func(a, b PublicContact) int { return cmp.Compare(a.RTT, b.RTT) })
+	slices.SortFunc(out, func(a, b DirectContact) int {
+		if a.Public != b.Public {
+			if a.Public {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.RTT, b.RTT)
+	})
 	if len(out) > n {
 		out = out[:n]
 	}
