@@ -14,7 +14,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/nat"
+	"github.com/p2psock/p2psock/overlay"
 )
 
 // connectPair opens a stream from a to b and returns both ends.
@@ -267,4 +269,43 @@ func TestLoopbackConnectNetworkRelay(t *testing.T) {
 	buf := make([]byte, 2)
 	_, err = io.ReadFull(cb, buf)
 	require.NoError(t, err)
+}
+
+// TestLoopbackSignallingHostileInput: malformed signalling and relay
+// messages are dropped and counted; a retransmitted offer gets the same
+// answer; a peer cannot hold more than a few ICE sessions open at once.
+func TestLoopbackSignallingHostileInput(t *testing.T) {
+	tn := newLoopbackNet(t, 3, Config{})
+	a, b := tn.nodes[1], tn.nodes[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	send := func(service byte, msg []byte) []byte {
+		t.Helper()
+		reply, _, err := a.ov.SendService(ctx, service, msg, overlay.Key(b.ID()), false)
+		require.NoError(t, err)
+		return reply
+	}
+	for _, bad := range [][]byte{{}, {0x01}, {0x02, 0x01}, bytes.Repeat([]byte{0xFF}, 300)} {
+		require.Empty(t, send(wire.ServiceSignal, bad))
+		require.Empty(t, send(wire.ServiceRelay, bad))
+	}
+	require.EqualValues(t, 8, b.st.stats.badSignals.Load())
+
+	offer := func(id byte) wire.Signal {
+		msg, err := wire.AppendSignal(nil, wire.Signal{Kind: wire.SignalOffer, Session: [8]byte{id},
+			Ufrag: "abcdefgh", Pwd: "abcdefghijklmnopqrstuvwxyz"})
+		require.NoError(t, err)
+		ans, err := wire.ParseSignal(send(wire.ServiceSignal, msg))
+		require.NoError(t, err)
+		return ans
+	}
+	first := offer(1)
+	require.Equal(t, wire.SignalAnswer, first.Kind)
+	require.Equal(t, first, offer(1), "a retransmitted offer gets the same answer")
+	for id := byte(2); id <= maxSessionsPerPeer; id++ {
+		require.Equal(t, wire.SignalAnswer, offer(id).Kind)
+	}
+	busy := offer(maxSessionsPerPeer + 1)
+	require.Equal(t, wire.SignalReject, busy.Kind)
+	require.Equal(t, wire.RejectBusy, busy.Reason)
 }

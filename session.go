@@ -31,10 +31,11 @@ import (
 // relay candidate. See docs/PROTOCOL.md, "Signalling".
 
 const (
-	maxSessions    = 256              // ICE sessions in progress per node
-	answerTimeout  = 15 * time.Second // the controlled side's bound on ICE and the QUIC handshake
-	relayQueryWait = 2 * time.Second  // bound on asking contacts for a relay
-	relayCredTTL   = time.Hour        // lifetime of the relay credentials a node hands out
+	maxSessions        = 256              // ICE sessions in progress per node
+	maxSessionsPerPeer = 4                // incoming ICE sessions in progress per peer
+	answerTimeout      = 15 * time.Second // the controlled side's bound on ICE and the QUIC handshake
+	relayQueryWait     = 2 * time.Second  // bound on asking contacts for a relay
+	relayCredTTL       = time.Hour        // lifetime of the relay credentials a node hands out
 )
 
 // errYield ends this node's outgoing attempt when the peer's simultaneous
@@ -214,6 +215,18 @@ func (n *Node) addSession(s *session) error {
 	}
 	n.st.sessions[s.id] = s
 	return nil
+}
+
+// incomingFrom counts the incoming sessions in progress from peer; st.mu is
+// held.
+func (st *streams) incomingFrom(peer ID) int {
+	k := 0
+	for _, s := range st.sessions {
+		if s.peer == peer && !s.outgoing {
+			k++
+		}
+	}
+	return k
 }
 
 func (n *Node) dropSession(s *session) {
@@ -397,7 +410,7 @@ func (n *Node) onOffer(from ID, offer wire.Signal) []byte {
 	case st.closed:
 		st.mu.Unlock()
 		return reject(wire.RejectClosing)
-	case len(st.sessions) >= maxSessions:
+	case len(st.sessions) >= maxSessions || st.incomingFrom(from) >= maxSessionsPerPeer:
 		st.mu.Unlock()
 		return reject(wire.RejectBusy)
 	}
