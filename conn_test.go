@@ -263,7 +263,8 @@ func TestLoopbackConnectNetworkRelay(t *testing.T) {
 	ca, cb := connectPair(t, ctx, a, b)
 	require.True(t, ca.Path().Relayed)
 	require.True(t, cb.Path().Relayed)
-	require.Equal(t, 1, tn.nodes[0].relay.Allocations())
+	require.Equal(t, 1, tn.nodes[0].Info().Streams.Allocations)
+	require.Equal(t, 1, a.Info().Streams.RelayedConns)
 	_, err := ca.Write([]byte("hi"))
 	require.NoError(t, err)
 	buf := make([]byte, 2)
@@ -289,7 +290,7 @@ func TestLoopbackSignallingHostileInput(t *testing.T) {
 		require.Empty(t, send(wire.ServiceSignal, bad))
 		require.Empty(t, send(wire.ServiceRelay, bad))
 	}
-	require.EqualValues(t, 8, b.st.stats.badSignals.Load())
+	require.EqualValues(t, 8, b.Info().Streams.BadSignals)
 
 	offer := func(id byte) wire.Signal {
 		msg, err := wire.AppendSignal(nil, wire.Signal{Kind: wire.SignalOffer, Session: [8]byte{id},

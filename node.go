@@ -307,13 +307,27 @@ type Info struct {
 	Contacts   int          // routing table size
 	Relayed    int          // contacts reached through a relay node
 	Counters   Counters
+	Streams    StreamCounters
+}
+
+// StreamCounters describe a node's QUIC connections and the ICE sessions
+// that set them up.
+type StreamCounters struct {
+	Conns        int    // live QUIC connections, one per peer
+	RelayedConns int    // of which through a TURN relay
+	Sessions     int    // ICE sessions in progress
+	NoPath       uint64 // ICE sessions that found no path
+	BadSignals   uint64 // malformed signalling or relay messages dropped
+	STUNAnswered uint64 // plain STUN binding requests answered
+	STUNDropped  uint64 // STUN packets dropped (malformed, or the ICE mux fell behind)
+	Allocations  int    // live allocations on this node's TURN relay (Config.RelayAddr)
 }
 
 // Info returns a snapshot of the node's state and counters.
 func (n *Node) Info() Info {
 	oi := n.ov.Info()
 	inf := Info{ID: n.ID(), Network: oi.Network, LocalAddr: n.UDPAddr(), Public: oi.Public,
-		Contacts: oi.Contacts, Relayed: oi.Relayed, Counters: oi.Counters}
+		Contacts: oi.Contacts, Relayed: oi.Relayed, Counters: oi.Counters, Streams: n.streamCounters()}
 	if oi.Observed.IsValid() {
 		inf.PublicAddr = net.UDPAddrFromAddrPort(oi.Observed)
 	}

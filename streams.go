@@ -444,3 +444,23 @@ func (n *Node) startRelay() (*nat.Relay, error) {
 	}
 	return r, nil
 }
+
+func (n *Node) streamCounters() StreamCounters {
+	st := &n.st
+	var c StreamCounters
+	st.mu.Lock()
+	for _, pc := range st.peers {
+		c.Conns++
+		if pc.relayed {
+			c.RelayedConns++
+		}
+	}
+	c.Sessions = len(st.sessions)
+	st.mu.Unlock()
+	c.NoPath, c.BadSignals = st.stats.noPath.Load(), st.stats.badSignals.Load()
+	c.STUNAnswered, c.STUNDropped = n.ice.STUNStats()
+	if n.relay != nil {
+		c.Allocations = n.relay.Allocations()
+	}
+	return c
+}
