@@ -30,7 +30,7 @@ func newVnetNet(t *testing.T, kinds []simnet.Kind, mods ...func(i int, c *Config
 		require.NoError(t, err)
 		pc, err := h.ListenUDP(4000 + i)
 		require.NoError(t, err)
-		cfg := Config{PacketConn: pc, Logger: testLogger(t), net: h.Net()}
+		cfg := Config{PacketConn: pc, Logger: testLogger(t)}
 		if k == simnet.Public {
 			cfg.RelayAddr = ":3478" // every public node offers a TURN relay
 		}

@@ -30,7 +30,9 @@ type Config struct {
 	ListenAddr string
 	// PacketConn, if set, is used as the node's socket instead of binding
 	// ListenAddr (for example a socket on a simulated network). The node owns
-	// it: Close closes it.
+	// it: Close closes it. If it has a method Net() transport.Net
+	// (github.com/pion/transport/v2), the node's other sockets (TURN relay
+	// candidates, its own relay) are opened on that network too.
 	PacketConn net.PacketConn
 	// Network is the network's name; nodes of another network are ignored. ""
 	// is DefaultNetwork.
@@ -85,12 +87,17 @@ type Config struct {
 	// when a direct path exists (for testing, or to hide the node's address
 	// from its peers).
 	ForceRelay bool
-
-	// net, if set, is the simulated network ICE and the relay use (tests).
-	net transport.Net
 	// ignoreNAT makes the node ignore what it knows of its NAT's type when
 	// it decides on relay candidates (tests of the relay fallback).
 	ignoreNAT bool
+}
+
+// netOf returns the network pc lives on, if it says; nil means the host's.
+func netOf(pc net.PacketConn) transport.Net {
+	if nc, ok := pc.(interface{ Net() transport.Net }); ok {
+		return nc.Net()
+	}
+	return nil
 }
 
 // Node is a peer in a p2psock network: an identity bound into the overlay
@@ -106,6 +113,7 @@ type Node struct {
 	ice    *nat.ICE
 	relay  *nat.Relay       // nil unless Config.RelayAddr
 	relays []nat.TURNServer // Config.Relays, parsed
+	net    transport.Net    // where ICE and the relay open sockets; nil: the host's
 	st     streams
 
 	mu     sync.Mutex
@@ -155,7 +163,7 @@ func NewNode(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("p2psock: opening socket: %w", err)
 		}
 	}
-	n := &Node{cfg: cfg, id: cfg.Identity, sock: sock, cert: cert, relays: relays}
+	n := &Node{cfg: cfg, id: cfg.Identity, sock: sock, cert: cert, relays: relays, net: netOf(cfg.PacketConn)}
 	n.ov, err = overlay.New(overlay.Config{
 		Identity:    cfg.Identity.priv,
 		Network:     cfg.Network,
@@ -172,7 +180,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n.groups = group.New(n.ov, cfg.Identity.Sign, cfg.Network, cfg.Logger)
 	sock.Handle(wire.FirstType, wire.LastType, n.ov.HandlePacket)
-	n.ice = nat.NewICE(sock, cfg.net, cfg.Logger)
+	n.ice = nat.NewICE(sock, n.net, cfg.Logger)
 	n.ov.Handle(wire.ServiceSignal, n.handleSignal)
 	n.ov.Handle(wire.ServiceRelay, n.handleRelay)
 	if cfg.RelayAddr != "" {

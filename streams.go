@@ -420,8 +420,8 @@ func (n *Node) startRelay() (*nat.Relay, error) {
 	}
 	addr := net.JoinHostPort(host, port)
 	var pc net.PacketConn
-	if n.cfg.net != nil {
-		pc, err = n.cfg.net.ListenPacket("udp4", addr)
+	if n.net != nil {
+		pc, err = n.net.ListenPacket("udp4", addr)
 	} else {
 		pc, err = net.ListenPacket("udp", addr)
 	}
@@ -437,7 +437,7 @@ func (n *Node) startRelay() (*nat.Relay, error) {
 		}
 		return nil
 	}
-	r, err := nat.NewRelay(nat.RelayConfig{PacketConn: pc, PublicIP: publicIP, Net: n.cfg.net, Logger: n.cfg.Logger})
+	r, err := nat.NewRelay(nat.RelayConfig{PacketConn: pc, PublicIP: publicIP, Net: n.net, Logger: n.cfg.Logger})
 	if err != nil {
 		pc.Close()
 		return nil, err

@@ -17,6 +17,7 @@ import (
 // Host.ListenUDP for the differences it papers over.
 type packetConn struct {
 	conn    transport.UDPConn
+	net     transport.Net // the host's network, for Net
 	laddr   *net.UDPAddr
 	release func(*packetConn)
 
@@ -26,6 +27,10 @@ type packetConn struct {
 }
 
 var _ net.PacketConn = (*packetConn)(nil)
+
+// Net returns the simulated network the socket is on: p2psock opens its
+// other sockets (ICE relay candidates, a TURN relay) there too.
+func (c *packetConn) Net() transport.Net { return c.net }
 
 func (c *packetConn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "udp", Source: c.laddr, Err: err}

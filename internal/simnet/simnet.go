@@ -298,6 +298,7 @@ func (h *Host) ListenUDP(port int) (net.PacketConn, error) {
 		conn:    c,
 		laddr:   c.LocalAddr().(*net.UDPAddr),
 		release: n.forget,
+		net:     h.vnet,
 	}
 	n.conns[pc] = struct{}{}
 	return pc, nil
