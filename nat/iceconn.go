@@ -123,3 +123,10 @@ func (p *PacketConn) SetReadDeadline(t time.Time) error {
 
 // SetWriteDeadline does nothing: writes do not block.
 func (p *PacketConn) SetWriteDeadline(time.Time) error { return nil }
+
+// SetReadBuffer does nothing: the ICE connection buffers on its own. (quic-go
+// would warn about a connection that lacks it.)
+func (p *PacketConn) SetReadBuffer(int) error { return nil }
+
+// SetWriteBuffer does nothing, as SetReadBuffer.
+func (p *PacketConn) SetWriteBuffer(int) error { return nil }
