@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,6 +44,13 @@ type Config struct {
 	// JoinOnly makes Bind fail with ErrNoEntryPoint when no entry point
 	// answers; otherwise the node starts a new network others can join.
 	JoinOnly bool
+	// LocalDiscovery makes the node find the nodes of its network on this
+	// machine (through a registry in the temporary directory) and on its LAN
+	// (through UDP multicast announcements to 239.255.80.80:7447), join
+	// through them when Bootstrap is empty, and keep meeting the ones that
+	// start later, so that nodes started with no entry point find each
+	// other. Off by default.
+	LocalDiscovery bool
 	// Logger receives the node's logs; debug level traces routing decisions.
 	// nil means no logging.
 	Logger *slog.Logger
@@ -90,6 +98,11 @@ type Config struct {
 	// ignoreNAT makes the node ignore what it knows of its NAT's type when
 	// it decides on relay candidates (tests of the relay fallback).
 	ignoreNAT bool
+	// discoveryDir is the local discovery registry's directory; "" is the
+	// default (tests use their own).
+	discoveryDir string
+	// noMulticast turns LAN announcements off (tests on a shared host).
+	noMulticast bool
 }
 
 // netOf returns the network pc lives on, if it says; nil means the host's.
@@ -114,11 +127,13 @@ type Node struct {
 	relay  *nat.Relay       // nil unless Config.RelayAddr
 	relays []nat.TURNServer // Config.Relays, parsed
 	net    transport.Net    // where ICE and the relay open sockets; nil: the host's
+	disc   *discovery       // nil unless Config.LocalDiscovery
 	st     streams
 
-	mu     sync.Mutex
-	bound  bool
-	closed bool
+	mu      sync.Mutex
+	bound   bool
+	binding bool // a Bind is in progress
+	closed  bool
 }
 
 // NewNode opens the node's socket. It sends nothing until Bind.
@@ -208,13 +223,30 @@ func (n *Node) Bind(ctx context.Context) error {
 	case n.closed:
 		n.mu.Unlock()
 		return n.opErr("bind", net.ErrClosed)
-	case n.bound:
+	case n.bound || n.binding:
 		n.mu.Unlock()
 		return ErrAlreadyBound
 	}
+	n.binding = true
 	n.mu.Unlock()
-	if err := n.ov.Join(ctx, n.cfg.Bootstrap, n.cfg.JoinOnly); err != nil {
+	defer func() {
+		n.mu.Lock()
+		n.binding = false
+		n.mu.Unlock()
+	}()
+	entries := n.cfg.Bootstrap
+	if n.cfg.LocalDiscovery {
+		entries = append(slices.Clone(entries), n.startDiscovery()...)
+	}
+	if err := n.ov.Join(ctx, entries, n.cfg.JoinOnly); err != nil {
+		n.closeDiscovery()
 		return err
+	}
+	n.mu.Lock()
+	d := n.disc
+	n.mu.Unlock()
+	if d != nil {
+		n.runDiscovery(d)
 	}
 	n.mu.Lock()
 	n.bound = true
@@ -364,6 +396,7 @@ func (n *Node) Close() error {
 	n.closed = true
 	n.mu.Unlock()
 	n.groups.Close()
+	n.closeDiscovery()
 	n.closeStreams()
 	err := n.ov.Close()
 	if serr := n.sock.Close(); err == nil {

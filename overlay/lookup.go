@@ -315,6 +315,37 @@ func (o *Overlay) Join(ctx context.Context, entries []string, joinOnly bool) err
 	return nil
 }
 
+// Meet links to the node at addr ("host:port", found by local discovery,
+// say), then refreshes the routing table through it, so that two networks
+// that started apart merge. It does nothing if a contact already has addr.
+func (o *Overlay) Meet(ctx context.Context, addr string) error {
+	if o.isClosed() {
+		return o.errClosed("meet")
+	}
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return err
+	}
+	ap := unmap(ua.AddrPort())
+	o.mu.Lock()
+	known := false
+	for _, c := range o.tab.byID {
+		if c.p.addr == ap && !c.p.relayed() {
+			known = true
+			break
+		}
+	}
+	o.mu.Unlock()
+	if known {
+		return nil
+	}
+	if err := o.joinVia(ctx, addr); err != nil {
+		return err
+	}
+	o.refresh(ctx)
+	return nil
+}
+
 func (o *Overlay) joinVia(ctx context.Context, entry string) error {
 	ua, err := net.ResolveUDPAddr("udp", entry)
 	if err != nil {

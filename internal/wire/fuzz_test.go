@@ -309,3 +309,63 @@ func FuzzParseHopAck(f *testing.F) {
 		require.Equal(t, data, a.Append(nil))
 	})
 }
+
+func FuzzParseSignal(f *testing.F) {
+	// Long inputs stall the fuzzer while it minimizes them (see padded), so
+	// the seeds stay short: the limits are reached through the length and
+	// count fields (TestSignal covers messages at the limits).
+	for _, s := range testSignals() {
+		b, err := AppendSignal(nil, s)
+		require.NoError(f, err)
+		if len(b) <= 200 {
+			f.Add(b)
+		}
+	}
+	b, err := AppendSignal(nil, Signal{Kind: SignalCandidates, Candidates: make([]string, MaxCandidates)})
+	require.NoError(f, err)
+	f.Add(b)
+	f.Add([]byte{SignalVersion, SignalCandidates, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x02, 0x01})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseSignal(data)
+		if err != nil {
+			return
+		}
+		require.GreaterOrEqual(t, s.Kind, SignalOffer)
+		require.LessOrEqual(t, s.Kind, SignalReject)
+		require.LessOrEqual(t, len(s.Candidates), MaxCandidates)
+		for _, c := range s.Candidates {
+			require.LessOrEqual(t, len(c), MaxCandidateBytes)
+		}
+		b, err := AppendSignal(nil, s)
+		require.NoError(t, err)
+		require.Equal(t, data, b)
+	})
+}
+
+func FuzzParseRelayMsg(f *testing.F) {
+	for _, m := range []RelayMsg{
+		{Kind: RelayRequest},
+		{Kind: RelayNone},
+		{Kind: RelayOffer, Port: 3478, Username: "1700003600", Password: "KxV3oXq2bJ1y0WmQe9tR5s8uZ7c="},
+		{Kind: RelayOffer, Port: 1},
+	} {
+		b, err := AppendRelayMsg(nil, m)
+		require.NoError(f, err)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseRelayMsg(data)
+		if err != nil {
+			return
+		}
+		require.Contains(t, []byte{RelayRequest, RelayOffer, RelayNone}, m.Kind)
+		if m.Kind == RelayOffer {
+			require.NotZero(t, m.Port)
+		} else {
+			require.Equal(t, RelayMsg{Kind: m.Kind}, m)
+		}
+		b, err := AppendRelayMsg(nil, m)
+		require.NoError(t, err)
+		require.Equal(t, data, b)
+	})
+}

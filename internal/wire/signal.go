@@ -50,6 +50,9 @@ func AppendSignal(b []byte, s Signal) ([]byte, error) {
 	if len(s.Ufrag) > MaxUfrag || len(s.Pwd) > MaxUfrag || len(s.Candidates) > MaxCandidates {
 		return nil, ErrLong
 	}
+	if s.Kind < SignalOffer || s.Kind > SignalReject {
+		return nil, ErrMalformed
+	}
 	b = append(b, SignalVersion, s.Kind)
 	b = append(b, s.Session[:]...)
 	b = append(b, s.Flags, s.Reason, byte(len(s.Ufrag)))
@@ -70,7 +73,7 @@ func AppendSignal(b []byte, s Signal) ([]byte, error) {
 // ParseSignal decodes a signalling message.
 func ParseSignal(b []byte) (Signal, error) {
 	var s Signal
-	if len(b) < 14 {
+	if len(b) < 15 { // version, kind, session, flags, reason, three zero lengths
 		return s, ErrShort
 	}
 	if b[0] != SignalVersion {
@@ -121,6 +124,9 @@ type RelayMsg struct {
 func AppendRelayMsg(b []byte, m RelayMsg) ([]byte, error) {
 	if len(m.Username) > 255 || len(m.Password) > 255 {
 		return nil, ErrLong
+	}
+	if m.Kind < RelayRequest || m.Kind > RelayNone || (m.Kind == RelayOffer && m.Port == 0) {
+		return nil, ErrMalformed
 	}
 	b = append(b, SignalVersion, m.Kind)
 	if m.Kind != RelayOffer {
