@@ -49,7 +49,7 @@ func (n *Node) startDiscovery() []string {
 		}
 		d.reg = reg
 	}
-	if !n.cfg.noMulticast {
+	if !n.cfg.MachineOnlyDiscovery {
 		mc, err := lan.Listen()
 		if err != nil {
 			n.cfg.Logger.Debug("local discovery: no LAN announcements", "err", err)

@@ -17,7 +17,7 @@ import (
 func discoveryNode(t *testing.T, tn *testNet, dir, network string, multicast bool) *Node {
 	t.Helper()
 	return tn.add(Config{ListenAddr: "127.0.0.1:0", Network: network, LocalDiscovery: true,
-		discoveryDir: dir, noMulticast: !multicast, Logger: testLogger(t)})
+		discoveryDir: dir, MachineOnlyDiscovery: !multicast, Logger: testLogger(t)})
 }
 
 func newEmptyNet(t *testing.T) *testNet {

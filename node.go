@@ -51,6 +51,9 @@ type Config struct {
 	// start later, so that nodes started with no entry point find each
 	// other. Off by default.
 	LocalDiscovery bool
+	// MachineOnlyDiscovery keeps LocalDiscovery to this machine: the node
+	// neither sends nor listens for LAN announcements.
+	MachineOnlyDiscovery bool
 	// Logger receives the node's logs; debug level traces routing decisions.
 	// nil means no logging.
 	Logger *slog.Logger
@@ -101,8 +104,6 @@ type Config struct {
 	// discoveryDir is the local discovery registry's directory; "" is the
 	// default (tests use their own).
 	discoveryDir string
-	// noMulticast turns LAN announcements off (tests on a shared host).
-	noMulticast bool
 }
 
 // netOf returns the network pc lives on, if it says; nil means the host's.
