@@ -4,8 +4,10 @@
 // Every node's identity is derived from its name (seed = SHA-256 of the
 // name), so each process can compute every other node's ID from -peers.
 //
-// A public node (no -send-to) binds, prints "ready <ID>" and serves until it
-// gets SIGTERM or SIGINT. Any message delivered to it is printed as
+// A public node (no -send-to) also runs a TURN relay for the other nodes'
+// connections, on -relay-addr (default ":3478": port 3478 on the host of
+// -listen; "none" runs no relay). It binds, prints "ready <ID>" and serves
+// until it gets SIGTERM or SIGINT. Any message delivered to it is printed as
 // UNEXPECTED. A node behind a NAT binds with JoinOnly, then:
 //
 //   - sends the -send-to node a message by ID (SendTo), retrying while it
@@ -21,13 +23,28 @@
 //     arrive with the right From, To and ByKey, and that nothing else does
 //     (its own key message coming back means it was delivered to itself).
 //
-// It prints one PASS or FAIL line per check and a RESULT line when the checks
-// are over (all passed, or -timeout expired). Then it lingers, so that it can
-// still acknowledge the other node's retransmissions and route for it, until
-// SIGTERM/SIGINT, until the -stop-file exists, or until -linger has passed,
-// and prints a FINAL line, which also counts what arrived while it lingered.
-// It exits 0 only if all four checks passed within -timeout and nothing
-// unexpected arrived. -v writes the node's debug log to stderr.
+// When these checks are over (all passed, or -timeout expired), and unless
+// -connect=false, it tests a stream between the two NATed nodes: the node
+// whose name sorts first calls Connect with the other's ID (within
+// -connect-timeout), the other calls Accept. Each checks that the stream's
+// RemoteAddr is the other node's ID, writes -connect-bytes of data derived
+// from its own name, closes its writing side (CloseWrite), reads the peer's
+// data to EOF and checks its SHA-256. Each prints one line:
+//
+//	CONNECT ok path=direct|relayed time=<Connect's duration, "-" when accepting> bytes=N remote=<ID> ...
+//	CONNECT FAIL role=connect|accept ...: <error>
+//
+// It prints a RESULT line when all of this is over. Then it lingers, so that
+// it can still acknowledge the other node's retransmissions and route for it,
+// until SIGTERM/SIGINT, until the -stop-file exists, or until -linger has
+// passed, and prints a FINAL line, which also counts what arrived while it
+// lingered. RESULT and FINAL carry the stream test's result as
+// connect=direct|relayed|failed (the path kind), connect_ms=<Connect's
+// duration on the connecting node, "-" otherwise> and stream=PASS|FAIL (the
+// whole stream test, peer ID and data included); connect and stream are "off"
+// with -connect=false. It exits 0 only if all four checks passed within
+// -timeout, nothing unexpected arrived, and the stream test passed. -v writes
+// the node's debug log to stderr.
 package main
 
 import (
@@ -36,12 +53,17 @@ import (
 	"crypto/sha256"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"math/bits"
+	mrand "math/rand/v2"
+	"net"
 	"os"
 	"os/signal"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -155,6 +177,10 @@ func main() {
 		network   = flag.String("network", "natlab", "overlay network name")
 		hardKey   = flag.Bool("hard-key", true, "prefer a key for which this node is the second closest, after -send-to (see chooseKey)")
 		verbose   = flag.Bool("v", false, "debug log of the node on stderr")
+		relayAddr = flag.String("relay-addr", ":3478", "public node: UDP `host:port` of its TURN relay (empty host: the host of -listen; \"none\": no relay)")
+		connect   = flag.Bool("connect", true, "NATed node: test a stream to -send-to after the message checks")
+		connTO    = flag.Duration("connect-timeout", 20*time.Second, "time allowed for Connect")
+		connBytes = flag.Int("connect-bytes", 1<<20, "bytes sent each way on the stream")
 	)
 	flag.Var(&bootstrap, "bootstrap", "entry point `host:port` (repeatable or comma-separated)")
 	flag.Var(&peerList, "peers", "`names` of every node in the test, comma-separated")
@@ -197,25 +223,38 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 
-	start := time.Now()
-	nd, err := p2psock.NewNode(p2psock.Config{
+	cfg := p2psock.Config{
 		Identity:   identity(self),
 		ListenAddr: *listen,
 		Network:    *network,
 		Bootstrap:  bootstrap,
 		JoinOnly:   len(bootstrap) > 0,
 		Logger:     logger,
-	})
+	}
+	if *sendTo == "" && *relayAddr != "none" && *relayAddr != "" {
+		host, port, err := net.SplitHostPort(*relayAddr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "natlabpeer: -relay-addr: %v\n", err)
+			os.Exit(2)
+		}
+		if host == "" {
+			host, _, _ = net.SplitHostPort(*listen)
+		}
+		cfg.RelayAddr = net.JoinHostPort(host, port)
+	}
+
+	start := time.Now()
+	nd, err := p2psock.NewNode(cfg)
 	if err != nil {
 		say("FAIL node %s: %v", self, err)
-		say("RESULT FAIL node=%s sendto=FAIL sendtokey=FAIL received=0/2 unexpected=0 public=- contacts=- relayed=0 error=newnode", self)
+		say("RESULT FAIL node=%s sendto=FAIL sendtokey=FAIL received=0/2 unexpected=0 public=- contacts=- relayed=0 connect=failed connect_ms=- stream=FAIL error=newnode", self)
 		os.Exit(1)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	if err := nd.Bind(ctx); err != nil {
 		say("FAIL bind %s via %s after %s: %v", self, bootstrap.String(), ms(time.Since(start)), err)
-		say("RESULT FAIL node=%s sendto=FAIL sendtokey=FAIL received=0/2 unexpected=0 public=- contacts=- relayed=0 error=bind", self)
+		say("RESULT FAIL node=%s sendto=FAIL sendtokey=FAIL received=0/2 unexpected=0 public=- contacts=- relayed=0 connect=failed connect_ms=- stream=FAIL error=bind", self)
 		nd.Close()
 		os.Exit(1)
 	}
@@ -223,9 +262,16 @@ func main() {
 	say("bound %s id=%s in %s %s", self, nd.ID(), ms(bound.Sub(start)), infoLine(nd, ps))
 
 	if *sendTo == "" {
+		if cfg.RelayAddr != "" {
+			say("relay %s on %s", self, cfg.RelayAddr)
+		}
 		os.Exit(runPublic(nd, ps, self, sig))
 	}
-	os.Exit(runNATed(ctx, nd, ps, self, *sendTo, bound, *timeout, *linger, *stopFile, *hardKey, sig))
+	var cs *connSpec
+	if *connect {
+		cs = &connSpec{timeout: *connTO, bytes: *connBytes}
+	}
+	os.Exit(runNATed(ctx, nd, ps, self, *sendTo, bound, *timeout, *linger, *stopFile, *hardKey, cs, sig))
 }
 
 // runPublic serves until a signal. Any message delivered to a public node is
@@ -273,7 +319,7 @@ func chooseKey(ps *peers, self, other string, hard bool) (p2psock.Key, string) {
 		return r
 	}
 	var k p2psock.Key
-	if hard {
+	if hard && secondPossible(ps, self, other) {
 		for tries := 1; tries <= 1<<18; tries++ {
 			rand.Read(k[:])
 			if r := rank(k); r[0] == other && r[1] == self {
@@ -294,6 +340,29 @@ func chooseKey(ps *peers, self, other string, hard bool) (p2psock.Key, string) {
 	}
 }
 
+// secondPossible reports whether some key has other as the XOR-closest peer
+// and self as the second: the peers ordered by XOR distance to a key are the
+// leaves of the binary trie of their IDs, visited at each branch first on the
+// key's side; after other come the peers that share the longest prefix with
+// other, in an order the key's later bits can choose.
+func secondPossible(ps *peers, self, other string) bool {
+	common := func(a, b p2psock.ID) int {
+		for i := range a {
+			if x := a[i] ^ b[i]; x != 0 {
+				return i*8 + bits.LeadingZeros8(x)
+			}
+		}
+		return len(a) * 8
+	}
+	mine := common(ps.ids[self], ps.ids[other])
+	for _, n := range ps.names {
+		if n != self && n != other && common(ps.ids[n], ps.ids[other]) > mine {
+			return false
+		}
+	}
+	return true
+}
+
 type result struct {
 	mu            sync.Mutex
 	sendTo        bool
@@ -304,6 +373,11 @@ type result struct {
 	gotIDch       chan struct{} // closed when gotID is set
 	done          chan struct{} // closed when all four checks passed
 	doneOnce      sync.Once
+
+	connTest bool   // the stream test runs
+	connPath string // "direct", "relayed" or "failed"; "" while untried
+	connMS   string // Connect's duration (connecting node), or "-"
+	connOK   bool   // the stream test passed
 }
 
 // progress is called with mu held.
@@ -314,7 +388,8 @@ func (r *result) progress() {
 }
 
 func (r *result) pass() bool {
-	return r.sendTo && r.sendKey && !r.selfDelivered && r.gotID && r.gotKey && len(r.bad) == 0
+	return r.sendTo && r.sendKey && !r.selfDelivered && r.gotID && r.gotKey && len(r.bad) == 0 &&
+		(!r.connTest || r.connOK)
 }
 
 // line summarises the checks (called with mu held).
@@ -340,14 +415,22 @@ func (r *result) line(nd *p2psock.Node, ps *peers, self string) string {
 	if inf.PublicAddr != nil {
 		pub = inf.PublicAddr.String()
 	}
-	return fmt.Sprintf("%s node=%s sendto=%s sendtokey=%s received=%d/2 unexpected=%d public=%s contacts=%s relayed=%d",
-		res(r.pass()), self, res(r.sendTo), sk, n, len(r.bad), pub, ps.contacts(nd), inf.Relayed)
+	conn, connMS, stream := "off", "-", "off"
+	if r.connTest {
+		conn, connMS, stream = "failed", r.connMS, res(r.connOK)
+		if r.connPath != "" {
+			conn = r.connPath
+		}
+	}
+	return fmt.Sprintf("%s node=%s sendto=%s sendtokey=%s received=%d/2 unexpected=%d public=%s contacts=%s relayed=%d "+
+		"connect=%s connect_ms=%s stream=%s",
+		res(r.pass()), self, res(r.sendTo), sk, n, len(r.bad), pub, ps.contacts(nd), inf.Relayed, conn, connMS, stream)
 }
 
 func runNATed(ctx context.Context, nd *p2psock.Node, ps *peers, self, other string, bound time.Time,
-	timeout, linger time.Duration, stopFile string, hardKey bool, sig <-chan os.Signal) int {
+	timeout, linger time.Duration, stopFile string, hardKey bool, cs *connSpec, sig <-chan os.Signal) int {
 	selfID, otherID := ps.ids[self], ps.ids[other]
-	r := &result{gotIDch: make(chan struct{}), done: make(chan struct{})}
+	r := &result{gotIDch: make(chan struct{}), done: make(chan struct{}), connTest: cs != nil, connMS: "-"}
 
 	// Receiving.
 	rctx, rcancel := context.WithCancel(context.Background())
@@ -460,6 +543,30 @@ func runNATed(ctx context.Context, nd *p2psock.Node, ps *peers, self, other stri
 	if !r.gotKey {
 		say("FAIL recv sendtokey %s -> %s: not received within %s", other, self, timeout)
 	}
+	r.mu.Unlock()
+
+	// The stream test, also when a message check failed (it says more about
+	// what works), but not after a signal.
+	if cs != nil && !interrupted {
+		// The other node starts its part when its own message checks end:
+		// by its -timeout at the latest, and at once if this node's checks
+		// passed (then the other node's have too: its messages were
+		// acknowledged here, and this node's by it).
+		notAfter := time.Now()
+		select {
+		case <-r.done:
+		default:
+			if dl, ok := ctx.Deadline(); ok && dl.After(notAfter) {
+				notAfter = dl
+			}
+		}
+		path, connMS, ok := runConnect(nd, ps, self, other, cs, notAfter, sig, &interrupted)
+		r.mu.Lock()
+		r.connPath, r.connMS, r.connOK = path, connMS, ok
+		r.mu.Unlock()
+	}
+
+	r.mu.Lock()
 	say("RESULT %s elapsed=%s", r.line(nd, ps, self), secs(time.Since(bound)))
 	r.mu.Unlock()
 	say("info %s: %s", self, infoLine(nd, ps))
@@ -534,4 +641,133 @@ func lingerUntil(sig <-chan os.Signal, linger time.Duration, stopFile string) {
 		case <-poll.C:
 		}
 	}
+}
+
+// connSpec configures the stream test.
+type connSpec struct {
+	timeout time.Duration // for Connect
+	bytes   int           // sent each way
+}
+
+// xferTimeout bounds the data exchange on an established stream.
+const xferTimeout = 20 * time.Second
+
+// streamData is the data the node called name sends on the stream: the
+// receiver derives it too, to check what arrived.
+func streamData(name string, n int) []byte {
+	seed := sha256.Sum256([]byte("natlabpeer stream data of " + name))
+	b := make([]byte, n)
+	mrand.NewChaCha8(seed).Read(b)
+	return b
+}
+
+// runConnect runs this node's part of the stream test: the node whose name
+// sorts first connects, the other accepts a stream that the other node opens
+// by notAfter plus the connect timeout at the latest. It returns the path
+// kind ("direct", "relayed" or "failed"), Connect's duration in milliseconds
+// ("-" on the accepting node) and whether the test passed. A signal ends it
+// early and sets *intr.
+func runConnect(nd *p2psock.Node, ps *peers, self, other string, cs *connSpec, notAfter time.Time,
+	sig <-chan os.Signal, intr *bool) (string, string, bool) {
+	otherID := ps.ids[other]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var interrupted atomic.Bool
+	go func() {
+		select {
+		case s := <-sig:
+			say("interrupted by %v during the stream test", s)
+			interrupted.Store(true)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	defer func() { *intr = interrupted.Load() }()
+
+	connecting := self < other
+	role := "accept"
+	if connecting {
+		role = "connect"
+	}
+	fail := func(format string, args ...any) (string, string, bool) {
+		say("CONNECT FAIL role=%s %s -> %s: "+format, append([]any{role, self, other}, args...)...)
+		return "failed", "-", false
+	}
+
+	var (
+		c      *p2psock.Conn
+		err    error
+		connMS = "-"
+		t0     = time.Now()
+		took   time.Duration
+	)
+	if connecting {
+		cctx, ccancel := context.WithTimeout(ctx, cs.timeout)
+		c, err = nd.Connect(cctx, otherID)
+		took = time.Since(t0)
+		ccancel()
+		if err != nil {
+			return fail("Connect to %s failed after %s: %v", otherID, ms(took), err)
+		}
+		connMS = fmt.Sprint(took.Milliseconds())
+	} else {
+		limit := time.Until(notAfter) + cs.timeout + 5*time.Second
+		actx, acancel := context.WithTimeout(ctx, limit)
+		c, err = nd.AcceptContext(actx)
+		took = time.Since(t0)
+		acancel()
+		if err != nil {
+			return fail("Accept failed after %s: %v", ms(took), err)
+		}
+	}
+	defer c.Close()
+	path := "direct"
+	if c.Path().Relayed {
+		path = "relayed"
+	}
+	ra, ok := c.RemoteAddr().(*p2psock.Addr)
+	if !ok || ra.ID != otherID {
+		say("CONNECT FAIL role=%s %s -> %s: stream's RemoteAddr is %v, want %s (%s)", role, self, other, c.RemoteAddr(), otherID, other)
+		return path, connMS, false
+	}
+
+	// Exchange: write while reading, so that flow control cannot block
+	// both writers.
+	x0 := time.Now()
+	c.SetDeadline(x0.Add(xferTimeout))
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(streamData(self, cs.bytes))
+		if err == nil {
+			err = c.CloseWrite()
+		}
+		wrote <- err
+	}()
+	got, rerr := io.ReadAll(c)
+	werr := <-wrote
+	xfer := time.Since(x0)
+	want := sha256.Sum256(streamData(other, cs.bytes))
+	sum := sha256.Sum256(got)
+	p := c.Path()
+	connTime := "-"
+	if connecting {
+		connTime = ms(took)
+	}
+	desc := fmt.Sprintf("path=%s time=%s bytes=%d remote=%s role=%s xfer=%s rtt=%s local=%v peer=%v sha256=%x",
+		path, connTime, len(got), ra.ID, role, ms(xfer), p.RTT.Round(100*time.Microsecond), p.Local, p.Remote, sum[:6])
+	if !connecting {
+		desc += " accept_wait=" + ms(took)
+	}
+	switch {
+	case werr != nil:
+		say("CONNECT FAIL %s: write: %v", desc, werr)
+	case rerr != nil:
+		say("CONNECT FAIL %s: read after %d bytes: %v", desc, len(got), rerr)
+	case len(got) != cs.bytes || sum != want:
+		say("CONNECT FAIL %s: received %d bytes with SHA-256 %x, want %d bytes with %x", desc, len(got), sum[:6], cs.bytes, want[:6])
+	default:
+		say("CONNECT ok %s", desc)
+		return path, connMS, true
+	}
+	return path, connMS, false
 }
