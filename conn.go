@@ -54,7 +54,9 @@ type Conn struct {
 var _ net.Conn = (*Conn)(nil)
 
 func newConn(s *quic.Stream, pc *peerConn, local ID) *Conn {
-	return &Conn{s: s, pc: pc, local: &Addr{local}, closed: make(chan struct{})}
+	c := &Conn{s: s, pc: pc, local: &Addr{local}, closed: make(chan struct{})}
+	pc.addConn(c)
+	return c
 }
 
 // Read reads data from the stream. It returns io.EOF once the peer closed
@@ -89,6 +91,7 @@ func (c *Conn) CloseWrite() error {
 	if err := c.s.Close(); err != nil {
 		return c.opErr("close", err)
 	}
+	c.pc.lastFin.Store(time.Now().UnixNano())
 	return nil
 }
 
@@ -99,6 +102,7 @@ func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
 		c.s.Close()
+		c.pc.lastFin.Store(time.Now().UnixNano())
 		c.s.CancelRead(0)
 		// Unblock a pending Read or Write at once.
 		c.s.SetDeadline(time.Now())

@@ -1,7 +1,9 @@
 package p2psock
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"net"
@@ -113,7 +115,7 @@ func TestLoopbackNodeCloseFailsCalls(t *testing.T) {
 	_, err = a.AcceptContext(ctx)
 	require.ErrorIs(t, err, net.ErrClosed)
 	_, err = cb.Read(make([]byte, 1))
-	require.Error(t, err, "the peer's stream ends when the node closes")
+	require.ErrorIs(t, err, io.EOF, "the peer's stream ends cleanly when the node closes")
 
 	tn.close()
 	deadline := time.Now().Add(10 * time.Second)
@@ -153,4 +155,35 @@ func TestLoopbackHTTPOverNode(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "hello "+client.ID().String(), string(body))
 	require.False(t, errors.Is(err, net.ErrClosed))
+}
+
+// TestLoopbackNodeCloseDeliversWritten: a node that writes to a stream and
+// closes at once (a program that exits) still gets every byte to the peer,
+// which reads them, then EOF, after the node is gone; and the connection is
+// not reused by a later Connect to the same ID.
+func TestLoopbackNodeCloseDeliversWritten(t *testing.T) {
+	tn := newLoopbackNet(t, 3, Config{})
+	a, b := tn.nodes[1], tn.nodes[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ca, cb := connectPair(t, ctx, a, b)
+	data := make([]byte, 4<<20)
+	rand.Read(data)
+	type result struct {
+		b   []byte
+		err error
+	}
+	read := make(chan result, 1)
+	go func() {
+		b, err := io.ReadAll(cb)
+		read <- result{b, err}
+	}()
+	_, err := ca.Write(data) // returns once the tail is queued, not delivered
+	require.NoError(t, err)
+	require.NoError(t, a.Close())
+	r := <-read
+	require.NoError(t, r.err)
+	require.True(t, bytes.Equal(data, r.b), "got %d of %d bytes", len(r.b), len(data))
+	require.NoError(t, cb.Close())
+	require.Eventually(t, func() bool { return b.Info().Streams.Conns == 0 }, 5*time.Second, 10*time.Millisecond)
 }

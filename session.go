@@ -379,6 +379,17 @@ func (n *Node) handleSignal(m overlay.Message) ([]byte, bool) {
 	switch sig.Kind {
 	case wire.SignalOffer:
 		return n.onOffer(from, sig), true
+	case wire.SignalClose:
+		n.st.mu.Lock()
+		pc := n.st.peers[from]
+		if pc != nil {
+			delete(n.st.peers, from)
+		}
+		n.st.mu.Unlock()
+		if pc != nil {
+			pc.peerLeft()
+		}
+		return nil, true
 	case wire.SignalCandidates:
 		n.st.mu.Lock()
 		s := n.st.sessions[sig.Session]

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v2"
 	"github.com/quic-go/quic-go"
 
+	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/nat"
+	"github.com/p2psock/p2psock/overlay"
 )
 
 // streamVersion is the byte a Connect writes first on each stream, so that
@@ -48,6 +51,74 @@ type peerConn struct {
 	qc      *quic.Conn
 	relayed bool
 	tr      *quic.Transport // a transport of its own over a relayed ICE path; nil on the node's socket
+	lastFin atomic.Int64    // when a stream of it last closed its sending side (unix ns)
+	leaving atomic.Bool     // the peer said its node is closing (SignalClose)
+
+	mu    sync.Mutex
+	conns map[*Conn]struct{} // Conns of it not yet closed by the application
+}
+
+func (p *peerConn) addConn(c *Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		p.conns = make(map[*Conn]struct{})
+	}
+	p.conns[c] = struct{}{}
+}
+
+// connClosed records that the application closed c; the last one closes a
+// connection whose peer is leaving.
+func (p *peerConn) connClosed(c *Conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	last := len(p.conns) == 0
+	p.mu.Unlock()
+	if last && p.leaving.Load() {
+		p.qc.CloseWithError(0, "peer left")
+	}
+}
+
+// openConns returns the Conns the application has not closed.
+func (p *peerConn) openConns() []*Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*Conn, 0, len(p.conns))
+	for c := range p.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// peerLeft marks p as the connection of a node that is closing: no new
+// stream goes on it, and it closes once the application has read and closed
+// what is open (or at the idle timeout).
+func (p *peerConn) peerLeft() {
+	p.leaving.Store(true)
+	p.mu.Lock()
+	none := len(p.conns) == 0
+	p.mu.Unlock()
+	if none {
+		p.qc.CloseWithError(0, "peer left")
+	}
+}
+
+// maxLinger bounds how long Node.Close waits for streams that have just
+// closed their sending side.
+const maxLinger = time.Second
+
+// linger returns how long closing the connection should wait so that the end
+// of a stream closed just now reaches the peer.
+func (p *peerConn) linger(now time.Time) time.Duration {
+	last := p.lastFin.Load()
+	if last == 0 {
+		return 0
+	}
+	// Two probe timeouts (RFC 9002: srtt + 4·rttvar + max_ack_delay): time
+	// for the last packets to be acknowledged, or lost and sent again.
+	st := p.qc.ConnectionStats()
+	pto := st.SmoothedRTT + 4*st.MeanDeviation + 25*time.Millisecond
+	return min(time.Unix(0, last).Add(2*pto).Sub(now), maxLinger)
 }
 
 func (p *peerConn) path() PathInfo {
@@ -55,7 +126,7 @@ func (p *peerConn) path() PathInfo {
 		RTT: p.qc.ConnectionStats().SmoothedRTT}
 }
 
-func (p *peerConn) alive() bool { return p.qc.Context().Err() == nil }
+func (p *peerConn) alive() bool { return p.qc.Context().Err() == nil && !p.leaving.Load() }
 
 // streams is a node's connection state: live connections by peer,
 // establishments in progress, and the queue of accepted streams.
@@ -185,7 +256,9 @@ func (n *Node) acceptStreams(pc *peerConn) {
 	for {
 		s, err := pc.qc.AcceptStream(n.st.ctx)
 		if err != nil {
-			pc.qc.CloseWithError(closeNodeClosed, "node closed")
+			if n.st.ctx.Err() == nil {
+				pc.qc.CloseWithError(closeNodeClosed, "connection failed")
+			} // else closeStreams decides how the connection ends
 			return
 		}
 		n.st.wg.Add(1)
@@ -387,8 +460,29 @@ func (n *Node) closeStreams() {
 	if st.ln != nil {
 		st.ln.Close()
 	}
+	// Like a TCP close, let the end of a stream closed a moment ago reach
+	// the peer before the connection goes, and let the peer read what it has
+	// received: a peer that acknowledges the goodbye drops the connection
+	// itself once its application is done, so this side goes away silently
+	// (a QUIC CONNECTION_CLOSE would discard the peer's unread data).
 	for _, pc := range peers {
-		pc.qc.CloseWithError(closeNodeClosed, "node closed")
+		for _, c := range pc.openConns() {
+			c.Close() // the peer reads EOF after what was written
+		}
+	}
+	told := n.sayGoodbye(peers)
+	now := time.Now()
+	var wait time.Duration
+	for _, pc := range peers {
+		wait = max(wait, pc.linger(now))
+	}
+	if wait > 0 {
+		time.Sleep(wait)
+	}
+	for i, pc := range peers {
+		if !told[i] {
+			pc.qc.CloseWithError(closeNodeClosed, "node closed")
+		}
 	}
 	for _, a := range agents {
 		a.Close()
@@ -405,6 +499,34 @@ func (n *Node) closeStreams() {
 	if n.relay != nil {
 		n.relay.Close()
 	}
+}
+
+// goodbyeWait bounds how long Node.Close waits for its peers to acknowledge
+// that it is closing.
+const goodbyeWait = 500 * time.Millisecond
+
+// sayGoodbye tells each peer, in parallel, that this node is closing, and
+// reports which acknowledged.
+func (n *Node) sayGoodbye(peers []*peerConn) []bool {
+	told := make([]bool, len(peers))
+	if len(peers) == 0 {
+		return told
+	}
+	msg, _ := wire.AppendSignal(nil, wire.Signal{Kind: wire.SignalClose})
+	ctx, cancel := context.WithTimeout(context.Background(), goodbyeWait)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, pc := range peers {
+		if !pc.alive() {
+			continue
+		}
+		wg.Go(func() {
+			_, _, err := n.ov.SendService(ctx, wire.ServiceSignal, msg, overlay.Key(pc.id), false)
+			told[i] = err == nil
+		})
+	}
+	wg.Wait()
+	return told
 }
 
 // startRelay opens the relay's socket and starts the TURN server.

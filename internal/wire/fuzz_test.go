@@ -331,7 +331,7 @@ func FuzzParseSignal(f *testing.F) {
 			return
 		}
 		require.GreaterOrEqual(t, s.Kind, SignalOffer)
-		require.LessOrEqual(t, s.Kind, SignalReject)
+		require.LessOrEqual(t, s.Kind, SignalClose)
 		require.LessOrEqual(t, len(s.Candidates), MaxCandidates)
 		for _, c := range s.Candidates {
 			require.LessOrEqual(t, len(c), MaxCandidateBytes)

@@ -12,6 +12,7 @@ const (
 	SignalAnswer     byte = 2 // the answering node's credentials: the reply to an offer
 	SignalCandidates byte = 3 // trickled ICE candidates of a session, either way
 	SignalReject     byte = 4 // the reply to an offer that is refused
+	SignalClose      byte = 5 // the sender's node is closing: finish reading, then drop the connection
 )
 
 // Flags of an offer or answer.
@@ -50,7 +51,7 @@ func AppendSignal(b []byte, s Signal) ([]byte, error) {
 	if len(s.Ufrag) > MaxUfrag || len(s.Pwd) > MaxUfrag || len(s.Candidates) > MaxCandidates {
 		return nil, ErrLong
 	}
-	if s.Kind < SignalOffer || s.Kind > SignalReject {
+	if s.Kind < SignalOffer || s.Kind > SignalClose {
 		return nil, ErrMalformed
 	}
 	b = append(b, SignalVersion, s.Kind)
@@ -80,7 +81,7 @@ func ParseSignal(b []byte) (Signal, error) {
 		return s, ErrVersion
 	}
 	s.Kind = b[1]
-	if s.Kind < SignalOffer || s.Kind > SignalReject {
+	if s.Kind < SignalOffer || s.Kind > SignalClose {
 		return s, ErrMalformed
 	}
 	copy(s.Session[:], b[2:10])

@@ -53,13 +53,14 @@ func testSignals() map[string]Signal {
 		"reject conflict":      {Kind: SignalReject, Session: testSession, Reason: RejectConflict},
 		"reject closing":       {Kind: SignalReject, Session: testSession, Reason: RejectClosing},
 		"reject busy":          {Kind: SignalReject, Session: testSession, Reason: RejectBusy},
+		"close":                {Kind: SignalClose},
 	}
 }
 
 func TestSignalConstants(t *testing.T) {
 	// The values are normative (docs/PROTOCOL.md §12).
 	require.Equal(t, byte(1), SignalVersion)
-	require.Equal(t, []byte{1, 2, 3, 4}, []byte{SignalOffer, SignalAnswer, SignalCandidates, SignalReject})
+	require.Equal(t, []byte{1, 2, 3, 4, 5}, []byte{SignalOffer, SignalAnswer, SignalCandidates, SignalReject, SignalClose})
 	require.Equal(t, []byte{0x01, 0x02}, []byte{SignalFlagRelay, SignalFlagWantRelay})
 	require.Equal(t, []byte{1, 2, 3}, []byte{RejectConflict, RejectClosing, RejectBusy})
 	require.Equal(t, []int{255, 32, 512}, []int{MaxUfrag, MaxCandidates, MaxCandidateBytes})
@@ -160,7 +161,7 @@ func TestSignalRejects(t *testing.T) {
 		{"version 2", with(offer, 0, 2), ErrVersion},
 		{"version 0xFF", with(offer, 0, 0xFF), ErrVersion},
 		{"kind 0", with(offer, 1, 0), ErrMalformed},
-		{"kind 5", with(offer, 1, 5), ErrMalformed},
+		{"kind 6", with(offer, 1, 6), ErrMalformed},
 		{"kind 0xFF", with(offer, 1, 0xFF), ErrMalformed},
 		{"ufrag length past end", with(empty, 12, 3), ErrMalformed},
 		{"ufrag truncated", offer[:13+len(testUfrag)-1], ErrMalformed},
