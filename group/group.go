@@ -23,6 +23,7 @@ const (
 	msgAny       byte = 5 // down(1) envelope: an anycast on its way to a member
 	msgAnyResult byte = 6 // msgID(16) status(1): the outcome, to the anycast's origin
 	msgBcast     byte = 7 // height(2) envelope: a broadcast, for the nodes sharing height bits with the receiver
+	msgRoot      byte = 8 // group(32): the sender has just become the root; reply: 1 if the receiver, a root until now, attached to it
 )
 
 // Anycast outcomes.
@@ -69,6 +70,8 @@ type Groups struct {
 	anyWait map[[16]byte]chan byte
 	bseen   map[[16]byte]time.Time
 	started bool // the maintenance loop runs
+	drains  int  // drain goroutines running
+	drained chan struct{} // signalled when a drain goroutine ends
 
 	closing chan struct{}
 	wgMu    sync.Mutex
@@ -99,14 +102,35 @@ func New(ov *overlay.Overlay, sign func([]byte) []byte, network string, log *slo
 	}
 	g := &Groups{ov: ov, self: ov.ID(), sign: sign, net: wire.NetworkTag(network), log: log,
 		trees: map[overlay.Key]*tree{}, anyWait: map[[16]byte]chan byte{}, bseen: map[[16]byte]time.Time{},
-		closing: make(chan struct{})}
+		closing: make(chan struct{}), drained: make(chan struct{}, 1)}
 	ov.Handle(wire.ServiceGroup, g.handle)
 	return g
 }
 
-// Close leaves every group and stops the service.
+// flushWait bounds how long Close waits for multicasts queued to children.
+const flushWait = 2 * time.Second
+
+// Close hands the multicasts already queued to this node's children on
+// (waiting at most flushWait), then leaves every group and stops the
+// service.
 func (g *Groups) Close() error {
 	g.once.Do(func() {
+		t := time.NewTimer(flushWait)
+		defer t.Stop()
+		for {
+			g.mu.Lock()
+			busy := g.drains > 0
+			g.mu.Unlock()
+			if !busy {
+				break
+			}
+			select {
+			case <-g.drained:
+				continue
+			case <-t.C:
+			}
+			break
+		}
 		g.mu.Lock()
 		type leave struct{ key, parent [32]byte }
 		var ls []leave
@@ -132,12 +156,12 @@ func (g *Groups) Close() error {
 	return nil
 }
 
-func (g *Groups) goTracked(f func()) {
+func (g *Groups) goTracked(f func()) bool {
 	g.wgMu.Lock()
 	defer g.wgMu.Unlock()
 	select {
 	case <-g.closing:
-		return
+		return false
 	default:
 	}
 	g.wg.Add(1)
@@ -145,6 +169,7 @@ func (g *Groups) goTracked(f func()) {
 		defer g.wg.Done()
 		f()
 	}()
+	return true
 }
 
 func (g *Groups) closed() bool {
@@ -238,13 +263,14 @@ func (m *Member) closeLocked() {
 func (g *Groups) attach(ctx context.Context, k overlay.Key) error {
 	var exclude []overlay.ID
 	looked := false
+	var found []overlay.ID
 	for {
 		next, ok := g.ov.NextHop(k, exclude...)
 		if !ok && !looked && len(exclude) == 0 {
 			// About to be the root: make sure no closer node exists that this
 			// node has not heard of yet (a fresh node's table fills as it goes).
 			looked = true
-			g.ov.Lookup(ctx, k)
+			found, _ = g.ov.Lookup(ctx, k)
 			continue
 		}
 		g.mu.Lock()
@@ -263,6 +289,7 @@ func (g *Groups) attach(ctx context.Context, k overlay.Key) error {
 			if had {
 				g.leaveAsync(old, k)
 			}
+			g.claimRoot(ctx, k, found)
 			return nil
 		}
 		g.mu.Unlock()
@@ -284,6 +311,41 @@ func (g *Groups) attach(ctx context.Context, k overlay.Key) error {
 		exclude = append(exclude, next)
 	}
 }
+
+// claimRoot tells the nodes nearest k after this one (from a lookup, or the
+// routing table) that this node is now the root of k's tree. One that was a
+// root of k until now (the tree had split: it had not yet heard of this
+// closer node) attaches to this node at once, and becomes its child, so a
+// multicast published right away reaches both parts.
+func (g *Groups) claimRoot(ctx context.Context, k overlay.Key, near []overlay.ID) {
+	if len(near) == 0 {
+		near = g.ov.Closest(k, claimFanout+1)
+	}
+	msg := append([]byte{msgRoot}, k[:]...)
+	var wg sync.WaitGroup
+	n := 0
+	for _, id := range near {
+		if id == g.self || n == claimFanout {
+			continue
+		}
+		n++
+		wg.Go(func() {
+			reply, _, err := g.ov.SendService(ctx, wire.ServiceGroup, msg, id.Key(), false)
+			if err != nil || len(reply) != 1 || reply[0] != 1 {
+				return
+			}
+			g.mu.Lock()
+			if t := g.trees[k]; t != nil && !t.hasParent {
+				t.children[id] = time.Now().Add(lease)
+			}
+			g.mu.Unlock()
+		})
+	}
+	wg.Wait()
+}
+
+// claimFanout is how many of the nearest nodes a new root tells.
+const claimFanout = 3
 
 // refresh renews this node's place in the tree of k: it re-joins its parent
 // while the parent answers (a tree that works is left alone: moving would
@@ -514,7 +576,11 @@ func (g *Groups) disseminate(e *envelope) {
 		q.items = append(q.items, e)
 		if !q.running {
 			q.running = true
-			g.goTracked(func() { g.drain(e.group, c, q) })
+			g.drains++
+			if !g.goTracked(func() { g.drain(e.group, c, q) }) {
+				q.running = false
+				g.drains--
+			}
 		}
 	}
 }
@@ -525,7 +591,12 @@ func (g *Groups) drain(k overlay.Key, child overlay.ID, q *queue) {
 		g.mu.Lock()
 		if len(q.items) == 0 || g.closed() {
 			q.running = false
+			g.drains--
 			g.mu.Unlock()
+			select {
+			case g.drained <- struct{}{}:
+			default:
+			}
 			return
 		}
 		e := q.items[0]
@@ -612,6 +683,20 @@ func (g *Groups) handle(m overlay.Message) ([]byte, bool) {
 			})
 		}
 		return ok, true
+	case msgRoot:
+		if len(body) != 32 {
+			return ok, true
+		}
+		k := overlay.Key(body)
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		t := g.trees[k]
+		if t == nil || t.hasParent || overlay.CmpDistance(m.From.Key(), g.self.Key(), k) >= 0 {
+			return ok, true // not a root of k, or the sender is no closer
+		}
+		g.log.Debug("group: a closer root appeared", "group", k, "root", m.From)
+		t.parent, t.hasParent = m.From, true
+		return []byte{1}, true
 	case msgPublish, msgData:
 		e, err := open(body, g.net)
 		if err != nil || e.kind != kindMulticast {

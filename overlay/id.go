@@ -27,6 +27,10 @@ func (k Key) String() string { return Encoding.EncodeToString(k[:]) }
 
 // cmpDistance compares the XOR distances of a and b to target: -1 if a is
 // closer, +1 if b is closer, 0 if equal (a == b).
+// CmpDistance compares the XOR distances of a and b to target: -1 if a is
+// closer, 1 if b is, 0 if a == b.
+func CmpDistance(a, b, target Key) int { return cmpDistance(a, b, target) }
+
 func cmpDistance(a, b, target Key) int {
 	for i := range target {
 		da, db := a[i]^target[i], b[i]^target[i]
