@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock"
+)
+
+// The tests run p2pcat in-process on 127.0.0.1, each in a network of its
+// own, with local discovery kept to this machine (no LAN multicast).
+
+type proc struct {
+	t      *testing.T
+	cancel context.CancelFunc
+	stdout *syncBuffer
+	lines  chan string // stderr, line by line
+	stderr *syncBuffer
+	done   chan int
+	errEOF chan struct{} // closed when stderr is fully read
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testEnv gives the test's p2pcat processes a network name and an identity
+// directory of their own.
+type testEnv struct {
+	t       *testing.T
+	network string
+	dir     string
+	k       int
+}
+
+func newEnv(t *testing.T) *testEnv {
+	t.Setenv("P2PCAT_MACHINE_ONLY", "1")
+	t.Setenv("P2PCAT_BOOTSTRAP", "")
+	var b [4]byte
+	rand.Read(b[:])
+	return &testEnv{t: t, network: fmt.Sprintf("p2pcat-test-%x", b), dir: t.TempDir()}
+}
+
+// start runs p2pcat with args (after the common ones) and stdin.
+func (e *testEnv) start(stdin io.Reader, args ...string) *proc {
+	t := e.t
+	e.k++
+	common := []string{"-n", e.network, "-s", "127.0.0.1", "-i", filepath.Join(e.dir, fmt.Sprintf("id%d", e.k))}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	p := &proc{t: t, cancel: cancel, stdout: &syncBuffer{}, stderr: &syncBuffer{}, lines: make(chan string, 64), done: make(chan int, 1), errEOF: make(chan struct{})}
+	go func() {
+		defer close(p.errEOF)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			p.stderr.Write([]byte(sc.Text() + "\n"))
+			select {
+			case p.lines <- sc.Text():
+			default:
+			}
+		}
+	}()
+	go func() {
+		code := run(ctx, append(common, args...), stdin, p.stdout, pw)
+		pw.Close()
+		p.done <- code
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("p2pcat %v did not stop", args)
+		}
+	})
+	return p
+}
+
+// waitLine waits for a stderr line matching re and returns its submatches.
+func (p *proc) waitLine(re string) []string {
+	p.t.Helper()
+	rx := regexp.MustCompile(re)
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case l := <-p.lines:
+			if m := rx.FindStringSubmatch(l); m != nil {
+				return m
+			}
+		case code := <-p.done:
+			p.done <- code
+			p.t.Fatalf("exited with %d before printing /%s/; stderr:\n%s", code, re, p.stderr)
+		case <-timeout:
+			p.t.Fatalf("no line /%s/ on stderr:\n%s", re, p.stderr)
+		}
+	}
+}
+
+// wait returns the exit code.
+func (p *proc) wait() int {
+	p.t.Helper()
+	select {
+	case code := <-p.done:
+		p.done <- code
+		<-p.errEOF
+		return code
+	case <-time.After(60 * time.Second):
+		p.t.Fatalf("p2pcat did not exit; stderr:\n%s", p.stderr)
+		return -1
+	}
+}
+
+// TestStreamFile pipes a file through "p2pcat <ID>" into "p2pcat -l", whose
+// own stdin is empty, and checks the bytes arrive intact and both exit 0.
+func TestStreamFile(t *testing.T) {
+	e := newEnv(t)
+	size := 32 << 20
+	if testing.Short() {
+		size = 4 << 20
+	}
+	data := make([]byte, size)
+	rand.Read(data)
+	l := e.start(strings.NewReader(""), "-l")
+	id := l.waitLine(`^listening as (\S+)$`)[1]
+	c := e.start(bytes.NewReader(data), id)
+	require.Equal(t, 0, c.wait(), c.stderr.String())
+	require.Equal(t, 0, l.wait(), l.stderr.String())
+	require.Equal(t, sha256.Sum256(data), sha256.Sum256([]byte(l.stdout.String())))
+}
+
+// TestStreamBothWays: each side's stdin reaches the other's stdout.
+func TestStreamBothWays(t *testing.T) {
+	e := newEnv(t)
+	l := e.start(strings.NewReader("from the listener\n"), "-l")
+	id := l.waitLine(`^listening as (\S+)$`)[1]
+	c := e.start(strings.NewReader("from the connector\n"), id)
+	require.Equal(t, 0, c.wait(), c.stderr.String())
+	require.Equal(t, 0, l.wait(), l.stderr.String())
+	require.Equal(t, "from the connector\n", l.stdout.String())
+	require.Equal(t, "from the listener\n", c.stdout.String())
+}
+
+// TestDatagrams: lines sent with -u to an ID arrive as lines at "-u -l".
+func TestDatagrams(t *testing.T) {
+	e := newEnv(t)
+	l := e.start(strings.NewReader(""), "-u", "-l")
+	id := l.waitLine(`^listening as (\S+)$`)[1]
+	s := e.start(strings.NewReader("one\ntwo\nthree\n"), "-u", id)
+	require.Equal(t, 0, s.wait(), s.stderr.String())
+	require.Equal(t, "one\ntwo\nthree\n", l.stdout.String())
+}
+
+// TestDatagramsByKey: a line sent to @key reaches the node closest to
+// KeyOf(key), which prints it.
+func TestDatagramsByKey(t *testing.T) {
+	e := newEnv(t)
+	l := e.start(strings.NewReader(""), "-u", "-l")
+	l.waitLine(`^listening as`)
+	stdin, w := io.Pipe()
+	s := e.start(stdin, "-u", "@room:lobby")
+	_, err := io.WriteString(w, "who keeps the lobby?\n")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return strings.Contains(l.stdout.String()+s.stdout.String(), "who keeps the lobby?")
+	}, 20*time.Second, 10*time.Millisecond)
+	w.Close()
+	require.Equal(t, 0, s.wait(), s.stderr.String())
+}
+
+// TestGroup: lines one member multicasts are printed by the others with the
+// sender's ID; with -any exactly one member gets each line.
+func TestGroup(t *testing.T) {
+	e := newEnv(t)
+	var members []*proc
+	for range 3 {
+		m := e.start(strings.NewReader(""), "-g", "lobby")
+		m.waitLine(`^joined lobby as`)
+		members = append(members, m)
+	}
+	sender := e.start(strings.NewReader("hello group\nsecond line\n"), "-g", "lobby", "-q", "0s")
+	idS := sender.waitLine(`^joined lobby as (\S+)$`)[1]
+	require.Equal(t, 0, sender.wait(), sender.stderr.String())
+	want := fmt.Sprintf("%s: hello group\n%s: second line\n", idS[:8], idS[:8])
+	for _, m := range members {
+		require.Eventually(t, func() bool { return m.stdout.String() == want }, 20*time.Second, 10*time.Millisecond,
+			"member got %q", m.stdout.String())
+	}
+	any := e.start(strings.NewReader("to one of you\n"), "-g", "lobby", "-any", "-q", "0s")
+	require.Equal(t, 0, any.wait(), any.stderr.String())
+	require.Eventually(t, func() bool {
+		k := 0
+		for _, m := range members {
+			k += strings.Count(m.stdout.String(), "to one of you")
+		}
+		return k == 1
+	}, 20*time.Second, 10*time.Millisecond)
+}
+
+// TestDHT: a value added by one p2pcat is read back by another, while a
+// third node keeps the network up.
+func TestDHT(t *testing.T) {
+	e := newEnv(t)
+	anchor := e.start(strings.NewReader(""), "-u", "-l")
+	anchor.waitLine(`^listening as`)
+	add := e.start(nil, "dht", "add", "user:alice", "laptop")
+	require.Equal(t, 0, add.wait(), add.stderr.String())
+	get := e.start(nil, "dht", "get", "user:alice")
+	require.Equal(t, 0, get.wait(), get.stderr.String())
+	require.Equal(t, "laptop\n", get.stdout.String())
+}
+
+// TestErrors: a wrong flag, a bad ID and a missing argument are usage errors
+// (exit 2); an ID nobody has is a runtime failure (exit 1); each prints one
+// line on stderr.
+func TestErrors(t *testing.T) {
+	e := newEnv(t)
+	ghost, err := p2psock.NewIdentity()
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"unknown flag", []string{"-x"}, 2, "flag provided but not defined: -x"},
+		{"bad ID", []string{"not-an-id"}, 2, `"not-an-id" is not a node ID`},
+		{"nothing to do", nil, 2, "nothing to do"},
+		{"dht without key", []string{"dht", "get"}, 2, "dht get takes 1 argument"},
+		{"bad entry point", []string{"-b", "nowhere", "-l"}, 2, `bad entry point "nowhere"`},
+		{"unreachable peer", []string{"-timeout", "3s", ghost.ID().String()}, 1, "unreachable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := e.start(strings.NewReader(""), tc.args...)
+			require.Equal(t, tc.code, p.wait())
+			lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n")
+			require.Len(t, lines, 1, p.stderr.String())
+			require.True(t, strings.HasPrefix(lines[0], "p2pcat: "), lines[0])
+			require.Contains(t, lines[0], tc.msg)
+		})
+	}
+}
+
+// TestHelp prints the manual on stdout with exit 0.
+func TestHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"-h"}, nil, &out, &errb))
+	require.Contains(t, out.String(), "EXIT STATUS")
+	require.Empty(t, errb.String())
+}
