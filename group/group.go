@@ -69,8 +69,8 @@ type Groups struct {
 	trees   map[overlay.Key]*tree
 	anyWait map[[16]byte]chan byte
 	bseen   map[[16]byte]time.Time
-	started bool // the maintenance loop runs
-	drains  int  // drain goroutines running
+	started bool          // the maintenance loop runs
+	drains  int           // drain goroutines running
 	drained chan struct{} // signalled when a drain goroutine ends
 
 	closing chan struct{}
