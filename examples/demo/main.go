@@ -1,8 +1,9 @@
 // Command demo runs a p2psock network on this machine and shows what it does,
 // printed as it happens: nodes join, some of them behind simulated NATs
 // (full-cone, port-restricted and symmetric), messages travel by ID and by
-// key, acknowledged end to end, and streams connect across the NATs, directly
-// or through a relay. Nothing outside this process is used.
+// key, acknowledged end to end, streams connect across the NATs, directly or
+// through a relay, a group gets a multicast and an anycast, and the DHT
+// stores and returns values. Nothing outside this process is used.
 //
 //	go run ./examples/demo
 package main
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/dht"
 	"github.com/p2psock/p2psock/internal/simnet"
 )
 
@@ -31,6 +33,7 @@ type member struct {
 	name string
 	kind simnet.Kind
 	node *p2psock.Node
+	dht  *dht.DHT
 }
 
 func run() error {
@@ -76,6 +79,11 @@ func run() error {
 			return err
 		}
 		defer n.Close()
+		d, err := dht.New(n, dht.Config{}) // every node stores records for the network
+		if err != nil {
+			return err
+		}
+		defer d.Close()
 		start := time.Now()
 		if err := n.Bind(ctx); err != nil {
 			return fmt.Errorf("node %d: %w", i, err)
@@ -83,7 +91,7 @@ func run() error {
 		if entry == "" {
 			entry = pc.LocalAddr().String()
 		}
-		m := member{name: fmt.Sprintf("n%02d", i), kind: kind, node: n}
+		m := member{name: fmt.Sprintf("n%02d", i), kind: kind, node: n, dht: d}
 		members = append(members, m)
 		inf := n.Info()
 		where := inf.LocalAddr.String()
@@ -163,6 +171,13 @@ func run() error {
 		return err
 	}
 
+	if err := groups(ctx, members, full, prc, sym); err != nil {
+		return err
+	}
+	if err := storage(ctx, members, sym, full); err != nil {
+		return err
+	}
+
 	fmt.Println("\nTo an ID nobody has:")
 	ghost, _ := p2psock.NewIdentity()
 	err = members[2].node.SendTo(ctx, []byte("anyone?"), ghost.ID())
@@ -172,6 +187,72 @@ func run() error {
 	c := sym.node.Info().Counters
 	fmt.Printf("  packets in/out %d/%d, messages sent/received/forwarded %d/%d/%d, dropped %d\n",
 		c.PacketsIn, c.PacketsOut, c.MessagesSent, c.MessagesReceived, c.MessagesForwarded, c.Dropped)
+	return nil
+}
+
+// groups shows a multicast to a group with members behind three kinds of NAT,
+// from a node outside the group, and an anycast to "any one member".
+func groups(ctx context.Context, members []member, in ...member) error {
+	fmt.Println("\nGroups: a multicast reaches every member through a tree over the overlay.")
+	var socks []*p2psock.GroupSocket
+	for _, m := range in {
+		g, err := m.node.Join(ctx, "room:lobby")
+		if err != nil {
+			return fmt.Errorf("%s Join: %w", m.name, err)
+		}
+		defer g.Close()
+		socks = append(socks, g)
+		fmt.Printf("  %s (%s) joined \"room:lobby\"\n", m.name, m.kind)
+	}
+	outsider := members[3]
+	start := time.Now()
+	if err := outsider.node.Group("room:lobby").Send(ctx, []byte("welcome, all of you")); err != nil {
+		return err
+	}
+	for i, g := range socks {
+		msg, err := g.Recv(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  %s got %q from %s (not a member) after %.1f ms\n", in[i].name, msg.Data,
+			nameOf(members, msg.From), float64(time.Since(start).Microseconds())/1000)
+	}
+	if err := outsider.node.Group("room:lobby").SendAny(ctx, []byte("one of you, please")); err != nil {
+		return err
+	}
+	got := make(chan string, len(socks))
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for i, g := range socks {
+		go func() {
+			if msg, err := g.Recv(actx); err == nil && msg.Anycast {
+				got <- in[i].name
+			}
+		}()
+	}
+	fmt.Printf("  %s SendAny: handed to exactly one member, %s\n", outsider.name, <-got)
+	return nil
+}
+
+// storage shows a value stored in the DHT by a node behind a symmetric NAT
+// and read by another node.
+func storage(ctx context.Context, members []member, owner, reader member) error {
+	fmt.Println("\nDHT: owner-signed values under a key, each with its own lifetime.")
+	for _, m := range []member{owner, reader} {
+		value := fmt.Sprintf("%s is online", m.name)
+		if err := m.dht.Add(ctx, "presence:lobby", []byte(value), time.Minute); err != nil {
+			return err
+		}
+		fmt.Printf("  %s Add(\"presence:lobby\", %q, 1m)\n", m.name, value)
+	}
+	recs, err := members[5].dht.Get(ctx, "presence:lobby")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  %s Get(\"presence:lobby\"): %d values\n", members[5].name, len(recs))
+	for _, r := range recs {
+		fmt.Printf("    %q, signed by %s, expires in %.0f s\n", r.Value, nameOf(members, r.Owner), time.Until(r.Expires).Seconds())
+	}
 	return nil
 }
 
