@@ -132,22 +132,27 @@ func (g *Groups) Close() error {
 			break
 		}
 		g.mu.Lock()
-		type leave struct{ key, parent [32]byte }
+		type leave struct{ key, to [32]byte }
 		var ls []leave
 		for k, t := range g.trees {
 			if t.hasParent {
 				ls = append(ls, leave{k, t.parent})
+			}
+			for c := range t.children { // so they find a new parent at once
+				ls = append(ls, leave{k, c})
 			}
 			for _, m := range t.members {
 				m.closeLocked()
 			}
 		}
 		g.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		var wg sync.WaitGroup
 		for _, l := range ls {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			g.send(ctx, l.parent, append([]byte{msgLeave}, l.key[:]...))
-			cancel()
+			wg.Go(func() { g.send(ctx, l.to, append([]byte{msgLeave}, l.key[:]...)) })
 		}
+		wg.Wait()
+		cancel()
 		g.wgMu.Lock()
 		close(g.closing)
 		g.wgMu.Unlock()
@@ -260,13 +265,13 @@ func (m *Member) closeLocked() {
 
 // attach joins the tree of k through this node's next hop toward k, or makes
 // this node the root when it has none.
-func (g *Groups) attach(ctx context.Context, k overlay.Key) error {
-	var exclude []overlay.ID
+func (g *Groups) attach(ctx context.Context, k overlay.Key, avoid ...overlay.ID) error {
+	exclude := slices.Clone(avoid)
 	looked := false
 	var found []overlay.ID
 	for {
 		next, ok := g.ov.NextHop(k, exclude...)
-		if !ok && !looked && len(exclude) == 0 {
+		if !ok && !looked && len(exclude) == len(avoid) {
 			// About to be the root: make sure no closer node exists that this
 			// node has not heard of yet (a fresh node's table fills as it goes).
 			looked = true
@@ -310,6 +315,19 @@ func (g *Groups) attach(ctx context.Context, k overlay.Key) error {
 		g.log.Debug("group: join failed", "next", next, "err", err)
 		exclude = append(exclude, next)
 	}
+}
+
+// reattach finds t a place in k's tree in the background, not under the
+// nodes in avoid; t.attaching is set, and cleared when done.
+func (g *Groups) reattach(t *tree, k overlay.Key, avoid ...overlay.ID) {
+	g.goTracked(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), Refresh)
+		defer cancel()
+		g.attach(ctx, k, avoid...)
+		g.mu.Lock()
+		t.attaching = false
+		g.mu.Unlock()
+	})
 }
 
 // claimRoot tells the nodes nearest k after this one (from a lookup, or the
@@ -663,7 +681,15 @@ func (g *Groups) handle(m overlay.Message) ([]byte, bool) {
 		if m.Data[0] == msgLeave {
 			delete(t.children, m.From)
 			delete(t.queues, m.From)
+			orphan := t.hasParent && t.parent == m.From && !t.attaching
+			if orphan { // the parent is going: find another one now
+				t.hasParent = false
+				t.attaching = true
+			}
 			g.mu.Unlock()
+			if orphan {
+				g.reattach(t, k, m.From)
+			}
 			return ok, true
 		}
 		t.children[m.From] = time.Now().Add(lease)
@@ -673,14 +699,7 @@ func (g *Groups) handle(m overlay.Message) ([]byte, bool) {
 		}
 		g.mu.Unlock()
 		if needAttach {
-			g.goTracked(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), Refresh)
-				defer cancel()
-				g.attach(ctx, k)
-				g.mu.Lock()
-				t.attaching = false
-				g.mu.Unlock()
-			})
+			g.reattach(t, k)
 		}
 		return ok, true
 	case msgRoot:
