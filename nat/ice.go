@@ -127,8 +127,8 @@ type AgentConfig struct {
 // no pair works fails after disconnectAfter+failAfter (5 s).
 const (
 	checkInterval   = 50 * time.Millisecond
-	srflxMinWait    = 100 * time.Millisecond
-	prflxMinWait    = 200 * time.Millisecond
+	srflxMinWait    = 50 * time.Millisecond
+	prflxMinWait    = 100 * time.Millisecond
 	relayMinWait    = 600 * time.Millisecond
 	disconnectAfter = 2 * time.Second
 	failAfter       = 3 * time.Second
