@@ -106,6 +106,7 @@ func (c *Conn) Close() error {
 		c.s.CancelRead(0)
 		// Unblock a pending Read or Write at once.
 		c.s.SetDeadline(time.Now())
+		c.pc.connClosed(c)
 	})
 	return nil
 }

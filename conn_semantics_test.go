@@ -184,6 +184,11 @@ func TestLoopbackNodeCloseDeliversWritten(t *testing.T) {
 	r := <-read
 	require.NoError(t, r.err)
 	require.True(t, bytes.Equal(data, r.b), "got %d of %d bytes", len(r.b), len(data))
+	require.Equal(t, 0, b.Info().Streams.Conns, "a leaving peer's connection takes no new stream")
 	require.NoError(t, cb.Close())
-	require.Eventually(t, func() bool { return b.Info().Streams.Conns == 0 }, 5*time.Second, 10*time.Millisecond)
+	select { // the application closed its last stream of it: the connection goes
+	case <-cb.pc.qc.Context().Done():
+	case <-ctx.Done():
+		t.Fatal("the connection of a peer that left stayed open")
+	}
 }

@@ -27,6 +27,8 @@ type discovery struct {
 	net  [8]byte
 	wg   sync.WaitGroup
 	stop chan struct{}
+	ctx  context.Context // cancelled at close: meetings in progress end
+	end  context.CancelFunc
 
 	mu    sync.Mutex
 	met   map[string]time.Time // address → when it was last met or tried
@@ -38,6 +40,7 @@ type discovery struct {
 func (n *Node) startDiscovery() []string {
 	d := &discovery{stop: make(chan struct{}), met: make(map[string]time.Time),
 		heard: make(chan string, 16), net: lan.NetworkHash(n.cfg.Network)}
+	d.ctx, d.end = context.WithCancel(context.Background())
 	d.ann = lan.Announcement{Network: d.net, ID: n.ID()}.Append(nil)
 	n.mu.Lock()
 	n.disc = d
@@ -77,9 +80,6 @@ func (n *Node) startDiscovery() []string {
 		t.Stop()
 	}
 	d.mu.Lock()
-	for _, e := range entries {
-		d.met[e] = time.Now()
-	}
 	d.heard = nil
 	d.mu.Unlock()
 	return entries
@@ -116,26 +116,47 @@ func (n *Node) runDiscovery(d *discovery) {
 	}()
 }
 
+// maxMet bounds the addresses discovery remembers meeting.
+const maxMet = 1024
+
 // meet links to a discovered address, unless it was met recently.
 func (n *Node) meet(d *discovery, addr string) {
-	d.mu.Lock()
-	if t, ok := d.met[addr]; ok && time.Since(t) < discoveryRetry {
-		d.mu.Unlock()
-		return
+	if d.markMet(addr) {
+		n.meetNow(d, addr)
 	}
-	d.met[addr] = time.Now()
-	d.mu.Unlock()
+}
+
+// meetNow links to addr in the background.
+func (n *Node) meetNow(d *discovery, addr string) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
 		defer cancel()
-		stop := context.AfterFunc(n.st.ctx, cancel)
-		defer stop()
 		if err := n.ov.Meet(ctx, addr); err != nil {
 			n.cfg.Logger.Debug("local discovery: meeting failed", "addr", addr, "err", err)
 		}
 	}()
+}
+
+// markMet records that addr is being met now; false if it was met (or
+// tried) recently.
+func (d *discovery) markMet(addr string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	if t, ok := d.met[addr]; ok && now.Sub(t) < discoveryRetry {
+		return false
+	}
+	if len(d.met) >= maxMet {
+		for a, t := range d.met {
+			if now.Sub(t) >= discoveryRetry {
+				delete(d.met, a)
+			}
+		}
+	}
+	d.met[addr] = now
+	return true
 }
 
 func (n *Node) announce(d *discovery) {
@@ -167,14 +188,14 @@ func (n *Node) listenAnnouncements(d *discovery, mc *net.UDPConn) {
 			}
 			continue
 		}
-		if t, ok := d.met[addr]; ok && time.Since(t) < discoveryRetry {
+		if !d.markMet(addr) {
 			continue
 		}
 		if time.Since(lastAnswer) > time.Second {
 			lastAnswer = time.Now()
 			n.announce(d)
 		}
-		n.meet(d, addr)
+		n.meetNow(d, addr)
 	}
 }
 
@@ -187,6 +208,7 @@ func (n *Node) closeDiscovery() {
 		return
 	}
 	close(d.stop)
+	d.end()
 	if d.mc != nil {
 		d.mc.Close()
 	}
@@ -205,11 +227,9 @@ func (n *Node) localAddrPort() (netip.AddrPort, bool) {
 	}
 	ap := unmapAddr(ua)
 	if ap.Addr().IsUnspecified() {
-		lo := netip.IPv6Loopback()
-		if ap.Addr().Is4() || ap.Addr().Is4In6() || ua.IP.To4() != nil {
-			lo = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-		}
-		ap = netip.AddrPortFrom(lo, ap.Port())
+		// An IPv4 or dual-stack wildcard socket (Go's default) takes
+		// 127.0.0.1, which every node can reach.
+		ap = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), ap.Port())
 	}
 	return ap, true
 }

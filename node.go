@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"sync"
 	"time"
 
@@ -98,8 +97,9 @@ type Config struct {
 	// when a direct path exists (for testing, or to hide the node's address
 	// from its peers).
 	ForceRelay bool
-	// ignoreNAT makes the node ignore what it knows of its NAT's type when
-	// it decides on relay candidates (tests of the relay fallback).
+	// ignoreNAT makes the node ignore what it knows of its NAT (its type, and
+	// that there is one) when it decides on relay candidates (tests of the
+	// relay fallback).
 	ignoreNAT bool
 	// discoveryDir is the local discovery registry's directory; "" is the
 	// default (tests use their own).
@@ -237,7 +237,12 @@ func (n *Node) Bind(ctx context.Context) error {
 	}()
 	entries := n.cfg.Bootstrap
 	if n.cfg.LocalDiscovery {
-		entries = append(slices.Clone(entries), n.startDiscovery()...)
+		// Nodes found locally are entry points only when none is given;
+		// otherwise they are met in the background (a registry shared with
+		// other network namespaces can list addresses unreachable here).
+		if found := n.startDiscovery(); len(entries) == 0 {
+			entries = found
+		}
 	}
 	if err := n.ov.Join(ctx, entries, n.cfg.JoinOnly); err != nil {
 		n.closeDiscovery()

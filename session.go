@@ -242,10 +242,27 @@ func (n *Node) wantRelay() bool {
 	return n.cfg.ForceRelay || (!n.cfg.ignoreNAT && n.ov.Info().Symmetric)
 }
 
+// offerRelay reports whether a connecting node offers relay candidates in
+// its first attempt: when it is behind a NAT and knows a relay. They cost an
+// allocation for the length of the ICE session, and are nominated only if no
+// direct pair answered first; without them, a NAT whose type the overlay has
+// not detected yet would cost a failed attempt (5 s) before the fallback.
+// One side's relay candidates are enough: the other side reaches the relay
+// from its own socket.
+func (n *Node) offerRelay(ctx context.Context) bool {
+	if n.wantRelay() {
+		return true
+	}
+	if n.cfg.ignoreNAT || n.ov.Info().Public {
+		return false
+	}
+	return len(n.turnServers(ctx)) > 0
+}
+
 // dialPeer sets up a connection to remote. If the first attempt finds no
 // path and a relay is available, it tries again with both sides relayed.
 func (n *Node) dialPeer(ctx context.Context, remote ID) (*peerConn, error) {
-	relay := n.wantRelay()
+	relay := n.offerRelay(ctx)
 	pc, err := n.attempt(ctx, remote, relay, false)
 	if errors.Is(err, ErrNoPath) && !relay && ctx.Err() == nil && len(n.turnServers(ctx)) > 0 {
 		n.cfg.Logger.Debug("no direct path, retrying through a relay", "peer", remote.String()[:8])

@@ -25,11 +25,12 @@ func (id ID) String() string { return Encoding.EncodeToString(id[:]) }
 // String returns the key in Encoding (52 characters).
 func (k Key) String() string { return Encoding.EncodeToString(k[:]) }
 
-// cmpDistance compares the XOR distances of a and b to target: -1 if a is
-// closer, +1 if b is closer, 0 if equal (a == b).
 // CmpDistance compares the XOR distances of a and b to target: -1 if a is
 // closer, 1 if b is, 0 if a == b.
 func CmpDistance(a, b, target Key) int { return cmpDistance(a, b, target) }
+
+// cmpDistance compares the XOR distances of a and b to target: -1 if a is
+// closer, +1 if b is closer, 0 if equal (a == b).
 
 func cmpDistance(a, b, target Key) int {
 	for i := range target {
