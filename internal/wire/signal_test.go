@@ -332,7 +332,7 @@ func docVector(t *testing.T, title string) []byte {
 }
 
 // TestSignalProtocolExample checks the worked examples of docs/PROTOCOL.md
-// (§12.9) byte for byte against the encoders.
+// (§12.10) byte for byte against the encoders.
 func TestSignalProtocolExample(t *testing.T) {
 	t.Run("offer", func(t *testing.T) {
 		want := Signal{Kind: SignalOffer, Session: testSession, Flags: SignalFlagRelay, Ufrag: testUfrag, Pwd: testPwd}
@@ -365,6 +365,16 @@ func TestSignalProtocolExample(t *testing.T) {
 		back, err := ice.UnmarshalCandidate(got.Candidates[0])
 		require.NoError(t, err)
 		require.True(t, c.Equal(back))
+	})
+	t.Run("close", func(t *testing.T) {
+		want := Signal{Kind: SignalClose}
+		b, err := AppendSignal(nil, want)
+		require.NoError(t, err)
+		doc := docVector(t, "Signal Close (15 bytes)")
+		require.Equal(t, b, doc)
+		got, err := ParseSignal(doc)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
 	})
 	t.Run("relay offer", func(t *testing.T) {
 		// TURN REST credentials: password = base64(HMAC-SHA1(secret, username)).
