@@ -83,6 +83,7 @@ type tree struct {
 	parent    overlay.ID
 	hasParent bool
 	attaching bool
+	claimed   bool // this node, root, has told the nearest nodes (claimRoot)
 	children  map[overlay.ID]time.Time // lease expiry
 	members   []*Member
 	seen      map[[16]byte]time.Time
@@ -290,11 +291,17 @@ func (g *Groups) attach(ctx context.Context, k overlay.Key, avoid ...overlay.ID)
 			}
 			old, had := t.parent, t.hasParent
 			t.hasParent = false
+			claim := !t.claimed
+			t.claimed = true
 			g.mu.Unlock()
 			if had {
 				g.leaveAsync(old, k)
 			}
-			g.claimRoot(ctx, k, found)
+			if claim { // only on becoming the root, not at every refresh
+				cctx, cancel := context.WithTimeout(ctx, claimWait)
+				g.claimRoot(cctx, k, found)
+				cancel()
+			}
 			return nil
 		}
 		g.mu.Unlock()
@@ -302,7 +309,7 @@ func (g *Groups) attach(ctx context.Context, k overlay.Key, avoid ...overlay.ID)
 		if err == nil {
 			g.mu.Lock()
 			old, had := t.parent, t.hasParent
-			t.parent, t.hasParent = next, true
+			t.parent, t.hasParent, t.claimed = next, true, false
 			g.mu.Unlock()
 			if had && old != next {
 				g.leaveAsync(old, k)
@@ -328,6 +335,40 @@ func (g *Groups) reattach(t *tree, k overlay.Key, avoid ...overlay.ID) {
 		t.attaching = false
 		g.mu.Unlock()
 	})
+}
+
+// outsideTree reports whether this node takes no part in k's tree: no
+// state, or state with no member, no child, no parent and no claim made.
+func (g *Groups) outsideTree(k overlay.Key) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t := g.trees[k]
+	return t == nil || (len(t.members) == 0 && len(t.children) == 0 && !t.hasParent && !t.claimed)
+}
+
+// becomeRoot makes this node, if it is the nearest to k, the root of k's
+// tree: it looks k up (its table may not know the nearest nodes yet), and if
+// no closer node turns up, claims the root (claimRoot), so that the root of
+// the tree formed before it appeared attaches to it. It returns false if a
+// closer node turned up: the message goes on toward it.
+func (g *Groups) becomeRoot(k overlay.Key) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), Refresh)
+	defer cancel()
+	found, _ := g.ov.Lookup(ctx, k)
+	if _, closer := g.ov.NextHop(k); closer {
+		return false
+	}
+	g.mu.Lock()
+	t := g.treeLocked(k)
+	claim := !t.hasParent && !t.claimed
+	t.claimed = true
+	g.mu.Unlock()
+	if claim {
+		cctx, cancel := context.WithTimeout(ctx, claimWait)
+		defer cancel()
+		g.claimRoot(cctx, k, found)
+	}
+	return true
 }
 
 // claimRoot tells the nodes nearest k after this one (from a lookup, or the
@@ -362,8 +403,12 @@ func (g *Groups) claimRoot(ctx context.Context, k overlay.Key, near []overlay.ID
 	wg.Wait()
 }
 
-// claimFanout is how many of the nearest nodes a new root tells.
-const claimFanout = 3
+// claimFanout is how many of the nearest nodes a new root tells, within
+// claimWait.
+const (
+	claimFanout = 3
+	claimWait   = time.Second
+)
 
 // refresh renews this node's place in the tree of k: it re-joins its parent
 // while the parent answers (a tree that works is left alone: moving would
@@ -532,8 +577,23 @@ func (g *Groups) anyStep(e *envelope, down bool) {
 	}
 	if !down {
 		var exclude []overlay.ID
+		tookOver := false
 		for {
 			next, ok := g.ov.NextHop(e.group, exclude...)
+			if !ok && len(exclude) == 0 && !tookOver && g.outsideTree(e.group) {
+				// The nearest node, outside the tree (see handle, Publish):
+				// take the root over, then hand the anycast down; or go on
+				// toward a closer node the lookup found.
+				tookOver = true
+				if !g.becomeRoot(e.group) {
+					continue
+				}
+				if !g.outsideTree(e.group) {
+					g.anyStep(e, true)
+					return
+				}
+				break
+			}
 			if !ok {
 				break
 			}
@@ -546,6 +606,7 @@ func (g *Groups) anyStep(e *envelope, down bool) {
 			exclude = append(exclude, next)
 		}
 	}
+	g.log.Debug("group: anycast finds no member", "group", e.group, "down", down, "children", len(children), "outside", g.outsideTree(e.group))
 	g.anyResult(e, anyEmpty)
 }
 
@@ -714,7 +775,7 @@ func (g *Groups) handle(m overlay.Message) ([]byte, bool) {
 			return ok, true // not a root of k, or the sender is no closer
 		}
 		g.log.Debug("group: a closer root appeared", "group", k, "root", m.From)
-		t.parent, t.hasParent = m.From, true
+		t.parent, t.hasParent, t.claimed = m.From, true, false
 		return []byte{1}, true
 	case msgPublish, msgData:
 		e, err := open(body, g.net)
@@ -726,6 +787,22 @@ func (g *Groups) handle(m overlay.Message) ([]byte, bool) {
 				// Routed here by key but a closer node is known: pass it on.
 				raw := m.Data
 				g.goTracked(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					g.ov.SendService(ctx, wire.ServiceGroup, raw, e.group, true)
+				})
+				return ok, true
+			}
+			if g.outsideTree(e.group) {
+				// The nearest node, but not in the tree: a node that joined
+				// near the key after the tree formed. It takes the root over
+				// first, so the old root's tree hangs under it.
+				raw := m.Data
+				g.goTracked(func() {
+					if g.becomeRoot(e.group) {
+						g.disseminate(e)
+						return
+					}
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					defer cancel()
 					g.ov.SendService(ctx, wire.ServiceGroup, raw, e.group, true)
