@@ -83,7 +83,7 @@ type tree struct {
 	parent    overlay.ID
 	hasParent bool
 	attaching bool
-	claimed   bool // this node, root, has told the nearest nodes (claimRoot)
+	claimed   bool                     // this node, root, has told the nearest nodes (claimRoot)
 	children  map[overlay.ID]time.Time // lease expiry
 	members   []*Member
 	seen      map[[16]byte]time.Time
