@@ -104,3 +104,32 @@ func TestVnetConnectRelayFallback(t *testing.T) {
 	_, err = io.ReadFull(ca, buf)
 	require.NoError(t, err)
 }
+
+// TestVnetConnectRelayedOutlivesICETimers: a relayed connection between a
+// symmetric and a port-restricted NAT keeps working well past the time
+// after which an ICE agent whose checks go unanswered fails the path and
+// drops its relay allocation (disconnected + failed: 5 s): round trips go on
+// for 7 s.
+func TestVnetConnectRelayedOutlivesICETimers(t *testing.T) {
+	kinds := []simnet.Kind{simnet.Public, simnet.Public, simnet.PortRestricted, simnet.Symmetric}
+	tn, _ := newVnetNet(t, kinds)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, p := range [][2]*Node{{tn.nodes[3], tn.nodes[2]}, {tn.nodes[2], tn.nodes[3]}} {
+		ca, cb := connectPair(t, ctx, p[0], p[1])
+		require.True(t, ca.Path().Relayed)
+		go io.Copy(cb, cb)
+		buf := make([]byte, 1)
+		rounds := 0
+		for end := time.Now().Add(7 * time.Second); time.Now().Before(end); rounds++ {
+			require.NoError(t, ca.SetDeadline(time.Now().Add(3*time.Second)))
+			_, err := ca.Write([]byte{byte(rounds)})
+			require.NoError(t, err, "round %d", rounds)
+			_, err = io.ReadFull(ca, buf)
+			require.NoError(t, err, "round %d", rounds)
+		}
+		t.Logf("%d round trips over 7 s", rounds)
+		ca.Close()
+		cb.Close()
+	}
+}

@@ -371,7 +371,11 @@ func (n *Node) attempt(ctx context.Context, remote ID, relay, wantRelay bool) (*
 		return nil, n.handshakeErr(ctx, err)
 	}
 	relayed := pair.Remote.Type() == ice.CandidateTypeRelay || s.remoteRelayed(raddr)
-	return &peerConn{id: remote, qc: qc, relayed: relayed}, nil
+	pc := &peerConn{id: remote, qc: qc, relayed: relayed}
+	if relayed { // the peer's relay side needs this agent's answers (see answerPath)
+		pc.agent, ownAgent = agent, false
+	}
+	return pc, nil
 }
 
 func (n *Node) handshakeErr(ctx context.Context, err error) error {
@@ -548,24 +552,32 @@ func (n *Node) answerPath(ctx context.Context, s *session, d *dial, offer wire.S
 	}
 	// This end is the node's socket: the peer dials the node's own QUIC
 	// listener, which adopts the connection and completes d. The agent is no
-	// longer needed after that. The path is still relayed if the peer's end
-	// is its relay candidate.
-	defer agent.Close()
+	// longer needed after that, unless the peer's end is its relay
+	// candidate: the peer's agent keeps checking the pair through the relay,
+	// and fails the path (closing its allocation) if nothing answers, so the
+	// agent lives as long as the connection (peerConn.agent).
 	raddr := &net.UDPAddr{IP: net.ParseIP(pair.Remote.Address()), Port: pair.Remote.Port()}
-	if pair.Remote.Type() == ice.CandidateTypeRelay || s.remoteRelayed(raddr) {
+	keep := pair.Remote.Type() == ice.CandidateTypeRelay || s.remoteRelayed(raddr)
+	if keep {
 		n.st.mu.Lock()
-		n.st.viaRelay[s.peer] = true
+		n.st.viaRelay[s.peer] = agent
 		n.st.mu.Unlock()
 		defer func() {
 			n.st.mu.Lock()
-			delete(n.st.viaRelay, s.peer)
+			if n.st.viaRelay[s.peer] == agent {
+				delete(n.st.viaRelay, s.peer)
+			}
 			n.st.mu.Unlock()
 		}()
 	}
 	select {
 	case <-d.done:
+		if !keep || d.pc == nil || d.pc.agent != agent {
+			agent.Close()
+		}
 		return nil
 	case <-ctx.Done():
+		agent.Close()
 		return ctx.Err()
 	}
 }

@@ -51,6 +51,7 @@ type peerConn struct {
 	qc      *quic.Conn
 	relayed bool
 	tr      *quic.Transport // a transport of its own over a relayed ICE path; nil on the node's socket
+	agent   *ice.Agent      // the ICE agent kept for a path whose other end is a relay candidate
 	lastFin atomic.Int64    // when a stream of it last closed its sending side (unix ns)
 	leaving atomic.Bool     // the peer said its node is closing (SignalClose)
 
@@ -135,7 +136,7 @@ type streams struct {
 	peers    map[ID]*peerConn
 	dials    map[ID]*dial
 	sessions map[[8]byte]*session
-	viaRelay map[ID]bool // peers whose incoming direct QUIC comes from their relay address
+	viaRelay map[ID]*ice.Agent // peers whose QUIC comes from their relay address: the agent to keep
 	closed   bool
 
 	accepted chan *Conn
@@ -163,7 +164,7 @@ func (n *Node) startStreams() error {
 	st.peers = make(map[ID]*peerConn)
 	st.dials = make(map[ID]*dial)
 	st.sessions = make(map[[8]byte]*session)
-	st.viaRelay = make(map[ID]bool)
+	st.viaRelay = make(map[ID]*ice.Agent)
 	st.accepted = make(chan *Conn, n.cfg.AcceptQueue)
 	st.ctx, st.cancel = context.WithCancel(context.Background())
 	ln, err := n.sock.Transport().Listen(n.serverTLS(), quicConfig())
@@ -193,9 +194,9 @@ func (n *Node) acceptConns(ln *quic.Listener, tr *quic.Transport, want ID) {
 			continue
 		}
 		n.st.mu.Lock()
-		relayed := tr != nil || n.st.viaRelay[id]
+		agent := n.st.viaRelay[id]
 		n.st.mu.Unlock()
-		n.adopt(&peerConn{id: id, qc: qc, relayed: relayed, tr: tr})
+		n.adopt(&peerConn{id: id, qc: qc, relayed: tr != nil || agent != nil, tr: tr, agent: agent})
 		if tr != nil {
 			return
 		}
@@ -221,6 +222,9 @@ func (n *Node) adopt(pc *peerConn) {
 		pc.qc.CloseWithError(closeNodeClosed, "node closed")
 		if pc.tr != nil {
 			pc.tr.Close()
+		}
+		if pc.agent != nil {
+			pc.agent.Close()
 		}
 		return
 	}
@@ -251,6 +255,9 @@ func (n *Node) acceptStreams(pc *peerConn) {
 		st.mu.Unlock()
 		if pc.tr != nil {
 			pc.tr.Close()
+		}
+		if pc.agent != nil {
+			pc.agent.Close()
 		}
 	}()
 	for {
