@@ -51,7 +51,7 @@ func NewICE(s *Socket, nw transport.Net, logger *slog.Logger) *ICE {
 
 // handle takes one STUN packet off the socket.
 func (m *ICE) handle(pkt []byte, from net.Addr) {
-	if !stun.IsMessage(pkt) {
+	if len(pkt) > MaxPacket || !stun.IsMessage(pkt) {
 		m.stunDropped.Add(1)
 		return
 	}
