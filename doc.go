@@ -41,6 +41,15 @@
 // TURN relay for the others. Config.STUNServers and Config.Relays add outside
 // servers.
 //
+// # Finding each other
+//
+// A node joins through the entry points in Config.Bootstrap (any node of the
+// network that answers). With Config.LocalDiscovery set, nodes of the same
+// network on one machine or LAN find each other with no entry point given:
+// through a registry in the temporary directory, and through multicast
+// announcements on the LAN (Config.MachineOnlyDiscovery keeps it to the
+// machine). A node with no entry point at all starts a new network.
+//
 // # Delivery
 //
 // SendTo and SendToKey return nil only once the destination has accepted the
