@@ -118,6 +118,13 @@ func TestLoopbackNodeCloseFailsCalls(t *testing.T) {
 	require.ErrorIs(t, err, io.EOF, "the peer's stream ends cleanly when the node closes")
 
 	tn.close()
+	requireNoLeftGoroutines(t, before)
+}
+
+// requireNoLeftGoroutines fails t unless the goroutine count comes back to
+// before (goroutines take a moment to finish after Close returns).
+func requireNoLeftGoroutines(t *testing.T, before int) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
 		runtime.Gosched()

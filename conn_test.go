@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"runtime"
 	"testing"
 	"time"
 
@@ -222,6 +223,7 @@ func TestLoopbackConnectWrongIdentity(t *testing.T) {
 // in Config.Relays (a real pion/turn server on loopback), the connection
 // runs through that relay, both sides say so, and data is intact.
 func TestLoopbackConnectConfiguredRelay(t *testing.T) {
+	before := runtime.NumGoroutine()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	require.NoError(t, err)
 	relay, err := nat.NewRelay(nat.RelayConfig{PacketConn: pc})
@@ -249,6 +251,11 @@ func TestLoopbackConnectConfiguredRelay(t *testing.T) {
 	got, err := io.ReadAll(cb)
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(data, got))
+	// Nothing of the relayed path (transport, ICE connection and agent,
+	// allocation) outlives the nodes.
+	tn.close()
+	relay.Close()
+	requireNoLeftGoroutines(t, before)
 }
 
 // TestLoopbackConnectNetworkRelay: a node with ForceRelay and no configured

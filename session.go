@@ -53,6 +53,7 @@ type session struct {
 
 	mu         sync.Mutex
 	agent      *ice.Agent
+	agentOnce  sync.Once
 	pending    []ice.Candidate // remote candidates that came before the agent
 	relayAddrs map[string]bool // the peer's relay candidates
 
@@ -123,6 +124,17 @@ func (s *session) remoteRelayed(addr net.Addr) bool {
 
 func (s *session) fail() { s.failOnce.Do(func() { close(s.failed) }) }
 
+// closeAgent closes the session's agent, once: pion's Agent.Close must not
+// run twice at the same time, and several paths end a session.
+func (s *session) closeAgent() {
+	s.mu.Lock()
+	a := s.agent
+	s.mu.Unlock()
+	if a != nil {
+		s.agentOnce.Do(func() { a.Close() })
+	}
+}
+
 func (s *session) startTrickle() { s.trickleOn.Do(func() { close(s.trickle) }) }
 
 // sessionStats counts signalling events.
@@ -164,7 +176,7 @@ func (n *Node) newAgent(ctx context.Context, s *session, relay bool) (*ice.Agent
 		n.trickle(ctx, s)
 	}()
 	if err := a.GatherCandidates(); err != nil {
-		a.Close()
+		s.closeAgent()
 		return nil, err
 	}
 	return a, nil
@@ -289,7 +301,7 @@ func (n *Node) attempt(ctx context.Context, remote ID, relay, wantRelay bool) (*
 	ownAgent := true
 	defer func() {
 		if ownAgent {
-			agent.Close()
+			s.closeAgent()
 		}
 	}()
 
@@ -354,7 +366,7 @@ func (n *Node) attempt(ctx context.Context, remote ID, relay, wantRelay bool) (*
 	}
 	tls := n.clientTLS(remote)
 	if pair.Local.Type() == ice.CandidateTypeRelay {
-		pconn := nat.NewPacketConn(ic, agent)
+		pconn := nat.NewPacketConn(ic, s.closeAgent)
 		ownAgent = false
 		tr := &quic.Transport{Conn: pconn}
 		qc, err := tr.Dial(ctx, pconn.RemoteAddr(), tls, quicConfig())
@@ -373,7 +385,7 @@ func (n *Node) attempt(ctx context.Context, remote ID, relay, wantRelay bool) (*
 	relayed := pair.Remote.Type() == ice.CandidateTypeRelay || s.remoteRelayed(raddr)
 	pc := &peerConn{id: remote, qc: qc, relayed: relayed}
 	if relayed { // the peer's relay side needs this agent's answers (see answerPath)
-		pc.agent, ownAgent = agent, false
+		pc.closeAgent, ownAgent = s.closeAgent, false
 	}
 	return pc, nil
 }
@@ -510,25 +522,25 @@ func (n *Node) answerPath(ctx context.Context, s *session, d *dial, offer wire.S
 	go func() {
 		select {
 		case <-s.failed:
-			agent.Close()
+			s.closeAgent()
 		case <-ctx.Done():
 		}
 	}()
 	ic, err := agent.Accept(ctx, offer.Ufrag, offer.Pwd)
 	if err != nil {
-		agent.Close()
+		s.closeAgent()
 		n.st.stats.noPath.Add(1)
 		return ErrNoPath
 	}
 	pair, err := agent.GetSelectedCandidatePair()
 	if err != nil || pair == nil {
-		agent.Close()
+		s.closeAgent()
 		return ErrNoPath
 	}
 	if pair.Local.Type() == ice.CandidateTypeRelay {
 		// The peer's QUIC packets arrive through the relay: listen on a
 		// transport over the ICE connection for the one connection.
-		pconn := nat.NewPacketConn(ic, agent)
+		pconn := nat.NewPacketConn(ic, s.closeAgent)
 		tr := &quic.Transport{Conn: pconn}
 		ln, err := tr.Listen(n.serverTLS(), quicConfig())
 		if err != nil {
@@ -555,16 +567,16 @@ func (n *Node) answerPath(ctx context.Context, s *session, d *dial, offer wire.S
 	// longer needed after that, unless the peer's end is its relay
 	// candidate: the peer's agent keeps checking the pair through the relay,
 	// and fails the path (closing its allocation) if nothing answers, so the
-	// agent lives as long as the connection (peerConn.agent).
+	// agent lives as long as the connection (peerConn.closeAgent).
 	raddr := &net.UDPAddr{IP: net.ParseIP(pair.Remote.Address()), Port: pair.Remote.Port()}
 	keep := pair.Remote.Type() == ice.CandidateTypeRelay || s.remoteRelayed(raddr)
 	if keep {
 		n.st.mu.Lock()
-		n.st.viaRelay[s.peer] = agent
+		n.st.viaRelay[s.peer] = s
 		n.st.mu.Unlock()
 		defer func() {
 			n.st.mu.Lock()
-			if n.st.viaRelay[s.peer] == agent {
+			if n.st.viaRelay[s.peer] == s {
 				delete(n.st.viaRelay, s.peer)
 			}
 			n.st.mu.Unlock()
@@ -572,12 +584,12 @@ func (n *Node) answerPath(ctx context.Context, s *session, d *dial, offer wire.S
 	}
 	select {
 	case <-d.done:
-		if !keep || d.pc == nil || d.pc.agent != agent {
-			agent.Close()
+		if !keep || d.pc == nil || d.pc.keeps != s {
+			s.closeAgent()
 		}
 		return nil
 	case <-ctx.Done():
-		agent.Close()
+		s.closeAgent()
 		return ctx.Err()
 	}
 }

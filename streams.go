@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/ice/v2"
 	"github.com/quic-go/quic-go"
 
 	"github.com/p2psock/p2psock/internal/wire"
@@ -51,7 +50,10 @@ type peerConn struct {
 	qc      *quic.Conn
 	relayed bool
 	tr      *quic.Transport // a transport of its own over a relayed ICE path; nil on the node's socket
-	agent   *ice.Agent      // the ICE agent kept for a path whose other end is a relay candidate
+	// closeAgent closes the ICE agent kept for a path whose other end is a
+	// relay candidate (nil if none); keeps is its session.
+	closeAgent func()
+	keeps      *session
 	lastFin atomic.Int64    // when a stream of it last closed its sending side (unix ns)
 	leaving atomic.Bool     // the peer said its node is closing (SignalClose)
 
@@ -127,6 +129,19 @@ func (p *peerConn) path() PathInfo {
 		RTT: p.qc.ConnectionStats().SmoothedRTT}
 }
 
+// release frees what the connection held besides itself: a relayed path's
+// transport and its ICE connection (quic-go does not close a socket it was
+// given), or the ICE agent kept for the peer's relay.
+func (p *peerConn) release() {
+	if p.tr != nil {
+		p.tr.Close()
+		p.tr.Conn.Close()
+	}
+	if p.closeAgent != nil {
+		p.closeAgent()
+	}
+}
+
 func (p *peerConn) alive() bool { return p.qc.Context().Err() == nil && !p.leaving.Load() }
 
 // streams is a node's connection state: live connections by peer,
@@ -136,7 +151,7 @@ type streams struct {
 	peers    map[ID]*peerConn
 	dials    map[ID]*dial
 	sessions map[[8]byte]*session
-	viaRelay map[ID]*ice.Agent // peers whose QUIC comes from their relay address: the agent to keep
+	viaRelay map[ID]*session // peers whose QUIC comes from their relay address: the session whose agent to keep
 	closed   bool
 
 	accepted chan *Conn
@@ -164,7 +179,7 @@ func (n *Node) startStreams() error {
 	st.peers = make(map[ID]*peerConn)
 	st.dials = make(map[ID]*dial)
 	st.sessions = make(map[[8]byte]*session)
-	st.viaRelay = make(map[ID]*ice.Agent)
+	st.viaRelay = make(map[ID]*session)
 	st.accepted = make(chan *Conn, n.cfg.AcceptQueue)
 	st.ctx, st.cancel = context.WithCancel(context.Background())
 	ln, err := n.sock.Transport().Listen(n.serverTLS(), quicConfig())
@@ -194,9 +209,13 @@ func (n *Node) acceptConns(ln *quic.Listener, tr *quic.Transport, want ID) {
 			continue
 		}
 		n.st.mu.Lock()
-		agent := n.st.viaRelay[id]
+		keep := n.st.viaRelay[id]
 		n.st.mu.Unlock()
-		n.adopt(&peerConn{id: id, qc: qc, relayed: tr != nil || agent != nil, tr: tr, agent: agent})
+		pc := &peerConn{id: id, qc: qc, relayed: tr != nil || keep != nil, tr: tr, keeps: keep}
+		if keep != nil {
+			pc.closeAgent = keep.closeAgent
+		}
+		n.adopt(pc)
 		if tr != nil {
 			return
 		}
@@ -220,12 +239,7 @@ func (n *Node) adopt(pc *peerConn) {
 	if st.closed {
 		st.mu.Unlock()
 		pc.qc.CloseWithError(closeNodeClosed, "node closed")
-		if pc.tr != nil {
-			pc.tr.Close()
-		}
-		if pc.agent != nil {
-			pc.agent.Close()
-		}
+		pc.release()
 		return
 	}
 	st.peers[pc.id] = pc
@@ -253,12 +267,7 @@ func (n *Node) acceptStreams(pc *peerConn) {
 			delete(st.peers, pc.id)
 		}
 		st.mu.Unlock()
-		if pc.tr != nil {
-			pc.tr.Close()
-		}
-		if pc.agent != nil {
-			pc.agent.Close()
-		}
+		pc.release()
 	}()
 	for {
 		s, err := pc.qc.AcceptStream(n.st.ctx)
@@ -446,13 +455,9 @@ func (n *Node) closeStreams() {
 	for _, pc := range st.peers {
 		peers = append(peers, pc)
 	}
-	var agents []*ice.Agent
+	sessions := make([]*session, 0, len(st.sessions))
 	for _, s := range st.sessions {
-		s.mu.Lock()
-		if s.agent != nil {
-			agents = append(agents, s.agent)
-		}
-		s.mu.Unlock()
+		sessions = append(sessions, s)
 		s.fail()
 	}
 	for id, d := range st.dials {
@@ -491,14 +496,12 @@ func (n *Node) closeStreams() {
 			pc.qc.CloseWithError(closeNodeClosed, "node closed")
 		}
 	}
-	for _, a := range agents {
-		a.Close()
+	for _, s := range sessions {
+		s.closeAgent()
 	}
 	st.wg.Wait()
 	for _, pc := range peers {
-		if pc.tr != nil {
-			pc.tr.Close()
-		}
+		pc.release()
 	}
 	if n.ice != nil {
 		n.ice.Close()

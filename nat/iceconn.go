@@ -15,9 +15,9 @@ import (
 // Unlike ice.Conn, it implements read deadlines (quic-go relies on them to
 // stop its read loop), and Close closes the agent.
 type PacketConn struct {
-	c     *ice.Conn
-	agent *ice.Agent
-	in    chan []byte
+	c          *ice.Conn
+	closeAgent func()
+	in         chan []byte
 	done  chan struct{}
 	once  sync.Once
 
@@ -26,9 +26,10 @@ type PacketConn struct {
 	wake     chan struct{} // closed and replaced when the deadline changes
 }
 
-// NewPacketConn wraps c, whose agent it owns from now on.
-func NewPacketConn(c *ice.Conn, agent *ice.Agent) *PacketConn {
-	p := &PacketConn{c: c, agent: agent, in: make(chan []byte, 256), done: make(chan struct{}), wake: make(chan struct{})}
+// NewPacketConn wraps c; closeAgent closes its ICE agent (at most once,
+// whoever else may also close it), and Close calls it.
+func NewPacketConn(c *ice.Conn, closeAgent func()) *PacketConn {
+	p := &PacketConn{c: c, closeAgent: closeAgent, in: make(chan []byte, 256), done: make(chan struct{}), wake: make(chan struct{})}
 	go p.readLoop()
 	return p
 }
@@ -90,12 +91,11 @@ func (p *PacketConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 
 // Close closes the ICE agent (and with it any TURN allocation).
 func (p *PacketConn) Close() error {
-	var err error
 	p.once.Do(func() {
 		close(p.done)
-		err = p.agent.Close()
+		p.closeAgent()
 	})
-	return err
+	return nil
 }
 
 // Done is closed when the connection is closed, by Close or because the ICE
