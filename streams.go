@@ -54,8 +54,8 @@ type peerConn struct {
 	// relay candidate (nil if none); keeps is its session.
 	closeAgent func()
 	keeps      *session
-	lastFin atomic.Int64    // when a stream of it last closed its sending side (unix ns)
-	leaving atomic.Bool     // the peer said its node is closing (SignalClose)
+	lastFin    atomic.Int64 // when a stream of it last closed its sending side (unix ns)
+	leaving    atomic.Bool  // the peer said its node is closing (SignalClose)
 
 	mu    sync.Mutex
 	conns map[*Conn]struct{} // Conns of it not yet closed by the application

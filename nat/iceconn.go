@@ -18,8 +18,8 @@ type PacketConn struct {
 	c          *ice.Conn
 	closeAgent func()
 	in         chan []byte
-	done  chan struct{}
-	once  sync.Once
+	done       chan struct{}
+	once       sync.Once
 
 	mu       sync.Mutex
 	deadline time.Time
