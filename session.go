@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -317,13 +316,6 @@ func (n *Node) attempt(ctx context.Context, remote ID, relay, wantRelay bool) (*
 		return nil, err
 	}
 	reply, _, err := n.ov.SendService(actx, wire.ServiceSignal, msg, overlay.Key(remote), false)
-	if errors.Is(err, ErrUnreachable) && actx.Err() == nil {
-		// No route yet: a node that joined a moment ago may not be in the
-		// tables on the way. A lookup of its ID finds it if it exists.
-		if ids, _ := n.ov.Lookup(actx, overlay.Key(remote)); slices.Contains(ids, overlay.ID(remote)) {
-			reply, _, err = n.ov.SendService(actx, wire.ServiceSignal, msg, overlay.Key(remote), false)
-		}
-	}
 	if err != nil {
 		return nil, err
 	}

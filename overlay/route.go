@@ -136,6 +136,27 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 		delete(o.acks, h.MsgID)
 		o.mu.Unlock()
 	}()
+	// lookedUp reports whether a message to an ID that found no route may
+	// try again: once, after a lookup of the ID found it (a node that joined
+	// a moment ago is not yet in every table on the way). The retry is a new
+	// message, so that nodes that refused the first one do not drop it.
+	looked := false
+	lookedUp := func() bool {
+		if byKey || looked || ctx.Err() != nil {
+			return false
+		}
+		looked = true
+		if !slices.Contains(o.lookup(ctx, dest), ID(dest)) {
+			return false
+		}
+		o.mu.Lock()
+		delete(o.acks, h.MsgID)
+		rand.Read(h.MsgID[:])
+		o.acks[h.MsgID] = ch
+		o.mu.Unlock()
+		frames = o.encodeMessage(h, payload)
+		return true
+	}
 
 	wait := time.Second
 	for {
@@ -149,6 +170,9 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 				return reply, o.self, nil
 			}
 		case noRoute:
+			if lookedUp() {
+				continue
+			}
 			return nil, ID{}, fmt.Errorf("%w: no route to %v", ErrUnreachable, ID(dest))
 		case closed:
 			return nil, ID{}, o.errClosed("send")
@@ -164,6 +188,9 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 				}
 				if r.nack {
 					timer.Stop()
+					if lookedUp() {
+						break waiting
+					}
 					return nil, r.from, fmt.Errorf("%w: %v is not in the network", ErrUnreachable, ID(dest))
 				}
 				if !byKey && r.from != ID(dest) {
