@@ -20,9 +20,8 @@ import (
 	"github.com/p2psock/p2psock/overlay"
 )
 
-// connectPair opens a stream from a to b and returns both ends.
-func connectPair(t testing.TB, ctx context.Context, a, b *Node) (*Conn, *Conn) {
-	t.Helper()
+// openPair opens a stream from a to b and returns both ends.
+func openPair(ctx context.Context, a, b *Node) (*Conn, *Conn, error) {
 	type res struct {
 		c   *Conn
 		err error
@@ -33,10 +32,23 @@ func connectPair(t testing.TB, ctx context.Context, a, b *Node) (*Conn, *Conn) {
 		acc <- res{c, err}
 	}()
 	ca, err := a.Connect(ctx, b.ID())
-	require.NoError(t, err)
+	if err != nil {
+		return nil, nil, err // the Accept ends with ctx
+	}
 	r := <-acc
-	require.NoError(t, r.err)
-	return ca, r.c
+	if r.err != nil {
+		ca.Close()
+		return nil, nil, r.err
+	}
+	return ca, r.c, nil
+}
+
+// connectPair is openPair for a test that cannot go on without the stream.
+func connectPair(t testing.TB, ctx context.Context, a, b *Node) (*Conn, *Conn) {
+	t.Helper()
+	ca, cb, err := openPair(ctx, a, b)
+	require.NoError(t, err)
+	return ca, cb
 }
 
 // TestLoopbackConnectExchange: two nodes joined through a third exchange

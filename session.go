@@ -115,10 +115,18 @@ func (s *session) setAgent(a *ice.Agent) {
 	s.pending = nil
 }
 
-func (s *session) remoteRelayed(addr net.Addr) bool {
+// remoteEnd returns the address of the selected pair's remote candidate,
+// and whether it is a relay candidate of the peer: by its type, or, for a
+// peer-reflexive candidate learned from a check, by the relay candidates the
+// peer signalled.
+func (s *session) remoteEnd(pair *ice.CandidatePair) (*net.UDPAddr, bool) {
+	addr := &net.UDPAddr{IP: net.ParseIP(pair.Remote.Address()), Port: pair.Remote.Port()}
+	if pair.Remote.Type() == ice.CandidateTypeRelay {
+		return addr, true
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.relayAddrs[addr.String()]
+	return addr, s.relayAddrs[addr.String()]
 }
 
 func (s *session) fail() { s.failOnce.Do(func() { close(s.failed) }) }
@@ -142,8 +150,8 @@ type sessionStats struct {
 	noPath     atomic.Uint64 // ICE sessions that found no path
 }
 
-// startSession registers s and creates its agent; relay says whether to
-// gather relay candidates.
+// newAgent creates s's agent, starts trickling its candidates and gathering;
+// relay says whether to gather relay candidates.
 func (n *Node) newAgent(ctx context.Context, s *session, relay bool) (*ice.Agent, error) {
 	cfg := nat.AgentConfig{STUN: n.stunServers(), Relay: relay, RelayOnly: n.cfg.ForceRelay,
 		LocalUfrag: s.ufrag, LocalPwd: s.pwd}
@@ -369,12 +377,11 @@ func (n *Node) attempt(ctx context.Context, remote ID, relay, wantRelay bool) (*
 		}
 		return &peerConn{id: remote, qc: qc, relayed: true, tr: tr}, nil
 	}
-	raddr := &net.UDPAddr{IP: net.ParseIP(pair.Remote.Address()), Port: pair.Remote.Port()}
+	raddr, relayed := s.remoteEnd(pair)
 	qc, err := n.sock.Transport().Dial(ctx, raddr, tls, quicConfig())
 	if err != nil {
 		return nil, n.handshakeErr(ctx, err)
 	}
-	relayed := pair.Remote.Type() == ice.CandidateTypeRelay || s.remoteRelayed(raddr)
 	pc := &peerConn{id: remote, qc: qc, relayed: relayed}
 	if relayed { // the peer's relay side needs this agent's answers (see answerPath)
 		pc.closeAgent, ownAgent = s.closeAgent, false
@@ -560,8 +567,7 @@ func (n *Node) answerPath(ctx context.Context, s *session, d *dial, offer wire.S
 	// candidate: the peer's agent keeps checking the pair through the relay,
 	// and fails the path (closing its allocation) if nothing answers, so the
 	// agent lives as long as the connection (peerConn.closeAgent).
-	raddr := &net.UDPAddr{IP: net.ParseIP(pair.Remote.Address()), Port: pair.Remote.Port()}
-	keep := pair.Remote.Type() == ice.CandidateTypeRelay || s.remoteRelayed(raddr)
+	_, keep := s.remoteEnd(pair)
 	if keep {
 		n.st.mu.Lock()
 		n.st.viaRelay[s.peer] = s

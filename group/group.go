@@ -337,6 +337,14 @@ func (g *Groups) reattach(t *tree, k overlay.Key, avoid ...overlay.ID) {
 	})
 }
 
+// forwardPublish passes a Publish on toward k's root, as a new message of
+// this node (bounded to 10 s; the outcome is not reported back).
+func (g *Groups) forwardPublish(raw []byte, k overlay.Key) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g.ov.SendService(ctx, wire.ServiceGroup, raw, k, true)
+}
+
 // outsideTree reports whether this node takes no part in k's tree: no
 // state, or state with no member, no child, no parent and no claim made.
 func (g *Groups) outsideTree(k overlay.Key) bool {
@@ -783,29 +791,22 @@ func (g *Groups) handle(m overlay.Message) ([]byte, bool) {
 			return ok, true // a forged message is dropped; acknowledging stops retries
 		}
 		if m.Data[0] == msgPublish {
+			raw := m.Data
 			if _, notRoot := g.ov.NextHop(e.group); notRoot {
 				// Routed here by key but a closer node is known: pass it on.
-				raw := m.Data
-				g.goTracked(func() {
-					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					defer cancel()
-					g.ov.SendService(ctx, wire.ServiceGroup, raw, e.group, true)
-				})
+				g.goTracked(func() { g.forwardPublish(raw, e.group) })
 				return ok, true
 			}
 			if g.outsideTree(e.group) {
 				// The nearest node, but not in the tree: a node that joined
 				// near the key after the tree formed. It takes the root over
 				// first, so the old root's tree hangs under it.
-				raw := m.Data
 				g.goTracked(func() {
 					if g.becomeRoot(e.group) {
 						g.disseminate(e)
-						return
+					} else {
+						g.forwardPublish(raw, e.group)
 					}
-					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					defer cancel()
-					g.ov.SendService(ctx, wire.ServiceGroup, raw, e.group, true)
 				})
 				return ok, true
 			}

@@ -57,25 +57,41 @@ func (p *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		p.mu.Lock()
 		dl, wake := p.deadline, p.wake
 		p.mu.Unlock()
-		var timer <-chan time.Time
+		var timer *time.Timer
+		var expired <-chan time.Time
 		if !dl.IsZero() {
 			d := time.Until(dl)
 			if d <= 0 {
 				return 0, nil, os.ErrDeadlineExceeded
 			}
-			t := time.NewTimer(d)
-			defer t.Stop()
-			timer = t.C
+			timer = time.NewTimer(d)
+			expired = timer.C
 		}
-		select {
-		case pkt := <-p.in:
-			return copy(b, pkt), p.c.RemoteAddr(), nil
-		case <-p.done:
-			return 0, nil, net.ErrClosed
-		case <-timer:
-			return 0, nil, os.ErrDeadlineExceeded
-		case <-wake:
+		n, again, err := p.wait(b, expired, wake)
+		if timer != nil {
+			timer.Stop()
 		}
+		switch {
+		case err != nil:
+			return 0, nil, err
+		case !again:
+			return n, p.c.RemoteAddr(), nil
+		}
+	}
+}
+
+// wait takes one datagram into b; again is true if the deadline changed
+// meanwhile (wake) and ReadFrom must look at it anew.
+func (p *PacketConn) wait(b []byte, expired <-chan time.Time, wake <-chan struct{}) (n int, again bool, err error) {
+	select {
+	case pkt := <-p.in:
+		return copy(b, pkt), false, nil
+	case <-p.done:
+		return 0, false, net.ErrClosed
+	case <-expired:
+		return 0, false, os.ErrDeadlineExceeded
+	case <-wake:
+		return 0, true, nil
 	}
 }
 
