@@ -105,6 +105,10 @@ func New(ov *overlay.Overlay, sign func([]byte) []byte, network string, log *slo
 		trees: map[overlay.Key]*tree{}, anyWait: map[[16]byte]chan byte{}, bseen: map[[16]byte]time.Time{},
 		closing: make(chan struct{}), drained: make(chan struct{}, 1)}
 	ov.Handle(wire.ServiceGroup, g.handle)
+	ov.HandleLink(wire.ServiceGroup, func(from overlay.ID, data []byte) bool {
+		_, ok := g.handle(overlay.Message{Data: data, From: from, To: g.self.Key(), Service: wire.ServiceGroup})
+		return ok
+	})
 	return g
 }
 
@@ -187,8 +191,15 @@ func (g *Groups) closed() bool {
 	}
 }
 
+// send hands msg to the group service of node to: as a link message when
+// this node has a link with it (tree edges, the next hop of an anycast, the
+// bucket heads of a broadcast: the common case), else routed to its ID.
 func (g *Groups) send(ctx context.Context, to overlay.ID, msg []byte) error {
-	_, _, err := g.ov.SendService(ctx, wire.ServiceGroup, msg, overlay.Key(to), false)
+	err := g.ov.SendLink(ctx, to, wire.ServiceGroup, msg)
+	if !errors.Is(err, overlay.ErrNoLink) {
+		return err
+	}
+	_, _, err = g.ov.SendService(ctx, wire.ServiceGroup, msg, overlay.Key(to), false)
 	return err
 }
 
@@ -502,6 +513,19 @@ func (g *Groups) Parent(k overlay.Key) (parent overlay.ID, ok bool) {
 		return t.parent, true
 	}
 	return overlay.ID{}, false
+}
+
+// Children returns this node's children in the tree of group k.
+func (g *Groups) Children(k overlay.Key) []overlay.ID {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var ids []overlay.ID
+	if t := g.trees[k]; t != nil {
+		for c := range t.children {
+			ids = append(ids, c)
+		}
+	}
+	return ids
 }
 
 // Publish multicasts data to every member of group k: to the root, which

@@ -14,4 +14,7 @@ var (
 	// ErrNoEntryPoint means no bootstrap entry point answered and joining only
 	// was asked for.
 	ErrNoEntryPoint = errors.New("p2psock: no entry point answered")
+	// ErrNoLink means this node has no verified link with the node a link
+	// message is for (SendLink); services fall back to a routed message.
+	ErrNoLink = errors.New("p2psock: no link to the node")
 )

@@ -216,6 +216,10 @@ func checkFrame(t *testing.T, frame []byte, sender ID, known map[ID]bool, inner 
 		_, err = wire.ParseHopAck(body)
 	case wire.TypeLeave:
 		_, _, _, err = wire.ParseLeave(frame)
+	case wire.TypeLink:
+		_, err = wire.ParseLink(body)
+	case wire.TypeLinkAck:
+		_, err = wire.ParseLinkAck(body)
 	default:
 		t.Fatalf("frame of unknown type %#x", h.Type)
 	}
@@ -302,6 +306,27 @@ func (b builder) route1(kind, mode byte, dest Key, payload []byte) []byte {
 	return b.route(kind, mode, dest, payload, time.Now())[0]
 }
 
+// testLinkService is the service whose link messages A takes in the linked
+// net; linkAckID is the message ID of the link acknowledgement A waits for
+// from B (builder.linkAck).
+const testLinkService byte = 9
+
+var linkAckID = [8]byte{0xAC}
+
+// link returns the link frames of a message b sends with the given ID.
+func (b builder) link(service byte, id [8]byte, payload []byte) [][]byte {
+	n := wire.LinkFragmentCount(len(payload))
+	frames := make([][]byte, n)
+	for i := range n {
+		l := wire.Link{Service: service, MsgID: id, FragIndex: uint8(i), FragCount: uint8(n), Length: uint32(len(payload)),
+			Chunk: payload[i*wire.MaxLinkChunk : min((i+1)*wire.MaxLinkChunk, len(payload))]}
+		frames[i] = l.Append(b.hdr(wire.TypeLink))
+	}
+	return frames
+}
+
+func (b builder) linkAck() []byte { return wire.LinkAck{MsgID: linkAckID}.Append(b.hdr(wire.TypeLinkAck)) }
+
 // withByte returns a copy of f with byte i set to v.
 func withByte(f []byte, i int, v byte) []byte {
 	f = bytes.Clone(f)
@@ -345,6 +370,11 @@ func commonSeeds(s builder, a ID) [][]byte {
 		maxHops,
 		s.route(wire.KindData, wire.ModeID, a.Key(), []byte("stale"), now.Add(-time.Hour))[0],
 		s.hopAck(),
+		s.link(testLinkService, [8]byte{1}, []byte("link"))[0],
+		s.link(testLinkService, [8]byte{2}, nil)[0],
+		s.link(wire.ServiceApp, [8]byte{3}, []byte("no handler"))[0],
+		s.link(testLinkService, [8]byte{4}, bytes.Repeat([]byte{7}, wire.MaxLinkChunk+3))[1],
+		s.linkAck(),
 		s.leave(now),
 		s.leave(now.Add(-time.Hour)),
 		withByte(s.ping(0), 1, 2),    // wrong version
@@ -354,7 +384,7 @@ func commonSeeds(s builder, a ID) [][]byte {
 		s.ping(0)[:wire.HeaderLen-1],
 		{},
 	}
-	for _, typ := range []byte{wire.TypePing, wire.TypeLeave, wire.TypeRoute, 0x3F} {
+	for _, typ := range []byte{wire.TypePing, wire.TypeLeave, wire.TypeRoute, wire.TypeLink, 0x3F} {
 		seeds = append(seeds, s.hdr(typ)) // header only
 	}
 	return seeds
@@ -395,6 +425,15 @@ type linkedNet struct {
 	*fakeNet
 	a, b, c, d       *Overlay
 	hopAckB, hopAckD chan struct{}
+	linkAckB         chan struct{}
+
+	linkMu  sync.Mutex
+	linkGot []linkMsg // the link messages of testLinkService A took
+}
+
+type linkMsg struct {
+	from ID
+	data []byte
 }
 
 const (
@@ -457,6 +496,14 @@ func newLinkedNet(t testing.TB) *linkedNet {
 	ln.hopAckB, ln.hopAckD = make(chan struct{}, 1), make(chan struct{}, 1)
 	a.hopAcks[hopAckKey(idB)] = ln.hopAckB
 	a.hopAcks[hopAckKey(idD)] = ln.hopAckD
+	ln.linkAckB = make(chan struct{}, 1)
+	a.linkAcks[linkKey{peer: idB, msgID: linkAckID}] = ln.linkAckB
+	a.linkHandlers[testLinkService] = func(from ID, data []byte) bool {
+		ln.linkMu.Lock()
+		defer ln.linkMu.Unlock()
+		ln.linkGot = append(ln.linkGot, linkMsg{from, data})
+		return true
+	}
 	a.mu.Unlock()
 
 	n.clearLog()
@@ -547,6 +594,17 @@ func TestLinkedNetHandlers(t *testing.T) {
 		{"relayed hop ack", srcB, b.relayed(d.hopAck()), func(t *testing.T, ln *linkedNet) {
 			require.Len(t, ln.hopAckD, 1)
 		}},
+		{"link message from B", srcB, b.link(testLinkService, [8]byte{1}, []byte("hi"))[0], func(t *testing.T, ln *linkedNet) {
+			require.Equal(t, []linkMsg{{idB, []byte("hi")}}, ln.linkGot)
+			require.Equal(t, []byte{wire.TypeLinkAck}, sentTo(ln, addrB))
+		}},
+		{"link message from D relayed by B", srcB, b.relayed(d.link(testLinkService, [8]byte{1}, nil)[0]), func(t *testing.T, ln *linkedNet) {
+			require.Equal(t, []linkMsg{{idD, []byte{}}}, ln.linkGot)
+			require.Equal(t, []byte{wire.TypeRelay}, sentTo(ln, addrB), "the ack goes back through B")
+		}},
+		{"link ack", srcB, b.linkAck(), func(t *testing.T, ln *linkedNet) {
+			require.Len(t, ln.linkAckB, 1)
+		}},
 		{"leave", srcC, c.leave(time.Now()), func(t *testing.T, ln *linkedNet) {
 			require.ElementsMatch(t, []ID{idB, idD}, contacts(ln.a))
 		}},
@@ -622,6 +680,12 @@ func FuzzHandlePacketLinked(f *testing.F) {
 		{srcB, b.relayed(d.ping(wire.FlagWantProof))},
 		{srcB, b.relayed(dRoute)},
 		{srcB, b.relayed(d.hopAck())},
+		{srcB, b.relayed(d.link(testLinkService, [8]byte{5}, []byte("from D"))[0])},
+		{srcB, b.link(testLinkService, [8]byte{6}, []byte("from B"))[0]},
+		{srcB, b.link(testLinkService, [8]byte{7}, bytes.Repeat([]byte{1}, wire.MaxLinkChunk+1))[1]},
+		{srcB, b.linkAck()},
+		{srcC, b.linkAck()}, // B's ack from C's address
+		{srcX, s.link(testLinkService, [8]byte{8}, []byte("stranger"))[0]},
 		{srcB, b.relayed(d.leave(now))},
 		{srcB, b.relayed(d.find(c.id.Key()))},
 		{srcB, b.relayed(a.ping(0))},

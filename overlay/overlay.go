@@ -124,7 +124,13 @@ type Overlay struct {
 
 	recv     chan Message
 	services [256]Handler
-	ctr      counters
+
+	linkHandlers [256]LinkHandler
+	linkAcks     map[linkKey]chan struct{}
+	linkReasm    map[linkKey]*linkReassembly
+	linkReasmLen int
+	linkDone     map[linkKey]time.Time
+	ctr          counters
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -153,22 +159,25 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 	}
 	cfg.setDefaults()
 	o := &Overlay{
-		cfg:      cfg,
-		priv:     cfg.Identity,
-		net:      wire.NetworkTag(cfg.Network),
-		tr:       tr,
-		log:      cfg.Logger,
-		pings:    make(map[uint64]*pendingPing),
-		finds:    make(map[uint64]pendingFind),
-		linkWait: make(map[ID][]chan struct{}),
-		hopAcks:  make(map[hopKey]chan struct{}),
-		acks:     make(map[[16]byte]chan ackResult),
-		reasm:    make(map[msgKey]*reassembly),
-		seen:     make(map[msgKey]int64),
-		nacked:   make(map[msgKey]int64),
-		paths:    make(map[ID]verifiedPath),
-		recv:     make(chan Message, cfg.RecvQueue),
-		closing:  make(chan struct{}),
+		cfg:       cfg,
+		priv:      cfg.Identity,
+		net:       wire.NetworkTag(cfg.Network),
+		tr:        tr,
+		log:       cfg.Logger,
+		pings:     make(map[uint64]*pendingPing),
+		finds:     make(map[uint64]pendingFind),
+		linkWait:  make(map[ID][]chan struct{}),
+		hopAcks:   make(map[hopKey]chan struct{}),
+		acks:      make(map[[16]byte]chan ackResult),
+		reasm:     make(map[msgKey]*reassembly),
+		seen:      make(map[msgKey]int64),
+		nacked:    make(map[msgKey]int64),
+		paths:     make(map[ID]verifiedPath),
+		linkAcks:  make(map[linkKey]chan struct{}),
+		linkReasm: make(map[linkKey]*linkReassembly),
+		linkDone:  make(map[linkKey]time.Time),
+		recv:      make(chan Message, cfg.RecvQueue),
+		closing:   make(chan struct{}),
 	}
 	copy(o.self[:], cfg.Identity.Public().(ed25519.PublicKey))
 	o.tab = newTable(o.self, cfg.K)
@@ -413,6 +422,10 @@ func (o *Overlay) handleFrame(frame []byte, p path) {
 		o.onHopAck(sender, p, body)
 	case wire.TypeLeave:
 		o.onLeave(sender, p, frame)
+	case wire.TypeLink:
+		o.onLink(sender, p, body)
+	case wire.TypeLinkAck:
+		o.onLinkAck(sender, p, body)
 	default:
 		o.ctr.malformed.Add(1)
 	}

@@ -594,6 +594,7 @@ func (o *Overlay) expire(now time.Time) {
 			delete(o.seen, k)
 		}
 	}
+	o.expireLinksLocked(now)
 	nackHorizon := now.Add(-time.Minute).UnixMilli()
 	for k, ts := range o.nacked {
 		if ts < nackHorizon {

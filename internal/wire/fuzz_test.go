@@ -310,6 +310,38 @@ func FuzzParseHopAck(f *testing.F) {
 	})
 }
 
+func FuzzParseLink(f *testing.F) {
+	for _, n := range []int{0, 1, MaxLinkChunk, MaxLinkChunk + 1, 3 * MaxLinkChunk} {
+		for _, l := range linkFragments(ServiceGroup, [8]byte{7}, payload(n)) {
+			f.Add(l.Append(nil))
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l, err := ParseLink(data)
+		if err != nil {
+			return
+		}
+		require.LessOrEqual(t, HeaderLen+len(data), MaxFrame, "an accepted Link frame fits MaxFrame")
+		require.LessOrEqual(t, l.Length, uint32(MaxMessage))
+		require.Equal(t, LinkFragmentCount(int(l.Length)), int(l.FragCount))
+		require.Less(t, l.FragIndex, l.FragCount)
+		require.LessOrEqual(t, int(l.FragIndex)*MaxLinkChunk+len(l.Chunk), int(l.Length),
+			"the chunk lies inside the message")
+		require.Equal(t, data, l.Append(nil))
+	})
+}
+
+func FuzzParseLinkAck(f *testing.F) {
+	f.Add(LinkAck{MsgID: [8]byte{1}}.Append(nil))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := ParseLinkAck(data)
+		if err != nil {
+			return
+		}
+		require.Equal(t, data, a.Append(nil))
+	})
+}
+
 func FuzzParseSignal(f *testing.F) {
 	// Long inputs stall the fuzzer while it minimizes them (see padded), so
 	// the seeds stay short: the limits are reached through the length and

@@ -31,6 +31,8 @@ const (
 	TypeRoute   byte = 0x28 // a fragment of a routed, signed message
 	TypeHopAck  byte = 0x29 // link-level acknowledgement of a route fragment
 	TypeLeave   byte = 0x2A // the sender is leaving the network
+	TypeLink    byte = 0x2B // a fragment of a one-hop link message
+	TypeLinkAck byte = 0x2C // acknowledgement of a whole link message
 
 	FirstType = 0x20 // lowest first byte of an overlay frame
 	LastType  = 0x3F // highest first byte of an overlay frame

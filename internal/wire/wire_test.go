@@ -821,3 +821,90 @@ func TestProtocolExample(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ed25519.Verify(b[:], PongSigned(gotSigned, a), got.Sig))
 }
+
+// linkFragments splits a payload into the Link values a sender sends.
+func linkFragments(service byte, id [8]byte, p []byte) []Link {
+	n := LinkFragmentCount(len(p))
+	out := make([]Link, n)
+	for i := range n {
+		out[i] = Link{Service: service, MsgID: id, FragIndex: uint8(i), FragCount: uint8(n), Length: uint32(len(p)),
+			Chunk: p[i*MaxLinkChunk : min((i+1)*MaxLinkChunk, len(p))]}
+	}
+	return out
+}
+
+func TestLink(t *testing.T) {
+	require.Equal(t, HeaderLen+15, LinkOverhead)
+	require.Equal(t, MaxFrame, LinkOverhead+MaxLinkChunk)
+	require.LessOrEqual(t, MaxLinkFragments, 255, "a fragment count fits its byte")
+	for _, n := range []int{0, 1, MaxLinkChunk, MaxLinkChunk + 1, 1181, MaxMessage} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			p := payload(n)
+			frags := linkFragments(ServiceGroup, [8]byte{1, 2, 3, 4, 5, 6, 7, 8}, p)
+			require.Len(t, frags, LinkFragmentCount(n))
+			reasm := []byte{}
+			for i, l := range frags {
+				frame := l.Append(newFrame(TypeLink))
+				require.LessOrEqual(t, len(frame), MaxFrame)
+				require.Len(t, frame, LinkOverhead+len(l.Chunk))
+				got, err := ParseLink(body(t, frame, TypeLink))
+				require.NoError(t, err, "fragment %d", i)
+				require.Equal(t, l, got)
+				reasm = append(reasm, got.Chunk...)
+			}
+			require.Equal(t, p, reasm)
+		})
+	}
+	t.Run("1 KiB group multicast takes two frames", func(t *testing.T) {
+		// 1024 bytes of data in a group envelope (157 bytes) plus the
+		// group message byte: the figure docs/BENCHMARKS.md works from.
+		require.Equal(t, 2, LinkFragmentCount(1024+157+1))
+	})
+}
+
+func TestLinkRejects(t *testing.T) {
+	mk := func(n, idx int, mod func(*Link)) []byte {
+		l := linkFragments(ServiceGroup, [8]byte{9}, payload(n))[idx]
+		l.Chunk = bytes.Clone(l.Chunk)
+		if mod != nil {
+			mod(&l)
+		}
+		return l.Append(nil)
+	}
+	tests := []struct {
+		name string
+		body []byte
+		err  error
+	}{
+		{"empty", nil, ErrShort},
+		{"one short of header", mk(0, 0, nil)[:14], ErrShort},
+		{"FragCount 0", mk(0, 0, func(l *Link) { l.FragCount = 0 }), ErrMalformed},
+		{"FragCount too small", mk(MaxLinkChunk+1, 0, func(l *Link) { l.FragCount = 1 }), ErrMalformed},
+		{"FragCount too large", mk(MaxLinkChunk+1, 0, func(l *Link) { l.FragCount = 3 }), ErrMalformed},
+		{"FragIndex == FragCount", mk(MaxLinkChunk+1, 1, func(l *Link) { l.FragIndex = 2 }), ErrMalformed},
+		{"first chunk short", mk(2*MaxLinkChunk, 0, func(l *Link) { l.Chunk = l.Chunk[1:] }), ErrMalformed},
+		{"last chunk long", mk(MaxLinkChunk+5, 1, func(l *Link) { l.Chunk = append(l.Chunk, 0) }), ErrMalformed},
+		{"empty message with chunk", mk(0, 0, func(l *Link) { l.Chunk = []byte{1} }), ErrMalformed},
+		{"Length MaxMessage+1", mk(0, 0, func(l *Link) { l.Length = MaxMessage + 1 }), ErrLong},
+		{"Length 0xFFFFFFFF", mk(0, 0, func(l *Link) { l.Length = 0xFFFFFFFF }), ErrLong},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseLink(tt.body)
+			require.ErrorIs(t, err, tt.err)
+		})
+	}
+}
+
+func TestLinkAck(t *testing.T) {
+	a := LinkAck{MsgID: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}}
+	frame := a.Append(newFrame(TypeLinkAck))
+	require.Len(t, frame, HeaderLen+8)
+	got, err := ParseLinkAck(body(t, frame, TypeLinkAck))
+	require.NoError(t, err)
+	require.Equal(t, a, got)
+	for _, n := range []int{0, 7, 9} {
+		_, err := ParseLinkAck(make([]byte, n))
+		require.ErrorIs(t, err, ErrMalformed)
+	}
+}

@@ -105,6 +105,26 @@ func run() error {
 		depth = max(depth, d)
 	}
 
+	// The tree: its nodes, and the forwarders among them (nodes in the
+	// tree that are not members), by their number of children.
+	isMember := map[p2psock.ID]bool{}
+	for _, i := range members {
+		isMember[nodes[i].ID()] = true
+	}
+	treeNodes, forwarders, fwdChildren := 0, 0, map[int]int{}
+	for _, nd := range nodes {
+		_, hasParent := nd.Groups().Parent(key)
+		ch := len(nd.Groups().Children(key))
+		if !hasParent && ch == 0 && !isMember[nd.ID()] {
+			continue
+		}
+		treeNodes++
+		if !isMember[nd.ID()] {
+			forwarders++
+			fwdChildren[ch]++
+		}
+	}
+
 	bytesOut := func() uint64 {
 		var s uint64
 		for _, nd := range nodes {
@@ -184,6 +204,12 @@ func run() error {
 		return delivered, lat, bytesOut() - b0, cpu() - c0
 	}
 
+	// The network's own traffic (keepalives, table refresh, tree refresh)
+	// over as long as the first phase takes, for reference.
+	b0 := bytesOut()
+	time.Sleep(time.Duration(*msgs) * *interval)
+	idle := bytesOut() - b0
+
 	live := map[int]bool{}
 	for _, i := range members {
 		live[i] = true
@@ -215,9 +241,11 @@ func run() error {
 	fmt.Printf("| metric | value |\n|---|---|\n")
 	fmt.Printf("| network built in | %v |\n", built.Round(time.Millisecond))
 	fmt.Printf("| tree depth (members' hops to the root), max | %d |\n", depth)
+	fmt.Printf("| tree nodes / of them forwarders (not members) | %d / %d (forwarders by children: %v) |\n", treeNodes, forwarders, fwdChildren)
 	fmt.Printf("| delivery, no churn | %d/%d (%.2f%%) |\n", d1, want1, 100*float64(d1)/float64(want1))
 	fmt.Printf("| latency from Send to member, median / p99 | %v / %v |\n", benchnet.Percentile(lat1, 50, 10*time.Microsecond), benchnet.Percentile(lat1, 99, 10*time.Microsecond))
 	fmt.Printf("| bytes sent (all nodes) per delivered message | %.0f B |\n", float64(by1)/float64(max(d1, 1)))
+	fmt.Printf("| of which the network's idle traffic (same duration, no multicast) | %.0f B |\n", float64(idle)/float64(max(d1, 1)))
 	fmt.Printf("| CPU (all nodes) per delivered message | %v |\n", (cpu1 / time.Duration(max(d1, 1))).Round(time.Microsecond))
 	fmt.Printf("| delivery to the remaining members right after %d of %d members failed (during repair) | %d/%d (%.2f%%) |\n",
 		failed, len(members), d2, want2, 100*float64(d2)/float64(max(want2, 1)))

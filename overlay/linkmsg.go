@@ -1,0 +1,231 @@
+package overlay
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/p2psock/p2psock/internal/wire"
+)
+
+// Link messages go one hop, to a node this one has a verified link with. They
+// cost far less than routed messages: no signature, a 15-byte header per
+// fragment, and one acknowledgement per message. Their sender is the node at
+// the other end of the link, as the link layer knows it (the same trust as
+// hop acknowledgements): a service that needs the origin of what it carries
+// proven signs it itself, as the group service's envelopes are.
+
+const (
+	maxLinkReassembly = 4 << 20 // bytes of partial link messages held at once
+	linkReasmTimeout  = 10 * time.Second
+	maxLinkDone       = 1 << 16 // completed link messages remembered for duplicate detection
+	linkDoneKeep      = 30 * time.Second
+	linkTries         = 4
+)
+
+// LinkHandler consumes the link messages of a service. It runs on the node's
+// packet path and must not block. It returns false to refuse the message
+// unacknowledged (the sender retries). Each message is handed over once.
+type LinkHandler func(from ID, data []byte) (ok bool)
+
+type linkKey struct {
+	peer  ID
+	msgID [8]byte
+}
+
+type linkReassembly struct {
+	service byte
+	buf     []byte
+	have    []bool
+	n       int
+	created time.Time
+}
+
+// HandleLink registers h for the link messages of service.
+func (o *Overlay) HandleLink(service byte, h LinkHandler) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.linkHandlers[service] = h
+}
+
+// SendLink sends payload to id's handler of service, one hop over this node's
+// verified link with id, and returns once id has acknowledged all of it. It
+// sends the message up to four times, on the retransmission timeout of the
+// link; it fails with ErrNoLink when this node has no verified link with id,
+// and with ErrUnreachable when id does not acknowledge.
+func (o *Overlay) SendLink(ctx context.Context, id ID, service byte, payload []byte) error {
+	if o.isClosed() {
+		return o.errClosed("send")
+	}
+	if len(payload) > MaxMessage {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(payload), MaxMessage)
+	}
+	var key linkKey
+	key.peer = id
+	rand.Read(key.msgID[:])
+	n := wire.LinkFragmentCount(len(payload))
+	frames := make([][]byte, n)
+	for i := range n {
+		l := wire.Link{Service: service, MsgID: key.msgID, FragIndex: uint8(i), FragCount: uint8(n), Length: uint32(len(payload)),
+			Chunk: payload[i*wire.MaxLinkChunk : min((i+1)*wire.MaxLinkChunk, len(payload))]}
+		frames[i] = l.Append(o.frame(wire.TypeLink, wire.LinkOverhead+len(l.Chunk)))
+	}
+	ch := make(chan struct{}, 1)
+	o.mu.Lock()
+	o.linkAcks[key] = ch
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		delete(o.linkAcks, key)
+		o.mu.Unlock()
+	}()
+	for try := range linkTries {
+		o.mu.Lock()
+		p, srtt, ok := o.knownPathLocked(id)
+		o.mu.Unlock()
+		if !ok {
+			return fmt.Errorf("%w: %v", ErrNoLink, id)
+		}
+		for _, f := range frames {
+			o.sendPath(id, p, f)
+		}
+		t := time.NewTimer((&contact{srtt: srtt}).rto() << try)
+		select {
+		case <-ch:
+			t.Stop()
+			return nil
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: no acknowledgement: %w", ErrUnreachable, ctx.Err())
+		case <-o.closing:
+			t.Stop()
+			return o.errClosed("send")
+		case <-t.C:
+		}
+	}
+	return fmt.Errorf("%w: %v does not acknowledge", ErrUnreachable, id)
+}
+
+func (o *Overlay) onLink(sender ID, p path, body []byte) {
+	l, err := wire.ParseLink(body)
+	if err != nil {
+		if err == wire.ErrLong {
+			o.ctr.oversize.Add(1)
+		} else {
+			o.ctr.malformed.Add(1)
+		}
+		return
+	}
+	if !o.linked(sender, p) {
+		// Not signed: only a verified link vouches for the sender. Verify
+		// this one, so that the sender's next try is taken.
+		o.ctr.unknownPeer.Add(1)
+		if !p.relayed() {
+			o.maybeChallenge(sender, p, false)
+		}
+		return
+	}
+	key := linkKey{peer: sender, msgID: l.MsgID}
+	ack := func() { o.sendPath(sender, p, wire.LinkAck{MsgID: l.MsgID}.Append(o.frame(wire.TypeLinkAck, 8))) }
+	o.mu.Lock()
+	h := o.linkHandlers[l.Service]
+	if _, dup := o.linkDone[key]; dup {
+		o.mu.Unlock()
+		o.ctr.replayed.Add(1)
+		ack() // the first acknowledgement may have been lost
+		return
+	}
+	if h == nil {
+		o.mu.Unlock()
+		o.ctr.noRoute.Add(1)
+		return
+	}
+	var payload []byte
+	if l.FragCount == 1 {
+		payload = slices.Clone(l.Chunk)
+	} else {
+		e := o.linkReasm[key]
+		if e != nil && (e.service != l.Service || len(e.buf) != int(l.Length)) {
+			o.mu.Unlock()
+			o.ctr.malformed.Add(1)
+			return
+		}
+		if e == nil {
+			if o.linkReasmLen+int(l.Length) > maxLinkReassembly {
+				o.mu.Unlock()
+				o.ctr.queueFull.Add(1)
+				return
+			}
+			e = &linkReassembly{service: l.Service, buf: make([]byte, l.Length), have: make([]bool, l.FragCount), created: time.Now()}
+			o.linkReasm[key] = e
+			o.linkReasmLen += len(e.buf)
+		}
+		if e.have[l.FragIndex] {
+			o.mu.Unlock()
+			return
+		}
+		e.have[l.FragIndex] = true
+		e.n++
+		copy(e.buf[int(l.FragIndex)*wire.MaxLinkChunk:], l.Chunk)
+		if e.n < len(e.have) {
+			o.mu.Unlock()
+			return
+		}
+		delete(o.linkReasm, key)
+		o.linkReasmLen -= len(e.buf)
+		payload = e.buf
+	}
+	if len(o.linkDone) >= maxLinkDone {
+		o.mu.Unlock()
+		o.ctr.queueFull.Add(1)
+		return
+	}
+	o.linkDone[key] = time.Now() // before the handler: a copy arriving meanwhile is a duplicate
+	o.mu.Unlock()
+	if !h(sender, payload) {
+		o.mu.Lock()
+		delete(o.linkDone, key)
+		o.mu.Unlock()
+		o.ctr.queueFull.Add(1)
+		return
+	}
+	o.ctr.received.Add(1)
+	ack()
+}
+
+func (o *Overlay) onLinkAck(sender ID, p path, body []byte) {
+	a, err := wire.ParseLinkAck(body)
+	if err != nil {
+		o.ctr.malformed.Add(1)
+		return
+	}
+	o.touch(sender, p)
+	o.mu.Lock()
+	ch := o.linkAcks[linkKey{peer: sender, msgID: a.MsgID}]
+	o.mu.Unlock()
+	if ch == nil {
+		o.ctr.replayed.Add(1) // a late duplicate, or an acknowledgement nobody asked for
+		return
+	}
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// expireLinksLocked drops old link-message state.
+func (o *Overlay) expireLinksLocked(now time.Time) {
+	for k, e := range o.linkReasm {
+		if now.Sub(e.created) > linkReasmTimeout {
+			delete(o.linkReasm, k)
+			o.linkReasmLen -= len(e.buf)
+		}
+	}
+	for k, at := range o.linkDone {
+		if now.Sub(at) > linkDoneKeep {
+			delete(o.linkDone, k)
+		}
+	}
+}
