@@ -325,7 +325,9 @@ func (b builder) link(service byte, id [8]byte, payload []byte) [][]byte {
 	return frames
 }
 
-func (b builder) linkAck() []byte { return wire.LinkAck{MsgID: linkAckID}.Append(b.hdr(wire.TypeLinkAck)) }
+func (b builder) linkAck() []byte {
+	return wire.LinkAck{MsgID: linkAckID}.Append(b.hdr(wire.TypeLinkAck))
+}
 
 // withByte returns a copy of f with byte i set to v.
 func withByte(f []byte, i int, v byte) []byte {
