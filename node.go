@@ -354,6 +354,10 @@ type Info struct {
 	Relayed    int          // contacts reached through a relay node
 	Counters   Counters
 	Streams    StreamCounters
+	// SocketDrops counts packets dropped at the socket before any protocol
+	// saw them: bursts faster than the node reads (quic-go's transport
+	// queues 32 non-QUIC packets, the node's dispatcher 512).
+	SocketDrops uint64
 }
 
 // StreamCounters describe a node's QUIC connections and the ICE sessions
@@ -377,6 +381,7 @@ func (n *Node) Info() Info {
 	if oi.Observed.IsValid() {
 		inf.PublicAddr = net.UDPAddrFromAddrPort(oi.Observed)
 	}
+	_, _, _, inf.SocketDrops = n.sock.Stats()
 	return inf
 }
 

@@ -24,6 +24,7 @@ const (
 	msgAnyResult byte = 6 // msgID(16) status(1): the outcome, to the anycast's origin
 	msgBcast     byte = 7 // height(2) envelope: a broadcast, for the nodes sharing height bits with the receiver
 	msgRoot      byte = 8 // group(32): the sender has just become the root; reply: 1 if the receiver, a root until now, attached to it
+	msgRedirect  byte = 9 // group(32) parent(32) flags(1) addr: from the receiver's parent, a forwarder with few children: attach to its parent instead
 )
 
 // Anycast outcomes.
@@ -43,9 +44,18 @@ var (
 // Timing of the soft state: members and forwarders re-join their parent
 // every Refresh; a parent forgets a child after 3 Refresh without one.
 const (
-	Refresh  = 5 * time.Second
-	lease    = 3 * Refresh
-	seenKeep = 2 * time.Minute
+	Refresh    = 5 * time.Second
+	lease      = 3 * Refresh
+	seenKeep   = 2 * time.Minute
+	rootLookup = time.Minute
+	// minFanout is the number of children below which a node that is not a
+	// member hands its children to its own parent: a forwarder costs every
+	// message an extra hop, worth it only when it fans out.
+	minFanout = 4
+	// redirectGrace is how long a redirected child stays under its old
+	// parent after joining the new one, so that no message in flight through
+	// the old parent is lost.
+	redirectGrace = time.Second
 )
 
 // Message is a message delivered to a member.
@@ -84,7 +94,9 @@ type tree struct {
 	hasParent bool
 	attaching bool
 	claimed   bool                     // this node, root, has told the nearest nodes (claimRoot)
+	lookedAt  time.Time                // when this node last looked the key up before being the root
 	children  map[overlay.ID]time.Time // lease expiry
+	redirects map[overlay.ID]time.Time // children told to attach to this node's parent, until when not to tell them again
 	members   []*Member
 	seen      map[[16]byte]time.Time
 	queues    map[overlay.ID]*queue
@@ -210,7 +222,8 @@ func (g *Groups) treeLocked(k overlay.Key) *tree {
 	}
 	t := g.trees[k]
 	if t == nil {
-		t = &tree{children: map[overlay.ID]time.Time{}, seen: map[[16]byte]time.Time{}, queues: map[overlay.ID]*queue{}}
+		t = &tree{children: map[overlay.ID]time.Time{}, redirects: map[overlay.ID]time.Time{},
+			seen: map[[16]byte]time.Time{}, queues: map[overlay.ID]*queue{}}
 		g.trees[k] = t
 	}
 	return t
@@ -279,7 +292,14 @@ func (m *Member) closeLocked() {
 // this node the root when it has none.
 func (g *Groups) attach(ctx context.Context, k overlay.Key, avoid ...overlay.ID) error {
 	exclude := slices.Clone(avoid)
+	g.mu.Lock()
+	// A root looks for closer nodes once per rootLookup; in between, its
+	// table and take-overs (becomeRoot) find them.
 	looked := false
+	if t := g.trees[k]; t != nil && t.claimed && time.Since(t.lookedAt) < rootLookup {
+		looked = true
+	}
+	g.mu.Unlock()
 	var found []overlay.ID
 	for {
 		next, ok := g.ov.NextHop(k, exclude...)
@@ -288,6 +308,11 @@ func (g *Groups) attach(ctx context.Context, k overlay.Key, avoid ...overlay.ID)
 			// node has not heard of yet (a fresh node's table fills as it goes).
 			looked = true
 			found, _ = g.ov.Lookup(ctx, k)
+			g.mu.Lock()
+			if t := g.trees[k]; t != nil {
+				t.lookedAt = time.Now()
+			}
+			g.mu.Unlock()
 			continue
 		}
 		g.mu.Lock()
@@ -345,6 +370,95 @@ func (g *Groups) reattach(t *tree, k overlay.Key, avoid ...overlay.ID) {
 		g.mu.Lock()
 		t.attaching = false
 		g.mu.Unlock()
+		g.prune(k)
+	})
+}
+
+// prune hands the children of a forwarder with few of them to its parent:
+// when this node has no member in k's tree, a parent and fewer than
+// minFanout children, it tells each child (once per lease) to attach to its
+// parent instead (Redirect). The parent is closer to the key than this node,
+// so the tree stays ordered by distance to the key. Childless, this node
+// then leaves the tree at the next refresh.
+func (g *Groups) prune(k overlay.Key) {
+	g.mu.Lock()
+	t := g.trees[k]
+	if t == nil || len(t.members) > 0 || !t.hasParent || t.attaching || len(t.children) == 0 || len(t.children) >= minFanout {
+		g.mu.Unlock()
+		return
+	}
+	parent := t.parent
+	now := time.Now()
+	var tell []overlay.ID
+	for c := range t.children {
+		if until, ok := t.redirects[c]; !ok || !until.After(now) {
+			t.redirects[c] = now.Add(lease)
+			tell = append(tell, c)
+		}
+	}
+	g.mu.Unlock()
+	peer, ok := g.ov.PeerInfo(parent)
+	if !ok || len(tell) == 0 {
+		return
+	}
+	msg := append([]byte{msgRedirect}, k[:]...)
+	msg = append(msg, parent[:]...)
+	var flags byte
+	if peer.Public {
+		flags = 1
+	}
+	msg = wire.AppendAddr(append(msg, flags), peer.Addr)
+	for _, c := range tell {
+		g.goTracked(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), Refresh)
+			defer cancel()
+			g.send(ctx, c, msg)
+		})
+	}
+}
+
+// moveTo attaches this node to peer, its parent's parent in k's tree, when
+// its parent (old) redirected it there: it links with peer (through old),
+// joins it, and leaves old after redirectGrace. It stays under old if it
+// cannot get a direct link with peer or peer does not take the join.
+func (g *Groups) moveTo(t *tree, k overlay.Key, old overlay.ID, peer overlay.Peer) {
+	defer func() {
+		g.mu.Lock()
+		t.attaching = false
+		g.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), Refresh)
+	defer cancel()
+	if direct, err := g.ov.LinkWith(ctx, peer, old); err != nil || !direct {
+		g.log.Debug("group: redirect: no direct link", "to", peer.ID, "err", err)
+		return
+	}
+	if err := g.send(ctx, peer.ID, append([]byte{msgJoin}, k[:]...)); err != nil {
+		g.log.Debug("group: redirect: join failed", "to", peer.ID, "err", err)
+		return
+	}
+	g.mu.Lock()
+	moved := t.hasParent && t.parent == old
+	if moved {
+		t.parent = peer.ID
+	}
+	g.mu.Unlock()
+	if !moved { // the tree changed meanwhile: undo
+		g.leaveAsync(peer.ID, k)
+		return
+	}
+	g.log.Debug("group: redirected", "from", old, "to", peer.ID)
+	g.goTracked(func() {
+		timer := time.NewTimer(redirectGrace)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-g.closing:
+			return // Close tells the parent
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		g.send(ctx, old, append([]byte{msgLeave}, k[:]...))
 	})
 }
 
@@ -475,6 +589,11 @@ func (g *Groups) maintain() {
 						delete(t.queues, c)
 					}
 				}
+				for c, until := range t.redirects {
+					if !until.After(now) {
+						delete(t.redirects, c)
+					}
+				}
 				for id, at := range t.seen {
 					if now.Sub(at) > seenKeep {
 						delete(t.seen, id)
@@ -499,6 +618,7 @@ func (g *Groups) maintain() {
 				ctx, cancel := context.WithTimeout(context.Background(), Refresh)
 				g.refresh(ctx, k)
 				cancel()
+				g.prune(k)
 			}
 		}
 	}
@@ -774,6 +894,7 @@ func (g *Groups) handle(m overlay.Message) ([]byte, bool) {
 		if m.Data[0] == msgLeave {
 			delete(t.children, m.From)
 			delete(t.queues, m.From)
+			delete(t.redirects, m.From)
 			orphan := t.hasParent && t.parent == m.From && !t.attaching
 			if orphan { // the parent is going: find another one now
 				t.hasParent = false
@@ -785,15 +906,40 @@ func (g *Groups) handle(m overlay.Message) ([]byte, bool) {
 			}
 			return ok, true
 		}
+		_, known := t.children[m.From]
 		t.children[m.From] = time.Now().Add(lease)
-		needAttach := !t.hasParent && !t.attaching
+		needAttach := !t.hasParent && !t.attaching && !t.claimed // a new forwarder; not the root
 		if needAttach {
 			t.attaching = true
 		}
 		g.mu.Unlock()
 		if needAttach {
 			g.reattach(t, k)
+		} else if !known {
+			g.goTracked(func() { g.prune(k) })
 		}
+		return ok, true
+	case msgRedirect:
+		if len(body) < 65 {
+			return ok, true
+		}
+		k := overlay.Key(body[:32])
+		target := overlay.ID(body[32:64])
+		addr, rest, err := wire.ParseAddr(body[65:])
+		if err != nil || len(rest) != 0 || target == g.self ||
+			overlay.CmpDistance(target.Key(), g.self.Key(), k) >= 0 {
+			return ok, true // malformed, or the target is no closer to the key than this node
+		}
+		g.mu.Lock()
+		t := g.trees[k]
+		if t == nil || !t.hasParent || t.parent != m.From || t.attaching {
+			g.mu.Unlock()
+			return ok, true // only the current parent redirects
+		}
+		t.attaching = true
+		g.mu.Unlock()
+		peer := overlay.Peer{ID: target, Addr: addr, Public: body[64]&1 != 0}
+		g.goTracked(func() { g.moveTo(t, k, m.From, peer) })
 		return ok, true
 	case msgRoot:
 		if len(body) != 32 {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlog"
+	"github.com/quic-go/quic-go/qlogwriter"
 )
 
 // Handler receives the packets whose first byte falls in the range it was
@@ -49,15 +51,28 @@ const MaxPacket = 1500
 // closes pc.
 func NewSocket(pc net.PacketConn) *Socket {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Socket{
+	s := &Socket{
 		pc:       pc,
-		tr:       &quic.Transport{Conn: pc},
 		ctx:      ctx,
 		cancel:   cancel,
 		closed:   make(chan struct{}),
 		readDone: make(chan struct{}),
 	}
+	s.tr = &quic.Transport{Conn: pc, Tracer: dropCounter{&s.queueDrops}}
+	return s
 }
+
+// dropCounter counts the packets quic-go's transport drops because its
+// queue of non-QUIC packets (32) is full: the socket's reader fell behind.
+type dropCounter struct{ n *atomic.Uint64 }
+
+func (d dropCounter) RecordEvent(ev qlogwriter.Event) {
+	if pd, ok := ev.(qlog.PacketDropped); ok && pd.Trigger == qlog.PacketDropDOSPrevention {
+		d.n.Add(1)
+	}
+}
+
+func (d dropCounter) Close() error { return nil }
 
 // Listen opens a UDP socket on addr ("host:port"; "" for all interfaces, any
 // port) and wraps it.
@@ -184,7 +199,7 @@ func (s *Socket) Transport() *quic.Transport { return s.tr }
 
 // Stats returns the number of non-QUIC packets received and sent, of packets
 // dropped because no handler takes their first byte, and of packets dropped
-// because the dispatcher fell behind.
+// because the socket's reader or dispatcher fell behind.
 func (s *Socket) Stats() (received, sent, unhandled, queueDrops uint64) {
 	return s.received.Load(), s.sent.Load(), s.unhandled.Load(), s.queueDrops.Load()
 }

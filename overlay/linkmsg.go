@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -53,7 +54,8 @@ func (o *Overlay) HandleLink(service byte, h LinkHandler) {
 // SendLink sends payload to id's handler of service, one hop over this node's
 // verified link with id, and returns once id has acknowledged all of it. It
 // sends the message up to four times, on the retransmission timeout of the
-// link; it fails with ErrNoLink when this node has no verified link with id,
+// link (the second time only its last fragment, which is acknowledged again
+// if the message arrived); it fails with ErrNoLink when this node has no verified link with id,
 // and with ErrUnreachable when id does not acknowledge.
 func (o *Overlay) SendLink(ctx context.Context, id ID, service byte, payload []byte) error {
 	if o.isClosed() {
@@ -88,13 +90,28 @@ func (o *Overlay) SendLink(ctx context.Context, id ID, service byte, payload []b
 		if !ok {
 			return fmt.Errorf("%w: %v", ErrNoLink, id)
 		}
-		for _, f := range frames {
+		if try > 0 {
+			o.ctr.retransmits.Add(1)
+		}
+		send := frames
+		if try == 1 && len(frames) > 1 {
+			// Most often the message arrived and its acknowledgement was
+			// lost (a node taking many acknowledgements at once drops some
+			// at its socket): the last fragment alone makes the receiver
+			// acknowledge again. The tries after it send every fragment.
+			send = frames[len(frames)-1:]
+		}
+		sent := time.Now()
+		for _, f := range send {
 			o.sendPath(id, p, f)
 		}
 		t := time.NewTimer((&contact{srtt: srtt}).rto() << try)
 		select {
 		case <-ch:
 			t.Stop()
+			if try == 0 { // Karn: a retransmitted message's ack says nothing of the RTT
+				o.sampleRTT(id, p, time.Since(sent))
+			}
 			return nil
 		case <-ctx.Done():
 			t.Stop()
@@ -106,6 +123,20 @@ func (o *Overlay) SendLink(ctx context.Context, id ID, service byte, payload []b
 		}
 	}
 	return fmt.Errorf("%w: %v does not acknowledge", ErrUnreachable, id)
+}
+
+// sampleRTT folds a round-trip time measured over path p into the smoothed
+// RTT of the link with id (weight 1/8, as TCP does), so that retransmission
+// timeouts follow the link's load.
+func (o *Overlay) sampleRTT(id ID, p path, d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if c := o.tab.get(id); c != nil && c.p == p {
+		c.srtt += (d - c.srtt) / 8
+	} else if vp, ok := o.paths[id]; ok && vp.p == p {
+		vp.srtt += (d - vp.srtt) / 8
+		o.paths[id] = vp
+	}
 }
 
 func (o *Overlay) onLink(sender ID, p path, body []byte) {
@@ -228,4 +259,45 @@ func (o *Overlay) expireLinksLocked(now time.Time) {
 			delete(o.linkDone, k)
 		}
 	}
+}
+
+// Peer is how this node reaches a node it has a verified link with.
+type Peer struct {
+	ID     ID
+	Addr   netip.AddrPort // its address on a direct link; invalid on a relayed one
+	Public bool           // it reported itself directly reachable (contacts only)
+}
+
+// PeerInfo returns how this node reaches id, if it has a verified link
+// with it.
+func (o *Overlay) PeerInfo(id ID) (Peer, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p, _, ok := o.knownPathLocked(id)
+	if !ok {
+		return Peer{}, false
+	}
+	pr := Peer{ID: id}
+	if !p.relayed() {
+		pr.Addr = p.addr
+	}
+	if c := o.tab.get(id); c != nil {
+		pr.Public = c.public
+	}
+	return pr, true
+}
+
+// LinkWith makes sure this node has a verified link with peer, as the contact
+// introducer described it: a direct ping to its address, a hole punch the
+// introducer arranges, and as a last resort a path the introducer relays. It
+// reports whether the link is direct.
+func (o *Overlay) LinkWith(ctx context.Context, peer Peer, introducer ID) (direct bool, err error) {
+	if o.isClosed() {
+		return false, o.errClosed("link")
+	}
+	p, _, err := o.link(ctx, candidate{id: peer.ID, addr: peer.Addr, public: peer.Public, introducer: introducer})
+	if err != nil {
+		return false, err
+	}
+	return !p.relayed(), nil
 }

@@ -162,3 +162,23 @@ func TestFakeNetLinkFromStrangerIsDropped(t *testing.T) {
 	require.Empty(t, got())
 	require.Equal(t, uint64(2), ln.a.Info().Counters.DroppedUnknownPeer)
 }
+
+// A lost acknowledgement costs one fragment, not the message: the second
+// try sends only the last fragment, which the receiver acknowledges again.
+func TestFakeNetSendLinkLostAckCostsOneFragment(t *testing.T) {
+	ln := newLinkedNet(t)
+	defer ln.closeAll()
+	got := takeLinks(ln.b)
+	payload := bytes.Repeat([]byte{5}, 3*wire.MaxLinkChunk)
+	require.NoError(t, sendLink(t, ln, idB, payload, dropFirst(func(d datagram) bool { return d.data[0] == wire.TypeLinkAck })))
+	require.Equal(t, []linkMsg{{idA, payload}}, got())
+	frames := 0
+	for _, d := range ln.sent() {
+		if d.to == addrB && d.data[0] == wire.TypeLink {
+			frames++
+		}
+	}
+	require.Equal(t, 3+1, frames)
+	require.Equal(t, uint64(1), ln.a.Info().Counters.Retransmits)
+	require.Equal(t, uint64(1), ln.b.Info().Counters.DroppedReplayed, "the copy is acknowledged, not handed over")
+}

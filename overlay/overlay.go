@@ -358,6 +358,7 @@ func (o *Overlay) write(addr netip.AddrPort, frame []byte) {
 	}
 	o.ctr.packetsOut.Add(1)
 	o.ctr.bytesOut.Add(uint64(len(frame)))
+
 }
 
 // HandlePacket processes one packet from the socket. It never blocks for long

@@ -309,6 +309,9 @@ func (o *Overlay) sendReliable(id ID, frame []byte, key hopKey) error {
 		}
 		p, rto := c.p, c.rto()<<try
 		o.mu.Unlock()
+		if try > 0 {
+			o.ctr.retransmits.Add(1)
+		}
 		o.sendPath(id, p, frame)
 		t := time.NewTimer(rto)
 		select {

@@ -13,6 +13,7 @@ type Counters struct {
 	MessagesReceived  uint64 // messages delivered to this node's receive queue
 	MessagesForwarded uint64 // message fragments forwarded toward another node
 	FramesRelayed     uint64 // frames relayed between two contacts behind NATs
+	Retransmits       uint64 // route fragments and link messages sent again after a timeout
 
 	Dropped            uint64 // every frame or message dropped, the sum of the reasons below
 	DroppedMalformed   uint64 // undecodable frames
@@ -27,7 +28,7 @@ type Counters struct {
 
 type counters struct {
 	packetsIn, packetsOut, bytesIn, bytesOut        atomic.Uint64
-	sent, received, forwarded, relayed              atomic.Uint64
+	sent, received, forwarded, relayed, retransmits atomic.Uint64
 	malformed, wrongNet, forged, replayed, oversize atomic.Uint64
 	queueFull, unknownPeer, noRoute                 atomic.Uint64
 }
@@ -42,6 +43,7 @@ func (c *counters) snapshot() Counters {
 		MessagesReceived:   c.received.Load(),
 		MessagesForwarded:  c.forwarded.Load(),
 		FramesRelayed:      c.relayed.Load(),
+		Retransmits:        c.retransmits.Load(),
 		DroppedMalformed:   c.malformed.Load(),
 		DroppedWrongNet:    c.wrongNet.Load(),
 		DroppedForged:      c.forged.Load(),

@@ -214,7 +214,17 @@ func run() error {
 	for _, i := range members {
 		live[i] = true
 	}
+	losses := func() (retx, drops uint64) {
+		for _, nd := range nodes {
+			inf := nd.Info()
+			retx += inf.Counters.Retransmits
+			drops += inf.SocketDrops
+		}
+		return
+	}
+	rx0, dr0 := losses()
 	d1, lat1, by1, cpu1 := phase(0, *msgs, live)
+	rx1, dr1 := losses()
 	want1 := *msgs * len(members)
 
 	// A tenth of the members fail (close) mid-stream, then the stream goes on.
@@ -246,6 +256,7 @@ func run() error {
 	fmt.Printf("| latency from Send to member, median / p99 | %v / %v |\n", benchnet.Percentile(lat1, 50, 10*time.Microsecond), benchnet.Percentile(lat1, 99, 10*time.Microsecond))
 	fmt.Printf("| bytes sent (all nodes) per delivered message | %.0f B |\n", float64(by1)/float64(max(d1, 1)))
 	fmt.Printf("| of which the network's idle traffic (same duration, no multicast) | %.0f B |\n", float64(idle)/float64(max(d1, 1)))
+	fmt.Printf("| retransmissions / packets dropped at sockets (all nodes), no churn | %d / %d |\n", rx1-rx0, dr1-dr0)
 	fmt.Printf("| CPU (all nodes) per delivered message | %v |\n", (cpu1 / time.Duration(max(d1, 1))).Round(time.Microsecond))
 	fmt.Printf("| delivery to the remaining members right after %d of %d members failed (during repair) | %d/%d (%.2f%%) |\n",
 		failed, len(members), d2, want2, 100*float64(d2)/float64(max(want2, 1)))
