@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2psock/p2psock/overlay"
 	"github.com/stretchr/testify/require"
 )
 
@@ -195,5 +196,58 @@ func TestLoopbackGroupMulticastAnycastBroadcast(t *testing.T) {
 			}
 		}
 		require.True(t, time.Now().Before(deadline), "members not reached 30 s after the root closed")
+	}
+}
+
+// A node that is not a member and forwards for one child steps aside: it
+// redirects the child to its own parent, and leaves the tree. Small buckets
+// (2) make routes long, so that a member's next hop toward the key is a
+// forwarder rather than the root.
+func TestLoopbackGroupForwarderWithOneChildStepsAside(t *testing.T) {
+	tn := newLoopbackNet(t, 40, Config{BucketSize: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	gr := &groupRecv{got: map[ID][]GroupMessage{}}
+	defer gr.wg.Wait()
+	defer cancel()
+
+	key := KeyOf([]byte("pruned"))
+	byID := map[ID]*Node{}
+	for _, n := range tn.nodes {
+		byID[n.ID()] = n
+	}
+	// A member whose next hop toward the key has a next hop of its own.
+	var member, fwd *Node
+	for _, n := range tn.nodes {
+		next, ok := n.Overlay().NextHop(overlay.Key(key))
+		if !ok {
+			continue
+		}
+		if _, ok := byID[ID(next)].Overlay().NextHop(overlay.Key(key)); ok {
+			member, fwd = n, byID[ID(next)]
+			break
+		}
+	}
+	require.NotNil(t, member, "no route of two hops toward the key")
+
+	g, err := member.Join(ctx, "pruned")
+	require.NoError(t, err)
+	gr.run(ctx, member.ID(), g)
+	require.Eventually(t, func() bool {
+		p, ok := member.Groups().Parent(overlay.Key(key))
+		return ok && ID(p) != fwd.ID()
+	}, 20*time.Second, 5*time.Millisecond, "the member stays under a forwarder with one child")
+	require.Eventually(t, func() bool { return len(fwd.Groups().Children(overlay.Key(key))) == 0 },
+		20*time.Second, 5*time.Millisecond, "the forwarder keeps the child")
+	p, _ := member.Groups().Parent(overlay.Key(key))
+	require.Equal(t, -1, overlay.CmpDistance(p.Key(), overlay.ID(member.ID()).Key(), overlay.Key(key)), "the new parent is closer to the key")
+
+	// Multicasts still reach the member, once each.
+	for i, from := range []*Node{tn.nodes[0], member} {
+		data := fmt.Sprintf("after pruning %d", i)
+		require.NoError(t, from.Group("pruned").Send(ctx, []byte(data)))
+		gr.wait(t, data, 1)
+		_, c := gr.count(data)
+		require.Equal(t, 1, c)
 	}
 }
