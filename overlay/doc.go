@@ -2,6 +2,9 @@
 // routing table of verified contacts, links kept open through NATs (hole
 // punching, relaying through a common contact), iterative lookups, and
 // acknowledged message routing to an ID or to the node closest to a key.
+// Services built on it (Handle) get routed, signed messages; those that talk
+// to a node they have a link with (HandleLink, SendLink) get link messages,
+// one hop and unsigned, far cheaper.
 //
 // It does not own a socket: it writes through a Transport and is fed the
 // packets whose first byte is 0x20–0x3F with HandlePacket. Package p2psock
