@@ -420,32 +420,46 @@ func (d *DHT) readReplica(ctx context.Context, id p2psock.ID, key string, owner 
 		if err != nil {
 			return nil, err
 		}
-		if len(reply) < 7 || reply[0] != statusOK {
-			return nil, errors.New("dht: malformed reply")
+		ops, count, total, err := parseGetReply(reply, key, d.net)
+		if err != nil {
+			return nil, err
 		}
-		total := int(binary.BigEndian.Uint32(reply[1:]))
-		count := int(binary.BigEndian.Uint16(reply[5:]))
-		rest := reply[7:]
-		for range count {
-			if len(rest) < 4 {
-				return nil, errors.New("dht: malformed reply")
-			}
-			l := int(binary.BigEndian.Uint32(rest))
-			if len(rest) < 4+l {
-				return nil, errors.New("dht: malformed reply")
-			}
-			op, err := parseOp(slices.Clone(rest[4:4+l]), d.net)
-			rest = rest[4+l:]
-			if err != nil || op.key != key {
-				continue // a replica cannot forge records: drop what does not verify
-			}
-			out = append(out, op)
-		}
+		out = append(out, ops...)
 		offset += count
 		if count == 0 || offset >= total {
 			return out, nil
 		}
 	}
+}
+
+var errBadReply = errors.New("dht: malformed reply")
+
+// parseGetReply decodes one page of a Get reply: the operations under key
+// that verify (a replica cannot forge records: others are dropped), how
+// many the page held, and how many the replica holds in all.
+func parseGetReply(reply []byte, key string, net [8]byte) (ops []*signedOp, count, total int, err error) {
+	if len(reply) < 7 || reply[0] != statusOK {
+		return nil, 0, 0, errBadReply
+	}
+	total = int(binary.BigEndian.Uint32(reply[1:]))
+	count = int(binary.BigEndian.Uint16(reply[5:]))
+	rest := reply[7:]
+	for range count {
+		if len(rest) < 4 {
+			return nil, 0, 0, errBadReply
+		}
+		l := int(binary.BigEndian.Uint32(rest))
+		if l < 0 || len(rest)-4 < l {
+			return nil, 0, 0, errBadReply
+		}
+		op, err := parseOp(slices.Clone(rest[4:4+l]), net)
+		rest = rest[4+l:]
+		if err != nil || op.key != key {
+			continue
+		}
+		ops = append(ops, op)
+	}
+	return ops, count, total, nil
 }
 
 // Watch reports changes to key (values added, removed, expired) as the

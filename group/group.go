@@ -96,7 +96,7 @@ type tree struct {
 	claimed   bool                     // this node, root, has told the nearest nodes (claimRoot)
 	lookedAt  time.Time                // when this node last looked the key up before being the root
 	children  map[overlay.ID]time.Time // lease expiry
-	redirects map[overlay.ID]time.Time // children told to attach to this node's parent, until when not to tell them again
+	redirects map[overlay.ID]time.Time // children told to attach to this node's parent: until when not to tell them again
 	members   []*Member
 	seen      map[[16]byte]time.Time
 	queues    map[overlay.ID]*queue
@@ -376,7 +376,9 @@ func (g *Groups) reattach(t *tree, k overlay.Key, avoid ...overlay.ID) {
 
 // prune hands the children of a forwarder with few of them to its parent:
 // when this node has no member in k's tree, a parent and fewer than
-// minFanout children, it tells each child (once per lease) to attach to its
+// minFanout children, it tells each child (at most every Refresh/2: a child
+// that was busy, or not yet attached, hears it again at the next refresh)
+// to attach to its
 // parent instead (Redirect). The parent is closer to the key than this node,
 // so the tree stays ordered by distance to the key. Childless, this node
 // then leaves the tree at the next refresh.
@@ -392,7 +394,7 @@ func (g *Groups) prune(k overlay.Key) {
 	var tell []overlay.ID
 	for c := range t.children {
 		if until, ok := t.redirects[c]; !ok || !until.After(now) {
-			t.redirects[c] = now.Add(lease)
+			t.redirects[c] = now.Add(Refresh / 2)
 			tell = append(tell, c)
 		}
 	}

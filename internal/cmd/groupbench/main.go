@@ -1,7 +1,8 @@
 // Command groupbench builds a network of nodes on loopback UDP sockets, lets
 // some of them join a group, and measures multicast: delivery ratio, latency,
 // bytes and CPU per delivered message, tree depth, and delivery after a
-// tenth of the members fail mid-stream.
+// tenth of the members fail mid-stream. In the same run it measures a
+// baseline: the same messages sent as raw UDP datagrams, one per member.
 //
 //	go run ./internal/cmd/groupbench -n 50 -members 50
 //	go run ./internal/cmd/groupbench -n 1000 -members 100
@@ -9,9 +10,11 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"sync"
@@ -44,6 +47,7 @@ func run() error {
 	size := flag.Int("size", 1024, "message size in bytes")
 	fail := flag.Float64("fail", 0.10, "share of the members that fail mid-stream")
 	interval := flag.Duration("interval", 20*time.Millisecond, "time between two multicasts")
+	settle := flag.Duration("settle", 2*group.Refresh, "time the tree settles after the last Join before measuring (pruning)")
 	flag.Parse()
 	if *nm > *n {
 		return errors.New("more members than nodes")
@@ -84,6 +88,7 @@ func run() error {
 			}
 		})
 	}
+	time.Sleep(*settle) // forwarders with few children step aside (pruning) within a refresh
 	key := overlay.Key(p2psock.KeyOf([]byte("bench")))
 	depth := 0
 	for _, i := range members {
@@ -245,6 +250,10 @@ func run() error {
 	// The tree repairs itself within two refreshes; the stream goes on.
 	time.Sleep(2 * group.Refresh)
 	d3, lat3, _, _ := phase(2**msgs, 3**msgs, live)
+	bd, blat, bby, bcpu, err := rawFanout(len(members), *msgs, *size, *interval, cpu)
+	if err != nil {
+		return err
+	}
 
 	fmt.Printf("groupbench: %d nodes on loopback, %d members, %d multicasts of %d bytes (one every %v), GOMAXPROCS=%d, %s\n\n",
 		*n, len(members), *msgs, *size, *interval, runtime.GOMAXPROCS(0), runtime.Version())
@@ -262,5 +271,81 @@ func run() error {
 		failed, len(members), d2, want2, 100*float64(d2)/float64(max(want2, 1)))
 	fmt.Printf("| delivery after repair (%v later) | %d/%d (%.2f%%) |\n", 2*group.Refresh, d3, want2, 100*float64(d3)/float64(max(want2, 1)))
 	fmt.Printf("| latency during / after repair, median | %v / %v |\n", benchnet.Percentile(lat2, 50, 10*time.Microsecond), benchnet.Percentile(lat3, 50, 10*time.Microsecond))
+	fmt.Printf("\nBaseline, same run: the sender sends each message as one raw UDP datagram per member (no tree, no acknowledgement, no signature)\n\n")
+	fmt.Printf("| metric | value |\n|---|---|\n")
+	fmt.Printf("| delivery | %d/%d (%.2f%%) |\n", bd, *msgs*len(members), 100*float64(bd)/float64(*msgs*len(members)))
+	fmt.Printf("| latency from send to member, median / p99 | %v / %v |\n", benchnet.Percentile(blat, 50, 10*time.Microsecond), benchnet.Percentile(blat, 99, 10*time.Microsecond))
+	fmt.Printf("| bytes sent per delivered message | %.0f B |\n", float64(bby)/float64(max(bd, 1)))
+	fmt.Printf("| CPU per delivered message | %v |\n", (bcpu / time.Duration(max(bd, 1))).Round(time.Microsecond))
 	return nil
+}
+
+// rawFanout is the baseline: one UDP socket sends each of msgs messages as
+// one datagram to each of members sockets on loopback, one message every
+// interval.
+func rawFanout(members, msgs, size int, interval time.Duration, cpu func() time.Duration) (delivered int, lat []time.Duration, bytes uint64, cpuUsed time.Duration, err error) {
+	type arrival struct {
+		seq  int
+		when time.Time
+	}
+	got := make(chan arrival, members*msgs)
+	var socks []*net.UDPConn
+	var wg sync.WaitGroup
+	defer func() {
+		for _, c := range socks {
+			c.Close()
+		}
+		wg.Wait()
+	}()
+	for range members {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return 0, nil, 0, 0, err
+		}
+		socks = append(socks, c)
+		wg.Go(func() {
+			buf := make([]byte, 65536)
+			for {
+				n, _, err := c.ReadFromUDP(buf)
+				if err != nil {
+					return
+				}
+				if n >= 8 {
+					got <- arrival{int(binary.BigEndian.Uint64(buf)), time.Now()}
+				}
+			}
+		})
+	}
+	src, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return 0, nil, 0, 0, err
+	}
+	defer src.Close()
+	data := make([]byte, size)
+	sendAt := make([]time.Time, msgs)
+	c0 := cpu()
+	for seq := range msgs {
+		if seq > 0 {
+			time.Sleep(interval)
+		}
+		binary.BigEndian.PutUint64(data, uint64(seq))
+		sendAt[seq] = time.Now()
+		for _, c := range socks {
+			if _, err := src.WriteToUDP(data, c.LocalAddr().(*net.UDPAddr)); err == nil {
+				bytes += uint64(len(data))
+			}
+		}
+	}
+	timeout := time.NewTimer(2 * time.Second)
+	defer timeout.Stop()
+	for delivered < members*msgs {
+		select {
+		case a := <-got:
+			delivered++
+			lat = append(lat, a.when.Sub(sendAt[a.seq]))
+		case <-timeout.C:
+			return delivered, lat, bytes, cpu() - c0, nil
+		}
+	}
+	return delivered, lat, bytes, cpu() - c0, nil
 }
