@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2psock/p2psock/internal/simnet"
 	"github.com/p2psock/p2psock/overlay"
 	"github.com/stretchr/testify/require"
 )
@@ -246,6 +247,47 @@ func TestLoopbackGroupForwarderWithOneChildStepsAside(t *testing.T) {
 	for i, from := range []*Node{tn.nodes[0], member} {
 		data := fmt.Sprintf("after pruning %d", i)
 		require.NoError(t, from.Group("pruned").Send(ctx, []byte(data)))
+		gr.wait(t, data, 1)
+		_, c := gr.count(data)
+		require.Equal(t, 1, c)
+	}
+}
+
+// Members behind simulated NATs (vnet) of every kind get every multicast
+// exactly once and anycasts reach one member: tree edges to NATed nodes are
+// link messages over hole-punched or relayed overlay paths.
+func TestVnetGroupAcrossNATs(t *testing.T) {
+	kinds := []simnet.Kind{simnet.Public, simnet.Public, simnet.FullCone, simnet.Symmetric, simnet.Public,
+		simnet.PortRestricted, simnet.Public, simnet.Symmetric, simnet.FullCone, simnet.Public,
+		simnet.PortRestricted, simnet.Public, simnet.Symmetric, simnet.Public, simnet.PortRestricted, simnet.Public}
+	tn, kinds := newVnetNet(t, kinds)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	gr := &groupRecv{got: map[ID][]GroupMessage{}}
+	defer gr.wg.Wait()
+	defer cancel()
+
+	members := 0
+	for i, n := range tn.nodes {
+		if kinds[i] == simnet.Public && i%3 != 0 {
+			continue // every NATed node, and some public ones
+		}
+		g, err := n.Join(ctx, "natted")
+		require.NoError(t, err, "node %d (%v)", i, kinds[i])
+		gr.run(ctx, n.ID(), g)
+		members++
+	}
+	for i, from := range []*Node{tn.nodes[3], tn.nodes[1]} { // a symmetric-NAT member, a public non-member
+		data := fmt.Sprintf("across NATs %d", i)
+		require.NoError(t, from.Group("natted").Send(ctx, []byte(data)))
+		gr.wait(t, data, members)
+		m, c := gr.count(data)
+		require.Equal(t, members, m)
+		require.Equal(t, members, c, "each member exactly once")
+	}
+	for i := range 10 {
+		data := fmt.Sprintf("any across NATs %d", i)
+		require.NoError(t, tn.nodes[(i*5)%len(tn.nodes)].Group("natted").SendAny(ctx, []byte(data)))
 		gr.wait(t, data, 1)
 		_, c := gr.count(data)
 		require.Equal(t, 1, c)
