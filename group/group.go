@@ -376,12 +376,11 @@ func (g *Groups) reattach(t *tree, k overlay.Key, avoid ...overlay.ID) {
 
 // prune hands the children of a forwarder with few of them to its parent:
 // when this node has no member in k's tree, a parent and fewer than
-// minFanout children, it tells each child (at most every Refresh/2: a child
-// that was busy, or not yet attached, hears it again at the next refresh)
-// to attach to its
-// parent instead (Redirect). The parent is closer to the key than this node,
-// so the tree stays ordered by distance to the key. Childless, this node
-// then leaves the tree at the next refresh.
+// minFanout children, it tells each child to attach to its parent instead
+// (Redirect), at most every Refresh/2 (a child that was busy, or not yet
+// attached, hears it again at the next refresh). The parent is closer to
+// the key than this node, so the tree stays ordered by distance to the key.
+// Childless, this node then leaves the tree at the next refresh.
 func (g *Groups) prune(k overlay.Key) {
 	g.mu.Lock()
 	t := g.trees[k]
