@@ -293,3 +293,43 @@ func TestVnetGroupAcrossNATs(t *testing.T) {
 		require.Equal(t, 1, c)
 	}
 }
+
+// No tree node keeps more than 16 children: a wide node hands the children
+// farthest from the key to member children nearer to it, and every member
+// still gets each multicast once.
+func TestLoopbackGroupFanoutIsBounded(t *testing.T) {
+	tn := newLoopbackNet(t, 40, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	gr := &groupRecv{got: map[ID][]GroupMessage{}}
+	defer gr.wg.Wait()
+	defer cancel()
+
+	key := overlay.Key(KeyOf([]byte("wide")))
+	for _, n := range tn.nodes {
+		g, err := n.Join(ctx, "wide")
+		require.NoError(t, err)
+		gr.run(ctx, n.ID(), g)
+	}
+	widest := func() (int, ID) {
+		most, at := 0, ID{}
+		for _, n := range tn.nodes {
+			if c := len(n.Groups().Children(key)); c > most {
+				most, at = c, n.ID()
+			}
+		}
+		return most, at
+	}
+	require.Eventually(t, func() bool { w, _ := widest(); return w <= 16 }, 20*time.Second, 10*time.Millisecond,
+		"a node keeps more than 16 children")
+	w, at := widest()
+	t.Logf("widest node %v: %d children", at, w)
+
+	for i, from := range []*Node{tn.nodes[0], tn.nodes[39]} {
+		data := fmt.Sprintf("wide %d", i)
+		require.NoError(t, from.Group("wide").Send(ctx, []byte(data)))
+		gr.wait(t, data, 40)
+		_, c := gr.count(data)
+		require.Equal(t, 40, c, "each member exactly once")
+	}
+}

@@ -16,7 +16,7 @@ import (
 
 // Messages of the group service, the first byte of its payloads.
 const (
-	msgJoin      byte = 1 // group(32): the sender is (still) a child; reply: ok
+	msgJoin      byte = 1 // group(32) flags(1): the sender is (still) a child; flags bit 0: it has a member
 	msgLeave     byte = 2 // group(32): the sender is no longer a child
 	msgPublish   byte = 3 // envelope: a multicast for the root (routed by key)
 	msgData      byte = 4 // envelope: a multicast going down the tree
@@ -52,6 +52,11 @@ const (
 	// member hands its children to its own parent: a forwarder costs every
 	// message an extra hop, worth it only when it fans out.
 	minFanout = 4
+	// maxFanout is the number of children above which a node hands the
+	// children farthest from the key to member children nearer to it: a
+	// wide node sends every message that many times and takes that many
+	// acknowledgements at once.
+	maxFanout = 16
 	// redirectGrace is how long a redirected child stays under its old
 	// parent after joining the new one, so that no message in flight through
 	// the old parent is lost.
@@ -90,16 +95,17 @@ type Groups struct {
 }
 
 type tree struct {
-	parent    overlay.ID
-	hasParent bool
-	attaching bool
-	claimed   bool                     // this node, root, has told the nearest nodes (claimRoot)
-	lookedAt  time.Time                // when this node last looked the key up before being the root
-	children  map[overlay.ID]time.Time // lease expiry
-	redirects map[overlay.ID]time.Time // children told to attach to this node's parent: until when not to tell them again
-	members   []*Member
-	seen      map[[16]byte]time.Time
-	queues    map[overlay.ID]*queue
+	parent     overlay.ID
+	hasParent  bool
+	attaching  bool
+	claimed    bool                     // this node, root, has told the nearest nodes (claimRoot)
+	lookedAt   time.Time                // when this node last looked the key up before being the root
+	children   map[overlay.ID]time.Time // lease expiry
+	redirects  map[overlay.ID]time.Time // children told to attach elsewhere (Redirect): until when not to tell them again
+	withMember map[overlay.ID]bool      // children that said they have a member (Join flags)
+	members    []*Member
+	seen       map[[16]byte]time.Time
+	queues     map[overlay.ID]*queue
 }
 
 type queue struct {
@@ -222,7 +228,7 @@ func (g *Groups) treeLocked(k overlay.Key) *tree {
 	}
 	t := g.trees[k]
 	if t == nil {
-		t = &tree{children: map[overlay.ID]time.Time{}, redirects: map[overlay.ID]time.Time{},
+		t = &tree{children: map[overlay.ID]time.Time{}, redirects: map[overlay.ID]time.Time{}, withMember: map[overlay.ID]bool{},
 			seen: map[[16]byte]time.Time{}, queues: map[overlay.ID]*queue{}}
 		g.trees[k] = t
 	}
@@ -341,7 +347,7 @@ func (g *Groups) attach(ctx context.Context, k overlay.Key, avoid ...overlay.ID)
 			return nil
 		}
 		g.mu.Unlock()
-		err := g.send(ctx, next, append([]byte{msgJoin}, k[:]...))
+		err := g.send(ctx, next, g.joinMsg(k))
 		if err == nil {
 			g.mu.Lock()
 			old, had := t.parent, t.hasParent
@@ -360,6 +366,18 @@ func (g *Groups) attach(ctx context.Context, k overlay.Key, avoid ...overlay.ID)
 	}
 }
 
+// joinMsg is a Join for k's tree, saying whether this node has a member
+// there.
+func (g *Groups) joinMsg(k overlay.Key) []byte {
+	var flags byte
+	g.mu.Lock()
+	if t := g.trees[k]; t != nil && slices.ContainsFunc(t.members, func(m *Member) bool { return !m.closed }) {
+		flags = 1
+	}
+	g.mu.Unlock()
+	return append(append([]byte{msgJoin}, k[:]...), flags)
+}
+
 // reattach finds t a place in k's tree in the background, not under the
 // nodes in avoid; t.attaching is set, and cleared when done.
 func (g *Groups) reattach(t *tree, k overlay.Key, avoid ...overlay.ID) {
@@ -374,52 +392,83 @@ func (g *Groups) reattach(t *tree, k overlay.Key, avoid ...overlay.ID) {
 	})
 }
 
-// prune hands the children of a forwarder with few of them to its parent:
-// when this node has no member in k's tree, a parent and fewer than
-// minFanout children, it tells each child to attach to its parent instead
-// (Redirect), at most every Refresh/2 (a child that was busy, or not yet
-// attached, hears it again at the next refresh). The parent is closer to
-// the key than this node, so the tree stays ordered by distance to the key.
-// Childless, this node then leaves the tree at the next refresh.
+// prune keeps k's tree lean. A forwarder with few children (no member
+// here, a parent, fewer than minFanout children) tells each child to attach
+// to its parent instead. A node with more than maxFanout children tells
+// those farthest from the key to attach to its member children nearest to
+// it (members never hand their children on, so nothing comes back). Every
+// new parent is closer to the key than the child, so the tree stays ordered
+// by distance to the key. A child hears a Redirect at most every Refresh/2
+// (one that was busy, or not yet attached, hears it again at the next
+// refresh).
 func (g *Groups) prune(k overlay.Key) {
 	g.mu.Lock()
 	t := g.trees[k]
-	if t == nil || len(t.members) > 0 || !t.hasParent || t.attaching || len(t.children) == 0 || len(t.children) >= minFanout {
+	if t == nil || t.attaching {
 		g.mu.Unlock()
 		return
 	}
-	parent := t.parent
 	now := time.Now()
-	var tell []overlay.ID
-	for c := range t.children {
-		if until, ok := t.redirects[c]; !ok || !until.After(now) {
-			t.redirects[c] = now.Add(Refresh / 2)
-			tell = append(tell, c)
+	free := func(c overlay.ID) bool {
+		until, ok := t.redirects[c]
+		return !ok || !until.After(now)
+	}
+	type move struct{ child, to overlay.ID }
+	var moves []move
+	switch {
+	case len(t.members) == 0 && t.hasParent && len(t.children) > 0 && len(t.children) < minFanout:
+		for c := range t.children {
+			if free(c) {
+				moves = append(moves, move{c, t.parent})
+			}
+		}
+	case len(t.children) > maxFanout:
+		kids := make([]overlay.ID, 0, len(t.children))
+		for c := range t.children {
+			kids = append(kids, c)
+		}
+		slices.SortFunc(kids, func(a, b overlay.ID) int { return overlay.CmpDistance(a.Key(), b.Key(), k) })
+		var anchors []overlay.ID
+		for _, c := range kids[:maxFanout] {
+			if t.withMember[c] {
+				anchors = append(anchors, c)
+			}
+		}
+		if len(anchors) == 0 {
+			break
+		}
+		for i, c := range kids[maxFanout:] {
+			if free(c) {
+				moves = append(moves, move{c, anchors[i%len(anchors)]})
+			}
 		}
 	}
+	for _, mv := range moves {
+		t.redirects[mv.child] = now.Add(Refresh / 2)
+	}
 	g.mu.Unlock()
-	peer, ok := g.ov.PeerInfo(parent)
-	if !ok || len(tell) == 0 {
-		return
-	}
-	msg := append([]byte{msgRedirect}, k[:]...)
-	msg = append(msg, parent[:]...)
-	var flags byte
-	if peer.Public {
-		flags = 1
-	}
-	msg = wire.AppendAddr(append(msg, flags), peer.Addr)
-	for _, c := range tell {
+	for _, mv := range moves {
+		peer, ok := g.ov.PeerInfo(mv.to)
+		if !ok {
+			continue
+		}
+		msg := append([]byte{msgRedirect}, k[:]...)
+		msg = append(msg, mv.to[:]...)
+		var flags byte
+		if peer.Public {
+			flags = 1
+		}
+		msg = wire.AppendAddr(append(msg, flags), peer.Addr)
 		g.goTracked(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), Refresh)
 			defer cancel()
-			g.send(ctx, c, msg)
+			g.send(ctx, mv.child, msg)
 		})
 	}
 }
 
-// moveTo attaches this node to peer, its parent's parent in k's tree, when
-// its parent (old) redirected it there: it links with peer (through old),
+// moveTo attaches this node to peer when its parent (old) redirected it
+// there (prune): it links with peer (through old),
 // joins it, and leaves old after redirectGrace. It stays under old if it
 // cannot get a direct link with peer or peer does not take the join.
 func (g *Groups) moveTo(t *tree, k overlay.Key, old overlay.ID, peer overlay.Peer) {
@@ -434,7 +483,7 @@ func (g *Groups) moveTo(t *tree, k overlay.Key, old overlay.ID, peer overlay.Pee
 		g.log.Debug("group: redirect: no direct link", "to", peer.ID, "err", err)
 		return
 	}
-	if err := g.send(ctx, peer.ID, append([]byte{msgJoin}, k[:]...)); err != nil {
+	if err := g.send(ctx, peer.ID, g.joinMsg(k)); err != nil {
 		g.log.Debug("group: redirect: join failed", "to", peer.ID, "err", err)
 		return
 	}
@@ -557,7 +606,7 @@ func (g *Groups) refresh(ctx context.Context, k overlay.Key) {
 	}
 	parent, has := t.parent, t.hasParent
 	g.mu.Unlock()
-	if has && g.send(ctx, parent, append([]byte{msgJoin}, k[:]...)) == nil {
+	if has && g.send(ctx, parent, g.joinMsg(k)) == nil {
 		return
 	}
 	g.attach(ctx, k)
@@ -588,6 +637,7 @@ func (g *Groups) maintain() {
 					if !until.After(now) {
 						delete(t.children, c)
 						delete(t.queues, c)
+						delete(t.withMember, c)
 					}
 				}
 				for c, until := range t.redirects {
@@ -886,16 +936,17 @@ func (g *Groups) handle(m overlay.Message) ([]byte, bool) {
 	body := m.Data[1:]
 	switch m.Data[0] {
 	case msgJoin, msgLeave:
-		if len(body) != 32 {
+		if len(body) != 32 && (m.Data[0] != msgJoin || len(body) != 33) {
 			return ok, true
 		}
-		k := overlay.Key(body)
+		k := overlay.Key(body[:32])
 		g.mu.Lock()
 		t := g.treeLocked(k)
 		if m.Data[0] == msgLeave {
 			delete(t.children, m.From)
 			delete(t.queues, m.From)
 			delete(t.redirects, m.From)
+			delete(t.withMember, m.From)
 			orphan := t.hasParent && t.parent == m.From && !t.attaching
 			if orphan { // the parent is going: find another one now
 				t.hasParent = false
@@ -909,6 +960,7 @@ func (g *Groups) handle(m overlay.Message) ([]byte, bool) {
 		}
 		_, known := t.children[m.From]
 		t.children[m.From] = time.Now().Add(lease)
+		t.withMember[m.From] = len(body) == 33 && body[32]&1 != 0
 		needAttach := !t.hasParent && !t.attaching && !t.claimed // a new forwarder; not the root
 		if needAttach {
 			t.attaching = true
