@@ -38,10 +38,7 @@ type linkKey struct {
 
 type linkReassembly struct {
 	service byte
-	buf     []byte
-	have    []bool
-	n       int
-	created time.Time
+	fragments
 }
 
 // HandleLink registers h for the link messages of service.
@@ -189,18 +186,11 @@ func (o *Overlay) onLink(sender ID, p path, body []byte) {
 				o.ctr.queueFull.Add(1)
 				return
 			}
-			e = &linkReassembly{service: l.Service, buf: make([]byte, l.Length), have: make([]bool, l.FragCount), created: time.Now()}
+			e = &linkReassembly{service: l.Service, fragments: newFragments(int(l.Length), int(l.FragCount))}
 			o.linkReasm[key] = e
 			o.linkReasmLen += len(e.buf)
 		}
-		if e.have[l.FragIndex] {
-			o.mu.Unlock()
-			return
-		}
-		e.have[l.FragIndex] = true
-		e.n++
-		copy(e.buf[int(l.FragIndex)*wire.MaxLinkChunk:], l.Chunk)
-		if e.n < len(e.have) {
+		if !e.add(int(l.FragIndex), wire.MaxLinkChunk, l.Chunk) {
 			o.mu.Unlock()
 			return
 		}

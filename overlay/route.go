@@ -55,12 +55,33 @@ func (o *Overlay) Handle(service byte, h Handler) {
 }
 
 type reassembly struct {
-	hdr     wire.MsgHeader
-	sig     [wire.SigLen]byte
+	hdr wire.MsgHeader
+	sig [wire.SigLen]byte
+	fragments
+}
+
+// fragments collects the chunks of a message being reassembled.
+type fragments struct {
 	buf     []byte
 	have    []bool
 	n       int
 	created time.Time
+}
+
+func newFragments(length, count int) fragments {
+	return fragments{buf: make([]byte, length), have: make([]bool, count), created: time.Now()}
+}
+
+// add copies chunk i in (every chunk but the last is size bytes) and
+// reports whether the message is now complete; a chunk it has is ignored.
+func (f *fragments) add(i, size int, chunk []byte) (complete bool) {
+	if f.have[i] {
+		return false
+	}
+	f.have[i] = true
+	f.n++
+	copy(f.buf[i*size:], chunk)
+	return f.n == len(f.have)
 }
 
 type outcome int
@@ -457,18 +478,11 @@ func (o *Overlay) deliverFragment(r wire.Route) {
 			o.ctr.queueFull.Add(1)
 			return
 		}
-		e = &reassembly{hdr: r.Msg, sig: r.Sig, buf: make([]byte, r.Msg.Length), have: make([]bool, r.FragCount), created: time.Now()}
+		e = &reassembly{hdr: r.Msg, sig: r.Sig, fragments: newFragments(int(r.Msg.Length), int(r.FragCount))}
 		o.reasm[key] = e
 		o.reasmLen += len(e.buf)
 	}
-	if e.have[r.FragIndex] {
-		o.mu.Unlock()
-		return
-	}
-	e.have[r.FragIndex] = true
-	e.n++
-	copy(e.buf[int(r.FragIndex)*wire.MaxChunk:], r.Chunk)
-	if e.n < len(e.have) {
+	if !e.add(int(r.FragIndex), wire.MaxChunk, r.Chunk) {
 		o.mu.Unlock()
 		return
 	}
