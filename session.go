@@ -150,6 +150,18 @@ type sessionStats struct {
 	noPath     atomic.Uint64 // ICE sessions that found no path
 }
 
+// hostCandidates are the host candidates an offer or answer carries (the
+// agent trickles them too, and the peer drops the copies): with them the
+// peer checks host pairs at once, and a pair it finds works is not held back
+// as peer-reflexive. None when the node uses relays only.
+func (n *Node) hostCandidates() []string {
+	if n.cfg.ForceRelay {
+		return nil
+	}
+	c := n.ice.HostCandidates()
+	return c[:min(len(c), wire.MaxCandidates)]
+}
+
 // newAgent creates s's agent, starts trickling its candidates and gathering;
 // relay says whether to gather relay candidates.
 func (n *Node) newAgent(ctx context.Context, s *session, relay bool) (*ice.Agent, error) {
@@ -312,7 +324,7 @@ func (n *Node) attempt(ctx context.Context, remote ID, relay, wantRelay bool) (*
 		}
 	}()
 
-	offer := wire.Signal{Kind: wire.SignalOffer, Session: s.id, Ufrag: s.ufrag, Pwd: s.pwd}
+	offer := wire.Signal{Kind: wire.SignalOffer, Session: s.id, Ufrag: s.ufrag, Pwd: s.pwd, Candidates: n.hostCandidates()}
 	if relay {
 		offer.Flags |= wire.SignalFlagRelay
 	}
@@ -475,7 +487,7 @@ func (n *Node) onOffer(from ID, offer wire.Signal) []byte {
 	s := newSession(from, false)
 	s.id = offer.Session
 	relay := n.wantRelay() || offer.Flags&wire.SignalFlagWantRelay != 0
-	ans := wire.Signal{Kind: wire.SignalAnswer, Session: s.id, Ufrag: s.ufrag, Pwd: s.pwd}
+	ans := wire.Signal{Kind: wire.SignalAnswer, Session: s.id, Ufrag: s.ufrag, Pwd: s.pwd, Candidates: n.hostCandidates()}
 	if relay {
 		ans.Flags |= wire.SignalFlagRelay
 	}

@@ -187,6 +187,30 @@ func (m *ICE) NewAgent(cfg AgentConfig) (*ice.Agent, error) {
 	})
 }
 
+// HostCandidates returns the host candidates every agent of m gathers, one
+// per address the socket listens on (each interface's when it is bound to
+// all), encoded as agents trickle them. An offer or answer carries them, so
+// that the peer checks host pairs at once rather than wait for the trickle.
+func (m *ICE) HostCandidates() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range m.mux.GetListenAddresses() {
+		ua, ok := a.(*net.UDPAddr)
+		if !ok {
+			continue
+		}
+		c, err := ice.NewCandidateHost(&ice.CandidateHostConfig{Network: "udp", Address: ua.IP.String(), Port: ua.Port, Component: ice.ComponentRTP})
+		if err != nil {
+			continue
+		}
+		if s := c.Marshal(); !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // Close stops the mux. Agents must be closed first.
 func (m *ICE) Close() error {
 	return m.mux.Close()
