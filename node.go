@@ -354,9 +354,10 @@ type Info struct {
 	Relayed    int          // contacts reached through a relay node
 	Counters   Counters
 	Streams    StreamCounters
-	// SocketDrops counts packets dropped at the socket before any protocol
-	// saw them: bursts faster than the node reads (quic-go's transport
-	// queues 32 non-QUIC packets, the node's dispatcher 512).
+	// SocketDrops counts packets dropped at the socket because the node did
+	// not take them in time: non-QUIC packets in bursts faster than its
+	// reader (quic-go's transport queues 32, the node's dispatcher 512), and
+	// QUIC packets quic-go dropped for a full queue of its own.
 	SocketDrops uint64
 }
 

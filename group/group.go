@@ -24,7 +24,7 @@ const (
 	msgAnyResult byte = 6 // msgID(16) status(1): the outcome, to the anycast's origin
 	msgBcast     byte = 7 // height(2) envelope: a broadcast, for the nodes sharing height bits with the receiver
 	msgRoot      byte = 8 // group(32): the sender has just become the root; reply: 1 if the receiver, a root until now, attached to it
-	msgRedirect  byte = 9 // group(32) parent(32) flags(1) addr: from the receiver's parent, a forwarder with few children: attach to its parent instead
+	msgRedirect  byte = 9 // group(32) target(32) flags(1) addr: from the receiver's parent: attach to target instead (prune)
 )
 
 // Anycast outcomes.
@@ -61,6 +61,9 @@ const (
 	// parent after joining the new one, so that no message in flight through
 	// the old parent is lost.
 	redirectGrace = time.Second
+	// noMoveFor is how long a node ignores Redirects to a node it could
+	// not move to (no direct link, or the Join failed).
+	noMoveFor = time.Minute
 )
 
 // Message is a message delivered to a member.
@@ -103,6 +106,7 @@ type tree struct {
 	children   map[overlay.ID]time.Time // lease expiry
 	redirects  map[overlay.ID]time.Time // children told to attach elsewhere (Redirect): until when not to tell them again
 	withMember map[overlay.ID]bool      // children that said they have a member (Join flags)
+	noMove     map[overlay.ID]time.Time // Redirect targets this node could not move to, until when to ignore them
 	members    []*Member
 	seen       map[[16]byte]time.Time
 	queues     map[overlay.ID]*queue
@@ -229,7 +233,8 @@ func (g *Groups) treeLocked(k overlay.Key) *tree {
 	t := g.trees[k]
 	if t == nil {
 		t = &tree{children: map[overlay.ID]time.Time{}, redirects: map[overlay.ID]time.Time{}, withMember: map[overlay.ID]bool{},
-			seen: map[[16]byte]time.Time{}, queues: map[overlay.ID]*queue{}}
+			noMove: map[overlay.ID]time.Time{},
+			seen:   map[[16]byte]time.Time{}, queues: map[overlay.ID]*queue{}}
 		g.trees[k] = t
 	}
 	return t
@@ -479,12 +484,19 @@ func (g *Groups) moveTo(t *tree, k overlay.Key, old overlay.ID, peer overlay.Pee
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), Refresh)
 	defer cancel()
+	refuse := func() { // do not try peer again for a while: its parent keeps asking
+		g.mu.Lock()
+		t.noMove[peer.ID] = time.Now().Add(noMoveFor)
+		g.mu.Unlock()
+	}
 	if direct, err := g.ov.LinkWith(ctx, peer, old); err != nil || !direct {
 		g.log.Debug("group: redirect: no direct link", "to", peer.ID, "err", err)
+		refuse()
 		return
 	}
 	if err := g.send(ctx, peer.ID, g.joinMsg(k)); err != nil {
 		g.log.Debug("group: redirect: join failed", "to", peer.ID, "err", err)
+		refuse()
 		return
 	}
 	g.mu.Lock()
@@ -492,9 +504,12 @@ func (g *Groups) moveTo(t *tree, k overlay.Key, old overlay.ID, peer overlay.Pee
 	if moved {
 		t.parent = peer.ID
 	}
+	undo := !moved && !(t.hasParent && t.parent == peer.ID)
 	g.mu.Unlock()
-	if !moved { // the tree changed meanwhile: undo
-		g.leaveAsync(peer.ID, k)
+	if !moved {
+		if undo { // the tree changed meanwhile, and not toward peer
+			g.leaveAsync(peer.ID, k)
+		}
 		return
 	}
 	g.log.Debug("group: redirected", "from", old, "to", peer.ID)
@@ -505,6 +520,12 @@ func (g *Groups) moveTo(t *tree, k overlay.Key, old overlay.ID, peer overlay.Pee
 		case <-timer.C:
 		case <-g.closing:
 			return // Close tells the parent
+		}
+		g.mu.Lock()
+		back := g.trees[k] != t || (t.hasParent && t.parent == old)
+		g.mu.Unlock()
+		if back { // old is the parent again (or the tree is gone): keep it
+			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -643,6 +664,11 @@ func (g *Groups) maintain() {
 				for c, until := range t.redirects {
 					if !until.After(now) {
 						delete(t.redirects, c)
+					}
+				}
+				for id, until := range t.noMove {
+					if !until.After(now) {
+						delete(t.noMove, id)
 					}
 				}
 				for id, at := range t.seen {
@@ -985,9 +1011,9 @@ func (g *Groups) handle(m overlay.Message) ([]byte, bool) {
 		}
 		g.mu.Lock()
 		t := g.trees[k]
-		if t == nil || !t.hasParent || t.parent != m.From || t.attaching {
+		if t == nil || !t.hasParent || t.parent != m.From || t.attaching || t.noMove[target].After(time.Now()) {
 			g.mu.Unlock()
-			return ok, true // only the current parent redirects
+			return ok, true // only the current parent redirects, and not to a node this one failed to move to
 		}
 		t.attaching = true
 		g.mu.Unlock()

@@ -62,8 +62,10 @@ func NewSocket(pc net.PacketConn) *Socket {
 	return s
 }
 
-// dropCounter counts the packets quic-go's transport drops because its
-// queue of non-QUIC packets (32) is full: the socket's reader fell behind.
+// dropCounter counts the packets quic-go's transport drops for a full
+// queue: mostly non-QUIC packets when its queue of them (32) is full because
+// the socket's reader fell behind, and QUIC packets its own queues refused
+// (quic-go reports both alike).
 type dropCounter struct{ n *atomic.Uint64 }
 
 func (d dropCounter) RecordEvent(ev qlogwriter.Event) {

@@ -159,10 +159,12 @@ func (o *Overlay) onLink(sender ID, p path, body []byte) {
 	ack := func() { o.sendPath(sender, p, wire.LinkAck{MsgID: l.MsgID}.Append(o.frame(wire.TypeLinkAck, 8))) }
 	o.mu.Lock()
 	h := o.linkHandlers[l.Service]
-	if _, dup := o.linkDone[key]; dup {
+	if at, dup := o.linkDone[key]; dup {
 		o.mu.Unlock()
 		o.ctr.replayed.Add(1)
-		ack() // the first acknowledgement may have been lost
+		if !at.IsZero() {
+			ack() // the first acknowledgement may have been lost
+		}
 		return
 	}
 	if h == nil {
@@ -203,7 +205,9 @@ func (o *Overlay) onLink(sender ID, p path, body []byte) {
 		o.ctr.queueFull.Add(1)
 		return
 	}
-	o.linkDone[key] = time.Now() // before the handler: a copy arriving meanwhile is a duplicate
+	// Pending (zero time) while the handler decides: a copy arriving
+	// meanwhile is dropped, not acknowledged, as the handler may refuse.
+	o.linkDone[key] = time.Time{}
 	o.mu.Unlock()
 	if !h(sender, payload) {
 		o.mu.Lock()
@@ -212,6 +216,9 @@ func (o *Overlay) onLink(sender ID, p path, body []byte) {
 		o.ctr.queueFull.Add(1)
 		return
 	}
+	o.mu.Lock()
+	o.linkDone[key] = time.Now()
+	o.mu.Unlock()
 	o.ctr.received.Add(1)
 	ack()
 }
@@ -245,7 +252,7 @@ func (o *Overlay) expireLinksLocked(now time.Time) {
 		}
 	}
 	for k, at := range o.linkDone {
-		if now.Sub(at) > linkDoneKeep {
+		if !at.IsZero() && now.Sub(at) > linkDoneKeep {
 			delete(o.linkDone, k)
 		}
 	}
