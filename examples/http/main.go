@@ -19,20 +19,16 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/examples/internal/cli"
 )
 
 func main() {
@@ -44,22 +40,7 @@ func main() {
 
 // exitCode reports err and maps it to the exit status: 0 ok, 1 failure,
 // 2 usage.
-func exitCode(err error, stderr io.Writer) int {
-	var ue usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &ue):
-		if ue.msg != "" { // else package flag has already explained
-			fmt.Fprintln(stderr, "http:", ue.msg)
-			fmt.Fprint(stderr, usage)
-		}
-		return 2
-	default:
-		fmt.Fprintln(stderr, "http:", err)
-		return 1
-	}
-}
+func exitCode(err error, stderr io.Writer) int { return cli.ExitCode("http", usage, err, stderr) }
 
 const usage = `usage:
   http serve [-i key]              serve HTTP on a node until Ctrl-C
@@ -68,53 +49,27 @@ const usage = `usage:
 global flags (before the command): -net name, -bootstrap host:port[,...], -listen host:port, -v
 `
 
-// usageError is a bad command line: exit status 2. An empty msg means that
-// package flag has already printed the problem and the usage.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return "usage: " + e.msg }
-
-// options are the global flags: how a node joins its network.
-type options struct {
-	network   string
-	bootstrap []string
-	listen    string
-	logger    *slog.Logger // nil: the node logs nothing
-}
-
 // run is the whole program, with its environment passed in so that tests can
 // run it in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	_ = stdin // no input is read; the parameter keeps run's shape uniform
 
-	fs := newFlagSet("http", stderr)
+	fs := cli.NewFlagSet("http", usage, stderr)
 	demo := fs.Bool("demo", false, "run the demo: a server and a client in this process")
-	network := fs.String("net", "p2psock-http", "network name: nodes of other networks are ignored")
-	bootstrap := fs.String("bootstrap", "", "comma-separated host:port of nodes already in the network (optional: nodes on this machine or LAN are found by themselves)")
-	listen := fs.String("listen", "", "UDP host:port to bind (default: every interface, a free port)")
-	verbose := fs.Bool("v", false, "log what the node does to stderr")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{}
+	options := cli.GlobalFlags(fs, "p2psock-http", stderr)
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
-	o := options{network: *network, listen: *listen}
-	if *bootstrap != "" {
-		o.bootstrap = strings.Split(*bootstrap, ",")
-	}
-	if *verbose {
-		o.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	o := options()
 
 	if *demo {
 		if fs.NArg() != 0 {
-			return usageError{"-demo takes no arguments"}
+			return cli.Usage("-demo takes no arguments")
 		}
 		return runDemo(ctx, stdout)
 	}
 	if fs.NArg() == 0 {
-		return usageError{"no command"}
+		return cli.Usage("no command")
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	switch cmd {
@@ -123,21 +78,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "get":
 		return cmdGet(ctx, o, rest, stdout, stderr)
 	}
-	return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	return cli.Usage(fmt.Sprintf("unknown command %q", cmd))
 }
 
 // cmdServe serves HTTP on a node until ctx ends (Ctrl-C).
-func cmdServe(ctx context.Context, o options, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("http serve", stderr)
-	key := fs.String("i", defaultKeyPath("serve.key"), "identity file (created if missing): the server keeps its ID across restarts")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{}
+func cmdServe(ctx context.Context, o cli.Options, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("http serve", usage, stderr)
+	key := fs.String("i", cli.KeyPath("p2psock-http", "serve.key"), "identity file (created if missing): the server keeps its ID across restarts")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 0 {
-		return usageError{"serve takes no arguments"}
+		return cli.Usage("serve takes no arguments")
 	}
 	n, err := startNode(ctx, o, *key)
 	if err != nil {
@@ -161,29 +113,20 @@ func cmdServe(ctx context.Context, o options, args []string, stdout, stderr io.W
 }
 
 // cmdGet fetches one page by the server's ID.
-func cmdGet(ctx context.Context, o options, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("http get", stderr)
-	key := fs.String("i", defaultKeyPath("client.key"), "identity file (created if missing): the ID the server sees")
+func cmdGet(ctx context.Context, o cli.Options, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("http get", usage, stderr)
+	key := fs.String("i", cli.KeyPath("p2psock-http", "client.key"), "identity file (created if missing): the ID the server sees")
 	// Allow the flag after the argument too: "get <ID>/ -i key".
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return err
-			}
-			return usageError{}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	pos, err := cli.ParseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	if len(pos) != 1 {
-		return usageError{"get: give one <ID>[/path]"}
+		return cli.Usage("get: give one <ID>[/path]")
 	}
 	url, err := parseTarget(pos[0])
 	if err != nil {
-		return usageError{err.Error()}
+		return cli.Usage(err.Error())
 	}
 
 	n, err := startNode(ctx, o, *key)
@@ -230,22 +173,8 @@ func fetch(ctx context.Context, client *http.Client, url string, w io.Writer) er
 }
 
 // startNode creates a node and binds it.
-func startNode(ctx context.Context, o options, keyPath string) (*p2psock.Node, error) {
-	id, err := p2psock.LoadOrCreateIdentity(keyPath)
-	if err != nil {
-		return nil, err
-	}
-	n, err := p2psock.NewNode(p2psock.Config{
-		Identity:   id,
-		ListenAddr: o.listen,
-		Network:    o.network,
-		Bootstrap:  o.bootstrap,
-		// Find the other nodes of the network on this machine and the LAN:
-		// with no Bootstrap, the first node starts the network and the next
-		// ones join it.
-		LocalDiscovery: true,
-		Logger:         o.logger,
-	})
+func startNode(ctx context.Context, o cli.Options, keyPath string) (*p2psock.Node, error) {
+	n, err := o.NewNode(keyPath)
 	if err != nil {
 		return nil, err
 	}
@@ -254,53 +183,4 @@ func startNode(ctx context.Context, o options, keyPath string) (*p2psock.Node, e
 		return nil, err
 	}
 	return n, nil
-}
-
-// defaultKeyPath is where an identity is kept by default.
-func defaultKeyPath(name string) string {
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		dir = os.TempDir()
-	}
-	return filepath.Join(dir, "p2psock-http", name)
-}
-
-// newFlagSet returns a flag set that reports its errors on stderr and
-// returns them rather than exiting.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fmt.Fprintf(stderr, "flags of %s:\n", name)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// retry calls f until it succeeds, a few times with a growing pause in
-// between, each try bounded by its own timeout. A node that has just bound
-// may not yet be in every routing table, so a first Connect can fail where
-// the next one, a moment later, succeeds.
-func retry(ctx context.Context, f func(context.Context) error) error {
-	const tries = 4
-	pause := 200 * time.Millisecond
-	var err error
-	for i := range tries {
-		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = f(tctx)
-		cancel()
-		if err == nil || ctx.Err() != nil || errors.Is(err, p2psock.ErrPeerIdentity) || i == tries-1 {
-			break
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-		pause *= 2
-	}
-	return err
 }

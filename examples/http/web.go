@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/examples/internal/cli"
 )
 
 // connKey is the context key under which the server keeps each request's
@@ -79,7 +80,7 @@ func newClient(n *p2psock.Node) *http.Client {
 				return nil, fmt.Errorf("%q is not a node ID: %w", host, err)
 			}
 			var c *p2psock.Conn
-			err = retry(ctx, func(ctx context.Context) error {
+			err = cli.Retry(ctx, func(ctx context.Context) error {
 				var err error
 				c, err = n.Connect(ctx, id)
 				return err

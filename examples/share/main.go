@@ -19,20 +19,17 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
+	"github.com/p2psock/p2psock/examples/internal/cli"
 )
 
 func main() {
@@ -44,22 +41,7 @@ func main() {
 
 // exitCode reports err and maps it to the exit status: 0 ok, 1 failure,
 // 2 usage.
-func exitCode(err error, stderr io.Writer) int {
-	var ue usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &ue):
-		if ue.msg != "" { // else package flag has already explained
-			fmt.Fprintln(stderr, "share:", ue.msg)
-			fmt.Fprint(stderr, usage)
-		}
-		return 2
-	default:
-		fmt.Fprintln(stderr, "share:", err)
-		return 1
-	}
-}
+func exitCode(err error, stderr io.Writer) int { return cli.ExitCode("share", usage, err, stderr) }
 
 const usage = `usage:
   share serve [-i key] <file>...                     publish files and serve them until Ctrl-C
@@ -69,49 +51,22 @@ const usage = `usage:
 global flags (before the command): -net name, -bootstrap host:port[,...], -listen host:port, -v
 `
 
-// usageError is a bad command line: exit status 2. An empty msg means that
-// package flag has already printed the problem and the usage.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return "usage: " + e.msg }
-
-// options are the global flags: how a node joins its network.
-type options struct {
-	network   string
-	bootstrap []string
-	listen    string
-	logger    *slog.Logger // nil: the node logs nothing
-}
-
 // run is the whole program, with its environment passed in so that tests can
 // run it in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	_ = stdin // share reads no input; the parameter keeps run's shape uniform
 
-	fs := newFlagSet("share", stderr)
+	fs := cli.NewFlagSet("share", usage, stderr)
 	demo := fs.Bool("demo", false, "run the demo: 4 nodes in this process, publish, search, download")
-	network := fs.String("net", "p2psock-share", "network name: nodes of other networks are ignored")
-	bootstrap := fs.String("bootstrap", "", "comma-separated host:port of nodes already in the network (optional: nodes on this machine or LAN are found by themselves)")
-	listen := fs.String("listen", "", "UDP host:port to bind (default: every interface, a free port)")
-	verbose := fs.Bool("v", false, "log what the node does to stderr")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{}
+	options := cli.GlobalFlags(fs, "p2psock-share", stderr)
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
-
-	o := options{network: *network, listen: *listen}
-	if *bootstrap != "" {
-		o.bootstrap = strings.Split(*bootstrap, ",")
-	}
-	if *verbose {
-		o.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	o := options()
 
 	if *demo {
 		if fs.NArg() != 0 {
-			return usageError{"-demo takes no arguments"}
+			return cli.Usage("-demo takes no arguments")
 		}
 		dir, err := os.MkdirTemp("", "p2psock-share-demo-")
 		if err != nil {
@@ -121,7 +76,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runDemo(ctx, dir, stdout, stderr)
 	}
 	if fs.NArg() == 0 {
-		return usageError{"no command"}
+		return cli.Usage("no command")
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	switch cmd {
@@ -132,19 +87,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "get":
 		return cmdGet(ctx, o, rest, stdout, stderr)
 	}
-	return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	return cli.Usage(fmt.Sprintf("unknown command %q", cmd))
 }
 
 // cmdServe publishes files and serves them until ctx ends (Ctrl-C).
-func cmdServe(ctx context.Context, o options, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("share serve", stderr)
-	key := fs.String("i", defaultKeyPath("serve.key"), "identity file (created if missing)")
-	files, err := parseInterspersed(fs, args)
+func cmdServe(ctx context.Context, o cli.Options, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("share serve", usage, stderr)
+	key := fs.String("i", cli.KeyPath("p2psock-share", "serve.key"), "identity file (created if missing)")
+	files, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(files) == 0 {
-		return usageError{"serve: no file to share"}
+		return cli.Usage("serve: no file to share")
 	}
 
 	// Hash the files first: their SHA-256 is what the DHT records announce.
@@ -206,15 +161,15 @@ func cmdServe(ctx context.Context, o options, args []string, stdout, stderr io.W
 }
 
 // cmdSearch lists the owners of the files published under a name.
-func cmdSearch(ctx context.Context, o options, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("share search", stderr)
-	key := fs.String("i", defaultKeyPath("client.key"), "identity file (created if missing)")
-	names, err := parseInterspersed(fs, args)
+func cmdSearch(ctx context.Context, o cli.Options, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("share search", usage, stderr)
+	key := fs.String("i", cli.KeyPath("p2psock-share", "client.key"), "identity file (created if missing)")
+	names, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(names) != 1 {
-		return usageError{"search: give one file name"}
+		return cli.Usage("search: give one file name")
 	}
 
 	n, d, err := startNode(ctx, o, *key)
@@ -234,17 +189,17 @@ func cmdSearch(ctx context.Context, o options, args []string, stdout, stderr io.
 }
 
 // cmdGet downloads a file by name from one of its owners.
-func cmdGet(ctx context.Context, o options, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("share get", stderr)
-	key := fs.String("i", defaultKeyPath("client.key"), "identity file (created if missing)")
+func cmdGet(ctx context.Context, o cli.Options, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("share get", usage, stderr)
+	key := fs.String("i", cli.KeyPath("p2psock-share", "client.key"), "identity file (created if missing)")
 	out := fs.String("o", "", "output file (default: the file's name, in the current directory)")
 	sha := fs.String("sha", "", "choose the version whose SHA-256 starts with this (when owners share different files under one name)")
-	names, err := parseInterspersed(fs, args)
+	names, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(names) != 1 {
-		return usageError{"get: give one file name"}
+		return cli.Usage("get: give one file name")
 	}
 
 	n, d, err := startNode(ctx, o, *key)
@@ -275,26 +230,12 @@ func cmdGet(ctx context.Context, o options, args []string, stdout, stderr io.Wri
 
 // startNode creates a node with a DHT and binds it. The DHT starts before
 // Bind, so the node serves the records it becomes responsible for at once.
-func startNode(ctx context.Context, o options, keyPath string) (*p2psock.Node, *dht.DHT, error) {
-	id, err := p2psock.LoadOrCreateIdentity(keyPath)
+func startNode(ctx context.Context, o cli.Options, keyPath string) (*p2psock.Node, *dht.DHT, error) {
+	n, err := o.NewNode(keyPath)
 	if err != nil {
 		return nil, nil, err
 	}
-	n, err := p2psock.NewNode(p2psock.Config{
-		Identity:   id,
-		ListenAddr: o.listen,
-		Network:    o.network,
-		Bootstrap:  o.bootstrap,
-		// Find the other nodes of the network on this machine and the LAN:
-		// with no Bootstrap, the first node starts the network and the next
-		// ones join it.
-		LocalDiscovery: true,
-		Logger:         o.logger,
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	d, err := dht.New(n, dht.Config{Logger: o.logger})
+	d, err := dht.New(n, dht.Config{Logger: o.Logger})
 	if err != nil {
 		n.Close()
 		return nil, nil, err
@@ -309,46 +250,4 @@ func startNode(ctx context.Context, o options, keyPath string) (*p2psock.Node, *
 func closeNode(n *p2psock.Node, d *dht.DHT) {
 	d.Close()
 	n.Close()
-}
-
-// defaultKeyPath is where an identity is kept by default, so that a node
-// keeps its ID (and its records stay valid) across restarts.
-func defaultKeyPath(name string) string {
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		dir = os.TempDir()
-	}
-	return filepath.Join(dir, "p2psock-share", name)
-}
-
-// newFlagSet returns a flag set that reports its errors on stderr and
-// returns them rather than exiting.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fmt.Fprintf(stderr, "flags of %s:\n", name)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseInterspersed parses flags that may come after positional arguments
-// ("get notes.txt -o out"), which package flag alone does not allow.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageError{}
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
 }

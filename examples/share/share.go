@@ -23,6 +23,7 @@ import (
 
 	"github.com/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
+	"github.com/p2psock/p2psock/examples/internal/cli"
 )
 
 // recordTTL is how long a published record lives unless its owner renews it.
@@ -77,7 +78,7 @@ func unpublish(ctx context.Context, d *dht.DHT, infos []fileInfo) {
 // slice of offers (one per owner) per SHA-256, the most shared first.
 func search(ctx context.Context, d *dht.DHT, name string) ([][]offer, error) {
 	var recs []dht.Record
-	err := retry(ctx, func(ctx context.Context) error {
+	err := cli.Retry(ctx, func(ctx context.Context) error {
 		var err error
 		recs, err = d.Get(ctx, nameKey(name))
 		return err
@@ -270,7 +271,7 @@ func download(ctx context.Context, n *p2psock.Node, offers []offer, path string,
 // matches, and the partial file is removed on any failure.
 func fetch(ctx context.Context, n *p2psock.Node, o offer, path string, progress io.Writer) (err error) {
 	var c *p2psock.Conn
-	err = retry(ctx, func(ctx context.Context) error {
+	err = cli.Retry(ctx, func(ctx context.Context) error {
 		var err error
 		c, err = n.Connect(ctx, o.Owner)
 		return err
@@ -332,33 +333,6 @@ func fetch(ctx context.Context, n *p2psock.Node, o offer, path string, progress 
 		return err
 	}
 	return os.Rename(part, path)
-}
-
-// retry calls f until it succeeds, a few times with a growing pause in
-// between, each try bounded by its own timeout. A node that has just bound
-// may not yet be in every routing table, so a first lookup or Connect can
-// fail where the next one, a moment later, succeeds.
-func retry(ctx context.Context, f func(context.Context) error) error {
-	const tries = 4
-	pause := 200 * time.Millisecond
-	var err error
-	for i := range tries {
-		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = f(tctx)
-		cancel()
-		if err == nil || ctx.Err() != nil || errors.Is(err, p2psock.ErrPeerIdentity) || i == tries-1 {
-			break
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-		pause *= 2
-	}
-	return err
 }
 
 // short abbreviates an ID for messages.
