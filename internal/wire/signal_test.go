@@ -331,18 +331,26 @@ func docVector(t *testing.T, title string) []byte {
 	return out
 }
 
+// checkDocVector checks that want encodes to the bytes of the example titled
+// title in docs/PROTOCOL.md, and that those bytes decode to want.
+func checkDocVector[T any](t *testing.T, title string, want T, enc func([]byte, T) ([]byte, error), dec func([]byte) (T, error)) T {
+	t.Helper()
+	b, err := enc(nil, want)
+	require.NoError(t, err)
+	doc := docVector(t, title)
+	require.Equal(t, b, doc)
+	got, err := dec(doc)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	return got
+}
+
 // TestSignalProtocolExample checks the worked examples of docs/PROTOCOL.md
 // (§12.10) byte for byte against the encoders.
 func TestSignalProtocolExample(t *testing.T) {
 	t.Run("offer", func(t *testing.T) {
 		want := Signal{Kind: SignalOffer, Session: testSession, Flags: SignalFlagRelay, Ufrag: testUfrag, Pwd: testPwd}
-		b, err := AppendSignal(nil, want)
-		require.NoError(t, err)
-		doc := docVector(t, "Signal Offer (63 bytes)")
-		require.Equal(t, b, doc)
-		got, err := ParseSignal(doc)
-		require.NoError(t, err)
-		require.Equal(t, want, got)
+		checkDocVector(t, "Signal Offer (63 bytes)", want, AppendSignal, ParseSignal)
 	})
 	t.Run("candidates", func(t *testing.T) {
 		// The candidate string is what pion/ice's Candidate.Marshal gives.
@@ -355,26 +363,14 @@ func TestSignalProtocolExample(t *testing.T) {
 		require.Equal(t, testHost, h.Marshal())
 
 		want := Signal{Kind: SignalCandidates, Session: testSession, Candidates: []string{c.Marshal()}}
-		b, err := AppendSignal(nil, want)
-		require.NoError(t, err)
-		doc := docVector(t, "Signal Candidates (100 bytes)")
-		require.Equal(t, b, doc)
-		got, err := ParseSignal(doc)
-		require.NoError(t, err)
-		require.Equal(t, want, got)
+		got := checkDocVector(t, "Signal Candidates (100 bytes)", want, AppendSignal, ParseSignal)
 		back, err := ice.UnmarshalCandidate(got.Candidates[0])
 		require.NoError(t, err)
 		require.True(t, c.Equal(back))
 	})
 	t.Run("close", func(t *testing.T) {
 		want := Signal{Kind: SignalClose}
-		b, err := AppendSignal(nil, want)
-		require.NoError(t, err)
-		doc := docVector(t, "Signal Close (15 bytes)")
-		require.Equal(t, b, doc)
-		got, err := ParseSignal(doc)
-		require.NoError(t, err)
-		require.Equal(t, want, got)
+		checkDocVector(t, "Signal Close (15 bytes)", want, AppendSignal, ParseSignal)
 	})
 	t.Run("relay offer", func(t *testing.T) {
 		// TURN REST credentials: password = base64(HMAC-SHA1(secret, username)).
@@ -383,12 +379,6 @@ func TestSignalProtocolExample(t *testing.T) {
 		mac.Write([]byte(user))
 		pw := base64.StdEncoding.EncodeToString(mac.Sum(nil))
 		want := RelayMsg{Kind: RelayOffer, Port: 3478, Username: user, Password: pw}
-		b, err := AppendRelayMsg(nil, want)
-		require.NoError(t, err)
-		doc := docVector(t, "Relay Offer (44 bytes)")
-		require.Equal(t, b, doc)
-		got, err := ParseRelayMsg(doc)
-		require.NoError(t, err)
-		require.Equal(t, want, got)
+		checkDocVector(t, "Relay Offer (44 bytes)", want, AppendRelayMsg, ParseRelayMsg)
 	})
 }
