@@ -62,6 +62,9 @@ func TestSTUNResponder(t *testing.T) {
 	require.NoError(t, err)
 	_, _, err = c.ReadFrom(buf)
 	require.NoError(t, err)
+	// The responder counts an answer once it is sent: the answer can arrive
+	// before the count.
+	require.Eventually(t, func() bool { a, _ := m.STUNStats(); return a == 2 }, 5*time.Second, time.Millisecond)
 	answered, dropped := m.STUNStats()
 	require.EqualValues(t, 2, answered)
 	require.EqualValues(t, 2, dropped)
