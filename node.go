@@ -399,8 +399,9 @@ func (n *Node) Contacts() []ID {
 // Close leaves the network (contacts are told, so they drop this node at
 // once), closes every stream and connection, closes the socket and waits
 // for the node's goroutines. Like closing a TCP socket, it first lingers
-// (two QUIC probe timeouts, at most a second) if a stream closed its sending
-// side just before, so that the end of what it wrote reaches the peer. Later calls
+// (until its connections have sent nothing for two QUIC probe timeouts, at
+// most a second) if a stream closed its sending side before, so that the end
+// of what it wrote reaches the peer. Later calls
 // fail with net.ErrClosed. Close is idempotent.
 func (n *Node) Close() error {
 	n.mu.Lock()

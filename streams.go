@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,18 +111,40 @@ func (p *peerConn) peerLeft() {
 // closed their sending side.
 const maxLinger = time.Second
 
-// linger returns how long closing the connection should wait so that the end
-// of a stream closed just now reaches the peer.
-func (p *peerConn) linger(now time.Time) time.Duration {
-	last := p.lastFin.Load()
-	if last == 0 {
-		return 0
+// linger waits, at most maxLinger, until no connection of peers whose
+// streams closed their sending side has sent anything for two probe timeouts
+// (RFC 9002: srtt + 4·rttvar + max_ack_delay), counted from the last close
+// at the earliest: what quic-go still held of those streams has gone out,
+// and its last packets had time to be acknowledged, or lost and sent again.
+// Closing a stream does not wait for its data to leave, and on a slow path
+// (a relay) a fixed wait after the close cut the end off.
+func linger(peers []*peerConn) {
+	type watch struct {
+		pc    *peerConn
+		sent  uint64
+		quiet time.Time // since when it has sent nothing
 	}
-	// Two probe timeouts (RFC 9002: srtt + 4·rttvar + max_ack_delay): time
-	// for the last packets to be acknowledged, or lost and sent again.
-	st := p.qc.ConnectionStats()
-	pto := st.SmoothedRTT + 4*st.MeanDeviation + 25*time.Millisecond
-	return min(time.Unix(0, last).Add(2*pto).Sub(now), maxLinger)
+	var ws []*watch
+	for _, pc := range peers {
+		if last := pc.lastFin.Load(); last != 0 {
+			ws = append(ws, &watch{pc: pc, sent: pc.qc.ConnectionStats().BytesSent, quiet: time.Unix(0, last)})
+		}
+	}
+	deadline := time.Now().Add(maxLinger)
+	for len(ws) > 0 && time.Now().Before(deadline) {
+		now := time.Now()
+		ws = slices.DeleteFunc(ws, func(w *watch) bool {
+			st := w.pc.qc.ConnectionStats()
+			if st.BytesSent != w.sent {
+				w.sent, w.quiet = st.BytesSent, now
+			}
+			pto := st.SmoothedRTT + 4*st.MeanDeviation + 25*time.Millisecond
+			return now.Sub(w.quiet) >= 2*pto
+		})
+		if len(ws) > 0 {
+			time.Sleep(5 * time.Millisecond) // quic-go reports no "all acknowledged": poll its counters
+		}
+	}
 }
 
 func (p *peerConn) path() PathInfo {
@@ -483,14 +506,7 @@ func (n *Node) closeStreams() {
 		}
 	}
 	told := n.sayGoodbye(peers)
-	now := time.Now()
-	var wait time.Duration
-	for _, pc := range peers {
-		wait = max(wait, pc.linger(now))
-	}
-	if wait > 0 {
-		time.Sleep(wait)
-	}
+	linger(peers)
 	for i, pc := range peers {
 		if !told[i] {
 			pc.qc.CloseWithError(closeNodeClosed, "node closed")
