@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/p2psock/p2psock"
 	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/overlay"
 )
@@ -117,7 +116,6 @@ type Event struct {
 // the records of the keys it is a replica for, and reads and writes records
 // on the replica sets of other keys. Its methods are safe for concurrent use.
 type DHT struct {
-	n   *p2psock.Node
 	ov  *overlay.Overlay
 	cfg Config
 	net [8]byte
@@ -143,13 +141,16 @@ type watch struct {
 
 // New starts the DHT service on a node; call it before the node's Bind so
 // the node serves the records it becomes responsible for from the start.
-func New(n *p2psock.Node, cfg Config) (*DHT, error) {
-	if n == nil {
+//
+// n is the node: a *p2psock.Node, or any overlay.Host.
+func New(n overlay.Host, cfg Config) (*DHT, error) {
+	if n == nil || n.Overlay() == nil {
 		return nil, errors.New("dht: nil node")
 	}
 	cfg.setDefaults()
+	ov := n.Overlay()
 	d := &DHT{
-		n: n, ov: n.Overlay(), cfg: cfg, net: wire.NetworkTag(n.Info().Network), st: newStore(),
+		ov: ov, cfg: cfg, net: wire.NetworkTag(ov.Network()), st: newStore(),
 		own: map[string]map[string]*signedOp{}, tombs: map[string][]*signedOp{}, watches: map[string][]*watch{},
 		closing: make(chan struct{}),
 	}
@@ -211,9 +212,9 @@ func (d *DHT) Add(ctx context.Context, key string, value []byte, ttl time.Durati
 	case ttl < 0 || ttl > d.cfg.MaxTTL:
 		return fmt.Errorf("%w: %v (at most %v)", ErrBadTTL, ttl, d.cfg.MaxTTL)
 	}
-	op := &signedOp{op: opAdd, owner: d.n.ID(), seq: d.nextSeq(), expires: time.Now().Add(ttl).UnixMilli(),
+	op := &signedOp{op: opAdd, owner: d.ov.ID(), seq: d.nextSeq(), expires: time.Now().Add(ttl).UnixMilli(),
 		key: key, value: slices.Clone(value)}
-	op.sign(d.n.Identity(), d.net)
+	op.sign(d.ov.Sign, d.net)
 	if err := d.storeOnReplicas(ctx, op); err != nil {
 		return err
 	}
@@ -236,8 +237,8 @@ func (d *DHT) Remove(ctx context.Context, key string, value []byte) error {
 		exp = add.expiry()
 	}
 	d.mu.Unlock()
-	op := &signedOp{op: opRemove, owner: d.n.ID(), seq: d.nextSeq(), expires: exp.UnixMilli(), key: key, value: slices.Clone(value)}
-	op.sign(d.n.Identity(), d.net)
+	op := &signedOp{op: opRemove, owner: d.ov.ID(), seq: d.nextSeq(), expires: exp.UnixMilli(), key: key, value: slices.Clone(value)}
+	op.sign(d.ov.Sign, d.net)
 	if err := d.storeOnReplicas(ctx, op); err != nil {
 		return err
 	}
@@ -258,8 +259,8 @@ func (d *DHT) Delete(ctx context.Context, key string) error {
 		}
 	}
 	d.mu.Unlock()
-	op := &signedOp{op: opDelete, owner: d.n.ID(), seq: d.nextSeq(), expires: exp.UnixMilli(), key: key}
-	op.sign(d.n.Identity(), d.net)
+	op := &signedOp{op: opDelete, owner: d.ov.ID(), seq: d.nextSeq(), expires: exp.UnixMilli(), key: key}
+	op.sign(d.ov.Sign, d.net)
 	if err := d.storeOnReplicas(ctx, op); err != nil {
 		return err
 	}
@@ -272,14 +273,14 @@ func (d *DHT) Delete(ctx context.Context, key string) error {
 
 // replicas returns the replica set of key: the Replicas live nodes closest
 // to KeyOf(key), this node included if it is one.
-func (d *DHT) replicas(ctx context.Context, key string) ([]p2psock.ID, error) {
-	k := p2psock.KeyOf([]byte(key))
-	ids, err := d.n.Lookup(ctx, k)
+func (d *DHT) replicas(ctx context.Context, key string) ([]overlay.ID, error) {
+	k := overlay.KeyOf([]byte(key))
+	ids, err := d.ov.Lookup(ctx, k)
 	if err != nil {
 		return nil, err
 	}
-	ids = append(ids, d.n.ID())
-	slices.SortFunc(ids, func(a, b p2psock.ID) int {
+	ids = append(ids, d.ov.ID())
+	slices.SortFunc(ids, func(a, b overlay.ID) int {
 		switch {
 		case a == b:
 			return 0
@@ -292,8 +293,8 @@ func (d *DHT) replicas(ctx context.Context, key string) ([]p2psock.ID, error) {
 	return ids[:min(len(ids), d.cfg.Replicas)], nil
 }
 
-func (d *DHT) request(ctx context.Context, to p2psock.ID, req []byte) ([]byte, error) {
-	reply, _, err := d.ov.SendService(ctx, wire.ServiceDHT, req, overlay.Key(to), false)
+func (d *DHT) request(ctx context.Context, to overlay.ID, req []byte) ([]byte, error) {
+	reply, _, err := d.ov.SendService(ctx, wire.ServiceDHT, req, to.Key(), false)
 	return reply, err
 }
 
@@ -352,11 +353,11 @@ func (d *DHT) storeOnReplicas(ctx context.Context, op *signedOp) error {
 // the replicas hold, so a lost replica does not hide a value. It takes one
 // lookup and one round of reads.
 func (d *DHT) Get(ctx context.Context, key string) ([]Record, error) {
-	return d.GetFrom(ctx, key, p2psock.ID{})
+	return d.GetFrom(ctx, key, overlay.ID{})
 }
 
 // GetFrom is Get for the values of one owner (all owners if owner is zero).
-func (d *DHT) GetFrom(ctx context.Context, key string, owner p2psock.ID) ([]Record, error) {
+func (d *DHT) GetFrom(ctx context.Context, key string, owner overlay.ID) ([]Record, error) {
 	if d.closed() {
 		return nil, ErrClosed
 	}
@@ -394,7 +395,7 @@ func (d *DHT) GetFrom(ctx context.Context, key string, owner p2psock.ID) ([]Reco
 	live := merge(all, time.Now())
 	out := make([]Record, 0, len(live))
 	for _, op := range live {
-		if owner == (p2psock.ID{}) || op.owner == owner {
+		if owner == (overlay.ID{}) || op.owner == owner {
 			out = append(out, op.record())
 		}
 	}
@@ -408,7 +409,7 @@ func (d *DHT) GetFrom(ctx context.Context, key string, owner p2psock.ID) ([]Reco
 }
 
 // readReplica reads every operation a replica holds under key, page by page.
-func (d *DHT) readReplica(ctx context.Context, id p2psock.ID, key string, owner p2psock.ID) ([]*signedOp, error) {
+func (d *DHT) readReplica(ctx context.Context, id overlay.ID, key string, owner overlay.ID) ([]*signedOp, error) {
 	var out []*signedOp
 	for offset := 0; ; {
 		req := []byte{reqGet}

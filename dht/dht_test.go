@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/overlay"
+	"github.com/p2psock/p2psock/p2psock"
 	"github.com/stretchr/testify/require"
 )
 
@@ -149,7 +150,7 @@ func TestLoopbackDHTSurvivesQuarterOfNodesClosing(t *testing.T) {
 	}
 	slices.Sort(want)
 	// Close ten nodes, among them replicas of the key (but not the owners).
-	k := p2psock.KeyOf([]byte(key))
+	k := overlay.KeyOf([]byte(key))
 	order := make([]int, len(tn.nodes))
 	for i := range order {
 		order[i] = i
@@ -208,7 +209,7 @@ func TestLoopbackDHTLimits(t *testing.T) {
 
 // holds reports whether d's replica store has a live value under key.
 func holds(d *DHT, key string, value string) bool {
-	for _, op := range d.st.get(key, p2psock.ID{}, time.Now()) {
+	for _, op := range d.st.get(key, overlay.ID{}, time.Now()) {
 		if op.op == opAdd && string(op.value) == value {
 			return true
 		}
@@ -233,7 +234,7 @@ func TestLoopbackDHTHandoffOnJoinAndLeave(t *testing.T) {
 	defer cancel()
 	const key, value = "handoff", "v"
 	require.NoError(t, tn.dhts[3].Add(ctx, key, []byte(value), 0))
-	k := p2psock.KeyOf([]byte(key))
+	k := overlay.KeyOf([]byte(key))
 
 	// A newcomer closer to the key than every node.
 	var id *p2psock.Identity
@@ -265,7 +266,7 @@ func TestLoopbackDHTHandoffOnJoinAndLeave(t *testing.T) {
 	// record once enough replicas leave for it to enter the set.
 	order := slices.Clone(tn.dhts)
 	slices.SortFunc(order, func(a, b *DHT) int {
-		if k.Closer(a.n.ID().Key(), b.n.ID().Key()) {
+		if k.Closer(a.ov.ID().Key(), b.ov.ID().Key()) {
 			return -1
 		}
 		return 1
@@ -280,7 +281,7 @@ func TestLoopbackDHTHandoffOnJoinAndLeave(t *testing.T) {
 	for _, r := range order[:idx] {
 		if before > 5 && r != tn.dhts[3] {
 			r.Close()
-			r.n.Close()
+			tn.nodes[slices.Index(tn.dhts, r)].Close()
 			before--
 		}
 	}

@@ -18,7 +18,7 @@
 // # Replica sets
 //
 // The records of a key live on its replica set: the Config.Replicas live
-// nodes (6 by default) whose IDs are closest to p2psock.KeyOf(key), found
+// nodes (6 by default) whose IDs are closest to overlay.KeyOf(key), found
 // with a lookup; the calling node is one of them if it is among the closest.
 // A write goes to every member and succeeds once one of them stored it. Get
 // takes one lookup and one round of reads of every member, and returns the

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 // Three nodes on this machine, each running the DHT: two of them add a value

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2psock/p2psock"
 	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/overlay"
+	"github.com/p2psock/p2psock/p2psock"
 	"github.com/stretchr/testify/require"
 )
 
@@ -18,7 +18,7 @@ func fuzzOp(t testing.TB, op byte, key string, value []byte) *signedOp {
 	id, err := p2psock.IdentityFromSeed(bytes.Repeat([]byte{3}, 32))
 	require.NoError(t, err)
 	s := &signedOp{op: op, owner: id.ID(), seq: 7, expires: time.Now().Add(time.Hour).UnixMilli(), key: key, value: value}
-	s.sign(id, fuzzNet)
+	s.sign(id.Sign, fuzzNet)
 	return s
 }
 

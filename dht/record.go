@@ -6,7 +6,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/overlay"
 )
 
 // Operations an owner signs.
@@ -23,7 +23,7 @@ const (
 // sig signs "p2psock dht v1\x00" || network tag (8) || every byte before sig.
 type signedOp struct {
 	op      byte
-	owner   p2psock.ID
+	owner   overlay.ID
 	seq     uint64
 	expires int64 // Unix ms
 	key     string
@@ -43,7 +43,7 @@ func signedPrefix(net [8]byte) []byte {
 }
 
 // sign encodes s and signs it with id.
-func (s *signedOp) sign(id *p2psock.Identity, net [8]byte) {
+func (s *signedOp) sign(sign func([]byte) []byte, net [8]byte) {
 	b := make([]byte, 0, opOverhead+len(s.key)+len(s.value))
 	b = append(b, s.op)
 	b = append(b, s.owner[:]...)
@@ -53,7 +53,7 @@ func (s *signedOp) sign(id *p2psock.Identity, net [8]byte) {
 	b = append(b, s.key...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s.value)))
 	b = append(b, s.value...)
-	s.sig = id.Sign(append(signedPrefix(net), b...))
+	s.sig = sign(append(signedPrefix(net), b...))
 	s.raw = append(b, s.sig...)
 }
 
@@ -82,7 +82,7 @@ func parseOp(b []byte, net [8]byte) (*signedOp, error) {
 	if s.op < opAdd || s.op > opDelete || (s.op == opDelete && vl != 0) {
 		return nil, errBadOp
 	}
-	if !p2psock.Verify(s.owner, append(signedPrefix(net), b[:len(b)-ed25519.SignatureSize]...), s.sig) {
+	if !overlay.Verify(s.owner, append(signedPrefix(net), b[:len(b)-ed25519.SignatureSize]...), s.sig) {
 		return nil, errForged
 	}
 	return s, nil
@@ -94,7 +94,7 @@ var errForged = errors.New("dht: bad record signature")
 type Record struct {
 	Key     string
 	Value   []byte
-	Owner   p2psock.ID
+	Owner   overlay.ID
 	Expires time.Time
 }
 

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/p2psock/p2psock"
 	"github.com/p2psock/p2psock/overlay"
 )
 
@@ -36,7 +35,7 @@ func (d *DHT) handle(m overlay.Message) ([]byte, bool) {
 		if !ok || len(rest) != 36 {
 			return []byte{statusInvalid}, true
 		}
-		owner := p2psock.ID(rest[:32])
+		owner := overlay.ID(rest[:32])
 		offset := int(binary.BigEndian.Uint32(rest[32:]))
 		ops := d.st.get(key, owner, now)
 		reply := []byte{statusOK}
@@ -60,7 +59,7 @@ func (d *DHT) handle(m overlay.Message) ([]byte, bool) {
 		}
 		lease := min(time.Duration(binary.BigEndian.Uint32(rest))*time.Millisecond, 2*watchLease)
 		d.st.mu.Lock()
-		d.st.keyLocked(key).watchers[p2psock.ID(m.From)] = now.Add(lease)
+		d.st.keyLocked(key).watchers[m.From] = now.Add(lease)
 		d.st.mu.Unlock()
 		return []byte{statusOK}, true
 	case reqEvent:
@@ -91,7 +90,7 @@ func readKey(b []byte) (string, []byte, bool) {
 // notify tells the watchers of key about changes, each in its own request.
 func (d *DHT) notify(key string, changes []change) {
 	d.st.mu.Lock()
-	var watchers []p2psock.ID
+	var watchers []overlay.ID
 	if ks := d.st.keys[key]; ks != nil {
 		now := time.Now()
 		for w, until := range ks.watchers {
@@ -216,17 +215,13 @@ func (d *DHT) handoff() {
 	}
 	d.st.mu.Unlock()
 	for _, k := range keys {
-		set := d.ov.Closest(overlay.Key(p2psock.KeyOf([]byte(k))), d.cfg.Replicas)
-		ids := make([]p2psock.ID, len(set))
-		for i, id := range set {
-			ids[i] = p2psock.ID(id)
-		}
+		ids := d.ov.Closest(overlay.KeyOf([]byte(k)), d.cfg.Replicas)
 		d.st.mu.Lock()
 		ks := d.st.keys[k]
-		var fresh []p2psock.ID
+		var fresh []overlay.ID
 		if ks != nil {
 			for _, id := range ids {
-				if id != d.n.ID() && !slices.Contains(ks.holders, id) {
+				if id != d.ov.ID() && !slices.Contains(ks.holders, id) {
 					fresh = append(fresh, id)
 				}
 			}
@@ -236,7 +231,7 @@ func (d *DHT) handoff() {
 		if len(fresh) == 0 {
 			continue
 		}
-		ops := d.st.get(k, p2psock.ID{}, now)
+		ops := d.st.get(k, overlay.ID{}, now)
 		for _, id := range fresh {
 			d.pushAll(ops, &id)
 		}
@@ -244,7 +239,7 @@ func (d *DHT) handoff() {
 }
 
 // pushAll stores ops on their replica sets (looked up), or on one node.
-func (d *DHT) pushAll(ops []*signedOp, to *p2psock.ID) {
+func (d *DHT) pushAll(ops []*signedOp, to *overlay.ID) {
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for _, op := range ops {

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/overlay"
 )
 
 // Store statuses, the reply to a store request.
@@ -26,9 +26,9 @@ type store struct {
 }
 
 type keyState struct {
-	owners   map[p2psock.ID]*ownerState
-	watchers map[p2psock.ID]time.Time // lease expiry
-	holders  []p2psock.ID             // the replica set the records were last handed to
+	owners   map[overlay.ID]*ownerState
+	watchers map[overlay.ID]time.Time // lease expiry
+	holders  []overlay.ID             // the replica set the records were last handed to
 }
 
 type ownerState struct {
@@ -48,7 +48,7 @@ func newStore() *store { return &store{keys: make(map[string]*keyState)} }
 func (st *store) keyLocked(k string) *keyState {
 	ks := st.keys[k]
 	if ks == nil {
-		ks = &keyState{owners: make(map[p2psock.ID]*ownerState), watchers: make(map[p2psock.ID]time.Time)}
+		ks = &keyState{owners: make(map[overlay.ID]*ownerState), watchers: make(map[overlay.ID]time.Time)}
 		st.keys[k] = ks
 	}
 	return ks
@@ -125,7 +125,7 @@ func (st *store) apply(op *signedOp, cfg *Config, now time.Time) (byte, []change
 
 // get returns every live add and every tombstone under key (of owner only,
 // unless owner is zero).
-func (st *store) get(key string, owner p2psock.ID, now time.Time) []*signedOp {
+func (st *store) get(key string, owner overlay.ID, now time.Time) []*signedOp {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	ks := st.keys[key]
@@ -134,7 +134,7 @@ func (st *store) get(key string, owner p2psock.ID, now time.Time) []*signedOp {
 	}
 	var out []*signedOp
 	for id, os := range ks.owners {
-		if owner != (p2psock.ID{}) && id != owner {
+		if owner != (overlay.ID{}) && id != owner {
 			continue
 		}
 		for _, op := range os.adds {
@@ -199,12 +199,12 @@ func (st *store) expire(now time.Time) map[string][]change {
 // is newer.
 func merge(ops []*signedOp, now time.Time) []*signedOp {
 	type ov struct {
-		owner p2psock.ID
+		owner overlay.ID
 		value string
 	}
 	adds := map[ov]*signedOp{}
 	removes := map[ov]uint64{}
-	dels := map[p2psock.ID]uint64{}
+	dels := map[overlay.ID]uint64{}
 	for _, op := range ops {
 		k := ov{op.owner, string(op.value)}
 		switch op.op {

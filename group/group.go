@@ -221,7 +221,7 @@ func (g *Groups) send(ctx context.Context, to overlay.ID, msg []byte) error {
 	if !errors.Is(err, overlay.ErrNoLink) {
 		return err
 	}
-	_, _, err = g.ov.SendService(ctx, wire.ServiceGroup, msg, overlay.Key(to), false)
+	_, _, err = g.ov.SendService(ctx, wire.ServiceGroup, msg, to.Key(), false)
 	return err
 }
 

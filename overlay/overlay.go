@@ -223,6 +223,23 @@ func (o *Overlay) Start() {
 // ID returns this node's ID.
 func (o *Overlay) ID() ID { return o.self }
 
+// Sign signs data with this node's identity key; Verify checks it against
+// the ID.
+func (o *Overlay) Sign(data []byte) []byte { return ed25519.Sign(o.priv, data) }
+
+// Network returns the name of the network the overlay belongs to.
+func (o *Overlay) Network() string { return o.cfg.Network }
+
+// Overlay returns o itself, so that an *Overlay is a Host.
+func (o *Overlay) Overlay() *Overlay { return o }
+
+// Host is what the services built on the overlay (package group, package
+// dht) are started on: anything that has an overlay. A *p2psock.Node is a
+// Host, and so is an *Overlay.
+type Host interface {
+	Overlay() *Overlay
+}
+
 // Info is a snapshot of the overlay's state.
 type Info struct {
 	ID        ID

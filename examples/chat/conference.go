@@ -32,7 +32,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 // Message types.

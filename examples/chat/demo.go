@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 // demoTimeout bounds the whole demo; it takes a few seconds.

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
 )
 

@@ -17,7 +17,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
 	"github.com/p2psock/p2psock/internal/simnet"
 )

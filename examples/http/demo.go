@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 // runDemo starts a server node and a client node on 127.0.0.1, in a network

@@ -27,7 +27,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/examples/internal/cli"
 )
 

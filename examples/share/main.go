@@ -27,7 +27,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
 	"github.com/p2psock/p2psock/examples/internal/cli"
 )

@@ -21,7 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
 	"github.com/p2psock/p2psock/examples/internal/cli"
 )

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 // Build creates n nodes: node 0 starts a network, the others join through it,

@@ -67,7 +67,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 type listFlag []string

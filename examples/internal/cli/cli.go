@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 // UsageError is a bad command line: exit status 2. An empty Msg means that

@@ -13,7 +13,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
 	"github.com/p2psock/p2psock/internal/benchnet"
 )

@@ -21,10 +21,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/p2psock/p2psock"
 	"github.com/p2psock/p2psock/group"
 	"github.com/p2psock/p2psock/internal/benchnet"
-	"github.com/p2psock/p2psock/overlay"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 func main() {
@@ -89,7 +88,7 @@ func run() error {
 		})
 	}
 	time.Sleep(*settle) // forwarders with few children step aside (pruning) within a refresh
-	key := overlay.Key(p2psock.KeyOf([]byte("bench")))
+	key := p2psock.KeyOf([]byte("bench"))
 	depth := 0
 	for _, i := range members {
 		d := 0
@@ -105,7 +104,7 @@ func run() error {
 			if !ok {
 				break
 			}
-			id = p2psock.ID(p)
+			id = p
 		}
 		depth = max(depth, d)
 	}
@@ -187,7 +186,7 @@ func run() error {
 				for _, i := range members {
 					if live[i] && per[i] < to-from {
 						p, ok := nodes[i].Groups().Parent(key)
-						fmt.Fprintf(os.Stderr, "member %d got %d/%d; parent %v %v\n", i, per[i], to-from, ok, p2psock.ID(p).String()[:8])
+						fmt.Fprintf(os.Stderr, "member %d got %d/%d; parent %v %v\n", i, per[i], to-from, ok, p.String()[:8])
 					}
 				}
 			}()

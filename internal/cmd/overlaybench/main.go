@@ -19,7 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/internal/benchnet"
 	"github.com/p2psock/p2psock/internal/simnet"
 )

@@ -220,12 +220,12 @@ func TestLoopbackGroupForwarderWithOneChildStepsAside(t *testing.T) {
 	// A member whose next hop toward the key has a next hop of its own.
 	var member, fwd *Node
 	for _, n := range tn.nodes {
-		next, ok := n.Overlay().NextHop(overlay.Key(key))
+		next, ok := n.Overlay().NextHop(key)
 		if !ok {
 			continue
 		}
-		if _, ok := byID[ID(next)].Overlay().NextHop(overlay.Key(key)); ok {
-			member, fwd = n, byID[ID(next)]
+		if _, ok := byID[next].Overlay().NextHop(key); ok {
+			member, fwd = n, byID[next]
 			break
 		}
 	}
@@ -235,13 +235,13 @@ func TestLoopbackGroupForwarderWithOneChildStepsAside(t *testing.T) {
 	require.NoError(t, err)
 	gr.run(ctx, member.ID(), g)
 	require.Eventually(t, func() bool {
-		p, ok := member.Groups().Parent(overlay.Key(key))
+		p, ok := member.Groups().Parent(key)
 		return ok && ID(p) != fwd.ID()
 	}, 20*time.Second, 5*time.Millisecond, "the member stays under a forwarder with one child")
-	require.Eventually(t, func() bool { return len(fwd.Groups().Children(overlay.Key(key))) == 0 },
+	require.Eventually(t, func() bool { return len(fwd.Groups().Children(key)) == 0 },
 		20*time.Second, 5*time.Millisecond, "the forwarder keeps the child")
-	p, _ := member.Groups().Parent(overlay.Key(key))
-	require.Equal(t, -1, overlay.CmpDistance(p.Key(), overlay.ID(member.ID()).Key(), overlay.Key(key)), "the new parent is closer to the key")
+	p, _ := member.Groups().Parent(key)
+	require.Equal(t, -1, overlay.CmpDistance(p.Key(), member.ID().Key(), key), "the new parent is closer to the key")
 
 	// Multicasts still reach the member, once each.
 	for i, from := range []*Node{tn.nodes[0], member} {
@@ -305,7 +305,7 @@ func TestLoopbackGroupFanoutIsBounded(t *testing.T) {
 	defer gr.wg.Wait()
 	defer cancel()
 
-	key := overlay.Key(KeyOf([]byte("wide")))
+	key := KeyOf([]byte("wide"))
 	for _, n := range tn.nodes {
 		g, err := n.Join(ctx, "wide")
 		require.NoError(t, err)

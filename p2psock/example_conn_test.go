@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 // twoNodes starts a network on this machine and joins a second node to it.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"log"
 
-	"github.com/p2psock/p2psock"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 // Two nodes join a group; a multicast from one reaches both, the sender

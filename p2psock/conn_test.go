@@ -17,7 +17,6 @@ import (
 
 	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/nat"
-	"github.com/p2psock/p2psock/overlay"
 )
 
 // openPair opens a stream from a to b and returns both ends.
@@ -301,7 +300,7 @@ func TestLoopbackSignallingHostileInput(t *testing.T) {
 	defer cancel()
 	send := func(service byte, msg []byte) []byte {
 		t.Helper()
-		reply, _, err := a.ov.SendService(ctx, service, msg, overlay.Key(b.ID()), false)
+		reply, _, err := a.ov.SendService(ctx, service, msg, b.ID().Key(), false)
 		require.NoError(t, err)
 		return reply
 	}

@@ -33,7 +33,7 @@ func TestLoopbackServiceRequestReply(t *testing.T) {
 		rand.Read(key[:])
 		from := tn.nodes[mrand(len(tn.nodes))]
 		req := fmt.Appendf(nil, "request %d", i)
-		reply, by, err := from.Overlay().SendService(ctx, wire.ServiceDHT, req, overlay.Key(key), true)
+		reply, by, err := from.Overlay().SendService(ctx, wire.ServiceDHT, req, key, true)
 		require.NoError(t, err)
 		want := closestID(tn.nodes, key)
 		require.Equal(t, want, ID(by), "answered by the node closest to the key")
@@ -42,13 +42,13 @@ func TestLoopbackServiceRequestReply(t *testing.T) {
 	}
 	// A reply of several fragments comes back whole, also from a node to itself.
 	for _, to := range []*Node{tn.nodes[5], tn.nodes[0]} {
-		reply, _, err := tn.nodes[0].Overlay().SendService(ctx, wire.ServiceDHT, []byte("big"), overlay.Key(to.ID()), false)
+		reply, _, err := tn.nodes[0].Overlay().SendService(ctx, wire.ServiceDHT, []byte("big"), to.ID().Key(), false)
 		require.NoError(t, err)
 		require.Equal(t, bytes.Repeat([]byte{'x'}, 20000), reply)
 	}
 	// No handler for a service: a clear error, from the network or locally.
 	for _, to := range []*Node{tn.nodes[7], tn.nodes[3]} {
-		_, _, err := tn.nodes[3].Overlay().SendService(ctx, 200, []byte("?"), overlay.Key(to.ID()), false)
+		_, _, err := tn.nodes[3].Overlay().SendService(ctx, 200, []byte("?"), to.ID().Key(), false)
 		require.ErrorIs(t, err, ErrNoService)
 		require.NotErrorIs(t, err, context.DeadlineExceeded)
 	}

@@ -284,7 +284,7 @@ func (n *Node) SendTo(ctx context.Context, data []byte, to ID) error {
 	if err := n.ready("send"); err != nil {
 		return err
 	}
-	return n.ov.Send(ctx, data, overlay.Key(to), false)
+	return n.ov.Send(ctx, data, to.Key(), false)
 }
 
 // SendToKey sends data to the live node whose ID is closest to key (XOR
@@ -294,7 +294,7 @@ func (n *Node) SendToKey(ctx context.Context, data []byte, key Key) error {
 	if err := n.ready("send"); err != nil {
 		return err
 	}
-	return n.ov.Send(ctx, data, overlay.Key(key), true)
+	return n.ov.Send(ctx, data, key, true)
 }
 
 // Message is a message received by RecvFrom.
@@ -314,7 +314,7 @@ func (n *Node) RecvFrom(ctx context.Context) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	return Message{Data: m.Data, From: ID(m.From), To: Key(m.To), ByKey: m.ByKey, Hops: m.Hops, Broadcast: m.Broadcast}, nil
+	return Message{Data: m.Data, From: m.From, To: m.To, ByKey: m.ByKey, Hops: m.Hops, Broadcast: m.Broadcast}, nil
 }
 
 // Lookup returns the IDs of up to BucketSize live nodes closest to key,
@@ -323,12 +323,7 @@ func (n *Node) Lookup(ctx context.Context, key Key) ([]ID, error) {
 	if err := n.ready("lookup"); err != nil {
 		return nil, err
 	}
-	ids, err := n.ov.Lookup(ctx, overlay.Key(key))
-	out := make([]ID, len(ids))
-	for i, id := range ids {
-		out[i] = ID(id)
-	}
-	return out, err
+	return n.ov.Lookup(ctx, key)
 }
 
 // Overlay returns the node's overlay, for packages that build services on
@@ -388,12 +383,7 @@ func (n *Node) Info() Info {
 
 // Contacts returns the IDs in the node's routing table.
 func (n *Node) Contacts() []ID {
-	ids := n.ov.Contacts()
-	out := make([]ID, len(ids))
-	for i, id := range ids {
-		out[i] = ID(id)
-	}
-	return out
+	return n.ov.Contacts()
 }
 
 // Close leaves the network (contacts are told, so they drop this node at

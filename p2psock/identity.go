@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/p2psock/p2psock/overlay"
 )
 
 // Identity is a node's Ed25519 key pair. Its ID is the public key.
@@ -88,4 +90,4 @@ func (i *Identity) ID() ID {
 func (i *Identity) Sign(data []byte) []byte { return ed25519.Sign(i.priv, data) }
 
 // Verify reports whether sig is id's signature of data.
-func Verify(id ID, data, sig []byte) bool { return ed25519.Verify(id[:], data, sig) }
+func Verify(id ID, data, sig []byte) bool { return overlay.Verify(id, data, sig) }

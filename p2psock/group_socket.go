@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/p2psock/p2psock/group"
-	"github.com/p2psock/p2psock/overlay"
 )
 
 // GroupSocket is a node's handle on a group: multicast with Send, anycast
@@ -33,7 +32,7 @@ func (n *Node) Join(ctx context.Context, name string) (*GroupSocket, error) {
 		return nil, err
 	}
 	k := KeyOf([]byte(name))
-	m, err := n.groups.Join(ctx, overlay.Key(k))
+	m, err := n.groups.Join(ctx, k)
 	if err != nil {
 		return nil, fmt.Errorf("p2psock: joining %q: %w", name, err)
 	}
@@ -54,7 +53,7 @@ func (g *GroupSocket) Send(ctx context.Context, data []byte) error {
 	if err := g.n.ready("send"); err != nil {
 		return err
 	}
-	return g.n.groups.Publish(ctx, overlay.Key(g.key), data)
+	return g.n.groups.Publish(ctx, g.key, data)
 }
 
 // SendAny hands data to exactly one member of the group. It fails with
@@ -63,7 +62,7 @@ func (g *GroupSocket) SendAny(ctx context.Context, data []byte) error {
 	if err := g.n.ready("send"); err != nil {
 		return err
 	}
-	return g.n.groups.Anycast(ctx, overlay.Key(g.key), data)
+	return g.n.groups.Anycast(ctx, g.key, data)
 }
 
 // Recv returns the next message of the group for this member.
@@ -78,7 +77,7 @@ func (g *GroupSocket) Recv(ctx context.Context) (GroupMessage, error) {
 		}
 		return GroupMessage{}, err
 	}
-	return GroupMessage{Data: m.Data, From: ID(m.From), Group: Key(m.Group), Anycast: m.Anycast}, nil
+	return GroupMessage{Data: m.Data, From: m.From, Group: m.Group, Anycast: m.Anycast}, nil
 }
 
 // Name returns the group's name.

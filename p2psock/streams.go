@@ -14,7 +14,6 @@ import (
 
 	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/nat"
-	"github.com/p2psock/p2psock/overlay"
 )
 
 // streamVersion is the byte a Connect writes first on each stream, so that
@@ -547,7 +546,7 @@ func (n *Node) sayGoodbye(peers []*peerConn) []bool {
 			continue
 		}
 		wg.Go(func() {
-			_, _, err := n.ov.SendService(ctx, wire.ServiceSignal, msg, overlay.Key(pc.id), false)
+			_, _, err := n.ov.SendService(ctx, wire.ServiceSignal, msg, pc.id.Key(), false)
 			told[i] = err == nil
 		})
 	}

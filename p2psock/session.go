@@ -229,7 +229,7 @@ func (n *Node) trickle(ctx context.Context, s *session) {
 		if err != nil {
 			continue
 		}
-		if _, _, err := n.ov.SendService(ctx, wire.ServiceSignal, msg, overlay.Key(s.peer), false); err != nil {
+		if _, _, err := n.ov.SendService(ctx, wire.ServiceSignal, msg, s.peer.Key(), false); err != nil {
 			n.cfg.Logger.Debug("trickle", "peer", s.peer.String()[:8], "err", err)
 		}
 	}
@@ -335,7 +335,7 @@ func (n *Node) attempt(ctx context.Context, remote ID, relay, wantRelay bool) (*
 	if err != nil {
 		return nil, err
 	}
-	reply, _, err := n.ov.SendService(actx, wire.ServiceSignal, msg, overlay.Key(remote), false)
+	reply, _, err := n.ov.SendService(actx, wire.ServiceSignal, msg, remote.Key(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -419,7 +419,7 @@ func (n *Node) handleSignal(m overlay.Message) ([]byte, bool) {
 		n.st.stats.badSignals.Add(1)
 		return nil, true
 	}
-	from := ID(m.From)
+	from := m.From
 	switch sig.Kind {
 	case wire.SignalOffer:
 		return n.onOffer(from, sig), true
@@ -657,7 +657,7 @@ func (n *Node) askRelays(ctx context.Context) []nat.TURNServer {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reply, _, err := n.ov.SendService(ctx, wire.ServiceRelay, req, overlay.Key(c.ID), false)
+			reply, _, err := n.ov.SendService(ctx, wire.ServiceRelay, req, c.ID.Key(), false)
 			if err != nil {
 				return
 			}
