@@ -18,8 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 // Exit codes.

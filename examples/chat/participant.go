@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 // EventKind says what an Event reports.

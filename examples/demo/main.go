@@ -17,9 +17,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
 	"github.com/p2psock/p2psock/internal/simnet"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 func main() {

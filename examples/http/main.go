@@ -27,8 +27,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/examples/internal/cli"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 func main() {

@@ -11,8 +11,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/examples/internal/cli"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 // connKey is the context key under which the server keeps each request's

@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 // demoNetwork is the network name of the demo's nodes, so that they never mix

@@ -27,9 +27,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
 	"github.com/p2psock/p2psock/examples/internal/cli"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 func main() {

@@ -21,9 +21,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
 	"github.com/p2psock/p2psock/examples/internal/cli"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 // recordTTL is how long a published record lives unless its owner renews it.

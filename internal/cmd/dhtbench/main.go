@@ -13,9 +13,9 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/dht"
 	"github.com/p2psock/p2psock/internal/benchnet"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 func main() {

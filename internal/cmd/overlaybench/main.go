@@ -19,9 +19,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/p2psock/p2psock/p2psock"
 	"github.com/p2psock/p2psock/internal/benchnet"
 	"github.com/p2psock/p2psock/internal/simnet"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 func main() {
