@@ -1,0 +1,113 @@
+// Package ovnet starts overlay nodes without the front door, for the tests
+// of the routing tier and the services built on it (package group, package
+// dht): a Node is an overlay on its own UDP socket, on loopback or on a
+// simulated network's PacketConn, bound into a network with package
+// testnet's harness.
+package ovnet
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/p2psock/p2psock/internal/testnet"
+	"github.com/p2psock/p2psock/internal/wire"
+	"github.com/p2psock/p2psock/nat"
+	"github.com/p2psock/p2psock/overlay"
+)
+
+// Node is an overlay on its own socket. It is an overlay.Host, so
+// group.New and dht.New take it.
+type Node struct {
+	*overlay.Overlay
+	Sock *nat.Socket
+	// Closers run at Close before the overlay closes (the services started
+	// on the node), last added first.
+	Closers []func() error
+}
+
+// Close closes the node's services, then its overlay and its socket.
+func (n *Node) Close() error {
+	for i := len(n.Closers) - 1; i >= 0; i-- {
+		n.Closers[i]()
+	}
+	n.Closers = nil
+	err := n.Overlay.Close()
+	if serr := n.Sock.Close(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Addr is the node's socket address, for other nodes' entries.
+func (n *Node) Addr() string { return n.Sock.LocalAddr().String() }
+
+// Open opens a node on pc (nil: a new socket on addr) with cfg; a zero
+// cfg.Identity is a fresh key. attach, if not nil, runs before the overlay
+// starts (services register their handlers there). The node sends nothing
+// until Join.
+func Open(cfg overlay.Config, addr string, pc net.PacketConn, attach func(*Node) error) (*Node, error) {
+	if cfg.Identity == nil {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Identity = priv
+	}
+	var sock *nat.Socket
+	if pc != nil {
+		sock = nat.NewSocket(pc)
+	} else {
+		var err error
+		if sock, err = nat.Listen(addr); err != nil {
+			return nil, err
+		}
+	}
+	ov, err := overlay.New(cfg, sock)
+	if err != nil {
+		sock.Close()
+		return nil, err
+	}
+	n := &Node{Overlay: ov, Sock: sock}
+	sock.Handle(wire.FirstType, wire.LastType, ov.HandlePacket)
+	if attach != nil {
+		if err := attach(n); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
+	sock.Start()
+	ov.Start()
+	return n, nil
+}
+
+// Loopback builds a loopback network of n overlay nodes with cfg, one after
+// another, each joined through a random earlier one; attach runs on each
+// node before it starts. The nodes close at the end of the test.
+func Loopback(t testing.TB, n int, cfg overlay.Config, attach func(i int, nd *Node) error) *testnet.Net[*Node] {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = testnet.Logger(t)
+	}
+	start := func(i int, entries []string) (*Node, error) {
+		var at func(*Node) error
+		if attach != nil {
+			at = func(nd *Node) error { return attach(i, nd) }
+		}
+		nd, err := Open(cfg, testnet.LoopbackAddr(i), nil, at)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := nd.Join(ctx, entries, len(entries) > 0); err != nil {
+			nd.Close()
+			return nil, err
+		}
+		return nd, nil
+	}
+	return testnet.Start(t, n, start, (*Node).Addr)
+}
