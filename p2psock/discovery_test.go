@@ -20,13 +20,6 @@ func discoveryNode(t *testing.T, tn *testNet, dir, network string, multicast boo
 		discoveryDir: dir, MachineOnlyDiscovery: !multicast, Logger: testLogger(t)})
 }
 
-func newEmptyNet(t *testing.T) *testNet {
-	ctx, cancel := context.WithCancel(context.Background())
-	tn := &testNet{t: t, got: make(chan received, 64), ctx: ctx, stop: cancel}
-	t.Cleanup(tn.close)
-	return tn
-}
-
 func knows(a, b *Node) bool { return slices.Contains(a.Contacts(), b.ID()) }
 
 // TestLoopbackLocalDiscovery: nodes with no entry point find each other on

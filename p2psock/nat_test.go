@@ -11,44 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// newVnetNet builds a network on the simulated Internet: hosts of the given
-// kinds, in order, the first of which must be public (it is the entry point).
-// Public nodes run a TURN relay. mods, if any, adjust each node's Config.
-func newVnetNet(t *testing.T, kinds []simnet.Kind, mods ...func(i int, c *Config)) (*testNet, []simnet.Kind) {
-	t.Helper()
-	sn, err := simnet.New()
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	tn := &testNet{t: t, got: make(chan received, 4096), ctx: ctx, stop: cancel}
-	t.Cleanup(func() {
-		tn.close()
-		sn.Close()
-	})
-	var entry string
-	for i, k := range kinds {
-		h, err := sn.AddHost(k)
-		require.NoError(t, err)
-		pc, err := h.ListenUDP(4000 + i)
-		require.NoError(t, err)
-		cfg := Config{PacketConn: pc, Logger: testLogger(t)}
-		if k == simnet.Public {
-			cfg.RelayAddr = ":3478" // every public node offers a TURN relay
-		}
-		if i == 0 {
-			require.Equal(t, simnet.Public, k)
-			entry = pc.LocalAddr().String()
-		} else {
-			cfg.Bootstrap = []string{entry}
-			cfg.JoinOnly = true
-		}
-		for _, m := range mods {
-			m(i, &cfg)
-		}
-		tn.add(cfg)
-	}
-	return tn, kinds
-}
-
 // TestVnetNATedNodesAreFullMembers runs 30 nodes on simulated NATs, 12 of
 // them (40%) behind full-cone, port-restricted and symmetric NATs, and checks
 // that every node is reachable by ID from every kind of node, and that keys
