@@ -69,13 +69,13 @@ func (m *ICE) handle(pkt []byte, from net.Addr) {
 			return
 		}
 	}
-	b := bufPool.Get().([]byte)[:len(pkt)]
+	b := getBuf(len(pkt))
 	copy(b, pkt)
 	select {
 	case m.conn.in <- packet{b, from}:
 	default:
 		m.stunDropped.Add(1)
-		bufPool.Put(b[:cap(b)])
+		putBuf(b)
 	}
 }
 
@@ -237,7 +237,7 @@ func (c *muxConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	select {
 	case pk := <-c.in:
 		n := copy(p, pk.b)
-		bufPool.Put(pk.b[:cap(pk.b)])
+		putBuf(pk.b)
 		return n, pk.from, nil
 	case <-c.done:
 		return 0, nil, net.ErrClosed

@@ -130,7 +130,7 @@ func (s *Socket) readLoop(buf []byte) {
 		defer close(dispatched)
 		for p := range q {
 			s.dispatch(p.b, p.from)
-			bufPool.Put(p.b[:cap(p.b)])
+			putBuf(p.b)
 		}
 	}()
 	defer func() {
@@ -142,14 +142,14 @@ func (s *Socket) readLoop(buf []byte) {
 		if err != nil {
 			return
 		}
-		b := bufPool.Get().([]byte)[:n]
+		b := getBuf(n)
 		copy(b, buf)
 		select {
 		case q <- packet{b, from}:
 		default:
 			s.received.Add(1)
 			s.queueDrops.Add(1)
-			bufPool.Put(b[:cap(b)])
+			putBuf(b)
 		}
 	}
 }
@@ -162,7 +162,15 @@ type packet struct {
 // queueLen is how many packets wait for the dispatcher at most.
 const queueLen = 512
 
-var bufPool = sync.Pool{New: func() any { return make([]byte, MaxPacket) }}
+// bufPool holds the buffers of queued packets. It holds array pointers, not
+// slices: putting a slice into an interface allocates, a pointer does not.
+var bufPool = sync.Pool{New: func() any { return new([MaxPacket]byte) }}
+
+// getBuf returns a pooled buffer of n bytes; n must not exceed MaxPacket.
+func getBuf(n int) []byte { return bufPool.Get().(*[MaxPacket]byte)[:n] }
+
+// putBuf returns a buffer from getBuf to the pool.
+func putBuf(b []byte) { bufPool.Put((*[MaxPacket]byte)(b[:MaxPacket])) }
 
 func (s *Socket) dispatch(pkt []byte, from net.Addr) {
 	if len(pkt) == 0 {

@@ -52,8 +52,8 @@ func TestAddConcurrentlyReportsFailuresOnTheTestGoroutine(t *testing.T) {
 	defer tn.Close()
 	tn.Add()
 	func() {
-		defer func() { recover() }() // fakeT.Fatalf ends the call like t.Fatalf would
-		tn.AddConcurrently(3)        // node 3 is refused
+		defer func() { _ = recover() }() // fakeT.Fatalf ends the call like t.Fatalf would
+		tn.AddConcurrently(3)            // node 3 is refused
 	}()
 	require.Contains(t, ft.msg, "node 3: refused")
 	require.Len(t, tn.Nodes, 3, "the nodes that started are kept, so that they are closed")

@@ -203,7 +203,9 @@ func rawUDPRoundTrips(n int) []time.Duration {
 			if err != nil {
 				return
 			}
-			b.WriteTo(buf[:k], from)
+			if _, err := b.WriteTo(buf[:k], from); err != nil {
+				return
+			}
 		}
 	}()
 	buf := make([]byte, 1500)
@@ -211,7 +213,9 @@ func rawUDPRoundTrips(n int) []time.Duration {
 	var out []time.Duration
 	for range n {
 		t0 := time.Now()
-		a.WriteTo(msg, b.LocalAddr())
+		if _, err := a.WriteTo(msg, b.LocalAddr()); err != nil {
+			continue
+		}
 		a.SetReadDeadline(time.Now().Add(time.Second))
 		if _, _, err := a.ReadFrom(buf); err != nil {
 			continue

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -29,13 +30,20 @@ type Node struct {
 	Closers []func() error
 }
 
-// Close closes the node's services, then its overlay and its socket.
+// Close closes the node's services, then its overlay and its socket, and
+// returns the first error. A service the test closed already (its Close
+// fails with net.ErrClosed) is not an error.
 func (n *Node) Close() error {
+	var err error
 	for i := len(n.Closers) - 1; i >= 0; i-- {
-		n.Closers[i]()
+		if cerr := n.Closers[i](); err == nil && !errors.Is(cerr, net.ErrClosed) {
+			err = cerr
+		}
 	}
 	n.Closers = nil
-	err := n.Overlay.Close()
+	if oerr := n.Overlay.Close(); err == nil {
+		err = oerr
+	}
 	if serr := n.Sock.Close(); err == nil {
 		err = serr
 	}
