@@ -17,11 +17,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/p2psock/p2psock/internal/testnet"
 	"github.com/p2psock/p2psock/p2psock"
 )
 
 // The tests run p2pcat in-process on 127.0.0.1, each in a network of its
-// own, with local discovery kept to this machine (no LAN multicast).
+// own, with local discovery kept to this machine (no LAN multicast), and
+// check that no goroutine is left behind once every p2pcat has exited.
 
 type proc struct {
 	t      *testing.T
@@ -53,23 +55,23 @@ func (s *syncBuffer) String() string {
 // testEnv gives the test's p2pcat processes a network name and an identity
 // directory of their own.
 type testEnv struct {
-	t       *testing.T
 	network string
 	dir     string
 	k       int
 }
 
 func newEnv(t *testing.T) *testEnv {
+	testnet.CheckLeaks(t)
 	t.Setenv("P2PCAT_MACHINE_ONLY", "1")
 	t.Setenv("P2PCAT_BOOTSTRAP", "")
 	var b [4]byte
 	rand.Read(b[:])
-	return &testEnv{t: t, network: fmt.Sprintf("p2pcat-test-%x", b), dir: t.TempDir()}
+	return &testEnv{network: fmt.Sprintf("p2pcat-test-%x", b), dir: t.TempDir()}
 }
 
-// start runs p2pcat with args (after the common ones) and stdin.
-func (e *testEnv) start(stdin io.Reader, args ...string) *proc {
-	t := e.t
+// start runs p2pcat with args (after the common ones) and stdin, for test t
+// (which waits for it to exit at its end).
+func (e *testEnv) start(t *testing.T, stdin io.Reader, args ...string) *proc {
 	e.k++
 	common := []string{"-n", e.network, "-s", "127.0.0.1", "-i", filepath.Join(e.dir, fmt.Sprintf("id%d", e.k))}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -87,7 +89,7 @@ func (e *testEnv) start(stdin io.Reader, args ...string) *proc {
 		}
 	}()
 	go func() {
-		code := run(ctx, append(common, args...), stdin, p.stdout, pw)
+		code := exitStatus(run(ctx, append(common, args...), stdin, p.stdout, pw), pw)
 		pw.Close()
 		p.done <- code
 	}()
@@ -146,9 +148,9 @@ func TestStreamFile(t *testing.T) {
 	}
 	data := make([]byte, size)
 	rand.Read(data)
-	l := e.start(strings.NewReader(""), "-l")
+	l := e.start(t, strings.NewReader(""), "-l")
 	id := l.waitLine(`^listening as (\S+)$`)[1]
-	c := e.start(bytes.NewReader(data), id)
+	c := e.start(t, bytes.NewReader(data), id)
 	require.Equal(t, 0, c.wait(), c.stderr.String())
 	require.Equal(t, 0, l.wait(), l.stderr.String())
 	require.Equal(t, sha256.Sum256(data), sha256.Sum256([]byte(l.stdout.String())))
@@ -157,9 +159,9 @@ func TestStreamFile(t *testing.T) {
 // TestStreamBothWays: each side's stdin reaches the other's stdout.
 func TestStreamBothWays(t *testing.T) {
 	e := newEnv(t)
-	l := e.start(strings.NewReader("from the listener\n"), "-l")
+	l := e.start(t, strings.NewReader("from the listener\n"), "-l")
 	id := l.waitLine(`^listening as (\S+)$`)[1]
-	c := e.start(strings.NewReader("from the connector\n"), id)
+	c := e.start(t, strings.NewReader("from the connector\n"), id)
 	require.Equal(t, 0, c.wait(), c.stderr.String())
 	require.Equal(t, 0, l.wait(), l.stderr.String())
 	require.Equal(t, "from the connector\n", l.stdout.String())
@@ -169,9 +171,9 @@ func TestStreamBothWays(t *testing.T) {
 // TestDatagrams: lines sent with -u to an ID arrive as lines at "-u -l".
 func TestDatagrams(t *testing.T) {
 	e := newEnv(t)
-	l := e.start(strings.NewReader(""), "-u", "-l")
+	l := e.start(t, strings.NewReader(""), "-u", "-l")
 	id := l.waitLine(`^listening as (\S+)$`)[1]
-	s := e.start(strings.NewReader("one\ntwo\nthree\n"), "-u", id)
+	s := e.start(t, strings.NewReader("one\ntwo\nthree\n"), "-u", id)
 	require.Equal(t, 0, s.wait(), s.stderr.String())
 	require.Equal(t, "one\ntwo\nthree\n", l.stdout.String())
 }
@@ -180,10 +182,11 @@ func TestDatagrams(t *testing.T) {
 // KeyOf(key), which prints it.
 func TestDatagramsByKey(t *testing.T) {
 	e := newEnv(t)
-	l := e.start(strings.NewReader(""), "-u", "-l")
+	l := e.start(t, strings.NewReader(""), "-u", "-l")
 	l.waitLine(`^listening as`)
 	stdin, w := io.Pipe()
-	s := e.start(stdin, "-u", "@room:lobby")
+	s := e.start(t, stdin, "-u", "@room:lobby")
+	t.Cleanup(func() { w.Close() }) // before s's cleanup waits for it: a failure below ends its input
 	_, err := io.WriteString(w, "who keeps the lobby?\n")
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -199,11 +202,11 @@ func TestGroup(t *testing.T) {
 	e := newEnv(t)
 	var members []*proc
 	for range 3 {
-		m := e.start(strings.NewReader(""), "-g", "lobby")
+		m := e.start(t, strings.NewReader(""), "-g", "lobby")
 		m.waitLine(`^joined lobby as`)
 		members = append(members, m)
 	}
-	sender := e.start(strings.NewReader("hello group\nsecond line\n"), "-g", "lobby", "-q", "0s")
+	sender := e.start(t, strings.NewReader("hello group\nsecond line\n"), "-g", "lobby", "-q", "0s")
 	idS := sender.waitLine(`^joined lobby as (\S+)$`)[1]
 	require.Equal(t, 0, sender.wait(), sender.stderr.String())
 	want := fmt.Sprintf("%s: hello group\n%s: second line\n", idS[:8], idS[:8])
@@ -211,7 +214,7 @@ func TestGroup(t *testing.T) {
 		require.Eventually(t, func() bool { return m.stdout.String() == want }, 20*time.Second, 10*time.Millisecond,
 			"member got %q", m.stdout.String())
 	}
-	any := e.start(strings.NewReader("to one of you\n"), "-g", "lobby", "-any", "-q", "0s")
+	any := e.start(t, strings.NewReader("to one of you\n"), "-g", "lobby", "-any", "-q", "0s")
 	require.Equal(t, 0, any.wait(), any.stderr.String())
 	require.Eventually(t, func() bool {
 		k := 0
@@ -226,11 +229,11 @@ func TestGroup(t *testing.T) {
 // third node keeps the network up.
 func TestDHT(t *testing.T) {
 	e := newEnv(t)
-	anchor := e.start(strings.NewReader(""), "-u", "-l")
+	anchor := e.start(t, strings.NewReader(""), "-u", "-l")
 	anchor.waitLine(`^listening as`)
-	add := e.start(nil, "dht", "add", "user:alice", "laptop")
+	add := e.start(t, nil, "dht", "add", "user:alice", "laptop")
 	require.Equal(t, 0, add.wait(), add.stderr.String())
-	get := e.start(nil, "dht", "get", "user:alice")
+	get := e.start(t, nil, "dht", "get", "user:alice")
 	require.Equal(t, 0, get.wait(), get.stderr.String())
 	require.Equal(t, "laptop\n", get.stdout.String())
 }
@@ -256,7 +259,7 @@ func TestErrors(t *testing.T) {
 		{"unreachable peer", []string{"-timeout", "3s", ghost.ID().String()}, 1, "unreachable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := e.start(strings.NewReader(""), tc.args...)
+			p := e.start(t, strings.NewReader(""), tc.args...)
 			require.Equal(t, tc.code, p.wait())
 			lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n")
 			require.Len(t, lines, 1, p.stderr.String())
@@ -269,7 +272,7 @@ func TestErrors(t *testing.T) {
 // TestHelp prints the manual on stdout with exit 0.
 func TestHelp(t *testing.T) {
 	var out, errb bytes.Buffer
-	require.Equal(t, 0, run(context.Background(), []string{"-h"}, nil, &out, &errb))
+	require.Equal(t, 0, exitStatus(run(context.Background(), []string{"-h"}, nil, &out, &errb), &errb))
 	require.Contains(t, out.String(), "EXIT STATUS")
 	require.Empty(t, errb.String())
 }

@@ -11,10 +11,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/p2psock/p2psock/internal/testnet"
 )
 
 // The demo runs to the end, and every participant saw what it should.
 func TestDemo(t *testing.T) {
+	testnet.CheckLeaks(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*demoTimeout)
 	defer cancel()
 	var out, errs bytes.Buffer
@@ -84,6 +87,7 @@ func TestDemo(t *testing.T) {
 // Two people at two terminals on this machine find each other with no
 // flags but their names, and talk.
 func TestTwoTerminals(t *testing.T) {
+	testnet.CheckLeaks(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -95,8 +99,9 @@ func TestTwoTerminals(t *testing.T) {
 	}
 	start := func(nick string) *user {
 		r, w := io.Pipe()
+		t.Cleanup(func() { w.Close() }) // ends chat's reading of its input
 		u := &user{in: w, out: newWatcher(), done: make(chan error, 1)}
-		args := []string{"-name", nick, "-i", filepath.Join(dir, nick+".key"), "-listen", "127.0.0.1:0", "-network", network}
+		args := []string{"-name", nick, "-i", filepath.Join(dir, nick+".key"), "-listen", "127.0.0.1:0", "-network", network, "-machine-only"}
 		go func() { u.done <- run(ctx, args, r, u.out, io.Discard) }()
 		return u
 	}

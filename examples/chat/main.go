@@ -21,31 +21,33 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/p2psock/p2psock/p2psock"
+	"github.com/p2psock/p2psock/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp): // -h: the usage is printed
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "chat:", err)
-		os.Exit(1)
-	}
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
 }
+
+// exitCode reports err and maps it to the exit status: 0 ok, 1 failure,
+// 2 usage.
+func exitCode(err error, stderr io.Writer) int {
+	return cli.Program{Name: "chat", Usage: usage}.ExitStatus(err, stderr)
+}
+
+const usage = `usage: chat -name <nickname> [flags]
+       chat -demo
+`
 
 // commandTimeout bounds each command the user types.
 const commandTimeout = 30 * time.Second
@@ -53,65 +55,49 @@ const commandTimeout = 30 * time.Second
 // run runs the chat with the given arguments (without the program name)
 // until the user quits, stdin ends or ctx ends.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("chat", usage, stderr)
 	var (
-		demo      = fs.Bool("demo", false, "run four participants in this process and print their conversation")
-		nick      = fs.String("name", "", "your nickname (required unless -demo)")
-		idFile    = fs.String("i", "", "identity file, created if absent (default <config dir>/p2psock-chat/<name>.key)")
-		listen    = fs.String("listen", "", "UDP host:port to listen on (default every interface, any port)")
-		bootstrap = fs.String("bootstrap", "", "comma-separated host:port of nodes to join through\n(default: find them on this machine and the LAN)")
-		network   = fs.String("network", "p2psock-chat", "network name")
-		verbose   = fs.Bool("v", false, "log the node's activity to stderr")
+		demo        = fs.Bool("demo", false, "run four participants in this process and print their conversation")
+		nick        = fs.String("name", "", "your nickname (required unless -demo)")
+		idFile      = fs.String("i", "", "identity file, created if absent (default <config dir>/p2psock-chat/<name>.key)")
+		listen      = fs.String("listen", "", "UDP host:port to listen on (default every interface, any port)")
+		bootstrap   = fs.String("bootstrap", "", "comma-separated host:port of nodes to join through\n(default: find them on this machine and the LAN)")
+		network     = fs.String("network", "p2psock-chat", "network name")
+		machineOnly = fs.Bool("machine-only", false, "find the other nodes on this machine only, not on the LAN")
+		verbose     = fs.Bool("v", false, "log the node's activity to stderr")
 	)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: chat -name <nickname> [flags]\n       chat -demo\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return cli.Usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if *demo {
 		return runDemo(ctx, stdout)
 	}
 	if *nick == "" {
-		fs.Usage()
-		return errors.New("give yourself a nickname with -name")
+		return cli.Usage("give yourself a nickname with -name")
 	}
 	if err := checkNick(*nick); err != nil {
 		return err
 	}
 
 	// The identity file keeps the node's ID from one run to the next.
-	path := *idFile
-	if path == "" {
-		dir, err := os.UserConfigDir()
-		if err != nil {
-			return fmt.Errorf("%w; give an identity file with -i", err)
-		}
-		path = filepath.Join(dir, "p2psock-chat", *nick+".key")
-	}
-	id, err := p2psock.LoadOrCreateIdentity(path)
+	id, err := cli.LoadIdentity(*idFile, "p2psock-chat", *nick+".key")
 	if err != nil {
 		return err
 	}
-	cfg := p2psock.Config{
-		Identity:   id,
-		ListenAddr: *listen,
-		Network:    *network,
-		// Find the other chat nodes on this machine and on the LAN, and start
-		// a network of our own if there are none yet.
-		LocalDiscovery: true,
-	}
+	o := cli.Options{Network: *network, Listen: *listen, MachineOnly: *machineOnly}
 	if *bootstrap != "" {
-		cfg.Bootstrap = strings.Split(*bootstrap, ",")
+		o.Bootstrap = strings.Split(*bootstrap, ",")
 	}
 	if *verbose {
-		cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+		o.Logger = cli.NewLogger(stderr, 1)
 	}
+	// With no -bootstrap, the node finds the other chat nodes on this
+	// machine and on the LAN, and starts a network of its own if there are
+	// none yet.
+	cfg := o.Config(id)
 	bctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	p, err := Start(bctx, Config{Nick: *nick, Node: cfg})
 	cancel()

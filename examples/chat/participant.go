@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/p2psock/p2psock/dht"
+	"github.com/p2psock/p2psock/internal/cli"
 	"github.com/p2psock/p2psock/p2psock"
 )
 
@@ -106,18 +107,8 @@ func Start(ctx context.Context, cfg Config) (*Participant, error) {
 	if err := checkNick(cfg.Nick); err != nil {
 		return nil, err
 	}
-	n, err := p2psock.NewNode(cfg.Node)
+	n, d, err := cli.StartNode(ctx, cfg.Node, dht.Config{Logger: cfg.Node.Logger})
 	if err != nil {
-		return nil, err
-	}
-	d, err := dht.New(n, dht.Config{Logger: cfg.Node.Logger}) // before Bind, so the node serves records from the start
-	if err != nil {
-		n.Close()
-		return nil, err
-	}
-	if err := n.Bind(ctx); err != nil {
-		d.Close()
-		n.Close()
 		return nil, err
 	}
 	p := &Participant{nick: cfg.Nick, node: n, dht: d, events: make(chan Event, 64),
@@ -599,21 +590,8 @@ func (p *Participant) nameOf(id p2psock.ID, hint string) string {
 }
 
 // sendTo sends data to a node and waits for its acknowledgement, trying
-// again while the network does not know the node: a node that has just
-// joined is not yet in every routing table, so a first SendTo can fail with
-// ErrUnreachable. It gives up when ctx ends.
+// again while the network does not know the node (cli.RetryUnreachable). It
+// gives up when ctx ends.
 func sendTo(ctx context.Context, n *p2psock.Node, data []byte, to p2psock.ID) error {
-	backoff := 50 * time.Millisecond
-	for {
-		err := n.SendTo(ctx, data, to)
-		if err == nil || !errors.Is(err, p2psock.ErrUnreachable) || ctx.Err() != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, time.Second)
-	}
+	return cli.RetryUnreachable(ctx, func() error { return n.SendTo(ctx, data, to) })
 }

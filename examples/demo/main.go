@@ -11,23 +11,33 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/p2psock/p2psock/dht"
+	"github.com/p2psock/p2psock/internal/cli"
 	"github.com/p2psock/p2psock/internal/simnet"
 	"github.com/p2psock/p2psock/p2psock"
 )
 
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
-	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
 }
+
+// exitCode reports err and maps it to the exit status: 0 ok, 1 failure,
+// 2 usage.
+func exitCode(err error, stderr io.Writer) int {
+	return cli.Program{Name: "demo", Usage: usage}.ExitStatus(err, stderr)
+}
+
+const usage = "usage: demo [-public n] [-nat n]\n"
 
 type member struct {
 	name string
@@ -36,20 +46,28 @@ type member struct {
 	dht  *dht.DHT
 }
 
-func run() error {
-	public := flag.Int("public", 12, "nodes with a public address")
-	natted := flag.Int("nat", 9, "nodes behind NATs (full-cone, port-restricted, symmetric in turn)")
-	flag.Parse()
+// run is the demo, with its arguments (without the program name) and its
+// output passed in, so that tests run it in-process, as often as they like.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("demo", usage, stderr)
+	public := fs.Int("public", 12, "nodes with a public address")
+	natted := fs.Int("nat", 9, "nodes behind NATs (full-cone, port-restricted, symmetric in turn)")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return cli.Usagef("unexpected argument %q", fs.Arg(0))
+	}
 
 	sn, err := simnet.New()
 	if err != nil {
 		return err
 	}
 	defer sn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 
-	fmt.Printf("Building a network of %d nodes on a simulated Internet (%d behind NATs)...\n", *public+*natted, *natted)
+	fmt.Fprintf(stdout, "Building a network of %d nodes on a simulated Internet (%d behind NATs)...\n", *public+*natted, *natted)
 	nats := []simnet.Kind{simnet.FullCone, simnet.PortRestricted, simnet.Symmetric}
 	var members []member
 	var entry string
@@ -98,7 +116,7 @@ func run() error {
 		if kind != simnet.Public {
 			where += " seen as " + inf.PublicAddr.String()
 		}
-		fmt.Printf("  %s %-15s %-32s joined in %5.1f ms, id %s…\n", m.name, kind, where,
+		fmt.Fprintf(stdout, "  %s %-15s %-32s joined in %5.1f ms, id %s…\n", m.name, kind, where,
 			float64(time.Since(start).Microseconds())/1000, n.ID().String()[:12])
 	}
 
@@ -111,8 +129,8 @@ func run() error {
 		return members[1]
 	}
 	sym, prc := pick(simnet.Symmetric), pick(simnet.PortRestricted)
-	fmt.Printf("\nA symmetric NAT and a port-restricted NAT admit no hole punch between them.\n")
-	fmt.Printf("%s (%s) has %d contacts, %d of them reached through a relay node.\n",
+	fmt.Fprintf(stdout, "\nA symmetric NAT and a port-restricted NAT admit no hole punch between them.\n")
+	fmt.Fprintf(stdout, "%s (%s) has %d contacts, %d of them reached through a relay node.\n",
 		sym.name, sym.kind, sym.node.Info().Contacts, sym.node.Info().Relayed)
 
 	say := func(from member, data string, to p2psock.ID) error {
@@ -120,7 +138,7 @@ func run() error {
 		if err := from.node.SendTo(ctx, []byte(data), to); err != nil {
 			return err
 		}
-		fmt.Printf("  %s SendTo %q: acknowledged in %.2f ms\n", from.name, data, float64(time.Since(start).Microseconds())/1000)
+		fmt.Fprintf(stdout, "  %s SendTo %q: acknowledged in %.2f ms\n", from.name, data, float64(time.Since(start).Microseconds())/1000)
 		return nil
 	}
 	receive := func(m member) error {
@@ -128,10 +146,10 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("  %s RecvFrom: %q from %s, %d hop(s), by key: %v\n", m.name, msg.Data, nameOf(members, msg.From), msg.Hops, msg.ByKey)
+		fmt.Fprintf(stdout, "  %s RecvFrom: %q from %s, %d hop(s), by key: %v\n", m.name, msg.Data, nameOf(members, msg.From), msg.Hops, msg.ByKey)
 		return nil
 	}
-	fmt.Println("\nBy ID, both ways:")
+	fmt.Fprintln(stdout, "\nBy ID, both ways:")
 	if err := say(sym, "hello from behind a symmetric NAT", prc.node.ID()); err != nil {
 		return err
 	}
@@ -145,15 +163,15 @@ func run() error {
 		return err
 	}
 
-	fmt.Println("\nStreams: Connect finds a path with ICE, then QUIC runs on it.")
+	fmt.Fprintln(stdout, "\nStreams: Connect finds a path with ICE, then QUIC runs on it.")
 	full := pick(simnet.FullCone)
 	for _, p := range [][2]member{{full, prc}, {sym, prc}} {
-		if err := stream(ctx, p[0], p[1]); err != nil {
+		if err := stream(ctx, stdout, p[0], p[1]); err != nil {
 			return err
 		}
 	}
 
-	fmt.Println("\nBy key: a message to KeyOf(\"room:lobby\") goes to the node whose ID is closest to it.")
+	fmt.Fprintln(stdout, "\nBy key: a message to KeyOf(\"room:lobby\") goes to the node whose ID is closest to it.")
 	key := p2psock.KeyOf([]byte("room:lobby"))
 	closest := members[0]
 	for _, m := range members[1:] {
@@ -165,35 +183,35 @@ func run() error {
 	if err := members[1].node.SendToKey(ctx, []byte("who keeps the lobby?"), key); err != nil {
 		return err
 	}
-	fmt.Printf("  %s SendToKey: acknowledged in %.2f ms; the closest node is %s (%s)\n",
+	fmt.Fprintf(stdout, "  %s SendToKey: acknowledged in %.2f ms; the closest node is %s (%s)\n",
 		members[1].name, float64(time.Since(start).Microseconds())/1000, closest.name, closest.kind)
 	if err := receive(closest); err != nil {
 		return err
 	}
 
-	if err := groups(ctx, members, full, prc, sym); err != nil {
+	if err := groups(ctx, stdout, members, full, prc, sym); err != nil {
 		return err
 	}
-	if err := storage(ctx, members, sym, full); err != nil {
+	if err := storage(ctx, stdout, members, sym, full); err != nil {
 		return err
 	}
 
-	fmt.Println("\nTo an ID nobody has:")
+	fmt.Fprintln(stdout, "\nTo an ID nobody has:")
 	ghost, _ := p2psock.NewIdentity()
 	err = members[2].node.SendTo(ctx, []byte("anyone?"), ghost.ID())
-	fmt.Printf("  SendTo: %v (errors.Is ErrUnreachable: %v)\n", err, errors.Is(err, p2psock.ErrUnreachable))
+	fmt.Fprintf(stdout, "  SendTo: %v (errors.Is ErrUnreachable: %v)\n", err, errors.Is(err, p2psock.ErrUnreachable))
 
-	fmt.Println("\nCounters of", sym.name+":")
+	fmt.Fprintln(stdout, "\nCounters of", sym.name+":")
 	c := sym.node.Info().Counters
-	fmt.Printf("  packets in/out %d/%d, messages sent/received/forwarded %d/%d/%d, dropped %d\n",
+	fmt.Fprintf(stdout, "  packets in/out %d/%d, messages sent/received/forwarded %d/%d/%d, dropped %d\n",
 		c.PacketsIn, c.PacketsOut, c.MessagesSent, c.MessagesReceived, c.MessagesForwarded, c.Dropped)
 	return nil
 }
 
 // groups shows a multicast to a group with members behind three kinds of NAT,
 // from a node outside the group, and an anycast to "any one member".
-func groups(ctx context.Context, members []member, in ...member) error {
-	fmt.Println("\nGroups: a multicast reaches every member through a tree over the overlay.")
+func groups(ctx context.Context, out io.Writer, members []member, in ...member) error {
+	fmt.Fprintln(out, "\nGroups: a multicast reaches every member through a tree over the overlay.")
 	var socks []*p2psock.GroupSocket
 	for _, m := range in {
 		g, err := m.node.Join(ctx, "room:lobby")
@@ -202,7 +220,7 @@ func groups(ctx context.Context, members []member, in ...member) error {
 		}
 		defer g.Close()
 		socks = append(socks, g)
-		fmt.Printf("  %s (%s) joined \"room:lobby\"\n", m.name, m.kind)
+		fmt.Fprintf(out, "  %s (%s) joined \"room:lobby\"\n", m.name, m.kind)
 	}
 	outsider := members[3]
 	start := time.Now()
@@ -214,7 +232,7 @@ func groups(ctx context.Context, members []member, in ...member) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("  %s got %q from %s (not a member) after %.1f ms\n", in[i].name, msg.Data,
+		fmt.Fprintf(out, "  %s got %q from %s (not a member) after %.1f ms\n", in[i].name, msg.Data,
 			nameOf(members, msg.From), float64(time.Since(start).Microseconds())/1000)
 	}
 	if err := outsider.node.Group("room:lobby").SendAny(ctx, []byte("one of you, please")); err != nil {
@@ -230,35 +248,35 @@ func groups(ctx context.Context, members []member, in ...member) error {
 			}
 		}()
 	}
-	fmt.Printf("  %s SendAny: handed to exactly one member, %s\n", outsider.name, <-got)
+	fmt.Fprintf(out, "  %s SendAny: handed to exactly one member, %s\n", outsider.name, <-got)
 	return nil
 }
 
 // storage shows a value stored in the DHT by a node behind a symmetric NAT
 // and read by another node.
-func storage(ctx context.Context, members []member, owner, reader member) error {
-	fmt.Println("\nDHT: owner-signed values under a key, each with its own lifetime.")
+func storage(ctx context.Context, out io.Writer, members []member, owner, reader member) error {
+	fmt.Fprintln(out, "\nDHT: owner-signed values under a key, each with its own lifetime.")
 	for _, m := range []member{owner, reader} {
 		value := fmt.Sprintf("%s is online", m.name)
 		if err := m.dht.Add(ctx, "presence:lobby", []byte(value), time.Minute); err != nil {
 			return err
 		}
-		fmt.Printf("  %s Add(\"presence:lobby\", %q, 1m)\n", m.name, value)
+		fmt.Fprintf(out, "  %s Add(\"presence:lobby\", %q, 1m)\n", m.name, value)
 	}
 	recs, err := members[5].dht.Get(ctx, "presence:lobby")
 	if err != nil {
 		return err
 	}
-	fmt.Printf("  %s Get(\"presence:lobby\"): %d values\n", members[5].name, len(recs))
+	fmt.Fprintf(out, "  %s Get(\"presence:lobby\"): %d values\n", members[5].name, len(recs))
 	for _, r := range recs {
-		fmt.Printf("    %q, signed by %s, expires in %.0f s\n", r.Value, nameOf(members, r.Owner), time.Until(r.Expires).Seconds())
+		fmt.Fprintf(out, "    %q, signed by %s, expires in %.0f s\n", r.Value, nameOf(members, r.Owner), time.Until(r.Expires).Seconds())
 	}
 	return nil
 }
 
 // stream opens a stream from a to b, sends a greeting, reads the echo, and
 // says which path the connection took.
-func stream(ctx context.Context, a, b member) error {
+func stream(ctx context.Context, out io.Writer, a, b member) error {
 	done := make(chan error, 1)
 	go func() {
 		c, err := b.node.AcceptContext(ctx)
@@ -293,7 +311,7 @@ func stream(ctx context.Context, a, b member) error {
 	if c.Path().Relayed {
 		path = "through a TURN relay"
 	}
-	fmt.Printf("  %s (%s) -> %s (%s): connected in %.1f ms, %s; echoed %q\n",
+	fmt.Fprintf(out, "  %s (%s) -> %s (%s): connected in %.1f ms, %s; echoed %q\n",
 		a.name, a.kind, b.name, b.kind, float64(took.Microseconds())/1000, path, echo)
 	return nil
 }

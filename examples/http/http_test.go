@@ -5,11 +5,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/p2psock/p2psock/internal/testnet"
 )
 
 // The demo fetches both pages, and the server greets the client by the ID
 // the client node has.
 func TestDemo(t *testing.T) {
+	testnet.CheckLeaks(t)
 	var out bytes.Buffer
 	if err := runDemo(t.Context(), &out); err != nil {
 		t.Fatalf("demo: %v\n%s", err, &out)

@@ -27,7 +27,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/p2psock/p2psock/examples/internal/cli"
+	"github.com/p2psock/p2psock/internal/cli"
 	"github.com/p2psock/p2psock/p2psock"
 )
 
@@ -40,7 +40,9 @@ func main() {
 
 // exitCode reports err and maps it to the exit status: 0 ok, 1 failure,
 // 2 usage.
-func exitCode(err error, stderr io.Writer) int { return cli.ExitCode("http", usage, err, stderr) }
+func exitCode(err error, stderr io.Writer) int {
+	return cli.Program{Name: "http", Usage: usage}.ExitStatus(err, stderr)
+}
 
 const usage = `usage:
   http serve [-i key]              serve HTTP on a node until Ctrl-C
@@ -84,14 +86,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // cmdServe serves HTTP on a node until ctx ends (Ctrl-C).
 func cmdServe(ctx context.Context, o cli.Options, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("http serve", usage, stderr)
-	key := fs.String("i", cli.KeyPath("p2psock-http", "serve.key"), "identity file (created if missing): the server keeps its ID across restarts")
+	key := fs.String("i", "", "identity file (created if missing; default <config dir>/p2psock-http/serve.key): the server keeps its ID across restarts")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return cli.Usage("serve takes no arguments")
 	}
-	n, err := startNode(ctx, o, *key)
+	n, err := startNode(ctx, o, *key, "serve.key")
 	if err != nil {
 		return err
 	}
@@ -115,7 +117,7 @@ func cmdServe(ctx context.Context, o cli.Options, args []string, stdout, stderr 
 // cmdGet fetches one page by the server's ID.
 func cmdGet(ctx context.Context, o cli.Options, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("http get", usage, stderr)
-	key := fs.String("i", cli.KeyPath("p2psock-http", "client.key"), "identity file (created if missing): the ID the server sees")
+	key := fs.String("i", "", "identity file (created if missing; default <config dir>/p2psock-http/client.key): the ID the server sees")
 	// Allow the flag after the argument too: "get <ID>/ -i key".
 	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
@@ -129,7 +131,7 @@ func cmdGet(ctx context.Context, o cli.Options, args []string, stdout, stderr io
 		return cli.Usage(err.Error())
 	}
 
-	n, err := startNode(ctx, o, *key)
+	n, err := startNode(ctx, o, *key, "client.key")
 	if err != nil {
 		return err
 	}
@@ -172,15 +174,20 @@ func fetch(ctx context.Context, client *http.Client, url string, w io.Writer) er
 	return nil
 }
 
-// startNode creates a node and binds it.
-func startNode(ctx context.Context, o cli.Options, keyPath string) (*p2psock.Node, error) {
-	n, err := o.NewNode(keyPath)
+// startNode creates a node and binds it. Its identity is in keyFile, or if
+// that is "", in the file name of http's config directory.
+func startNode(ctx context.Context, o cli.Options, keyFile, name string) (*p2psock.Node, error) {
+	id, err := cli.LoadIdentity(keyFile, "p2psock-http", name)
+	if err != nil {
+		return nil, err
+	}
+	n, err := p2psock.NewNode(o.Config(id))
 	if err != nil {
 		return nil, err
 	}
 	if err := n.Bind(ctx); err != nil {
 		n.Close()
-		return nil, err
+		return nil, fmt.Errorf("joining the network: %w", err)
 	}
 	return n, nil
 }

@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/p2psock/p2psock/examples/internal/cli"
+	"github.com/p2psock/p2psock/internal/cli"
 	"github.com/p2psock/p2psock/p2psock"
 )
 

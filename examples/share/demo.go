@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/p2psock/p2psock/dht"
+	"github.com/p2psock/p2psock/internal/cli"
 	"github.com/p2psock/p2psock/p2psock"
 )
 
@@ -49,19 +50,11 @@ func startLocal(ctx context.Context, names ...string) (peers []*peer, stop func(
 		if entry != "" {
 			cfg.Bootstrap, cfg.JoinOnly = []string{entry}, true
 		}
-		n, err := p2psock.NewNode(cfg)
+		n, d, err := cli.StartNode(ctx, cfg, dht.Config{})
 		if err != nil {
-			return nil, stop, err
-		}
-		d, err := dht.New(n, dht.Config{}) // before Bind
-		if err != nil {
-			n.Close()
-			return nil, stop, err
-		}
-		peers = append(peers, &peer{name: name, n: n, d: d, lib: newLibrary()})
-		if err := n.Bind(ctx); err != nil {
 			return nil, stop, fmt.Errorf("%s: %w", name, err)
 		}
+		peers = append(peers, &peer{name: name, n: n, d: d, lib: newLibrary()})
 		if entry == "" {
 			entry = n.UDPAddr().String()
 		}

@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/p2psock/p2psock/dht"
-	"github.com/p2psock/p2psock/examples/internal/cli"
+	"github.com/p2psock/p2psock/internal/cli"
 	"github.com/p2psock/p2psock/p2psock"
 )
 
@@ -41,7 +41,9 @@ func main() {
 
 // exitCode reports err and maps it to the exit status: 0 ok, 1 failure,
 // 2 usage.
-func exitCode(err error, stderr io.Writer) int { return cli.ExitCode("share", usage, err, stderr) }
+func exitCode(err error, stderr io.Writer) int {
+	return cli.Program{Name: "share", Usage: usage}.ExitStatus(err, stderr)
+}
 
 const usage = `usage:
   share serve [-i key] <file>...                     publish files and serve them until Ctrl-C
@@ -93,7 +95,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // cmdServe publishes files and serves them until ctx ends (Ctrl-C).
 func cmdServe(ctx context.Context, o cli.Options, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("share serve", usage, stderr)
-	key := fs.String("i", cli.KeyPath("p2psock-share", "serve.key"), "identity file (created if missing)")
+	key := fs.String("i", "", "identity file (created if missing; default <config dir>/p2psock-share/serve.key)")
 	files, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -113,7 +115,7 @@ func cmdServe(ctx context.Context, o cli.Options, args []string, stdout, stderr 
 		infos = append(infos, info)
 	}
 
-	n, d, err := startNode(ctx, o, *key)
+	n, d, err := startNode(ctx, o, *key, "serve.key")
 	if err != nil {
 		return err
 	}
@@ -163,7 +165,7 @@ func cmdServe(ctx context.Context, o cli.Options, args []string, stdout, stderr 
 // cmdSearch lists the owners of the files published under a name.
 func cmdSearch(ctx context.Context, o cli.Options, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("share search", usage, stderr)
-	key := fs.String("i", cli.KeyPath("p2psock-share", "client.key"), "identity file (created if missing)")
+	key := fs.String("i", "", "identity file (created if missing; default <config dir>/p2psock-share/client.key)")
 	names, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -172,7 +174,7 @@ func cmdSearch(ctx context.Context, o cli.Options, args []string, stdout, stderr
 		return cli.Usage("search: give one file name")
 	}
 
-	n, d, err := startNode(ctx, o, *key)
+	n, d, err := startNode(ctx, o, *key, "client.key")
 	if err != nil {
 		return err
 	}
@@ -191,7 +193,7 @@ func cmdSearch(ctx context.Context, o cli.Options, args []string, stdout, stderr
 // cmdGet downloads a file by name from one of its owners.
 func cmdGet(ctx context.Context, o cli.Options, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("share get", usage, stderr)
-	key := fs.String("i", cli.KeyPath("p2psock-share", "client.key"), "identity file (created if missing)")
+	key := fs.String("i", "", "identity file (created if missing; default <config dir>/p2psock-share/client.key)")
 	out := fs.String("o", "", "output file (default: the file's name, in the current directory)")
 	sha := fs.String("sha", "", "choose the version whose SHA-256 starts with this (when owners share different files under one name)")
 	names, err := cli.ParseInterspersed(fs, args)
@@ -202,7 +204,7 @@ func cmdGet(ctx context.Context, o cli.Options, args []string, stdout, stderr io
 		return cli.Usage("get: give one file name")
 	}
 
-	n, d, err := startNode(ctx, o, *key)
+	n, d, err := startNode(ctx, o, *key, "client.key")
 	if err != nil {
 		return err
 	}
@@ -228,25 +230,17 @@ func cmdGet(ctx context.Context, o cli.Options, args []string, stdout, stderr io
 	return nil
 }
 
-// startNode creates a node with a DHT and binds it. The DHT starts before
-// Bind, so the node serves the records it becomes responsible for at once.
-func startNode(ctx context.Context, o cli.Options, keyPath string) (*p2psock.Node, *dht.DHT, error) {
-	n, err := o.NewNode(keyPath)
+// startNode creates a node with a DHT and binds it. Its identity is in
+// keyFile, or if that is "", in the file name of share's config directory.
+func startNode(ctx context.Context, o cli.Options, keyFile, name string) (*p2psock.Node, *dht.DHT, error) {
+	id, err := cli.LoadIdentity(keyFile, "p2psock-share", name)
 	if err != nil {
 		return nil, nil, err
 	}
-	d, err := dht.New(n, dht.Config{Logger: o.Logger})
-	if err != nil {
-		n.Close()
-		return nil, nil, err
-	}
-	if err := n.Bind(ctx); err != nil {
-		closeNode(n, d)
-		return nil, nil, err
-	}
-	return n, d, nil
+	return cli.StartNode(ctx, o.Config(id), dht.Config{Logger: o.Logger})
 }
 
+// closeNode closes a node and its DHT.
 func closeNode(n *p2psock.Node, d *dht.DHT) {
 	d.Close()
 	n.Close()

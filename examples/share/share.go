@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/p2psock/p2psock/dht"
-	"github.com/p2psock/p2psock/examples/internal/cli"
+	"github.com/p2psock/p2psock/internal/cli"
 	"github.com/p2psock/p2psock/p2psock"
 )
 

@@ -10,10 +10,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/p2psock/p2psock/internal/testnet"
 )
 
 // The demo runs to completion and the downloaded file is the shared one.
 func TestDemo(t *testing.T) {
+	testnet.CheckLeaks(t)
 	dir := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	if err := runDemo(t.Context(), dir, &stdout, &stderr); err != nil {
@@ -44,6 +47,7 @@ func TestDemo(t *testing.T) {
 // the download fails and leaves no file behind; with an honest owner too,
 // the download falls back to it.
 func TestCorruptOwner(t *testing.T) {
+	testnet.CheckLeaks(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()

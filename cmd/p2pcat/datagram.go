@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/p2psock/p2psock/dht"
+	"github.com/p2psock/p2psock/internal/cli"
+	"github.com/p2psock/p2psock/p2psock"
+)
+
+// datagramSend is "p2pcat -u <ID>" and "p2pcat -u @<key>": each line of
+// stdin is one acknowledged message to dest, and the messages that arrive
+// meanwhile are printed.
+func datagramSend(ctx context.Context, o *options, dest string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var (
+		id    p2psock.ID
+		key   p2psock.Key
+		byKey = strings.HasPrefix(dest, "@")
+	)
+	if byKey {
+		if len(dest) == 1 {
+			return cli.Usagef("empty key after @")
+		}
+		key = p2psock.KeyOf([]byte(dest[1:]))
+	} else {
+		var err error
+		if id, err = p2psock.ParseID(dest); err != nil {
+			return cli.Usagef("%q is not a node ID (52 base32 characters) or @key", dest)
+		}
+	}
+	return withNode(ctx, o, stderr, "", func(n *p2psock.Node, _ *dht.DHT) error {
+		rctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go printDatagrams(rctx, n, stdout, o.verbose > 0)
+		return eachLine(ctx, o, stdin, func(sctx context.Context, line []byte) error {
+			err := cli.RetryUnreachable(sctx, func() error {
+				if byKey {
+					return n.SendToKey(sctx, line, key)
+				}
+				return n.SendTo(sctx, line, id)
+			})
+			if err != nil {
+				return fmt.Errorf("send to %s: %w", dest, err)
+			}
+			return nil
+		})
+	})
+}
+
+// datagramListen is "p2pcat -u -l": it prints every message this node
+// receives until interrupted.
+func datagramListen(ctx context.Context, o *options, stdout, stderr io.Writer) error {
+	return withNode(ctx, o, stderr, "", func(n *p2psock.Node, _ *dht.DHT) error {
+		fmt.Fprintf(stderr, "listening as %s\n", n.ID())
+		return printDatagrams(ctx, n, stdout, o.verbose > 0)
+	})
+}
+
+// printDatagrams prints the messages n receives, one per line (verbose:
+// with their sender, how they were addressed and their hops), until ctx
+// ends or n closes.
+func printDatagrams(ctx context.Context, n *p2psock.Node, out io.Writer, verbose bool) error {
+	for {
+		m, err := n.RecvFrom(ctx)
+		if err != nil {
+			return err
+		}
+		if verbose {
+			how := "to this node"
+			if m.ByKey {
+				how = "by key " + m.To.String()[:8]
+			}
+			fmt.Fprintf(out, "%s (%s, %d hops): %s\n", short(m.From), how, m.Hops, m.Data)
+			continue
+		}
+		fmt.Fprintf(out, "%s\n", m.Data)
+	}
+}
+
+// eachLine calls send with each line of in (a message of up to
+// p2psock.MaxMessageSize), each call bounded by -timeout, until in ends or
+// send fails.
+func eachLine(ctx context.Context, o *options, in io.Reader, send func(ctx context.Context, line []byte) error) error {
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64<<10), p2psock.MaxMessageSize)
+	for sc.Scan() {
+		sctx, cancel := context.WithTimeout(ctx, o.timeout)
+		err := send(sctx, sc.Bytes())
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/p2psock/p2psock/dht"
+	"github.com/p2psock/p2psock/internal/cli"
+	"github.com/p2psock/p2psock/p2psock"
+)
+
+// dhtCmd is "p2pcat dht add|rm|get|watch <key> [value]".
+func dhtCmd(ctx context.Context, o *options, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return cli.Usagef("dht needs a command: add, rm, get or watch")
+	}
+	cmd, args := args[0], args[1:]
+	need := map[string]int{"add": 2, "rm": 2, "get": 1, "watch": 1}
+	k, ok := need[cmd]
+	if !ok {
+		return cli.Usagef("unknown dht command %q: want add, rm, get or watch", cmd)
+	}
+	if len(args) != k {
+		return cli.Usagef("dht %s takes %d argument(s), got %d", cmd, k, len(args))
+	}
+	return withNode(ctx, o, stderr, "", func(n *p2psock.Node, d *dht.DHT) error {
+		octx, cancel := context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+		key := args[0]
+		switch cmd {
+		case "add":
+			if o.ttl <= 0 {
+				return cli.Usagef("-ttl must be positive")
+			}
+			return cli.RetryUnreachable(octx, func() error { return d.Add(octx, key, []byte(args[1]), o.ttl) })
+		case "rm":
+			return cli.RetryUnreachable(octx, func() error { return d.Remove(octx, key, []byte(args[1])) })
+		case "get":
+			var recs []dht.Record
+			err := cli.RetryUnreachable(octx, func() (err error) { recs, err = d.Get(octx, key); return err })
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				if o.verbose > 0 {
+					fmt.Fprintf(stdout, "%s\t%s\t%s\n", short(r.Owner), r.Expires.Format(time.RFC3339), r.Value)
+				} else {
+					fmt.Fprintf(stdout, "%s\n", r.Value)
+				}
+			}
+			return nil
+		case "watch":
+			ch, err := d.Watch(ctx, key)
+			if err != nil {
+				return err
+			}
+			for ev := range ch {
+				fmt.Fprintf(stdout, "%s %s %s\n", ev.Type, short(ev.Record.Owner), ev.Record.Value)
+			}
+			return ctx.Err()
+		}
+		return nil
+	})
+}

@@ -1,0 +1,244 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/dht"
+	"github.com/p2psock/p2psock/internal/testnet"
+	"github.com/p2psock/p2psock/p2psock"
+)
+
+func TestExitStatus(t *testing.T) {
+	p := Program{Name: "prog", Hint: " (see prog -h)", Usage: "usage: prog [flags]\n"}
+	for _, tc := range []struct {
+		name   string
+		err    error
+		status int
+		stderr string
+	}{
+		{"success", nil, ExitOK, ""},
+		{"help", flag.ErrHelp, ExitOK, ""},
+		{"usage", Usage("no command"), ExitUsage, "prog: no command (see prog -h)\nusage: prog [flags]\n"},
+		{"usage wrapped", fmt.Errorf("parsing: %w", Usagef("bad port %d", 70000)), ExitUsage, "prog: bad port 70000 (see prog -h)\nusage: prog [flags]\n"},
+		{"usage reported", UsageError{Msg: "flag provided but not defined: -x", Reported: true}, ExitUsage, ""},
+		{"failure", errors.New("no route"), ExitFailure, "prog: no route\n"},
+		{"failure on lines", errors.Join(errors.New("first"), errors.New("second")), ExitFailure, "prog: first; second\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			require.Equal(t, tc.status, p.ExitStatus(tc.err, &stderr))
+			require.Equal(t, tc.stderr, stderr.String())
+		})
+	}
+}
+
+func TestParseInterspersed(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		stderr   bool // the flag set reports on stderr
+		pos      []string
+		o        string
+		err      error
+		reported bool
+	}{
+		{"flags first", []string{"-o", "out", "a", "b"}, true, []string{"a", "b"}, "out", nil, false},
+		{"flags after", []string{"a", "-o", "out", "b"}, true, []string{"a", "b"}, "out", nil, false},
+		{"dash dash", []string{"a", "--", "-o"}, true, []string{"a", "-o"}, "", nil, false},
+		{"none", nil, true, nil, "", nil, false},
+		{"help", []string{"a", "-h"}, true, nil, "", flag.ErrHelp, false},
+		{"bad flag, reported", []string{"a", "-x"}, true, nil, "", UsageError{}, true},
+		{"bad flag, for the program to report", []string{"a", "-x"}, false, nil, "", UsageError{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			fs := NewFlagSet("prog", "usage: prog\n", &stderr)
+			if !tc.stderr {
+				fs = NewFlagSet("prog", "usage: prog\n", nil)
+			}
+			o := fs.String("o", "", "output")
+			pos, err := ParseInterspersed(fs, tc.args)
+			var ue UsageError
+			switch {
+			case errors.As(tc.err, &ue):
+				require.ErrorAs(t, err, &ue)
+				require.Equal(t, "flag provided but not defined: -x", ue.Msg)
+				require.Equal(t, tc.reported, ue.Reported)
+				require.Equal(t, tc.reported, stderr.Len() > 0, "stderr: %q", stderr.String())
+				return
+			case tc.err != nil:
+				require.ErrorIs(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.pos, pos)
+			require.Equal(t, tc.o, *o)
+			require.Empty(t, stderr.String())
+		})
+	}
+}
+
+func TestGlobalFlags(t *testing.T) {
+	var stderr bytes.Buffer
+	fs := NewFlagSet("prog", "", &stderr)
+	options := GlobalFlags(fs, "prog-net", &stderr)
+	require.NoError(t, Parse(fs, []string{"-bootstrap", "a:1,b:2", "-listen", "127.0.0.1:0", "-v"}))
+	o := options()
+	require.Equal(t, "prog-net", o.Network)
+	require.Equal(t, []string{"a:1", "b:2"}, o.Bootstrap)
+	require.Equal(t, "127.0.0.1:0", o.Listen)
+	require.NotNil(t, o.Logger)
+	require.True(t, o.Logger.Enabled(context.Background(), slog.LevelDebug))
+}
+
+func TestNewLogger(t *testing.T) {
+	ctx := context.Background()
+	require.Nil(t, NewLogger(&bytes.Buffer{}, 0))
+	info := NewLogger(&bytes.Buffer{}, 1)
+	require.True(t, info.Enabled(ctx, slog.LevelInfo))
+	require.False(t, info.Enabled(ctx, slog.LevelDebug))
+	require.True(t, NewLogger(&bytes.Buffer{}, 2).Enabled(ctx, slog.LevelDebug))
+}
+
+func TestOptionsConfig(t *testing.T) {
+	id, err := p2psock.NewIdentity()
+	require.NoError(t, err)
+	o := Options{Network: "n", Bootstrap: []string{"a:1"}, Listen: "127.0.0.1:0", MachineOnly: true}
+	require.Equal(t, p2psock.Config{Identity: id, Network: "n", Bootstrap: []string{"a:1"}, ListenAddr: "127.0.0.1:0",
+		LocalDiscovery: true, MachineOnlyDiscovery: true}, o.Config(id))
+}
+
+func TestIdentityFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	path, err := IdentityFile("", "app", "id.key")
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(dir, "app", "id.key"), path)
+	path, err = IdentityFile("/given", "app", "id.key")
+	require.NoError(t, err)
+	require.Equal(t, "/given", path)
+
+	id, err := LoadIdentity("", "app", "id.key") // created
+	require.NoError(t, err)
+	again, err := LoadIdentity(filepath.Join(dir, "app", "id.key"), "other", "other.key")
+	require.NoError(t, err)
+	require.Equal(t, id.ID(), again.ID())
+
+	t.Setenv("XDG_CONFIG_HOME", "")
+	t.Setenv("HOME", "")
+	_, err = IdentityFile("", "app", "id.key")
+	require.ErrorContains(t, err, "no identity file (-i) and no config directory")
+}
+
+// unreachable is how a request to a node that is not yet known fails.
+var unreachable = fmt.Errorf("dial: %w", p2psock.ErrUnreachable)
+
+func TestRetryUnreachable(t *testing.T) {
+	t.Run("until it succeeds", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			calls, start := 0, time.Now()
+			err := RetryUnreachable(t.Context(), func() error {
+				if calls++; calls < 4 {
+					return unreachable
+				}
+				return nil
+			})
+			require.NoError(t, err)
+			require.Equal(t, 4, calls)
+			require.Equal(t, 700*time.Millisecond, time.Since(start)) // 100 + 200 + 400 ms
+		})
+	})
+	t.Run("not another error", func(t *testing.T) {
+		calls := 0
+		err := RetryUnreachable(t.Context(), func() error { calls++; return p2psock.ErrNoPath })
+		require.ErrorIs(t, err, p2psock.ErrNoPath)
+		require.Equal(t, 1, calls)
+	})
+	t.Run("until ctx ends", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			calls := 0
+			err := RetryUnreachable(ctx, func() error { calls++; return unreachable })
+			require.ErrorIs(t, err, p2psock.ErrUnreachable)
+			// Pauses of 0.1, 0.2, 0.4, 0.8, 1, 1 s: the 7th try is at 3.5 s,
+			// the 8th would be at 4.5, the 9th at 5.5 s.
+			require.Equal(t, 8, calls)
+		})
+	})
+}
+
+func TestRetry(t *testing.T) {
+	t.Run("four tries", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			calls, start := 0, time.Now()
+			err := Retry(t.Context(), func(ctx context.Context) error {
+				calls++
+				_, ok := ctx.Deadline()
+				require.True(t, ok, "a try has a timeout")
+				return net.ErrClosed
+			})
+			require.ErrorIs(t, err, net.ErrClosed)
+			require.Equal(t, 4, calls)
+			require.Equal(t, 1400*time.Millisecond, time.Since(start)) // 200 + 400 + 800 ms
+		})
+	})
+	t.Run("until it succeeds", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			calls := 0
+			err := Retry(t.Context(), func(context.Context) error {
+				if calls++; calls < 2 {
+					return unreachable
+				}
+				return nil
+			})
+			require.NoError(t, err)
+			require.Equal(t, 2, calls)
+		})
+	})
+	t.Run("not after ErrPeerIdentity", func(t *testing.T) {
+		calls := 0
+		err := Retry(t.Context(), func(context.Context) error { calls++; return p2psock.ErrPeerIdentity })
+		require.ErrorIs(t, err, p2psock.ErrPeerIdentity)
+		require.Equal(t, 1, calls)
+	})
+}
+
+func TestStartNode(t *testing.T) {
+	testnet.CheckLeaks(t)
+	network := fmt.Sprintf("cli-test-%d", time.Now().UnixNano())
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+
+	n, d, err := StartNode(ctx, p2psock.Config{ListenAddr: testnet.LoopbackAddr(0), Network: network}, dht.Config{})
+	require.NoError(t, err)
+	require.NotNil(t, d)
+	require.NotZero(t, n.UDPAddr().Port)
+	require.NoError(t, d.Close())
+	require.NoError(t, n.Close())
+
+	// A node that cannot join is closed, with its DHT.
+	dead, err := net.ListenPacket("udp", "127.0.0.1:0") // an entry point that never answers
+	require.NoError(t, err)
+	defer dead.Close()
+	bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, _, err = StartNode(bctx, p2psock.Config{ListenAddr: testnet.LoopbackAddr(0), Network: network,
+		Bootstrap: []string{dead.LocalAddr().String()}, JoinOnly: true}, dht.Config{})
+	require.ErrorContains(t, err, "joining the network")
+
+	_, _, err = StartNode(ctx, p2psock.Config{ListenAddr: "no such address"}, dht.Config{})
+	require.Error(t, err)
+}
