@@ -33,9 +33,18 @@ func datagramSend(ctx context.Context, o *options, dest string, stdin io.Reader,
 		}
 	}
 	return withNode(ctx, o, stderr, "", func(n *p2psock.Node, _ *dht.DHT) error {
+		// Replies are printed while lines are sent; the printer has ended
+		// (and written its last line) when this returns.
 		rctx, stop := context.WithCancel(ctx)
-		defer stop()
-		go printDatagrams(rctx, n, stdout, o.verbose > 0)
+		printed := make(chan struct{})
+		defer func() {
+			stop()
+			<-printed
+		}()
+		go func() {
+			defer close(printed)
+			_ = printDatagrams(rctx, n, stdout, o.verbose > 0) // ends with rctx
+		}()
 		return eachLine(ctx, o, stdin, func(sctx context.Context, line []byte) error {
 			err := cli.RetryUnreachable(sctx, func() error {
 				if byKey {

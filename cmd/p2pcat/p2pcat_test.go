@@ -81,7 +81,7 @@ func (e *testEnv) start(t *testing.T, stdin io.Reader, args ...string) *proc {
 		defer close(p.errEOF)
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			p.stderr.Write([]byte(sc.Text() + "\n"))
+			_, _ = p.stderr.Write([]byte(sc.Text() + "\n"))
 			select {
 			case p.lines <- sc.Text():
 			default:

@@ -374,9 +374,9 @@ func (p *Participant) Close() error {
 	p.stop() // ends the goroutines: the loops, and invitations still trying
 	p.wg.Wait()
 	if p.current() != nil {
-		p.leave(ctx) // best effort
+		_ = p.leave(ctx) // best effort
 	}
-	p.dht.Remove(ctx, userKey(p.nick), []byte(p.nick))
+	_ = p.dht.Remove(ctx, userKey(p.nick), []byte(p.nick)) // best effort: the TTL ends it otherwise
 	p.dht.Close()
 	err := p.node.Close()
 	close(p.events)
@@ -492,11 +492,11 @@ func (p *Participant) announce() {
 		// Errors are not reported: a record that was not renewed this time
 		// lives on until its TTL ends, and the next round tries again.
 		ctx, cancel := context.WithTimeout(p.ctx, announceEvery)
-		p.dht.Add(ctx, userKey(p.nick), []byte(p.nick), announceTTL)
+		_ = p.dht.Add(ctx, userKey(p.nick), []byte(p.nick), announceTTL)
 		if m := p.current(); m != nil {
 			m.mu.Lock()
 			if !m.left {
-				p.dht.Add(ctx, m.conf.PresenceKey(), m.presence, announceTTL)
+				_ = p.dht.Add(ctx, m.conf.PresenceKey(), m.presence, announceTTL)
 			}
 			m.mu.Unlock()
 		}

@@ -147,7 +147,7 @@ func parseTarget(s string) (string, error) {
 	s = strings.TrimPrefix(s, "http://")
 	host, path, _ := strings.Cut(s, "/")
 	if _, err := p2psock.ParseID(host); err != nil {
-		return "", fmt.Errorf("%q is not a node ID: %v", host, err)
+		return "", fmt.Errorf("%q is not a node ID: %w", host, err)
 	}
 	return "http://" + host + "/" + path, nil
 }

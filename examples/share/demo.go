@@ -117,7 +117,7 @@ func runDemo(ctx context.Context, dir string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%s publishes %s (%s) under %q\n", o.p.name, info.Name, formatSize(info.Size), nameKey(info.Name))
 		// (The servers' logs would cut through dave's progress bar: drop them.)
-		wg.Go(func() { o.p.lib.serve(serveCtx, o.p.n, io.Discard) })
+		wg.Go(func() { _ = o.p.lib.serve(serveCtx, o.p.n, io.Discard) }) // ends with serveCtx
 	}
 
 	// dave searches by name.

@@ -70,7 +70,7 @@ func publish(ctx context.Context, d *dht.DHT, infos []fileInfo) error {
 func unpublish(ctx context.Context, d *dht.DHT, infos []fileInfo) {
 	for _, info := range infos {
 		value, _ := json.Marshal(info)
-		d.Remove(ctx, nameKey(info.Name), value) // best effort: the TTL cleans up otherwise
+		_ = d.Remove(ctx, nameKey(info.Name), value) // best effort: the TTL cleans up otherwise
 	}
 }
 

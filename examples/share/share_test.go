@@ -76,7 +76,7 @@ func TestCorruptOwner(t *testing.T) {
 		if err := publish(ctx, p.d, []fileInfo{info}); err != nil {
 			t.Fatal(err)
 		}
-		wg.Go(func() { p.lib.serve(serveCtx, p.n, io.Discard) })
+		wg.Go(func() { _ = p.lib.serve(serveCtx, p.n, io.Discard) }) // ends with serveCtx
 	}
 
 	versions, err := search(ctx, client.d, "real.bin")

@@ -142,8 +142,8 @@ func TestIdentityFile(t *testing.T) {
 	require.ErrorContains(t, err, "no identity file (-i) and no config directory")
 }
 
-// unreachable is how a request to a node that is not yet known fails.
-var unreachable = fmt.Errorf("dial: %w", p2psock.ErrUnreachable)
+// errUnreachable is how a request to a node that is not yet known fails.
+var errUnreachable = fmt.Errorf("dial: %w", p2psock.ErrUnreachable)
 
 func TestRetryUnreachable(t *testing.T) {
 	t.Run("until it succeeds", func(t *testing.T) {
@@ -151,7 +151,7 @@ func TestRetryUnreachable(t *testing.T) {
 			calls, start := 0, time.Now()
 			err := RetryUnreachable(t.Context(), func() error {
 				if calls++; calls < 4 {
-					return unreachable
+					return errUnreachable
 				}
 				return nil
 			})
@@ -171,7 +171,7 @@ func TestRetryUnreachable(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()
 			calls := 0
-			err := RetryUnreachable(ctx, func() error { calls++; return unreachable })
+			err := RetryUnreachable(ctx, func() error { calls++; return errUnreachable })
 			require.ErrorIs(t, err, p2psock.ErrUnreachable)
 			// Pauses of 0.1, 0.2, 0.4, 0.8, 1, 1 s: the 7th try is at 3.5 s,
 			// the 8th would be at 4.5, the 9th at 5.5 s.
@@ -200,7 +200,7 @@ func TestRetry(t *testing.T) {
 			calls := 0
 			err := Retry(t.Context(), func(context.Context) error {
 				if calls++; calls < 2 {
-					return unreachable
+					return errUnreachable
 				}
 				return nil
 			})
