@@ -34,7 +34,7 @@ func newFuzzGroups(t testing.TB) (*Groups, *overlay.Overlay) {
 // sealBy is an envelope of kind for group k with data, signed by priv in
 // network "fuzz".
 func sealBy(priv ed25519.PrivateKey, kind byte, k overlay.Key, data []byte) *wire.Envelope {
-	e := & wire.Envelope{Kind: kind, Group: k, Origin: [32]byte(priv.Public().(ed25519.PublicKey)), MsgID: [16]byte{byte(kind), 7}, Data: data}
+	e := &wire.Envelope{Kind: kind, Group: k, Origin: [32]byte(priv.Public().(ed25519.PublicKey)), MsgID: [16]byte{byte(kind), 7}, Data: data}
 	e.Sig = ed25519.Sign(priv, wire.EnvelopeSigned(wire.NetworkTag("fuzz"), e.AppendUnsigned(nil)))
 	return e
 }
