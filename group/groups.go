@@ -197,7 +197,7 @@ func (g *Groups) background(f func(ctx context.Context)) bool {
 }
 
 // call runs f, the body of a caller's request, with ctx also cancelled when
-// the service closes; a call that fails because of that fails with
+// the service closes; a call that fails while the service closes fails with
 // ErrClosed.
 func (g *Groups) call(ctx context.Context, f func(ctx context.Context) error) error {
 	if g.closed.Load() {
@@ -206,11 +206,13 @@ func (g *Groups) call(ctx context.Context, f func(ctx context.Context) error) er
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(g.scope.Context(), cancel)()
-	err := f(ctx)
-	if err != nil && ctx.Err() != nil && g.scope.Context().Err() != nil {
-		return ErrClosed
+	if err := f(ctx); err != nil {
+		if g.closed.Load() {
+			return ErrClosed
+		}
+		return err
 	}
-	return err
+	return nil
 }
 
 // send hands msg to the group service of node to: as a link message when
