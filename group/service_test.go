@@ -179,6 +179,7 @@ func TestGroupChildLeaseIsThreeRefreshes(t *testing.T) {
 		require.Equal(t, rooted, g.trees[k].place, "alone, the new forwarder is the root")
 		g.mu.Unlock()
 
+		// In the bubble, Sleep moves the fake clock on: nothing real waits.
 		time.Sleep(2 * DefaultRefresh) // the refreshes at 5 s and 10 s keep it
 		require.Equal(t, []overlay.ID{from}, children())
 		g.receive(join) // renewed at 10 s: until 25 s
