@@ -153,7 +153,8 @@ type Stats struct {
 	// root for, an Any and a Bcast are then refused (not acknowledged: the
 	// sender sends it again, or tries another node); the attach, pruning
 	// check or move that a Join, Leave or Redirect would start is skipped
-	// (the next refresh does it).
+	// (the next refresh does it). It also counts the Redirects a pruning
+	// check found no room to send (sent again after RedirectRepeat).
 	Busy uint64
 	// Malformed is the number of messages ignored (and acknowledged)
 	// because their type is unknown or their length wrong for it.
