@@ -15,16 +15,16 @@
 // becomes a forwarder and joins its own next hop in turn, until the path
 // meets the tree or reaches a node that knows no closer node, the root. The
 // tree is soft state: members and forwarders join their parent again every
-// Refresh (5 s), a parent forgets a child after three Refresh without one,
-// and a node whose parent no longer answers, or a root that learns of a
+// Config.Refresh (5 s), a parent forgets a child after three Refresh without
+// one, and a node whose parent no longer answers, or a root that learns of a
 // closer node, joins its next hop anew, so the tree follows nodes coming and
 // going. A forwarder that is not a member and serves fewer than four
-// children hands them to its own parent (a Redirect; they link with it and
-// join it) and leaves the tree: a forwarder costs every message an extra
-// hop, worth it only where it fans out. A node with more than 16 children
-// hands those farthest from the key to its member children nearest to it,
-// so that no node sends each message, and takes its acknowledgements, more
-// than 16 times.
+// children (Config.MinFanout) hands them to its own parent (a Redirect; they
+// link with it and join it) and leaves the tree: a forwarder costs every
+// message an extra hop, worth it only where it fans out. A node with more
+// than 16 children (Config.MaxFanout) hands those farthest from the key to
+// its member children nearest to it, so that no node sends each message, and
+// takes its acknowledgements, more than 16 times.
 //
 // Tree edges carry messages as overlay link messages (overlay.SendLink):
 // one hop over the two nodes' verified link, a 57-byte header per fragment
@@ -50,6 +50,17 @@
 // messages once its queue of 256 is full, and messages lost while the tree is
 // repaired are not sent again.
 //
+// # Resources
+//
+// A node serves other nodes' messages on its packet path and starts what
+// waits (attaching, passing a Publish on, anycast and broadcast steps) in
+// the background, at most Config.MaxBackground goroutines at once; what does
+// not fit is refused or skipped, and every message dropped is counted by
+// reason in Groups.Stats. Every timing is a field of Config, whose zero value
+// gives the defaults of docs/PROTOCOL.md §11.11. Close flushes the messages
+// queued to children, tells parents and children, then cancels the
+// service's background work and returns once its goroutines have exited.
+//
 // # Usage
 //
 // Through package p2psock, with a bound node n:
@@ -64,7 +75,15 @@
 //
 // Tools that work on keys can use a node's Groups (p2psock.Node.Groups)
 // directly: Join, Publish, Anycast and Broadcast. Messages are at most
-// MaxData bytes, else the call fails with ErrTooLarge.
+// MaxData bytes, else the call fails with ErrTooLarge (which matches
+// overlay.ErrMessageTooLarge); after Close, calls fail with ErrClosed (which
+// matches net.ErrClosed). A service of its own runs on any overlay.Host:
+//
+//	g := group.New(ov, group.Config{})        // before ov joins the network
+//	defer g.Close()
+//	m, err := g.Join(ctx, overlay.KeyOf([]byte("chat")))
+//	err = g.Publish(ctx, overlay.KeyOf([]byte("chat")), []byte("hello"))
+//	msg, err := m.Recv(ctx)
 //
 // The messages, the envelope and the rules nodes follow are specified in
 // docs/PROTOCOL.md, §11.

@@ -3,7 +3,6 @@ package group
 import (
 	"bytes"
 	"crypto/ed25519"
-	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
@@ -29,45 +28,51 @@ func key(b byte) ed25519.PrivateKey {
 func newFuzzGroups(t testing.TB) (*Groups, *overlay.Overlay) {
 	ov, err := overlay.New(overlay.Config{Identity: key(1), Network: "fuzz"}, nowhere{})
 	require.NoError(t, err)
-	priv := key(1)
-	return New(ov, func(b []byte) []byte { return ed25519.Sign(priv, b) }, "fuzz", nil), ov
+	return New(ov, Config{}), ov
+}
+
+// sealBy is an envelope of kind for group k with data, signed by priv in
+// network "fuzz".
+func sealBy(priv ed25519.PrivateKey, kind byte, k overlay.Key, data []byte) *wire.Envelope {
+	e := &wire.Envelope{Kind: kind, Group: k, Origin: [32]byte(priv.Public().(ed25519.PublicKey)), MsgID: [16]byte{byte(kind), 7}, Data: data}
+	e.Sig = ed25519.Sign(priv, wire.EnvelopeSigned(wire.NetworkTag("fuzz"), e.AppendUnsigned(nil)))
+	return e
 }
 
 // FuzzHandle feeds one group message, from another node, to the group
 // service: whatever the bytes, it must not panic, and the service closes.
 func FuzzHandle(f *testing.F) {
 	other := key(2)
-	sign := func(b []byte) []byte { return ed25519.Sign(other, b) }
-	tag := wire.NetworkTag("fuzz")
 	k := overlay.Key{9}
 	self := overlay.ID(key(1).Public().(ed25519.PublicKey))
-	mc := seal(kindMulticast, k, overlay.ID(other.Public().(ed25519.PublicKey)), []byte("multicast"), sign, tag)
-	ac := seal(kindAnycast, k, overlay.ID(other.Public().(ed25519.PublicKey)), []byte("anycast"), sign, tag)
-	bc := seal(kindBroadcast, overlay.Key{}, overlay.ID(other.Public().(ed25519.PublicKey)), []byte("all"), sign, tag)
-	forged := bytes.Clone(mc.raw)
+	mc := sealBy(other, wire.EnvMulticast, k, []byte("multicast")).Append(nil)
+	ac := sealBy(other, wire.EnvAnycast, k, []byte("anycast"))
+	bc := sealBy(other, wire.EnvBroadcast, overlay.Key{}, []byte("all")).Append(nil)
+	forged := bytes.Clone(mc)
 	forged[len(forged)-1] ^= 1
 	// A Redirect naming a node closer to k than this one (all zeros but the
 	// first byte of k: XOR distance 0 in the first byte).
 	closer := overlay.ID(k)
-	redirect := append(append(append([]byte{msgRedirect}, k[:]...), closer[:]...), 1)
-	for _, seed := range [][]byte{
-		append([]byte{msgJoin}, k[:]...),
-		append([]byte{msgLeave}, k[:]...),
-		append([]byte{msgPublish}, mc.raw...),
-		append([]byte{msgData}, mc.raw...),
-		append([]byte{msgData}, forged...),
-		append([]byte{msgAny, 0}, ac.raw...),
-		append([]byte{msgAny, 1}, ac.raw...),
-		append(append([]byte{msgAnyResult}, ac.msgID[:]...), anyEmpty),
-		append(binary.BigEndian.AppendUint16([]byte{msgBcast}, 3), bc.raw...),
-		append([]byte{msgRoot}, k[:]...),
-		wire.AppendAddr(bytes.Clone(redirect), netipLoopback),
-		append(bytes.Clone(redirect), 0),
-		append(append(append([]byte{msgRedirect}, k[:]...), self[:]...), 1, 0),
-		{msgJoin},
-		{0},
-		{},
+	for _, m := range []wire.GroupMsg{
+		{Type: wire.GroupJoin, Group: k},
+		{Type: wire.GroupJoin, Group: k, Flags: wire.GroupFlagMember},
+		{Type: wire.GroupLeave, Group: k},
+		{Type: wire.GroupPublish, Envelope: mc},
+		{Type: wire.GroupData, Envelope: mc},
+		{Type: wire.GroupData, Envelope: forged},
+		{Type: wire.GroupData, Envelope: bc}, // the wrong kind
+		{Type: wire.GroupAny, Envelope: ac.Append(nil)},
+		{Type: wire.GroupAny, Down: 1, Envelope: ac.Append(nil)},
+		{Type: wire.GroupAnyResult, MsgID: ac.MsgID, Status: wire.AnyEmpty},
+		{Type: wire.GroupBcast, Height: 3, Envelope: bc},
+		{Type: wire.GroupRoot, Group: k},
+		{Type: wire.GroupRedirect, Group: k, Target: closer, Flags: wire.GroupFlagPublic, Addr: netipLoopback},
+		{Type: wire.GroupRedirect, Group: k, Target: closer},
+		{Type: wire.GroupRedirect, Group: k, Target: self, Flags: wire.GroupFlagPublic},
 	} {
+		f.Add(m.Append(nil))
+	}
+	for _, seed := range [][]byte{{wire.GroupJoin}, {0}, {}} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

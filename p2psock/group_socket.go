@@ -2,7 +2,9 @@ package p2psock
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 
 	"github.com/p2psock/p2psock/group"
 )
@@ -48,7 +50,8 @@ func (n *Node) Group(name string) *GroupSocket {
 
 // Send multicasts data to every member of the group, this node too if it is
 // one. It returns once the group's root has accepted the message; from one
-// sender, members receive messages in the order they were sent.
+// sender, members receive messages in the order they were sent. Data larger
+// than group.MaxData fails with an error matching ErrMessageTooLarge.
 func (g *GroupSocket) Send(ctx context.Context, data []byte) error {
 	if err := g.n.ready("send"); err != nil {
 		return err
@@ -57,7 +60,8 @@ func (g *GroupSocket) Send(ctx context.Context, data []byte) error {
 }
 
 // SendAny hands data to exactly one member of the group. It fails with
-// ErrEmptyGroup when the group has no member.
+// ErrEmptyGroup when the group has no member, and with an error matching
+// ErrMessageTooLarge when data is larger than group.MaxData.
 func (g *GroupSocket) SendAny(ctx context.Context, data []byte) error {
 	if err := g.n.ready("send"); err != nil {
 		return err
@@ -65,15 +69,18 @@ func (g *GroupSocket) SendAny(ctx context.Context, data []byte) error {
 	return g.n.groups.Anycast(ctx, g.key, data)
 }
 
-// Recv returns the next message of the group for this member.
+// Recv returns the next message of the group for this member. On a socket
+// from Group it fails with ErrNotMember; once the socket or the node is
+// closed (and the messages already received are read), with a *net.OpError
+// matching net.ErrClosed.
 func (g *GroupSocket) Recv(ctx context.Context) (GroupMessage, error) {
 	if g.member == nil {
 		return GroupMessage{}, ErrNotMember
 	}
 	m, err := g.member.Recv(ctx)
 	if err != nil {
-		if err == group.ErrClosed {
-			return GroupMessage{}, g.n.opErr("recv", errClosedGroup)
+		if errors.Is(err, net.ErrClosed) { // the socket or the node is closed
+			return GroupMessage{}, g.n.opErr("recv", err)
 		}
 		return GroupMessage{}, err
 	}
@@ -93,7 +100,8 @@ func (g *GroupSocket) Close() error {
 
 // Broadcast sends data to every node of the network, this one included; it
 // arrives through RecvFrom with Message.Broadcast set. It takes about N−1
-// messages and O(log N) steps.
+// messages and O(log N) steps. Data larger than group.MaxData fails with an
+// error matching ErrMessageTooLarge.
 func (n *Node) Broadcast(ctx context.Context, data []byte) error {
 	if err := n.ready("broadcast"); err != nil {
 		return err

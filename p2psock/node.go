@@ -194,7 +194,7 @@ func NewNode(cfg Config) (*Node, error) {
 		sock.Close()
 		return nil, err
 	}
-	n.groups = group.New(n.ov, cfg.Identity.Sign, cfg.Network, cfg.Logger)
+	n.groups = group.New(n.ov, group.Config{Logger: cfg.Logger})
 	sock.Handle(wire.FirstType, wire.LastType, n.ov.HandlePacket)
 	n.ice = nat.NewICE(sock, n.net, cfg.Logger)
 	n.ov.Handle(wire.ServiceSignal, n.handleSignal)

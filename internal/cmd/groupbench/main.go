@@ -46,7 +46,7 @@ func run() error {
 	size := flag.Int("size", 1024, "message size in bytes")
 	fail := flag.Float64("fail", 0.10, "share of the members that fail mid-stream")
 	interval := flag.Duration("interval", 20*time.Millisecond, "time between two multicasts")
-	settle := flag.Duration("settle", 2*group.Refresh, "time the tree settles after the last Join before measuring (pruning)")
+	settle := flag.Duration("settle", 2*group.DefaultRefresh, "time the tree settles after the last Join before measuring (pruning)")
 	flag.Parse()
 	if *nm > *n {
 		return errors.New("more members than nodes")
@@ -249,7 +249,7 @@ func run() error {
 	d2, lat2, _, _ := phase(*msgs, 2**msgs, live)
 	want2 := *msgs * (len(members) - failed)
 	// The tree repairs itself within two refreshes; the stream goes on.
-	time.Sleep(2 * group.Refresh)
+	time.Sleep(2 * group.DefaultRefresh)
 	d3, lat3, _, _ := phase(2**msgs, 3**msgs, live)
 	bd, blat, bby, bcpu, err := rawFanout(len(members), *msgs, *size, *interval, cpu)
 	if err != nil {
@@ -270,7 +270,7 @@ func run() error {
 	fmt.Printf("| CPU (all nodes) per delivered message | %v |\n", (cpu1 / time.Duration(max(d1, 1))).Round(time.Microsecond))
 	fmt.Printf("| delivery to the remaining members right after %d of %d members failed (during repair) | %d/%d (%.2f%%) |\n",
 		failed, len(members), d2, want2, 100*float64(d2)/float64(max(want2, 1)))
-	fmt.Printf("| delivery after repair (%v later) | %d/%d (%.2f%%) |\n", 2*group.Refresh, d3, want2, 100*float64(d3)/float64(max(want2, 1)))
+	fmt.Printf("| delivery after repair (%v later) | %d/%d (%.2f%%) |\n", 2*group.DefaultRefresh, d3, want2, 100*float64(d3)/float64(max(want2, 1)))
 	fmt.Printf("| latency during / after repair, median | %v / %v |\n", benchnet.Percentile(lat2, 50, 10*time.Microsecond), benchnet.Percentile(lat3, 50, 10*time.Microsecond))
 	fmt.Printf("\nBaseline, same run: the sender sends each message as one raw UDP datagram per member (no tree, no acknowledgement, no signature)\n\n")
 	fmt.Printf("| metric | value |\n|---|---|\n")

@@ -1,0 +1,58 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/p2psock/p2psock/internal/wire"
+	"github.com/p2psock/p2psock/overlay"
+)
+
+// Broadcast sends data to every node of the network: each node hands it to
+// one contact in each of its buckets deeper than the part of the ID space it
+// was given, so about N−1 messages reach every node in O(log N) steps. It
+// returns the errors of this node's own sends, joined. Data larger than
+// MaxData fails with ErrTooLarge.
+func (g *Groups) Broadcast(ctx context.Context, data []byte) error {
+	return g.call(ctx, func(ctx context.Context) error {
+		if len(data) > MaxData {
+			return tooLarge(len(data))
+		}
+		return g.broadcastStep(ctx, g.seal(wire.EnvBroadcast, overlay.Key{}, data), 0)
+	})
+}
+
+// broadcastStep delivers broadcast e here, once, and hands it to the head
+// of every bucket from height on.
+func (g *Groups) broadcastStep(ctx context.Context, e *envelope, height int) error {
+	g.mu.Lock()
+	if _, dup := g.bseen[e.MsgID]; dup {
+		g.mu.Unlock()
+		return nil
+	}
+	g.bseen[e.MsgID] = time.Now()
+	g.mu.Unlock()
+	g.ov.Deliver(overlay.Message{Data: e.Data, From: e.Origin, To: g.self.Key(), Broadcast: true})
+	var errs []error
+	for b, id := range g.ov.BucketHeads(height) {
+		err := g.send(ctx, id, wire.GroupMsg{Type: wire.GroupBcast, Height: uint16(b + 1), Envelope: e.raw})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// onBcast: a broadcast, for the nodes sharing m.Height leading bits with
+// this one.
+func (g *Groups) onBcast(m wire.GroupMsg, e *envelope) ([]byte, bool) {
+	if !g.background(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, g.cfg.ForwardTimeout)
+		defer cancel()
+		g.broadcastStep(ctx, e, int(m.Height))
+	}) {
+		return nil, false
+	}
+	return accepted()
+}
