@@ -20,8 +20,9 @@ import (
 	"github.com/p2psock/p2psock/overlay"
 )
 
-// Node is an overlay on its own socket. It is an overlay.Host, so
-// group.New and dht.New take it.
+// Node is an overlay on its own socket. Its Overlay field is an
+// overlay.Host: group.New(nd.Overlay, cfg) and dht.New(nd.Overlay, cfg)
+// start services on it.
 type Node struct {
 	*overlay.Overlay
 	Sock *nat.Socket
