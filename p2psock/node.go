@@ -78,7 +78,9 @@ type Config struct {
 	// means 20 s.
 	ConnectTimeout time.Duration
 	// AcceptQueue is the number of streams peers opened that wait for
-	// Accept; while it is full, further streams wait. 0 means 64.
+	// Accept; while it is full, further streams wait, up to 1024 in all
+	// (beyond, they are refused and counted in Info's
+	// Streams.StreamsRefused). 0 means 64.
 	AcceptQueue int
 	// STUNServers lists "host:port" of STUN servers ICE asks for this node's
 	// server-reflexive address, besides the node's public contacts (every

@@ -133,7 +133,7 @@ func (e *Engine) answer(life context.Context, s *session, d *dial, offer wire.Si
 		if err == nil {
 			err = ErrNoPath
 		}
-		d.complete(nil, err)
+		d.completeLocked(nil, err)
 	}
 	e.mu.Unlock()
 }

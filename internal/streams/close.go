@@ -58,7 +58,7 @@ func (e *Engine) Close() {
 		if d.cancel != nil {
 			d.cancel()
 		}
-		d.complete(nil, net.ErrClosed)
+		d.completeLocked(nil, net.ErrClosed)
 	}
 	ln := e.ln
 	e.mu.Unlock()

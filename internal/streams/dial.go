@@ -64,13 +64,13 @@ type dial struct {
 	done     chan struct{} // closed when complete
 	pc       *peerConn     // the connection, on success
 	err      error         // else why not
-	incoming bool          // the peer's offer owns it now
-	cancel   context.CancelFunc
+	incoming bool               // the peer's offer owns it now
+	cancel   context.CancelFunc // cancels this node's outgoing attempt, if any
 }
 
-// complete ends d with pc or err; e.mu is held and d was just removed from
-// Engine.dials.
-func (d *dial) complete(pc *peerConn, err error) {
+// completeLocked ends d with pc or err; Engine.mu is held and d was just
+// removed from Engine.dials.
+func (d *dial) completeLocked(pc *peerConn, err error) {
 	d.pc, d.err = pc, err
 	close(d.done)
 }
@@ -111,7 +111,7 @@ func (e *Engine) peerConn(ctx context.Context, remote overlay.ID) (*peerConn, er
 	// completed it; otherwise the failure is d's.
 	if !d.incoming && !errors.Is(err, errYield) && e.dials[remote] == d {
 		delete(e.dials, remote)
-		d.complete(nil, err)
+		d.completeLocked(nil, err)
 	}
 	e.mu.Unlock()
 	return d.wait(ctx)

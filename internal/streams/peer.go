@@ -150,7 +150,7 @@ func (e *Engine) adopt(pc *peerConn) bool {
 	e.peers[pc.id] = pc
 	if d := e.dials[pc.id]; d != nil {
 		delete(e.dials, pc.id)
-		d.complete(pc, nil)
+		d.completeLocked(pc, nil)
 	}
 	e.mu.Unlock()
 	e.cfg.Logger.Debug("connection up", "peer", e.logPeer(pc.id), "relayed", pc.relayed,
