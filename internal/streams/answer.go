@@ -125,7 +125,7 @@ func (e *Engine) answer(life context.Context, s *session, d *dial, offer wire.Si
 	defer cancel()
 	err := e.answerPath(ctx, s, d, offer, relay)
 	if err != nil {
-		e.cfg.Logger.Debug("incoming connection failed", "peer", e.logPeer(s.peer), "err", err)
+		e.cfg.Logger.Debug("incoming connection failed", "peer", shortID(s.peer), "err", err)
 	}
 	e.mu.Lock()
 	if e.dials[s.peer] == d {

@@ -61,9 +61,9 @@ func (e *Engine) Dial(ctx context.Context, remote overlay.ID) (*Stream, error) {
 // connection, the owner of a failed attempt or answer with the error, or
 // Close.
 type dial struct {
-	done     chan struct{} // closed when complete
-	pc       *peerConn     // the connection, on success
-	err      error         // else why not
+	done     chan struct{}      // closed when complete
+	pc       *peerConn          // the connection, on success
+	err      error              // else why not
 	incoming bool               // the peer's offer owns it now
 	cancel   context.CancelFunc // cancels this node's outgoing attempt, if any
 }
@@ -133,7 +133,7 @@ func (e *Engine) dialPeer(ctx context.Context, remote overlay.ID) (*peerConn, er
 	relay := e.offerRelay(ctx)
 	pc, err := e.attempt(ctx, remote, relay, false)
 	if errors.Is(err, ErrNoPath) && !relay && ctx.Err() == nil && len(e.turnServers(ctx)) > 0 {
-		e.cfg.Logger.Debug("no direct path, retrying through a relay", "peer", e.logPeer(remote))
+		e.cfg.Logger.Debug("no direct path, retrying through a relay", "peer", shortID(remote))
 		pc, err = e.attempt(ctx, remote, true, true)
 	}
 	return pc, err

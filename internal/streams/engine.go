@@ -1,19 +1,3 @@
-// Package streams is p2psock's connection engine: it sets up the one QUIC
-// connection a node keeps with each peer it talks to, and carries the
-// streams of Connect and Accept on it (docs/PROTOCOL.md, §12).
-//
-// An Engine sits on a node's overlay and its socket. A connection starts
-// with an ICE session signalled through the overlay (session.go): the
-// connecting node dials (dial.go: Dial → peerConn → dialPeer → attempt),
-// the peer answers (answer.go); ICE's connectivity checks find a path,
-// through a TURN relay if no direct one works (relay.go: the relays the
-// node knows, its contacts' and its own), and QUIC runs on that path with
-// TLS certificates that prove both IDs (tls.go). The connection is then the
-// peer's (peer.go): every stream between the two nodes is one of its QUIC
-// streams (stream.go). Close (close.go) ends them the way a TCP close does.
-//
-// The engine's goroutines live in a lifecycle.Scope; the work started per
-// stream a peer opens runs under a lifecycle.Budget.
 package streams
 
 import (
@@ -88,10 +72,10 @@ type Engine struct {
 	admit    *lifecycle.Budget // admitStream goroutines
 	closing  chan struct{}     // closed when Close begins
 	accepted chan *Stream
-	ln       *quic.Listener // on the node's socket; set by Start
 
 	mu       sync.Mutex
 	closed   bool
+	ln       *quic.Listener           // on the node's socket; set by Start
 	peers    map[overlay.ID]*peerConn // the current connection to each peer
 	dials    map[overlay.ID]*dial     // establishments in progress
 	sessions map[[8]byte]*session     // ICE sessions in progress
@@ -196,4 +180,5 @@ func (e *Engine) isClosing() bool {
 	}
 }
 
-func (e *Engine) logPeer(id overlay.ID) string { return id.String()[:8] }
+// shortID is the start of id, for logs.
+func shortID(id overlay.ID) string { return id.String()[:8] }

@@ -153,7 +153,7 @@ func (e *Engine) adopt(pc *peerConn) bool {
 		d.completeLocked(pc, nil)
 	}
 	e.mu.Unlock()
-	e.cfg.Logger.Debug("connection up", "peer", e.logPeer(pc.id), "relayed", pc.relayed,
+	e.cfg.Logger.Debug("connection up", "peer", shortID(pc.id), "relayed", pc.relayed,
 		"remote", pc.qc.RemoteAddr().String())
 	return true
 }

@@ -249,7 +249,7 @@ func (e *Engine) trickle(ctx context.Context, s *session) {
 			continue
 		}
 		if _, _, err := e.ov.SendService(ctx, wire.ServiceSignal, msg, s.peer.Key(), false); err != nil {
-			e.cfg.Logger.Debug("trickle", "peer", e.logPeer(s.peer), "err", err)
+			e.cfg.Logger.Debug("trickle", "peer", shortID(s.peer), "err", err)
 		}
 	}
 }

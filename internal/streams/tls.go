@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"math/big"
 	"time"
@@ -42,7 +43,7 @@ func QUICConfig() *quic.Config {
 func certificate(priv ed25519.PrivateKey) (tls.Certificate, error) {
 	pub, ok := priv.Public().(ed25519.PublicKey)
 	if !ok || len(priv) != ed25519.PrivateKeySize {
-		return tls.Certificate{}, fmt.Errorf("p2psock: making the TLS certificate: bad identity key")
+		return tls.Certificate{}, errors.New("p2psock: making the TLS certificate: bad identity key")
 	}
 	var id overlay.ID
 	copy(id[:], pub)
