@@ -33,7 +33,9 @@ const StreamVersion = streamVersion
 // connection turns out to be dead (the peer restarted, say), Dial forgets it
 // and sets up a new one, once. Errors are ErrNoPath, ErrPeerIdentity,
 // ErrRefused, the overlay's (ErrUnreachable), net.ErrClosed once the engine
-// is closing, and ctx's.
+// is closing, and ctx's. Give ctx a deadline: an attempt whose ICE fails
+// ends on its own, but waiting for the peer's side of a simultaneous
+// connect does not.
 func (e *Engine) Dial(ctx context.Context, remote overlay.ID) (*Stream, error) {
 	for retried := false; ; retried = true {
 		pc, err := e.peerConn(ctx, remote)
