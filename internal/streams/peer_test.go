@@ -24,7 +24,7 @@ import (
 func TestLoopbackAdmitBudget(t *testing.T) {
 	const queue, admitting = 1, 2
 	nodes := newNet(t, 2, func(_ int, c *Config) { c.AcceptQueue, c.MaxAdmitting = queue, admitting })
-	a, b := nodes[0], nodes[1]
+	b, a := nodes[0], nodes[1] // a joined through b, so it knows b
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	waiting := func() int { return len(b.eng.accepted) + b.eng.admit.InUse() }
@@ -58,7 +58,7 @@ func TestLoopbackAdmitBudget(t *testing.T) {
 // version is never accepted, and is stopped with BadStream.
 func TestLoopbackBadStreamVersion(t *testing.T) {
 	nodes := newNet(t, 2, nil)
-	a, b := nodes[0], nodes[1]
+	b, a := nodes[0], nodes[1] // a joined through b, so it knows b
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s, _ := pair(t, ctx, a, b) // the connection is up
