@@ -1,14 +1,11 @@
 package p2psock
 
 import (
-	"errors"
 	"io"
 	"net"
-	"os"
-	"sync"
 	"time"
 
-	"github.com/quic-go/quic-go"
+	"github.com/p2psock/p2psock/internal/streams"
 )
 
 // Addr is the address of a node: its ID. It is what Conn.RemoteAddr,
@@ -42,29 +39,21 @@ type PathInfo struct {
 // Close ends both directions: the peer reads io.EOF after the data already
 // written, and the peer's further writes fail. CloseWrite ends only this
 // side's writing (the peer reads io.EOF) and keeps reading.
+//
+// Errors other than io.EOF are *net.OpError: their Err is net.ErrClosed
+// after Close (of the Conn or of the Node), os.ErrDeadlineExceeded (a
+// net.Error whose Timeout is true) past a deadline, and otherwise quic-go's
+// error (a stream or connection error of the peer, say).
 type Conn struct {
-	s     *quic.Stream
-	pc    *peerConn
-	local *Addr
-
-	closeOnce sync.Once
-	closed    chan struct{}
+	s             *streams.Stream
+	local, remote *Addr
 }
 
 var _ net.Conn = (*Conn)(nil)
 
-func newConn(s *quic.Stream, pc *peerConn, local ID) *Conn {
-	c := &Conn{s: s, pc: pc, local: &Addr{local}, closed: make(chan struct{})}
-	pc.addConn(c)
-	return c
-}
-
 // Read reads data from the stream. It returns io.EOF once the peer closed
 // its side and every byte it wrote was read.
 func (c *Conn) Read(b []byte) (int, error) {
-	if c.isClosed() {
-		return 0, c.opErr("read", net.ErrClosed)
-	}
 	n, err := c.s.Read(b)
 	if err != nil && err != io.EOF {
 		err = c.opErr("read", err)
@@ -75,9 +64,6 @@ func (c *Conn) Read(b []byte) (int, error) {
 // Write writes data to the stream. It returns when the data is queued for
 // sending (QUIC flow control bounds how far ahead of the reader it can get).
 func (c *Conn) Write(b []byte) (int, error) {
-	if c.isClosed() {
-		return 0, c.opErr("write", net.ErrClosed)
-	}
 	n, err := c.s.Write(b)
 	if err != nil {
 		err = c.opErr("write", err)
@@ -88,43 +74,22 @@ func (c *Conn) Write(b []byte) (int, error) {
 // CloseWrite closes the sending side: the peer reads io.EOF once it has read
 // everything written before. Reading continues.
 func (c *Conn) CloseWrite() error {
-	if err := c.s.Close(); err != nil {
+	if err := c.s.CloseWrite(); err != nil {
 		return c.opErr("close", err)
 	}
-	c.pc.lastFin.Store(time.Now().UnixNano())
 	return nil
 }
 
 // Close closes the stream in both directions. Data written before Close is
 // still delivered; data the peer sends afterwards is discarded. Read and
 // Write fail with net.ErrClosed afterwards. Close is idempotent.
-func (c *Conn) Close() error {
-	c.closeOnce.Do(func() {
-		close(c.closed)
-		c.s.Close()
-		c.pc.lastFin.Store(time.Now().UnixNano())
-		c.s.CancelRead(0)
-		// Unblock a pending Read or Write at once.
-		c.s.SetDeadline(time.Now())
-		c.pc.connClosed(c)
-	})
-	return nil
-}
-
-func (c *Conn) isClosed() bool {
-	select {
-	case <-c.closed:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Conn) Close() error { return c.s.Close() }
 
 // LocalAddr returns this node's *Addr.
 func (c *Conn) LocalAddr() net.Addr { return c.local }
 
 // RemoteAddr returns the peer's *Addr: the ID it proved in the handshake.
-func (c *Conn) RemoteAddr() net.Addr { return &Addr{c.pc.id} }
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 
 // SetDeadline sets the read and write deadlines, as net.Conn describes.
 func (c *Conn) SetDeadline(t time.Time) error { return c.s.SetDeadline(t) }
@@ -136,23 +101,13 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.s.SetReadDeadline(t
 func (c *Conn) SetWriteDeadline(t time.Time) error { return c.s.SetWriteDeadline(t) }
 
 // Path describes the path the stream's connection runs on.
-func (c *Conn) Path() PathInfo { return c.pc.path() }
+func (c *Conn) Path() PathInfo {
+	p := c.s.Path()
+	return PathInfo{Relayed: p.Relayed, Local: p.Local, Remote: p.Remote, RTT: p.RTT}
+}
 
-// opErr wraps err as net.Conn methods report errors: a *net.OpError whose
-// Err is net.ErrClosed after Close (of the Conn or of the Node), a timeout
-// net.Error past a deadline, and otherwise quic-go's error.
+// opErr wraps an error of the engine's stream (already mapped to what net
+// callers test for) as net.Conn methods report errors.
 func (c *Conn) opErr(op string, err error) error {
-	select {
-	case <-c.closed:
-		err = net.ErrClosed
-	default:
-		var ae *quic.ApplicationError
-		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			err = os.ErrDeadlineExceeded
-		case errors.As(err, &ae) && ae.ErrorCode == closeNodeClosed && !ae.Remote:
-			err = net.ErrClosed
-		}
-	}
-	return &net.OpError{Op: op, Net: "p2p", Source: c.local, Addr: c.RemoteAddr(), Err: err}
+	return &net.OpError{Op: op, Net: "p2p", Source: c.local, Addr: c.remote, Err: err}
 }

@@ -2,7 +2,7 @@ package p2psock
 
 // Benchmarks of streams (issue 3), each side by side with raw quic-go in the
 // same run. The raw baseline is a quic.Transport on a plain *net.UDPConn
-// (net.ListenUDP on 127.0.0.1), the same quic.Config (quicConfig()) and the
+// (net.ListenUDP on 127.0.0.1), the same quic.Config (streams.QUICConfig()) and the
 // same kind of TLS (TLS 1.3, self-signed Ed25519 certificates on both sides,
 // client certificate required), so that what differs is only what p2psock
 // adds: the overlay and ICE around the socket, the version byte, the Conn
@@ -20,7 +20,6 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -28,6 +27,9 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/internal/streams"
+	"github.com/p2psock/p2psock/internal/testnet"
 )
 
 const (
@@ -35,25 +37,6 @@ const (
 	benchOpBytes = 16 << 20 // bytes one throughput op moves (then the reader has them all)
 	benchStreams = 64       // streams of the parallel throughput benchmark
 )
-
-// checkNoLeaks fails b if, once every later Cleanup has run, more goroutines
-// live than when it was called. Call it first, so its Cleanup runs last.
-func checkNoLeaks(b *testing.B) {
-	b.Helper()
-	before := runtime.NumGoroutine()
-	b.Cleanup(func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				b.Errorf("goroutines leaked: %d, %d before\n%s", runtime.NumGoroutine(), before,
-					buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
 
 // benchNode opens a node on 127.0.0.1 that joins through entry.
 func benchNode(b *testing.B, ctx context.Context, cfg Config, entry *Node) *Node {
@@ -75,17 +58,7 @@ func benchNode(b *testing.B, ctx context.Context, cfg Config, entry *Node) *Node
 // settle waits until nd has no ICE session in progress.
 func settle(b *testing.B, nd *Node) {
 	b.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		nd.st.mu.Lock()
-		n := len(nd.st.sessions)
-		nd.st.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%d ICE sessions still in progress", n)
-		}
-	}
+	testnet.Eventually(b, 10*time.Second, "the ICE sessions to end", func() bool { return nd.Info().Streams.Sessions == 0 })
 }
 
 // benchNet is an entry node and two nodes joined through it; the nodes close
@@ -155,7 +128,7 @@ func newRawEnds(b *testing.B, stls, ctls *tls.Config) *rawEnds {
 		return &quic.Transport{Conn: uc}
 	}
 	r := &rawEnds{ctr: listen(), str: listen(), stls: stls, ctls: ctls}
-	ln, err := r.str.Listen(stls, quicConfig())
+	ln, err := r.str.Listen(stls, streams.QUICConfig())
 	require.NoError(b, err)
 	r.ln = ln
 	return r
@@ -191,10 +164,10 @@ func (r *rawEnds) connect(ctx context.Context) (cc, sc *quic.Conn, cs, ss *quic.
 		}
 		ch <- acc{qc, s, err}
 	}()
-	cc, err = r.ctr.Dial(ctx, r.str.Conn.LocalAddr(), r.ctls, quicConfig())
+	cc, err = r.ctr.Dial(ctx, r.str.Conn.LocalAddr(), r.ctls, streams.QUICConfig())
 	if err == nil {
 		if cs, err = cc.OpenStreamSync(ctx); err == nil {
-			_, err = cs.Write([]byte{streamVersion})
+			_, err = cs.Write([]byte{streams.StreamVersion})
 		}
 	}
 	a := <-ch
@@ -221,7 +194,7 @@ func rawStreamPair(ctx context.Context, cc, sc *quic.Conn) (cs, ss *quic.Stream,
 	}()
 	cs, err = cc.OpenStreamSync(ctx)
 	if err == nil {
-		_, err = cs.Write([]byte{streamVersion})
+		_, err = cs.Write([]byte{streams.StreamVersion})
 	}
 	a := <-ch
 	if err == nil {
@@ -255,8 +228,9 @@ func closeRaw(s *quic.Stream) {
 
 // benchThroughput writes benchOpBytes per op to w in benchChunk writes; an op
 // ends when the reader has read them all. closeAll closes both ends; sender
-// is the writing end's QUIC connection, whose lost packets are reported.
-func benchThroughput(b *testing.B, w io.Writer, r io.Reader, closeAll func(), sender *quic.Conn) {
+// returns the statistics of the writing end's QUIC connection, whose lost
+// packets are reported.
+func benchThroughput(b *testing.B, w io.Writer, r io.Reader, closeAll func(), sender func() quic.ConnectionStats) {
 	done := make(chan struct{}, 1)
 	readerDone := make(chan struct{})
 	go func() {
@@ -278,7 +252,7 @@ func benchThroughput(b *testing.B, w io.Writer, r io.Reader, closeAll func(), se
 	b.Cleanup(func() { closeAll(); <-readerDone })
 	buf := make([]byte, benchChunk)
 	b.SetBytes(benchOpBytes)
-	st0 := sender.ConnectionStats()
+	st0 := sender()
 	for b.Loop() {
 		for sent := 0; sent < benchOpBytes; sent += len(buf) {
 			if _, err := w.Write(buf); err != nil {
@@ -287,7 +261,7 @@ func benchThroughput(b *testing.B, w io.Writer, r io.Reader, closeAll func(), se
 		}
 		<-done
 	}
-	st := sender.ConnectionStats()
+	st := sender()
 	b.ReportMetric(100*float64(st.PacketsLost-st0.PacketsLost)/float64(max(1, st.PacketsSent-st0.PacketsSent)), "%lost")
 }
 
@@ -295,37 +269,27 @@ func benchThroughput(b *testing.B, w io.Writer, r io.Reader, closeAll func(), se
 // way; against raw quic-go, and over a TURN relay (ForceRelay).
 func BenchmarkStreamThroughput(b *testing.B) {
 	b.Run("p2psock", func(b *testing.B) {
-		checkNoLeaks(b)
+		testnet.CheckLeaks(b)
 		a, c := benchNet(b, Config{}, Config{})
 		ca, cc := p2pStreamPair(b, a, c)
 		if ca.Path().Relayed {
 			b.Fatal("path is relayed")
 		}
-		benchThroughput(b, ca, cc, func() { ca.Close(); cc.Close() }, ca.pc.qc)
+		benchThroughput(b, ca, cc, func() { ca.Close(); cc.Close() }, ca.s.Stats)
 	})
 	b.Run("quic-go", func(b *testing.B) {
-		checkNoLeaks(b)
+		testnet.CheckLeaks(b)
 		cc, _, cs, ss := rawConnected(b)
-		benchThroughput(b, cs, ss, func() { closeRaw(cs); closeRaw(ss) }, cc)
+		benchThroughput(b, cs, ss, func() { closeRaw(cs); closeRaw(ss) }, cc.ConnectionStats)
 	})
 	b.Run("p2psock-relayed", func(b *testing.B) {
-		checkNoLeaks(b)
+		testnet.CheckLeaks(b)
 		a, c := benchNet(b, Config{RelayAddr: "127.0.0.1:0"}, Config{ForceRelay: true})
 		ca, cc := p2pStreamPair(b, a, c)
 		if !ca.Path().Relayed {
 			b.Fatal("path is not relayed")
 		}
-		// Work around a leak: quic.Transport.Close does not close a
-		// PacketConn it did not create, and neither does the node, so the
-		// relayed path's nat.PacketConn (its ICE agent and TURN allocation)
-		// outlives Node.Close. Close it after the nodes (Cleanups run last
-		// first).
-		for _, pc := range []*peerConn{ca.pc, cc.pc} {
-			if pc.tr != nil {
-				b.Cleanup(func() { pc.tr.Conn.Close() })
-			}
-		}
-		benchThroughput(b, ca, cc, func() { ca.Close(); cc.Close() }, ca.pc.qc)
+		benchThroughput(b, ca, cc, func() { ca.Close(); cc.Close() }, ca.s.Stats)
 	})
 }
 
@@ -375,7 +339,7 @@ func benchParallel(b *testing.B, ws []io.Writer, rs []io.Reader) {
 // bulk data one way at once; the total throughput.
 func BenchmarkStreamThroughputParallel64(b *testing.B) {
 	b.Run("p2psock", func(b *testing.B) {
-		checkNoLeaks(b)
+		testnet.CheckLeaks(b)
 		a, c := benchNet(b, Config{}, Config{})
 		var ws []io.Writer
 		var rs []io.Reader
@@ -386,7 +350,7 @@ func BenchmarkStreamThroughputParallel64(b *testing.B) {
 		benchParallel(b, ws, rs)
 	})
 	b.Run("quic-go", func(b *testing.B) {
-		checkNoLeaks(b)
+		testnet.CheckLeaks(b)
 		cc, sc, cs, ss := rawConnected(b)
 		ws, rs := []io.Writer{cs}, []io.Reader{ss}
 		b.Cleanup(func() { closeRaw(cs); closeRaw(ss) })
@@ -427,7 +391,7 @@ func (dp *durations) report(b *testing.B) {
 // until the server accepted the connection and the stream and read the byte.
 func BenchmarkConnectFirst(b *testing.B) {
 	b.Run("p2psock", func(b *testing.B) {
-		checkNoLeaks(b)
+		testnet.CheckLeaks(b)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		b.Cleanup(cancel)
 		entry := benchNode(b, ctx, Config{}, nil)
@@ -445,10 +409,8 @@ func BenchmarkConnectFirst(b *testing.B) {
 			d.add(time.Since(t0))
 			ca.Close()
 			cc.Close()
-			// Let the ICE sessions end before closing: a Node.Close while an
-			// answering session closes its agent can close the pion agent
-			// twice at once, which panics (pion/ice v2 Agent.Close is not
-			// safe for concurrent calls).
+			// Let the ICE sessions end before closing, so that what is
+			// measured next starts from idle nodes.
 			settle(b, a)
 			settle(b, c)
 			a.Close()
@@ -457,7 +419,7 @@ func BenchmarkConnectFirst(b *testing.B) {
 		}
 	})
 	b.Run("quic-go", func(b *testing.B) {
-		checkNoLeaks(b)
+		testnet.CheckLeaks(b)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		b.Cleanup(cancel)
 		stls, ctls := rawTLS(b)
@@ -489,7 +451,7 @@ func BenchmarkConnectFirst(b *testing.B) {
 // before the next (outside the timer), so stream credit is returned.
 func BenchmarkConnectStream(b *testing.B) {
 	b.Run("p2psock", func(b *testing.B) {
-		checkNoLeaks(b)
+		testnet.CheckLeaks(b)
 		a, c := benchNet(b, Config{}, Config{})
 		ca, cc := p2pStreamPair(b, a, c) // the connection is up
 		ca.Close()
@@ -505,7 +467,7 @@ func BenchmarkConnectStream(b *testing.B) {
 		}
 	})
 	b.Run("quic-go", func(b *testing.B) {
-		checkNoLeaks(b)
+		testnet.CheckLeaks(b)
 		qcc, qsc, cs, ss := rawConnected(b)
 		closeRaw(cs)
 		closeRaw(ss)
@@ -553,13 +515,13 @@ func benchEcho(b *testing.B, rw io.ReadWriter, echo io.ReadWriter, closeAll func
 // BenchmarkStreamRoundTrip: 1 byte written on an open stream and echoed back.
 func BenchmarkStreamRoundTrip(b *testing.B) {
 	b.Run("p2psock", func(b *testing.B) {
-		checkNoLeaks(b)
+		testnet.CheckLeaks(b)
 		a, c := benchNet(b, Config{}, Config{})
 		ca, cc := p2pStreamPair(b, a, c)
 		benchEcho(b, ca, cc, func() { ca.Close(); cc.Close() })
 	})
 	b.Run("quic-go", func(b *testing.B) {
-		checkNoLeaks(b)
+		testnet.CheckLeaks(b)
 		_, _, cs, ss := rawConnected(b)
 		benchEcho(b, cs, ss, func() { closeRaw(cs); closeRaw(ss) })
 	})

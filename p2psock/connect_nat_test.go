@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2psock/p2psock/internal/simnet"
 	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/internal/simnet"
+	"github.com/p2psock/p2psock/internal/testnet"
 )
 
 // needsRelay says whether two nodes behind NATs of kinds a and b need a
@@ -75,11 +77,8 @@ func TestVnetConnectNoPathFailsFast(t *testing.T) {
 	require.NoError(t, ctx.Err(), "Connect used up its deadline")
 	t.Logf("failed after %v", time.Since(start))
 	for _, nd := range []*Node{a, b} {
-		require.Eventually(t, func() bool {
-			nd.st.mu.Lock()
-			defer nd.st.mu.Unlock()
-			return len(nd.st.sessions) == 0 && len(nd.st.dials) == 0
-		}, 20*time.Second, 10*time.Millisecond)
+		testnet.Eventually(t, 20*time.Second, "the ICE sessions to end",
+			func() bool { return nd.Info().Streams.Sessions == 0 })
 	}
 }
 
@@ -93,11 +92,11 @@ func TestVnetConnectRelayFallback(t *testing.T) {
 	a, b := tn.nodes[2], tn.nodes[3]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	before := a.st.stats.noPath.Load()
+	before := a.Info().Streams.NoPath
 	ca, cb := connectPair(t, ctx, a, b)
 	require.True(t, ca.Path().Relayed)
 	require.True(t, cb.Path().Relayed)
-	require.Equal(t, before+1, a.st.stats.noPath.Load(), "the first attempt failed")
+	require.Equal(t, before+1, a.Info().Streams.NoPath, "the first attempt failed")
 	_, err := cb.Write([]byte("through the relay"))
 	require.NoError(t, err)
 	buf := make([]byte, len("through the relay"))

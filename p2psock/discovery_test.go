@@ -48,7 +48,7 @@ func TestLoopbackLocalDiscovery(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, ents, 2, "one directory per network")
 	require.NoError(t, b.Close())
-	require.Len(t, a.disc.reg.Peers(), 0, "b's entry is gone")
+	require.Empty(t, a.disc.Peers(), "b's entry is gone")
 }
 
 // TestLoopbackLocalDiscoveryMerge: two nodes that each started a network of
@@ -62,12 +62,11 @@ func TestLoopbackLocalDiscoveryMerge(t *testing.T) {
 	require.Empty(t, a.Contacts())
 	require.Empty(t, b.Contacts())
 	// a appears in b's registry after b's Bind.
-	ap, _ := a.localAddrPort()
-	reg, err := lan.Register(dirB, "merge-test", ap)
+	reg, err := lan.Register(dirB, "merge-test", lan.LocalAddrPort(a.UDPAddr()))
 	require.NoError(t, err)
 	defer reg.Close()
 	require.Eventually(t, func() bool { return knows(a, b) && knows(b, a) },
-		3*discoveryRescan, 20*time.Millisecond)
+		3*lan.RescanEvery, 20*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(t, a.SendTo(ctx, []byte("merged"), b.ID()))

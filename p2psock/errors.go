@@ -5,13 +5,17 @@ import (
 	"net"
 
 	"github.com/p2psock/p2psock/group"
+	"github.com/p2psock/p2psock/internal/streams"
 	"github.com/p2psock/p2psock/overlay"
 )
 
 var errClosedGroup = net.ErrClosed
 
-// Errors returned by a Node. Test for them with errors.Is. After Close, every
-// call fails with an error for which errors.Is(err, net.ErrClosed) is true.
+// Errors returned by a Node, its Conns and its GroupSockets: every sentinel
+// a call of this package can return. Test for them with errors.Is. Before
+// Bind, the calls that need a bound node fail with a *net.OpError wrapping
+// ErrNotBound; after Close, every call fails with a *net.OpError for which
+// errors.Is(err, net.ErrClosed) is true.
 var (
 	// ErrUnreachable: the message could not be delivered. No node with the
 	// destination ID is in the network, or no route to it acknowledged in
@@ -34,14 +38,11 @@ var (
 	ErrAlreadyBound = errors.New("p2psock: node already bound")
 	// ErrPeerIdentity: the peer of a stream could not prove it holds the
 	// private key of the ID it was reached as.
-	ErrPeerIdentity = errors.New("p2psock: peer did not prove its ID")
+	ErrPeerIdentity = streams.ErrPeerIdentity
 	// ErrNoPath: ICE found no working path to the peer (no direct pair
 	// answered and no relay was available or worked).
-	ErrNoPath = errors.New("p2psock: no path to peer")
+	ErrNoPath = streams.ErrNoPath
 	// ErrRefused: the peer refused the connection (it is closing, or it does
 	// not accept streams).
-	ErrRefused = errors.New("p2psock: connection refused by peer")
+	ErrRefused = streams.ErrRefused
 )
-
-// MaxMessageSize is the largest message SendTo and SendToKey deliver: 64 KiB.
-const MaxMessageSize = overlay.MaxMessage

@@ -2,7 +2,6 @@ package p2psock
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +11,8 @@ import (
 	"github.com/pion/transport/v2"
 
 	"github.com/p2psock/p2psock/group"
+	"github.com/p2psock/p2psock/internal/lan"
+	"github.com/p2psock/p2psock/internal/streams"
 	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/nat"
 	"github.com/p2psock/p2psock/overlay"
@@ -77,7 +78,9 @@ type Config struct {
 	// means 20 s.
 	ConnectTimeout time.Duration
 	// AcceptQueue is the number of streams peers opened that wait for
-	// Accept; while it is full, further streams wait. 0 means 64.
+	// Accept; while it is full, further streams wait, up to 1024 in all
+	// (beyond, they are refused and counted in Info's
+	// Streams.StreamsRefused). 0 means 64.
 	AcceptQueue int
 	// STUNServers lists "host:port" of STUN servers ICE asks for this node's
 	// server-reflexive address, besides the node's public contacts (every
@@ -122,16 +125,10 @@ type Node struct {
 	sock   *nat.Socket
 	ov     *overlay.Overlay
 	groups *group.Groups
-
-	cert   tls.Certificate
-	ice    *nat.ICE
-	relay  *nat.Relay       // nil unless Config.RelayAddr
-	relays []nat.TURNServer // Config.Relays, parsed
-	net    transport.Net    // where ICE and the relay open sockets; nil: the host's
-	disc   *discovery       // nil unless Config.LocalDiscovery
-	st     streams
+	eng    *streams.Engine // Connect, Accept and their connections
 
 	mu      sync.Mutex
+	disc    *lan.Discovery // nil unless Config.LocalDiscovery, from Bind on
 	bound   bool
 	binding bool // a Bind is in progress
 	closed  bool
@@ -155,20 +152,13 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 20 * time.Second
 	}
-	if cfg.AcceptQueue <= 0 {
-		cfg.AcceptQueue = 64
-	}
 	var relays []nat.TURNServer
 	for _, r := range cfg.Relays {
-		t, err := parseRelayURL(r)
+		t, err := streams.ParseRelayURL(r)
 		if err != nil {
 			return nil, err
 		}
 		relays = append(relays, t)
-	}
-	cert, err := certificate(cfg.Identity)
-	if err != nil {
-		return nil, err
 	}
 	var sock *nat.Socket
 	if cfg.PacketConn != nil {
@@ -179,7 +169,9 @@ func NewNode(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("p2psock: opening socket: %w", err)
 		}
 	}
-	n := &Node{cfg: cfg, id: cfg.Identity, sock: sock, cert: cert, relays: relays, net: netOf(cfg.PacketConn)}
+	n := &Node{cfg: cfg, id: cfg.Identity, sock: sock}
+	logger := cfg.Logger.With("node", cfg.Identity.ID().String()[:8])
+	var err error
 	n.ov, err = overlay.New(overlay.Config{
 		Identity:    cfg.Identity.priv,
 		Network:     cfg.Network,
@@ -188,7 +180,7 @@ func NewNode(cfg Config) (*Node, error) {
 		KeepAlive:   cfg.KeepAlive,
 		RecvQueue:   cfg.RecvQueue,
 		SendTimeout: cfg.SendTimeout,
-		Logger:      cfg.Logger.With("node", cfg.Identity.ID().String()[:8]),
+		Logger:      logger,
 	}, sock)
 	if err != nil {
 		sock.Close()
@@ -196,19 +188,24 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n.groups = group.New(n.ov, group.Config{Logger: cfg.Logger})
 	sock.Handle(wire.FirstType, wire.LastType, n.ov.HandlePacket)
-	n.ice = nat.NewICE(sock, n.net, cfg.Logger)
-	n.ov.Handle(wire.ServiceSignal, n.handleSignal)
-	n.ov.Handle(wire.ServiceRelay, n.handleRelay)
-	if cfg.RelayAddr != "" {
-		if n.relay, err = n.startRelay(); err != nil {
-			n.ice.Close()
-			sock.Close()
-			return nil, err
-		}
+	n.eng, err = streams.New(streams.Config{
+		Identity:    cfg.Identity.priv,
+		Net:         netOf(cfg.PacketConn),
+		Logger:      cfg.Logger,
+		AcceptQueue: cfg.AcceptQueue,
+		STUNServers: cfg.STUNServers,
+		Relays:      relays,
+		RelayAddr:   cfg.RelayAddr,
+		ForceRelay:  cfg.ForceRelay,
+		IgnoreNAT:   cfg.ignoreNAT,
+	}, n.ov, sock)
+	if err != nil {
+		sock.Close()
+		return nil, err
 	}
 	sock.Start()
-	if err := n.startStreams(); err != nil {
-		n.closeStreams()
+	if err := n.eng.Start(); err != nil {
+		n.eng.Close()
 		sock.Close()
 		return nil, err
 	}
@@ -240,7 +237,28 @@ func (n *Node) Bind(ctx context.Context) error {
 		// Nodes found locally are entry points only when none is given;
 		// otherwise they are met in the background (a registry shared with
 		// other network namespaces can list addresses unreachable here).
-		if found := n.startDiscovery(); len(entries) == 0 {
+		d, found := lan.Start(lan.Config{
+			Network:     n.cfg.Network,
+			ID:          n.ID(),
+			Addr:        lan.LocalAddrPort(n.UDPAddr()),
+			Dir:         n.cfg.discoveryDir,
+			MachineOnly: n.cfg.MachineOnlyDiscovery,
+			WaitForLAN:  len(entries) == 0,
+			Announce:    func(b []byte) { n.sock.WriteTo(b, lan.Group) },
+			Meet:        n.ov.Meet,
+			Logger:      n.cfg.Logger,
+		})
+		n.mu.Lock()
+		closed := n.closed
+		if !closed {
+			n.disc = d
+		}
+		n.mu.Unlock()
+		if closed {
+			d.Close()
+			return n.opErr("bind", net.ErrClosed)
+		}
+		if len(entries) == 0 {
 			entries = found
 		}
 	}
@@ -249,12 +267,9 @@ func (n *Node) Bind(ctx context.Context) error {
 		return err
 	}
 	n.mu.Lock()
-	d := n.disc
-	n.mu.Unlock()
-	if d != nil {
-		n.runDiscovery(d)
+	if n.disc != nil {
+		n.disc.Run()
 	}
-	n.mu.Lock()
 	n.bound = true
 	n.mu.Unlock()
 	return nil
@@ -273,57 +288,6 @@ func (n *Node) UDPAddr() *net.UDPAddr {
 		return ua
 	}
 	return nil
-}
-
-// SendTo sends data to the node with ID to, and returns once that node has
-// accepted it. It fails with ErrUnreachable if no such node is in the network
-// or none acknowledged before ctx ended (or Config.SendTimeout when ctx has
-// no deadline), and with ErrMessageTooLarge above MaxMessageSize bytes. A
-// message is delivered at most once.
-func (n *Node) SendTo(ctx context.Context, data []byte, to ID) error {
-	if err := n.ready("send"); err != nil {
-		return err
-	}
-	return n.ov.Send(ctx, data, to.Key(), false)
-}
-
-// SendToKey sends data to the live node whose ID is closest to key (XOR
-// distance), possibly this node, and returns once that node has accepted it.
-// Errors are as for SendTo.
-func (n *Node) SendToKey(ctx context.Context, data []byte, key Key) error {
-	if err := n.ready("send"); err != nil {
-		return err
-	}
-	return n.ov.Send(ctx, data, key, true)
-}
-
-// Message is a message received by RecvFrom.
-type Message struct {
-	Data      []byte
-	From      ID   // the origin; its signature was verified
-	To        Key  // the key it was routed to: this node's ID as a Key when addressed to the node
-	ByKey     bool // true when it was sent with SendToKey
-	Hops      int  // overlay hops it took (0 when sent to this node by itself)
-	Broadcast bool // true when it was sent with Broadcast to every node
-}
-
-// RecvFrom returns the next message delivered to this node: sent to its ID,
-// or to a key it is the closest node to.
-func (n *Node) RecvFrom(ctx context.Context) (Message, error) {
-	m, err := n.ov.Recv(ctx)
-	if err != nil {
-		return Message{}, err
-	}
-	return Message{Data: m.Data, From: m.From, To: m.To, ByKey: m.ByKey, Hops: m.Hops, Broadcast: m.Broadcast}, nil
-}
-
-// Lookup returns the IDs of up to BucketSize live nodes closest to key,
-// nearest first: the key's replica set.
-func (n *Node) Lookup(ctx context.Context, key Key) ([]ID, error) {
-	if err := n.ready("lookup"); err != nil {
-		return nil, err
-	}
-	return n.ov.Lookup(ctx, key)
 }
 
 // Overlay returns the node's overlay, for packages that build services on
@@ -356,8 +320,8 @@ type Info struct {
 	SocketDrops uint64
 }
 
-// StreamCounters describe a node's QUIC connections and the ICE sessions
-// that set them up.
+// StreamCounters describe a node's QUIC connections, the ICE sessions that
+// set them up, and the streams it turned away.
 type StreamCounters struct {
 	Conns        int    // live QUIC connections, one per peer
 	RelayedConns int    // of which through a TURN relay
@@ -367,13 +331,21 @@ type StreamCounters struct {
 	STUNAnswered uint64 // plain STUN binding requests answered
 	STUNDropped  uint64 // STUN packets dropped (malformed, or the ICE mux fell behind)
 	Allocations  int    // live allocations on this node's TURN relay (Config.RelayAddr)
+	// StreamsRefused counts the streams peers opened that the node refused
+	// (RESET_STREAM and STOP_SENDING, code 0) because 1024 streams were
+	// already waiting for their first byte or for room in the accept queue.
+	StreamsRefused uint64
 }
 
 // Info returns a snapshot of the node's state and counters.
 func (n *Node) Info() Info {
 	oi := n.ov.Info()
+	sc := n.eng.Counters()
 	inf := Info{ID: n.ID(), Network: oi.Network, LocalAddr: n.UDPAddr(), Public: oi.Public,
-		Contacts: oi.Contacts, Relayed: oi.Relayed, Counters: oi.Counters, Streams: n.streamCounters()}
+		Contacts: oi.Contacts, Relayed: oi.Relayed, Counters: oi.Counters,
+		Streams: StreamCounters{Conns: sc.Conns, RelayedConns: sc.RelayedConns, Sessions: sc.Sessions,
+			NoPath: sc.NoPath, BadSignals: sc.BadSignals, STUNAnswered: sc.STUNAnswered,
+			STUNDropped: sc.STUNDropped, Allocations: sc.Allocations, StreamsRefused: sc.StreamsRefused}}
 	if oi.Observed.IsValid() {
 		inf.PublicAddr = net.UDPAddrFromAddrPort(oi.Observed)
 	}
@@ -403,7 +375,7 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 	n.groups.Close()
 	n.closeDiscovery()
-	n.closeStreams()
+	n.eng.Close()
 	err := n.ov.Close()
 	if serr := n.sock.Close(); err == nil {
 		err = serr
@@ -411,18 +383,41 @@ func (n *Node) Close() error {
 	return err
 }
 
-func (n *Node) ready(op string) error {
+// closeDiscovery ends local discovery, if it runs.
+func (n *Node) closeDiscovery() {
+	n.mu.Lock()
+	d := n.disc
+	n.disc = nil
+	n.mu.Unlock()
+	if d != nil {
+		d.Close()
+	}
+}
+
+// state returns the error of a call that needs a bound node, if the node is
+// not bound or closed: ErrNotBound or net.ErrClosed.
+func (n *Node) state() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch {
 	case n.closed:
-		return n.opErr(op, net.ErrClosed)
+		return net.ErrClosed
 	case !n.bound:
 		return ErrNotBound
 	}
 	return nil
 }
 
+// ready returns the error of the call op if the node is not bound or
+// closed: a *net.OpError wrapping ErrNotBound or net.ErrClosed.
+func (n *Node) ready(op string) error {
+	if err := n.state(); err != nil {
+		return n.opErr(op, err)
+	}
+	return nil
+}
+
+// opErr wraps err as the node's calls report errors.
 func (n *Node) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: "p2p", Err: err}
 }

@@ -1,0 +1,213 @@
+package streams
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"time"
+
+	"github.com/pion/ice/v2"
+	"github.com/quic-go/quic-go"
+
+	"github.com/p2psock/p2psock/internal/wire"
+	"github.com/p2psock/p2psock/nat"
+	"github.com/p2psock/p2psock/overlay"
+)
+
+// The controlled side: the signalling service's handler answers a peer's
+// offer (onOffer), and a goroutine per answered offer runs the session
+// (answer, answerPath) until the connection is up.
+
+// answerTimeout is the controlled side's bound on ICE and the QUIC
+// handshake.
+const answerTimeout = 15 * time.Second
+
+// handleSignal is the signalling service's handler (service 1). It runs on
+// the packet path, so it only records state and starts goroutines.
+func (e *Engine) handleSignal(m overlay.Message) ([]byte, bool) {
+	sig, err := wire.ParseSignal(m.Data)
+	if err != nil {
+		e.badSignals.Add(1)
+		return nil, true
+	}
+	from := m.From
+	switch sig.Kind {
+	case wire.SignalOffer:
+		return e.onOffer(from, sig), true
+	case wire.SignalClose:
+		e.mu.Lock()
+		pc := e.peers[from]
+		if pc != nil {
+			delete(e.peers, from)
+		}
+		e.mu.Unlock()
+		if pc != nil {
+			pc.peerLeft()
+		}
+		return nil, true
+	case wire.SignalCandidates:
+		e.mu.Lock()
+		s := e.sessions[sig.Session]
+		e.mu.Unlock()
+		if s != nil && s.peer == from {
+			s.addRemote(sig.Candidates)
+		}
+		return nil, true
+	}
+	e.badSignals.Add(1)
+	return nil, true
+}
+
+// onOffer answers an offer from the peer from, and starts the session that
+// completes the dial to it: its own, one this node's Dial started and the
+// peer's offer takes over (simultaneous connect), or a new one.
+func (e *Engine) onOffer(from overlay.ID, offer wire.Signal) []byte {
+	reject := func(reason byte) []byte {
+		b, _ := wire.AppendSignal(nil, wire.Signal{Kind: wire.SignalReject, Session: offer.Session, Reason: reason})
+		return b
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s := e.sessions[offer.Session]; s != nil {
+		if s.peer != from || s.answer == nil {
+			return reject(wire.RejectBusy)
+		}
+		return s.answer // a retransmitted offer
+	}
+	switch {
+	case e.closed:
+		return reject(wire.RejectClosing)
+	case len(e.sessions) >= maxSessions || e.incomingFromLocked(from) >= maxSessionsPerPeer:
+		return reject(wire.RejectBusy)
+	}
+	d := e.dials[from]
+	if d != nil && !d.incoming {
+		if !e.yieldsTo(from) {
+			return reject(wire.RejectConflict)
+		}
+		d.incoming = true
+		d.cancel()
+	}
+	s := newSession(e.scope.Context(), from, false)
+	s.id = offer.Session
+	relay := e.wantRelay() || offer.Flags&wire.SignalFlagWantRelay != 0
+	ans := wire.Signal{Kind: wire.SignalAnswer, Session: s.id, Ufrag: s.ufrag, Pwd: s.pwd, Candidates: e.hostCandidates()}
+	if relay {
+		ans.Flags |= wire.SignalFlagRelay
+	}
+	s.answer, _ = wire.AppendSignal(nil, ans)
+	newDial := d == nil
+	if newDial {
+		d = &dial{done: make(chan struct{}), incoming: true}
+	}
+	if !e.scope.Go(func(life context.Context) { e.answer(life, s, d, offer, relay) }) {
+		return reject(wire.RejectClosing)
+	}
+	if newDial {
+		e.dials[from] = d
+	}
+	e.sessions[s.id] = s
+	s.startTrickle()
+	return s.answer
+}
+
+// yieldsTo reports whether this node's outgoing attempt gives way to the
+// simultaneous offer of peer: when both nodes connect at once, the offer of
+// the node with the smaller ID goes ahead.
+func (e *Engine) yieldsTo(peer overlay.ID) bool {
+	return bytes.Compare(e.self[:], peer[:]) > 0
+}
+
+// answer runs the controlled side of session s, to complete d.
+func (e *Engine) answer(life context.Context, s *session, d *dial, offer wire.Signal, relay bool) {
+	defer e.dropSession(s)
+	ctx, cancel := context.WithTimeout(life, answerTimeout)
+	defer cancel()
+	err := e.answerPath(ctx, s, d, offer, relay)
+	if err != nil {
+		e.cfg.Logger.Debug("incoming connection failed", "peer", shortID(s.peer), "err", err)
+	}
+	e.mu.Lock()
+	if e.dials[s.peer] == d {
+		delete(e.dials, s.peer)
+		if err == nil {
+			err = ErrNoPath
+		}
+		d.completeLocked(nil, err)
+	}
+	e.mu.Unlock()
+}
+
+// answerPath runs ICE as the controlled agent, then waits until the peer's
+// QUIC connection on the selected path completes d.
+func (e *Engine) answerPath(ctx context.Context, s *session, d *dial, offer wire.Signal, relay bool) error {
+	agent, err := e.newAgent(ctx, s, relay)
+	if err != nil {
+		return err
+	}
+	s.addRemote(offer.Candidates)
+	defer context.AfterFunc(s.failed, s.closeAgent)()
+	ic, err := agent.Accept(ctx, offer.Ufrag, offer.Pwd)
+	if err != nil {
+		s.closeAgent()
+		e.noPath.Add(1)
+		return ErrNoPath
+	}
+	pair, err := agent.GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		s.closeAgent()
+		return ErrNoPath
+	}
+	if pair.Local.Type() == ice.CandidateTypeRelay {
+		// The peer's QUIC packets arrive through the relay: listen on a
+		// transport over the ICE connection for the one connection.
+		pconn := nat.NewPacketConn(ic, s.closeAgent)
+		tr := &quic.Transport{Conn: pconn}
+		ln, err := tr.Listen(serverTLS(e.cert), QUICConfig())
+		if err == nil && !e.scope.Go(func(life context.Context) { e.acceptConns(life, ln, tr, s.peer) }) {
+			err = net.ErrClosed
+		}
+		if err != nil {
+			tr.Close()
+			pconn.Close()
+			return err
+		}
+		select {
+		case <-d.done:
+			return nil
+		case <-ctx.Done():
+			tr.Close()
+			pconn.Close()
+			return ctx.Err()
+		}
+	}
+	// This end is the node's socket: the peer dials the node's own QUIC
+	// listener, which adopts the connection and completes d. The agent is no
+	// longer needed after that, unless the peer's end is its relay
+	// candidate: the peer's agent keeps checking the pair through the relay,
+	// and fails the path (closing its allocation) if nothing answers, so the
+	// agent lives as long as the connection (peerConn.closeAgent).
+	_, keep := s.remoteEnd(pair)
+	if keep {
+		e.mu.Lock()
+		e.viaRelay[s.peer] = s
+		e.mu.Unlock()
+		defer func() {
+			e.mu.Lock()
+			if e.viaRelay[s.peer] == s {
+				delete(e.viaRelay, s.peer)
+			}
+			e.mu.Unlock()
+		}()
+	}
+	select {
+	case <-d.done:
+		if !keep || d.pc == nil || d.pc.keeps != s {
+			s.closeAgent()
+		}
+		return nil
+	case <-ctx.Done():
+		s.closeAgent()
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,223 @@
+package streams
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/p2psock/p2psock/overlay"
+)
+
+// QUIC application error codes the engine closes connections and streams
+// with (docs/PROTOCOL.md, §12.8).
+const (
+	closeNodeClosed quic.ApplicationErrorCode = 0x100 // the node is closing
+	closeReplaced   quic.ApplicationErrorCode = 0x101 // reserved: a newer connection to the same peer replaced it
+	closeBadStream  quic.ApplicationErrorCode = 0x102 // a stream began with an unknown version byte
+)
+
+var _ = closeReplaced // reserved by the protocol, never sent
+
+// versionWait bounds how long a stream a peer opened may take to send its
+// version byte.
+const versionWait = 10 * time.Second
+
+// peerConn is the one QUIC connection a node keeps with a peer; every stream
+// between them is a stream of it.
+type peerConn struct {
+	id      overlay.ID
+	qc      *quic.Conn
+	relayed bool
+	tr      *quic.Transport // a transport of its own over a relayed ICE path; nil on the node's socket
+	// closeAgent closes the ICE agent kept for a path whose other end is a
+	// relay candidate (nil if none); keeps is its session.
+	closeAgent func()
+	keeps      *session
+	lastFin    atomic.Int64 // when a stream of it last closed its sending side (unix ns)
+	leaving    atomic.Bool  // the peer said its node is closing (SignalClose)
+
+	mu      sync.Mutex
+	streams map[*Stream]struct{} // Streams of it not yet closed by the application
+}
+
+func (p *peerConn) addStream(s *Stream) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.streams == nil {
+		p.streams = make(map[*Stream]struct{})
+	}
+	p.streams[s] = struct{}{}
+}
+
+// streamClosed records that the application closed s; the last one closes a
+// connection whose peer is leaving.
+func (p *peerConn) streamClosed(s *Stream) {
+	p.mu.Lock()
+	delete(p.streams, s)
+	last := len(p.streams) == 0
+	p.mu.Unlock()
+	if last && p.leaving.Load() {
+		p.qc.CloseWithError(0, "peer left")
+	}
+}
+
+// openStreams returns the Streams the application has not closed.
+func (p *peerConn) openStreams() []*Stream {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*Stream, 0, len(p.streams))
+	for s := range p.streams {
+		out = append(out, s)
+	}
+	return out
+}
+
+// peerLeft marks p as the connection of a node that is closing: no new
+// stream goes on it, and it closes once the application has read and closed
+// what is open (or at the idle timeout).
+func (p *peerConn) peerLeft() {
+	p.leaving.Store(true)
+	p.mu.Lock()
+	none := len(p.streams) == 0
+	p.mu.Unlock()
+	if none {
+		p.qc.CloseWithError(0, "peer left")
+	}
+}
+
+func (p *peerConn) path() Path {
+	return Path{Relayed: p.relayed, Local: p.qc.LocalAddr(), Remote: p.qc.RemoteAddr(),
+		RTT: p.qc.ConnectionStats().SmoothedRTT}
+}
+
+// release frees what the connection held besides itself: a relayed path's
+// transport and its ICE connection (quic-go does not close a socket it was
+// given), or the ICE agent kept for the peer's relay.
+func (p *peerConn) release() {
+	if p.tr != nil {
+		p.tr.Close()
+		p.tr.Conn.Close()
+	}
+	if p.closeAgent != nil {
+		p.closeAgent()
+	}
+}
+
+func (p *peerConn) alive() bool { return p.qc.Context().Err() == nil && !p.leaving.Load() }
+
+// acceptConns adopts the QUIC connections ln accepts. On a relayed path's own
+// transport (tr non-nil) it takes one connection, from want only.
+func (e *Engine) acceptConns(ctx context.Context, ln *quic.Listener, tr *quic.Transport, want overlay.ID) {
+	for {
+		qc, err := ln.Accept(ctx)
+		if err != nil {
+			return
+		}
+		id, err := connPeer(qc)
+		if err != nil || (tr != nil && id != want) {
+			qc.CloseWithError(0, "unexpected peer")
+			continue
+		}
+		e.mu.Lock()
+		keep := e.viaRelay[id]
+		e.mu.Unlock()
+		pc := &peerConn{id: id, qc: qc, relayed: tr != nil || keep != nil, tr: tr, keeps: keep}
+		if keep != nil {
+			pc.closeAgent = keep.closeAgent
+		}
+		e.adopt(pc)
+		if tr != nil {
+			return
+		}
+	}
+}
+
+// adopt makes pc the connection to its peer: later Dials open streams on
+// it, its streams are accepted, and a dial waiting for it completes. It
+// reports false, and closes pc, if the engine is closing.
+func (e *Engine) adopt(pc *peerConn) bool {
+	e.mu.Lock()
+	if e.closed || !e.scope.Go(func(life context.Context) { e.acceptStreams(life, pc) }) {
+		e.mu.Unlock()
+		pc.qc.CloseWithError(closeNodeClosed, "node closed")
+		pc.release()
+		return false
+	}
+	e.peers[pc.id] = pc
+	if d := e.dials[pc.id]; d != nil {
+		delete(e.dials, pc.id)
+		d.completeLocked(pc, nil)
+	}
+	e.mu.Unlock()
+	e.cfg.Logger.Debug("connection up", "peer", shortID(pc.id), "relayed", pc.relayed,
+		"remote", pc.qc.RemoteAddr().String())
+	return true
+}
+
+// acceptStreams admits the peer's streams until the connection ends or the
+// engine's lifetime does. Each stream is admitted on a goroutine of its own,
+// under the engine's admission budget: a stream that does not fit, or that
+// comes while the engine is closing, is refused.
+func (e *Engine) acceptStreams(life context.Context, pc *peerConn) {
+	defer func() {
+		e.forget(pc)
+		pc.release()
+	}()
+	for {
+		qs, err := pc.qc.AcceptStream(life)
+		if err != nil {
+			if !e.isClosing() {
+				pc.qc.CloseWithError(closeNodeClosed, "connection failed")
+			} // else Close decides how the connection ends
+			return
+		}
+		if !e.scope.TryGo(e.admit, func(context.Context) { e.admitStream(pc, qs) }) {
+			refuse(qs, 0)
+		}
+	}
+}
+
+// refuse stops a stream in both directions.
+func refuse(qs *quic.Stream, code quic.ApplicationErrorCode) {
+	qs.CancelRead(quic.StreamErrorCode(code))
+	qs.CancelWrite(quic.StreamErrorCode(code))
+}
+
+// admitStream reads the stream's version byte and queues it for Accept.
+func (e *Engine) admitStream(pc *peerConn, qs *quic.Stream) {
+	qs.SetReadDeadline(time.Now().Add(versionWait))
+	var v [1]byte
+	if _, err := qs.Read(v[:]); err != nil || v[0] != streamVersion {
+		refuse(qs, closeBadStream)
+		return
+	}
+	qs.SetReadDeadline(time.Time{})
+	s := newStream(qs, pc)
+	select {
+	case e.accepted <- s:
+	case <-e.closing:
+		refuse(qs, 0)
+	}
+}
+
+// Accept waits for the next stream a peer opened. It fails with
+// net.ErrClosed once the engine is closing, or with ctx's error.
+func (e *Engine) Accept(ctx context.Context) (*Stream, error) {
+	select {
+	case <-e.closing:
+		return nil, net.ErrClosed
+	default:
+	}
+	select {
+	case s := <-e.accepted:
+		return s, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-e.closing:
+		return nil, net.ErrClosed
+	}
+}

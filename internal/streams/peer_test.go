@@ -1,0 +1,148 @@
+package streams
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/internal/testnet"
+)
+
+// TestLoopbackAdmitBudget: streams a peer opens wait for Accept in the
+// accept queue, and beyond it (for room in the queue) up to MaxAdmitting at
+// once; a stream past that is refused (the opener's read fails with a
+// stream error of code 0) and counted, and the streams that fitted are all
+// accepted in the end.
+func TestLoopbackAdmitBudget(t *testing.T) {
+	const queue, admitting = 1, 2
+	nodes := newNet(t, 2, func(_ int, c *Config) { c.AcceptQueue, c.MaxAdmitting = queue, admitting })
+	b, a := nodes[0], nodes[1] // a joined through b, so it knows b
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	waiting := func() int { return len(b.eng.accepted) + b.eng.admit.InUse() }
+	var opened []*Stream
+	for i := range queue + admitting {
+		s, err := a.eng.Dial(ctx, b.ID())
+		require.NoError(t, err)
+		opened = append(opened, s)
+		testnet.Eventually(t, 10*time.Second, "the stream to wait for Accept", func() bool { return waiting() == i+1 })
+	}
+	require.Zero(t, b.eng.Counters().StreamsRefused)
+
+	refused, err := a.eng.Dial(ctx, b.ID())
+	require.NoError(t, err, "the opener learns of the refusal from the stream")
+	require.NoError(t, refused.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err = refused.Read(make([]byte, 1))
+	var se *quic.StreamError
+	require.ErrorAs(t, err, &se)
+	require.EqualValues(t, 0, se.ErrorCode)
+	require.True(t, se.Remote)
+	require.EqualValues(t, 1, b.eng.Counters().StreamsRefused)
+
+	for range opened {
+		s, err := b.eng.Accept(ctx)
+		require.NoError(t, err)
+		s.Close()
+	}
+}
+
+// TestLoopbackBadStreamVersion: a stream whose first byte is not the stream
+// version is never accepted, and is stopped with BadStream.
+func TestLoopbackBadStreamVersion(t *testing.T) {
+	nodes := newNet(t, 2, nil)
+	b, a := nodes[0], nodes[1] // a joined through b, so it knows b
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, _ := pair(t, ctx, a, b) // the connection is up
+	s.Close()
+	qs, err := s.pc.qc.OpenStreamSync(ctx)
+	require.NoError(t, err)
+	_, err = qs.Write([]byte{streamVersion + 1, 'x'})
+	require.NoError(t, err)
+	qs.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = qs.Read(make([]byte, 1))
+	var se *quic.StreamError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, quic.StreamErrorCode(closeBadStream), se.ErrorCode)
+	actx, acancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer acancel()
+	_, err = b.eng.Accept(actx)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "nothing was accepted")
+}
+
+// TestLoopbackPeerLeft: when a peer closes, the stream it wrote to ends
+// after every byte it wrote; its connection stops being the current one at
+// once (a new Dial would set up another), and closes once the application
+// has closed its last stream of it.
+func TestLoopbackPeerLeft(t *testing.T) {
+	nodes := newNet(t, 3, nil)
+	a, b := nodes[1], nodes[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sa, sb := pair(t, ctx, a, b)
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	_, err := sa.Write(data)
+	require.NoError(t, err)
+	a.eng.Close()
+	got, err := io.ReadAll(sb)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(data, got), "got %d of %d bytes", len(got), len(data))
+	require.Zero(t, b.eng.Counters().Conns, "a leaving peer's connection is not current")
+	require.NoError(t, sb.pc.qc.Context().Err(), "the connection stays while a stream of it is open")
+	require.NoError(t, sb.Close())
+	select {
+	case <-sb.pc.qc.Context().Done():
+	case <-ctx.Done():
+		t.Fatal("the connection of a peer that left stayed open")
+	}
+}
+
+// TestLoopbackCloseUnresponsivePeer: Close does not wait on a peer that
+// stopped answering in the middle of a transfer (its socket is gone): the
+// goodbye and the linger are bounded, and Close returns well before QUIC's
+// idle timeout would end the connection. The stream's pending Write fails
+// with net.ErrClosed.
+func TestLoopbackCloseUnresponsivePeer(t *testing.T) {
+	nodes := newNet(t, 3, nil)
+	a, b := nodes[1], nodes[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sa, _ := pair(t, ctx, a, b)
+	_, err := sa.Write(make([]byte, 64<<10))
+	require.NoError(t, err)
+	require.NoError(t, b.Sock.Close()) // b crashes: nothing more is answered
+	wrote := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := sa.Write(buf); err != nil { // blocks on flow control
+				wrote <- err
+				return
+			}
+		}
+	}()
+	closed := make(chan struct{})
+	go func() {
+		a.eng.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(maxLinger + goodbyeWait + 3*time.Second):
+		t.Fatal("Close waited on the unresponsive peer")
+	}
+	require.ErrorIs(t, <-wrote, net.ErrClosed)
+	_, err = a.eng.Dial(ctx, b.ID())
+	require.ErrorIs(t, err, net.ErrClosed)
+	_, err = a.eng.Accept(ctx)
+	require.True(t, errors.Is(err, net.ErrClosed))
+}
