@@ -2,14 +2,11 @@ package p2psock
 
 import (
 	"errors"
-	"net"
 
 	"github.com/p2psock/p2psock/group"
 	"github.com/p2psock/p2psock/internal/streams"
 	"github.com/p2psock/p2psock/overlay"
 )
-
-var errClosedGroup = net.ErrClosed
 
 // Errors returned by a Node, its Conns and its GroupSockets: every sentinel
 // a call of this package can return. Test for them with errors.Is. Before
