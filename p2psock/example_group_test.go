@@ -82,7 +82,7 @@ func ExampleNode_Broadcast() {
 	defer a.Close()
 	defer b.Close()
 
-	if err := a.Broadcast(ctx, []byte("hello, everyone")); err != nil {
+	if err := b.Broadcast(ctx, []byte("hello, everyone")); err != nil {
 		log.Fatal(err)
 	}
 	for _, n := range []*p2psock.Node{a, b} {
@@ -90,9 +90,9 @@ func ExampleNode_Broadcast() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Printf("%s (broadcast: %v, from a: %v)\n", m.Data, m.Broadcast, m.From == a.ID())
+		fmt.Printf("%s (broadcast: %v, from b: %v)\n", m.Data, m.Broadcast, m.From == b.ID())
 	}
 	// Output:
-	// hello, everyone (broadcast: true, from a: true)
-	// hello, everyone (broadcast: true, from a: true)
+	// hello, everyone (broadcast: true, from b: true)
+	// hello, everyone (broadcast: true, from b: true)
 }
