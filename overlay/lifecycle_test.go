@@ -64,16 +64,19 @@ func TestLoopbackCallsAfterCloseFailWithErrClosed(t *testing.T) {
 	require.NoError(t, n.Overlay.Close(), "Close is idempotent")
 
 	calls := map[string]func() error{
-		"Send":      func() error { return n.Send(ctx, []byte("x"), other.ID().Key(), false) },
-		"SendKey":   func() error { return n.Send(ctx, []byte("x"), overlay.KeyOf([]byte("k")), true) },
-		"SendSelf":  func() error { return n.Send(ctx, []byte("x"), n.ID().Key(), false) },
-		"SendLink":  func() error { return n.SendLink(ctx, other.ID(), wire.ServiceDHT, []byte("x")) },
-		"Recv":      func() error { _, err := n.Recv(ctx); return err },
-		"Lookup":    func() error { _, err := n.Lookup(ctx, overlay.KeyOf([]byte("k"))); return err },
-		"Join":      func() error { return n.Join(ctx, []string{other.Addr()}, true) },
-		"Meet":      func() error { return n.Meet(ctx, "127.0.0.1:1") },
-		"LinkWith":  func() error { _, err := n.LinkWith(ctx, overlay.Peer{ID: other.ID()}, overlay.ID{}); return err },
-		"SendServe": func() error { _, _, err := n.SendService(ctx, wire.ServiceDHT, nil, other.ID().Key(), false); return err },
+		"Send":     func() error { return n.Send(ctx, []byte("x"), other.ID().Key(), false) },
+		"SendKey":  func() error { return n.Send(ctx, []byte("x"), overlay.KeyOf([]byte("k")), true) },
+		"SendSelf": func() error { return n.Send(ctx, []byte("x"), n.ID().Key(), false) },
+		"SendLink": func() error { return n.SendLink(ctx, other.ID(), wire.ServiceDHT, []byte("x")) },
+		"Recv":     func() error { _, err := n.Recv(ctx); return err },
+		"Lookup":   func() error { _, err := n.Lookup(ctx, overlay.KeyOf([]byte("k"))); return err },
+		"Join":     func() error { return n.Join(ctx, []string{other.Addr()}, true) },
+		"Meet":     func() error { return n.Meet(ctx, "127.0.0.1:1") },
+		"LinkWith": func() error { _, err := n.LinkWith(ctx, overlay.Peer{ID: other.ID()}, overlay.ID{}); return err },
+		"SendServe": func() error {
+			_, _, err := n.SendService(ctx, wire.ServiceDHT, nil, other.ID().Key(), false)
+			return err
+		},
 	}
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) {
