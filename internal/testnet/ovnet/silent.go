@@ -1,8 +1,14 @@
 package ovnet
 
 import (
+	"context"
 	"net"
 	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/p2psock/p2psock/internal/testnet"
+	"github.com/p2psock/p2psock/overlay"
 )
 
 // SilentConn is a PacketConn that can be made to stop answering: once
@@ -65,4 +71,32 @@ func (c *SilentConn) SetWriteBuffer(n int) error {
 		return u.SetWriteBuffer(n)
 	}
 	return nil
+}
+
+// JoinSilent opens a node on a SilentConn on loopback, with cfg, joins it to
+// tn through the network's first node and adds it to tn (so it closes at the
+// end of the test); attach is as for Open. The test silences it with the
+// returned connection.
+func JoinSilent(t testing.TB, tn *testnet.Net[*Node], cfg overlay.Config, attach func(*Node) error) (*Node, *SilentConn) {
+	t.Helper()
+	sc, err := ListenSilent(testnet.LoopbackAddr(len(tn.Nodes)))
+	if err != nil {
+		t.Fatalf("opening a socket: %v", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testnet.Logger(t)
+	}
+	nd, err := Open(cfg, "", sc, attach)
+	if err != nil {
+		sc.Close()
+		t.Fatalf("opening a node: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := nd.Join(ctx, []string{tn.Nodes[0].Addr()}, true); err != nil {
+		nd.Close()
+		t.Fatalf("joining: %v", err)
+	}
+	tn.Nodes = append(tn.Nodes, nd)
+	return nd, sc
 }
