@@ -579,8 +579,13 @@ func (o *Overlay) keepalive(now time.Time) {
 			interval = o.cfg.Liveness
 		}
 		idle := now.Sub(c.lastSeen)
+		// The keepalives' grace: 5 s with the default intervals, a third
+		// of a shorter interval, but never under two ticks of this loop
+		// (keepalives go at most once a second) or four retransmission
+		// timeouts.
+		grace := max(min(5*time.Second, interval/3), 2*time.Second, 4*c.rto())
 		switch {
-		case idle > interval+max(5*time.Second, 4*c.rto()):
+		case idle > interval+grace:
 			o.log.Debug("contact dead", "id", c.id, "idle", idle)
 			o.removeLocked(c.id)
 		case idle > interval && now.Sub(c.lastPing) > time.Second:

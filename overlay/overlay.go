@@ -28,7 +28,9 @@ type Config struct {
 
 	// KeepAlive is how long a link with a node behind a NAT (this one or the
 	// contact) may be idle before it is pinged; default 15s, under the 30 s
-	// UDP mapping timeout common in NATs.
+	// UDP mapping timeout common in NATs. A contact that stays silent for a
+	// grace beyond it (a third of it, at most 5 s and at least 2 s and four
+	// retransmission timeouts) is dead and dropped.
 	KeepAlive time.Duration
 	// Liveness is the same for links between two publicly reachable nodes;
 	// default 60s.

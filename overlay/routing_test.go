@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,18 +191,27 @@ func TestLoopbackJoinOnlyWithoutEntryPoint(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for _, boot := range [][]string{nil, {dead}, {"no-such-host.invalid:1"}} {
+	// The nodes try their entry points at the same time (each waits for its
+	// entry point's answer for 3 s); the results are checked here.
+	boots := [][]string{nil, {dead}, {"no-such-host.invalid:1"}, {dead}}
+	joinOnly := []bool{true, true, true, false}
+	nodes := make([]*ovnet.Node, len(boots))
+	errs := make([]error, len(boots))
+	var wg sync.WaitGroup
+	for i := range boots {
 		n, err := ovnet.Open(overlay.Config{}, "127.0.0.1:0", nil, nil)
 		require.NoError(t, err)
-		err = n.Join(ctx, boot, true)
-		require.ErrorIs(t, err, overlay.ErrNoEntryPoint, "bootstrap %v", boot)
-		require.NoError(t, n.Close())
+		defer n.Close()
+		nodes[i] = n
+		wg.Go(func() { errs[i] = n.Join(ctx, boots[i], joinOnly[i]) })
+	}
+	wg.Wait()
+	for i := range 3 {
+		require.ErrorIs(t, errs[i], overlay.ErrNoEntryPoint, "bootstrap %v", boots[i])
 	}
 	// Without joinOnly the node starts a network of its own.
-	n, err := ovnet.Open(overlay.Config{}, "127.0.0.1:0", nil, nil)
-	require.NoError(t, err)
-	defer n.Close()
-	require.NoError(t, n.Join(ctx, []string{dead}, false))
+	n := nodes[3]
+	require.NoError(t, errs[3])
 	require.NoError(t, n.Send(ctx, []byte("alone"), overlay.KeyOf([]byte("x")), true))
 	m, err := n.Recv(ctx)
 	require.NoError(t, err)
