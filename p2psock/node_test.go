@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/internal/testnet"
+	"github.com/p2psock/p2psock/internal/testnet/ovnet"
 )
 
 func TestLoopbackCloseSemantics(t *testing.T) {
@@ -44,6 +47,33 @@ func TestLoopbackCloseSemantics(t *testing.T) {
 		}
 		return true
 	}, 5*time.Second, 5*time.Millisecond, "a closed node stays in its contacts' tables")
+}
+
+// Close with a peer that stopped answering in the middle of a SendTo (which
+// would go on until its 30 s context ends) returns, and the pending SendTo
+// fails with net.ErrClosed.
+func TestLoopbackCloseEndsSendToSilentPeer(t *testing.T) {
+	tn := newLoopbackNet(t, 3, Config{}) // registers the leak check first
+	sc, err := ovnet.ListenSilent("127.0.0.1:0")
+	require.NoError(t, err)
+	peer := tn.add(Config{PacketConn: sc, Bootstrap: []string{tn.nodes[0].UDPAddr().String()}, JoinOnly: true})
+	n := tn.nodes[1]
+	sc.Silence()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sent := make(chan error, 1)
+	go func() { sent <- n.SendTo(ctx, []byte("are you there?"), peer.ID()) }()
+	testnet.Eventually(t, 10*time.Second, "the message reaches the silent peer", func() bool { return sc.Dropped() > 0 })
+	select {
+	case err := <-sent:
+		t.Fatalf("SendTo ended before Close: %v", err)
+	default:
+	}
+	require.NoError(t, n.Close())
+	err = <-sent
+	require.ErrorIs(t, err, net.ErrClosed)
+	require.NotErrorIs(t, err, context.DeadlineExceeded)
 }
 
 func TestIDStringRoundTrip(t *testing.T) {
