@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/p2psock/p2psock/internal/lifecycle"
 	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/overlay"
 )
@@ -28,7 +29,13 @@ type Config struct {
 	// current replica set again, and replicas hand records to nodes that
 	// have joined the set; default 1 min.
 	Republish time.Duration
-	Logger    *slog.Logger // nil: no logging
+	// Workers bounds the goroutines a replica starts for the messages it
+	// receives: the notifications of a change it sends to the nodes that
+	// watch the key, at most Workers at once. A notification that finds
+	// every worker busy is not sent, and is counted in
+	// Stats.DroppedNotifications. Default 64.
+	Workers int
+	Logger  *slog.Logger // nil: no logging
 }
 
 func (c *Config) setDefaults() {
@@ -56,6 +63,9 @@ func (c *Config) setDefaults() {
 	if c.Republish <= 0 {
 		c.Republish = time.Minute
 	}
+	if c.Workers <= 0 {
+		c.Workers = 64
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -63,18 +73,6 @@ func (c *Config) setDefaults() {
 
 // maxValue keeps a store request within one message.
 const maxValue = 60 << 10
-
-// Errors returned by a DHT.
-var (
-	ErrKeyTooLarge   = errors.New("dht: key too large")
-	ErrValueTooLarge = errors.New("dht: value too large")
-	ErrBadTTL        = errors.New("dht: TTL out of range")
-	ErrQuota         = errors.New("dht: refused: the replicas are over their quota")
-	ErrStale         = errors.New("dht: refused: the replicas hold a newer operation of this owner")
-	ErrInvalid       = errors.New("dht: refused: the replicas found the record invalid (expired, too large or a clock far off)")
-	ErrNoReplica     = errors.New("dht: no replica answered")
-	ErrClosed        = errors.New("dht: closed")
-)
 
 // Requests, the first byte of a DHT message.
 const (
@@ -127,10 +125,13 @@ type DHT struct {
 	tombs   map[string][]*signedOp          // this node's removes and deletes, until they expire
 	watches map[string][]*watch
 
-	closing   chan struct{}
+	// scope is the DHT's lifetime: its goroutines run in it, and the
+	// requests of its calls and of its background work end when Close
+	// cancels it. notifies is the budget of the notifications sent per
+	// received change.
+	scope     *lifecycle.Scope
+	notifies  *lifecycle.Budget
 	closeOnce sync.Once
-	wgMu      sync.Mutex // orders wg.Add against Close
-	wg        sync.WaitGroup
 	pushing   atomic.Bool
 }
 
@@ -152,31 +153,22 @@ func New(n overlay.Host, cfg Config) (*DHT, error) {
 	d := &DHT{
 		ov: ov, cfg: cfg, net: wire.NetworkTag(ov.Network()), st: newStore(),
 		own: map[string]map[string]*signedOp{}, tombs: map[string][]*signedOp{}, watches: map[string][]*watch{},
-		closing: make(chan struct{}),
+		scope: lifecycle.NewScope(), notifies: lifecycle.NewBudget(cfg.Workers),
 	}
 	d.ov.Handle(wire.ServiceDHT, d.handle)
-	d.wg.Add(1)
-	go d.maintain()
+	d.scope.Go(d.maintain)
 	return d, nil
 }
 
-func (d *DHT) closed() bool {
-	select {
-	case <-d.closing:
-		return true
-	default:
-		return false
-	}
-}
+func (d *DHT) closed() bool { return d.scope.Stopping() }
 
-// Close stops the service: the node no longer stores or serves records, and
-// every Watch channel is closed.
+// Close stops the service: the node no longer stores or serves records,
+// calls in progress end with ErrClosed and later ones fail with it, and
+// every Watch channel is closed. It returns once the DHT's goroutines have ended, without
+// waiting for the requests they had under way.
 func (d *DHT) Close() error {
 	d.closeOnce.Do(func() {
-		d.wgMu.Lock()
-		close(d.closing)
-		d.wgMu.Unlock()
-		d.wg.Wait()
+		d.scope.Close()
 		d.mu.Lock()
 		for _, ws := range d.watches {
 			for _, w := range ws {
@@ -187,6 +179,39 @@ func (d *DHT) Close() error {
 		d.mu.Unlock()
 	})
 	return nil
+}
+
+// callContext returns ctx, cancelled also when the DHT closes, for the
+// requests of a call; end releases it and returns the call's result: err,
+// or ErrClosed if Close came while the call was in progress (like a net.Conn
+// call that Close interrupts, even if part of its work was done).
+func (d *DHT) callContext(ctx context.Context) (_ context.Context, end func(error) error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(d.scope.Context(), func() { cancel(ErrClosed) })
+	return ctx, func(err error) error {
+		stop()
+		defer cancel(nil)
+		if errors.Is(context.Cause(ctx), ErrClosed) {
+			return ErrClosed
+		}
+		return err
+	}
+}
+
+// Stats are a DHT's counters.
+type Stats struct {
+	Records int // live values this node holds as a replica
+	// DroppedNotifications counts the notifications of changes to the
+	// nodes watching a key that were not sent because Config.Workers
+	// notifications were under way already.
+	DroppedNotifications uint64
+}
+
+// Stats returns a snapshot of the DHT's counters.
+func (d *DHT) Stats() Stats {
+	d.st.mu.Lock()
+	defer d.st.mu.Unlock()
+	return Stats{Records: d.st.n, DroppedNotifications: d.notifies.Dropped()}
 }
 
 func (d *DHT) nextSeq() uint64 {
@@ -304,6 +329,11 @@ func (d *DHT) storeOnReplicas(ctx context.Context, op *signedOp) error {
 	if d.closed() {
 		return ErrClosed
 	}
+	ctx, end := d.callContext(ctx)
+	return end(d.storeOn(ctx, op))
+}
+
+func (d *DHT) storeOn(ctx context.Context, op *signedOp) error {
 	ids, err := d.replicas(ctx, op.key)
 	if err != nil {
 		return err
@@ -364,6 +394,15 @@ func (d *DHT) GetFrom(ctx context.Context, key string, owner overlay.ID) ([]Reco
 	if len(key) > d.cfg.MaxKeySize {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrKeyTooLarge, len(key), d.cfg.MaxKeySize)
 	}
+	ctx, end := d.callContext(ctx)
+	rs, err := d.getFrom(ctx, key, owner)
+	if err = end(err); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+func (d *DHT) getFrom(ctx context.Context, key string, owner overlay.ID) ([]Record, error) {
 	ids, err := d.replicas(ctx, key)
 	if err != nil {
 		return nil, err
@@ -475,29 +514,42 @@ func (d *DHT) Watch(ctx context.Context, key string) (<-chan Event, error) {
 	}
 	w := &watch{ch: make(chan Event, 256), seen: map[string]bool{}}
 	d.mu.Lock()
+	if d.watches == nil {
+		d.mu.Unlock()
+		return nil, ErrClosed
+	}
 	d.watches[key] = append(d.watches[key], w)
 	d.mu.Unlock()
-	if err := d.registerWatch(ctx, key); err != nil {
+	rctx, end := d.callContext(ctx)
+	if err := end(d.registerWatch(rctx, key)); err != nil {
 		d.dropWatch(key, w)
 		return nil, err
 	}
-	d.goTracked(func() {
+	// Renew the lease until ctx ends (then the watch ends) or the DHT
+	// closes (then Close closes the channel).
+	if !d.scope.Go(func(life context.Context) {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(life, cancel)()
 		t := time.NewTicker(watchLease / 3)
 		defer t.Stop()
 		for {
 			select {
-			case <-ctx.Done():
-				d.dropWatch(key, w)
-				return
-			case <-d.closing:
+			case <-wctx.Done():
+				if life.Err() == nil {
+					d.dropWatch(key, w)
+				}
 				return
 			case <-t.C:
-				rctx, cancel := context.WithTimeout(ctx, watchLease/3)
+				rctx, cancel := context.WithTimeout(wctx, watchLease/3)
 				d.registerWatch(rctx, key)
 				cancel()
 			}
 		}
-	})
+	}) {
+		d.dropWatch(key, w)
+		return nil, ErrClosed
+	}
 	return w.ch, nil
 }
 

@@ -2,48 +2,62 @@ package dht
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/p2psock/p2psock/overlay"
-	"github.com/p2psock/p2psock/p2psock"
 	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/internal/testnet"
+	"github.com/p2psock/p2psock/internal/testnet/ovnet"
+	"github.com/p2psock/p2psock/overlay"
 )
 
+// testNet is a loopback network of overlay nodes (the project's one harness)
+// each running the DHT: dhts[i] runs on Nodes[i].
 type testNet struct {
-	nodes []*p2psock.Node
-	dhts  []*DHT
+	*testnet.Net[*ovnet.Node]
+	cfg  Config
+	dhts []*DHT
 }
 
-// newLoopbackDHT builds n nodes on 127.0.0.1, each running the DHT.
+// newLoopbackDHT builds n nodes on loopback, each running the DHT with cfg.
+// The caller registers the leak check first.
 func newLoopbackDHT(t *testing.T, n int, cfg Config) *testNet {
 	t.Helper()
-	tn := &testNet{}
-	t.Cleanup(func() {
-		for i := range tn.nodes {
-			tn.dhts[i].Close()
-			tn.nodes[i].Close()
-		}
-	})
-	for i := range n {
-		c := p2psock.Config{ListenAddr: "127.0.0.1:0"}
-		if i > 0 {
-			c.Bootstrap = []string{tn.nodes[i/2].UDPAddr().String()}
-			c.JoinOnly = true
-		}
-		nd, err := p2psock.NewNode(c)
-		require.NoError(t, err)
-		d, err := New(nd, cfg)
-		require.NoError(t, err)
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		require.NoError(t, nd.Bind(ctx))
-		cancel()
-		tn.nodes = append(tn.nodes, nd)
-		tn.dhts = append(tn.dhts, d)
-	}
+	tn := &testNet{cfg: cfg}
+	tn.Net = ovnet.Loopback(t, n, overlay.Config{}, func(_ int, nd *ovnet.Node) error { return tn.attach(nd) })
 	return tn
+}
+
+// attach starts the DHT on nd, before it joins; it closes with the node.
+func (tn *testNet) attach(nd *ovnet.Node) error {
+	d, err := New(nd.Overlay, tn.cfg)
+	if err != nil {
+		return err
+	}
+	nd.Closers = append(nd.Closers, d.Close)
+	tn.dhts = append(tn.dhts, d)
+	return nil
+}
+
+// join opens a node with cfg running the DHT, joins it through the first
+// node and adds it to the network.
+func (tn *testNet) join(t *testing.T, cfg overlay.Config) (*ovnet.Node, *DHT) {
+	t.Helper()
+	nd, err := ovnet.Open(cfg, testnet.LoopbackAddr(len(tn.Nodes)), nil, tn.attach)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := nd.Join(ctx, []string{tn.Nodes[0].Addr()}, true); err != nil {
+		nd.Close()
+		t.Fatalf("joining: %v", err)
+	}
+	tn.Nodes = append(tn.Nodes, nd)
+	return nd, tn.dhts[len(tn.dhts)-1]
 }
 
 func values(rs []Record) []string {
@@ -56,6 +70,7 @@ func values(rs []Record) []string {
 }
 
 func TestLoopbackDHTOwnersAddGetRemove(t *testing.T) {
+	testnet.CheckLeaks(t)
 	tn := newLoopbackDHT(t, 40, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -71,13 +86,13 @@ func TestLoopbackDHTOwnersAddGetRemove(t *testing.T) {
 	for _, r := range rs {
 		var want int
 		fmt.Sscanf(string(r.Value), "device-%d", &want)
-		require.Equal(t, tn.nodes[want].ID(), r.Owner, "owner of %s", r.Value)
+		require.Equal(t, tn.Nodes[want].ID(), r.Owner, "owner of %s", r.Value)
 		require.Equal(t, key, r.Key)
 		require.True(t, r.Expires.After(time.Now().Add(50*time.Minute)))
 	}
 
 	// GetFrom filters by owner.
-	rs, err = reader.GetFrom(ctx, key, tn.nodes[17].ID())
+	rs, err = reader.GetFrom(ctx, key, tn.Nodes[17].ID())
 	require.NoError(t, err)
 	require.Equal(t, []string{"device-17"}, values(rs))
 
@@ -102,25 +117,27 @@ func TestLoopbackDHTOwnersAddGetRemove(t *testing.T) {
 }
 
 func TestLoopbackDHTTTLExpires(t *testing.T) {
+	testnet.CheckLeaks(t)
 	tn := newLoopbackDHT(t, 12, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	require.NoError(t, tn.dhts[2].Add(ctx, "short", []byte("2s"), 2*time.Second))
+	require.NoError(t, tn.dhts[2].Add(ctx, "short", []byte("1s"), time.Second))
 	require.NoError(t, tn.dhts[2].Add(ctx, "short", []byte("1h"), time.Hour))
 	rs, err := tn.dhts[9].Get(ctx, "short")
 	require.NoError(t, err)
-	require.Equal(t, []string{"1h", "2s"}, values(rs))
+	require.Equal(t, []string{"1h", "1s"}, values(rs))
 	w, err := tn.dhts[5].Watch(ctx, "short")
 	require.NoError(t, err)
 	ev := <-w // wait for the replicas' expiry, not for a clock
 	require.Equal(t, EventExpired, ev.Type)
-	require.Equal(t, "2s", string(ev.Record.Value))
+	require.Equal(t, "1s", string(ev.Record.Value))
 	rs, err = tn.dhts[9].Get(ctx, "short")
 	require.NoError(t, err)
 	require.Equal(t, []string{"1h"}, values(rs))
 }
 
 func TestLoopbackDHTWatchSeesAddAndRemove(t *testing.T) {
+	testnet.CheckLeaks(t)
 	tn := newLoopbackDHT(t, 20, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -130,7 +147,7 @@ func TestLoopbackDHTWatchSeesAddAndRemove(t *testing.T) {
 	ev := <-w
 	require.Equal(t, EventAdded, ev.Type)
 	require.Equal(t, "bob", string(ev.Record.Value))
-	require.Equal(t, tn.nodes[11].ID(), ev.Record.Owner)
+	require.Equal(t, tn.Nodes[11].ID(), ev.Record.Owner)
 	require.NoError(t, tn.dhts[11].Remove(ctx, "room", []byte("bob")))
 	ev = <-w
 	require.Equal(t, EventRemoved, ev.Type)
@@ -138,6 +155,7 @@ func TestLoopbackDHTWatchSeesAddAndRemove(t *testing.T) {
 }
 
 func TestLoopbackDHTSurvivesQuarterOfNodesClosing(t *testing.T) {
+	testnet.CheckLeaks(t)
 	tn := newLoopbackDHT(t, 40, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -151,12 +169,12 @@ func TestLoopbackDHTSurvivesQuarterOfNodesClosing(t *testing.T) {
 	slices.Sort(want)
 	// Close ten nodes, among them replicas of the key (but not the owners).
 	k := overlay.KeyOf([]byte(key))
-	order := make([]int, len(tn.nodes))
+	order := make([]int, len(tn.Nodes))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int {
-		if k.Closer(tn.nodes[a].ID().Key(), tn.nodes[b].ID().Key()) {
+		if k.Closer(tn.Nodes[a].ID().Key(), tn.Nodes[b].ID().Key()) {
 			return -1
 		}
 		return 1
@@ -167,8 +185,7 @@ func TestLoopbackDHTSurvivesQuarterOfNodesClosing(t *testing.T) {
 	closed := map[int]bool{}
 	shut := func(i int) {
 		closed[i] = true
-		tn.dhts[i].Close()
-		tn.nodes[i].Close()
+		tn.Nodes[i].Close() // the DHT first, then the overlay
 	}
 	for _, j := range []int{0, 2, 4} {
 		if !slices.Contains(owners, order[j]) {
@@ -191,12 +208,23 @@ func TestLoopbackDHTSurvivesQuarterOfNodesClosing(t *testing.T) {
 }
 
 func TestLoopbackDHTLimits(t *testing.T) {
+	testnet.CheckLeaks(t)
 	tn := newLoopbackDHT(t, 8, Config{MaxValuesPerOwner: 2, MaxValueSize: 100})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	d := tn.dhts[1]
-	require.ErrorIs(t, d.Add(ctx, "k", make([]byte, 101), 0), ErrValueTooLarge)
-	require.ErrorIs(t, d.Add(ctx, string(make([]byte, 2000)), nil, 0), ErrKeyTooLarge)
+	for _, err := range []error{d.Add(ctx, "k", make([]byte, 101), 0), d.Add(ctx, "k", make([]byte, overlay.MaxMessage+1), 0)} {
+		require.ErrorIs(t, err, ErrValueTooLarge)
+		require.ErrorIs(t, err, overlay.ErrMessageTooLarge, "a too-large error is the routing tier's too")
+	}
+	for _, err := range []error{d.Add(ctx, string(make([]byte, 2000)), nil, 0), func() error {
+		_, err := d.Get(ctx, string(make([]byte, 2000)))
+		return err
+	}()} {
+		require.ErrorIs(t, err, ErrKeyTooLarge)
+		require.ErrorIs(t, err, overlay.ErrMessageTooLarge)
+	}
+	require.NotErrorIs(t, ErrBadTTL, overlay.ErrMessageTooLarge)
 	require.ErrorIs(t, d.Add(ctx, "k", nil, 48*time.Hour), ErrBadTTL)
 	require.NoError(t, d.Add(ctx, "k", []byte("a"), 0))
 	require.NoError(t, d.Add(ctx, "k", []byte("b"), 0))
@@ -217,17 +245,11 @@ func holds(d *DHT, key string, value string) bool {
 	return false
 }
 
-// waitFor polls cond until it holds or the deadline passes: the handoff runs
-// on its own schedule, and there is no event to wait on from outside.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	require.Eventually(t, cond, 20*time.Second, 20*time.Millisecond, what)
-}
-
 // Records move to the nodes that become the closest to their key: a node
 // that joins closer than every replica, and the next node when a replica
 // leaves.
 func TestLoopbackDHTHandoffOnJoinAndLeave(t *testing.T) {
+	testnet.CheckLeaks(t)
 	cfg := Config{Republish: 300 * time.Millisecond}
 	tn := newLoopbackDHT(t, 16, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -237,30 +259,18 @@ func TestLoopbackDHTHandoffOnJoinAndLeave(t *testing.T) {
 	k := overlay.KeyOf([]byte(key))
 
 	// A newcomer closer to the key than every node.
-	var id *p2psock.Identity
+	var priv ed25519.PrivateKey
 	for {
-		cand, err := p2psock.NewIdentity()
+		_, cand, err := ed25519.GenerateKey(rand.Reader)
 		require.NoError(t, err)
-		closest := true
-		for _, n := range tn.nodes {
-			if !k.Closer(cand.ID().Key(), n.ID().Key()) {
-				closest = false
-				break
-			}
-		}
-		if closest {
-			id = cand
+		id := overlay.ID(cand.Public().(ed25519.PublicKey))
+		if slices.IndexFunc(tn.Nodes, func(n *ovnet.Node) bool { return !k.Closer(id.Key(), n.ID().Key()) }) < 0 {
+			priv = cand
 			break
 		}
 	}
-	nd, err := p2psock.NewNode(p2psock.Config{Identity: id, ListenAddr: "127.0.0.1:0",
-		Bootstrap: []string{tn.nodes[0].UDPAddr().String()}, JoinOnly: true})
-	require.NoError(t, err)
-	d, err := New(nd, cfg)
-	require.NoError(t, err)
-	require.NoError(t, nd.Bind(ctx))
-	tn.nodes, tn.dhts = append(tn.nodes, nd), append(tn.dhts, d)
-	waitFor(t, "the newcomer receives the record", func() bool { return holds(d, key, value) })
+	_, d := tn.join(t, overlay.Config{Identity: priv})
+	testnet.Eventually(t, 20*time.Second, "the newcomer receives the record", func() bool { return holds(d, key, value) })
 
 	// The closest node that never was in the replica set (of 6) gets the
 	// record once enough replicas leave for it to enter the set.
@@ -280,16 +290,16 @@ func TestLoopbackDHTHandoffOnJoinAndLeave(t *testing.T) {
 	before := idx // nodes closer than next; close non-owners until 5 remain
 	for _, r := range order[:idx] {
 		if before > 5 && r != tn.dhts[3] {
-			r.Close()
-			tn.nodes[slices.Index(tn.dhts, r)].Close()
+			tn.Nodes[slices.Index(tn.dhts, r)].Close()
 			before--
 		}
 	}
-	waitFor(t, "the next node receives the record after replicas left", func() bool { return holds(next, key, value) })
+	testnet.Eventually(t, 20*time.Second, "the next node receives the record after replicas left", func() bool { return holds(next, key, value) })
 }
 
 // A replica refuses a replayed add once the owner has removed the value.
 func TestLoopbackDHTRefusesReplayedAdd(t *testing.T) {
+	testnet.CheckLeaks(t)
 	tn := newLoopbackDHT(t, 10, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -317,6 +327,7 @@ func TestLoopbackDHTRefusesReplayedAdd(t *testing.T) {
 
 // A key whose records do not fit one reply is read page by page, whole.
 func TestLoopbackDHTGetPagesLargeKeys(t *testing.T) {
+	testnet.CheckLeaks(t)
 	tn := newLoopbackDHT(t, 8, Config{})
 	var want []string
 	for i := range 8 {

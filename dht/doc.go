@@ -69,8 +69,10 @@
 // holds a newer operation of the same owner, else with ErrNoReplica: no
 // replica answered, or none accepted the operation (it wraps the requests'
 // errors). A read or watch fails with ErrNoReplica when no replica answered.
-// After Close, writes, reads and watches fail with ErrClosed. Errors can be
-// tested with errors.Is.
+// ErrKeyTooLarge and ErrValueTooLarge are also overlay.ErrMessageTooLarge
+// (p2psock.ErrMessageTooLarge). A call in progress when Close comes ends with
+// ErrClosed, and writes, reads and watches after Close fail with it;
+// ErrClosed is also net.ErrClosed. Errors can be tested with errors.Is.
 //
 // The messages of the DHT (overlay service 3), the signed record format and
 // the rules replicas apply are specified in docs/PROTOCOL.md, §10.

@@ -2,23 +2,24 @@ package dht
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/binary"
 	"testing"
 	"time"
 
+	"github.com/p2psock/p2psock/internal/testnet/ovnet"
 	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/overlay"
-	"github.com/p2psock/p2psock/p2psock"
 	"github.com/stretchr/testify/require"
 )
 
 var fuzzNet = wire.NetworkTag("p2psock")
 
 func fuzzOp(t testing.TB, op byte, key string, value []byte) *signedOp {
-	id, err := p2psock.IdentityFromSeed(bytes.Repeat([]byte{3}, 32))
-	require.NoError(t, err)
-	s := &signedOp{op: op, owner: id.ID(), seq: 7, expires: time.Now().Add(time.Hour).UnixMilli(), key: key, value: value}
-	s.sign(id.Sign, fuzzNet)
+	t.Helper()
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{3}, ed25519.SeedSize))
+	s := &signedOp{op: op, owner: overlay.ID(priv.Public().(ed25519.PublicKey)), seq: 7, expires: time.Now().Add(time.Hour).UnixMilli(), key: key, value: value}
+	s.sign(func(b []byte) []byte { return ed25519.Sign(priv, b) }, fuzzNet)
 	return s
 }
 
@@ -48,7 +49,7 @@ func FuzzParseOp(f *testing.F) {
 		require.Equal(t, data, op.raw)
 		require.True(t, op.op >= opAdd && op.op <= opDelete)
 		require.Equal(t, opOverhead+len(op.key)+len(op.value), len(data))
-		require.True(t, p2psock.Verify(op.owner, append(signedPrefix(fuzzNet), data[:len(data)-64]...), op.sig))
+		require.True(t, overlay.Verify(op.owner, append(signedPrefix(fuzzNet), data[:len(data)-64]...), op.sig))
 	})
 }
 
@@ -76,9 +77,9 @@ func FuzzParseGetReply(f *testing.F) {
 // FuzzHandle feeds requests from another node to a DHT node's handler: no
 // panic, and an answer to every request type.
 func FuzzHandle(f *testing.F) {
-	nd, err := p2psock.NewNode(p2psock.Config{ListenAddr: "127.0.0.1:0"})
+	nd, err := ovnet.Open(overlay.Config{}, "127.0.0.1:0", nil, nil)
 	require.NoError(f, err)
-	d, err := New(nd, Config{})
+	d, err := New(nd.Overlay, Config{})
 	require.NoError(f, err)
 	f.Cleanup(func() {
 		d.Close()

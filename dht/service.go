@@ -103,8 +103,8 @@ func (d *DHT) notify(key string, changes []change) {
 	for _, w := range watchers {
 		for _, c := range changes {
 			req := append([]byte{reqEvent, byte(c.typ)}, c.op.raw...)
-			d.goTracked(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			d.scope.TryGo(d.notifies, func(ctx context.Context) {
+				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				defer cancel()
 				d.request(ctx, w, req)
 			})
@@ -130,32 +130,16 @@ func (d *DHT) deliverEvent(typ EventType, op *signedOp) {
 	}
 }
 
-func (d *DHT) goTracked(f func()) {
-	d.wgMu.Lock()
-	defer d.wgMu.Unlock()
-	select {
-	case <-d.closing:
-		return
-	default:
-	}
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		f()
-	}()
-}
-
 // maintain expires records every second, and every Republish interval
 // stores this node's records on their current replica sets and hands the
 // records it holds to nodes that joined their replica sets.
-func (d *DHT) maintain() {
-	defer d.wg.Done()
+func (d *DHT) maintain(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	next := time.Now().Add(d.cfg.Republish)
 	for {
 		select {
-		case <-d.closing:
+		case <-ctx.Done():
 			return
 		case now := <-tick.C:
 			for key, changes := range d.st.expire(now) {
@@ -178,18 +162,20 @@ func (d *DHT) maintain() {
 			d.mu.Unlock()
 			if now.After(next) && !d.pushing.Swap(true) {
 				next = now.Add(d.cfg.Republish)
-				d.goTracked(func() {
+				if !d.scope.Go(func(ctx context.Context) {
 					defer d.pushing.Store(false)
-					d.republish()
-					d.handoff()
-				})
+					d.republish(ctx)
+					d.handoff(ctx)
+				}) {
+					d.pushing.Store(false)
+				}
 			}
 		}
 	}
 }
 
 // republish stores this node's live operations on their keys' replica sets.
-func (d *DHT) republish() {
+func (d *DHT) republish(ctx context.Context) {
 	d.mu.Lock()
 	var ops []*signedOp
 	for _, vals := range d.own {
@@ -201,12 +187,12 @@ func (d *DHT) republish() {
 		ops = append(ops, ts...)
 	}
 	d.mu.Unlock()
-	d.pushAll(ops, nil)
+	d.pushAll(ctx, ops, nil)
 }
 
 // handoff gives the records of every key this node holds to the nodes that
 // are now in the key's replica set but were not when it last looked.
-func (d *DHT) handoff() {
+func (d *DHT) handoff(ctx context.Context) {
 	now := time.Now()
 	d.st.mu.Lock()
 	keys := make([]string, 0, len(d.st.keys))
@@ -233,24 +219,25 @@ func (d *DHT) handoff() {
 		}
 		ops := d.st.get(k, overlay.ID{}, now)
 		for _, id := range fresh {
-			d.pushAll(ops, &id)
+			d.pushAll(ctx, ops, &id)
 		}
 	}
 }
 
 // pushAll stores ops on their replica sets (looked up), or on one node.
-func (d *DHT) pushAll(ops []*signedOp, to *overlay.ID) {
+func (d *DHT) pushAll(ctx context.Context, ops []*signedOp, to *overlay.ID) {
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	for _, op := range ops {
 		select {
 		case sem <- struct{}{}:
-		case <-d.closing:
+		case <-ctx.Done():
 			return
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			if to != nil {
 				d.request(ctx, *to, append([]byte{reqStore}, op.raw...))
@@ -259,5 +246,4 @@ func (d *DHT) pushAll(ops []*signedOp, to *overlay.ID) {
 			d.storeOnReplicas(ctx, op)
 		})
 	}
-	wg.Wait()
 }

@@ -70,10 +70,14 @@ func (o *Overlay) onPing(sender ID, p path, body []byte) {
 		pong.Observed = p.addr
 	}
 	b := pong.Append(o.frame(wire.TypePong, 32+wire.SigLen))
-	if pg.Flags&wire.FlagWantProof != 0 {
+	proof := pg.Flags&wire.FlagWantProof != 0
+	if proof {
 		b = append(b, ed25519.Sign(o.priv, wire.PongSigned(b, sender))...)
 	}
 	o.sendPath(sender, p, b)
+	if proof {
+		o.provedTo(sender, p, b)
+	}
 	o.maybeChallenge(sender, p, pg.Flags&wire.FlagPublic != 0)
 }
 
@@ -308,7 +312,7 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 			return path{}, 0, errNoLink
 		case <-ctx.Done():
 			return path{}, 0, ctx.Err()
-		case <-o.closing:
+		case <-o.done():
 			return path{}, 0, o.errClosed("link")
 		case <-timer.C:
 			for i < len(steps) && steps[i].at <= time.Since(start) {
@@ -455,6 +459,13 @@ func (o *Overlay) sendLeave() {
 	for _, c := range o.tab.byID {
 		ts = append(ts, target{c.id, c.p})
 	}
+	// Nodes with a fresh verified path outside the table (this node's
+	// bucket for them was full) likely have this node in their tables.
+	for id, vp := range o.paths {
+		if time.Since(vp.at) < o.pathsTTL() {
+			ts = append(ts, target{id, vp.p})
+		}
+	}
 	o.mu.Unlock()
 	for _, t := range ts {
 		o.sendPath(t.id, t.p, b)
@@ -488,16 +499,14 @@ func (o *Overlay) onLeave(sender ID, p path, frame []byte) {
 // links replacement candidates in the background.
 func (o *Overlay) removeLocked(id ID) {
 	for _, c := range o.tab.remove(id) {
-		if cand, ok := o.tab.popReplacement(c.id); ok && !o.isClosed() {
-			o.wg.Add(1)
-			go func() {
-				defer o.wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if cand, ok := o.tab.popReplacement(c.id); ok {
+			o.scope.Go(func(ctx context.Context) {
+				ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				defer cancel()
 				if _, _, err := o.link(ctx, cand); err == nil {
 					o.promote(cand.id)
 				}
-			}()
+			})
 		}
 	}
 }
@@ -514,7 +523,7 @@ func (o *Overlay) suspect(id ID) {
 	c.suspect = time.Now()
 	p, rto := c.p, c.rto()
 	o.mu.Unlock()
-	o.goTracked(func() {
+	o.scope.Go(func(context.Context) {
 		for try := range 3 {
 			done := o.ping(id, p, false)
 			t := time.NewTimer(rto << try)
@@ -527,7 +536,7 @@ func (o *Overlay) suspect(id ID) {
 				}
 				o.mu.Unlock()
 				return
-			case <-o.closing:
+			case <-o.done():
 				t.Stop()
 				return
 			case <-t.C:
@@ -570,8 +579,13 @@ func (o *Overlay) keepalive(now time.Time) {
 			interval = o.cfg.Liveness
 		}
 		idle := now.Sub(c.lastSeen)
+		// The keepalives' grace: 5 s with the default intervals, a third
+		// of a shorter interval, but never under two ticks of this loop
+		// (keepalives go at most once a second) or four retransmission
+		// timeouts.
+		grace := max(min(5*time.Second, interval/3), 2*time.Second, 4*c.rto())
 		switch {
-		case idle > interval+max(5*time.Second, 4*c.rto()):
+		case idle > interval+grace:
 			o.log.Debug("contact dead", "id", c.id, "idle", idle)
 			o.removeLocked(c.id)
 		case idle > interval && now.Sub(c.lastPing) > time.Second:
@@ -582,6 +596,11 @@ func (o *Overlay) keepalive(now time.Time) {
 	for n, pp := range o.pings {
 		if now.Sub(pp.sent) > 10*time.Second {
 			delete(o.pings, n)
+		}
+	}
+	for id, a := range o.answered {
+		if now.Sub(a.at) > 10*time.Second {
+			delete(o.answered, id)
 		}
 	}
 	for id, vp := range o.paths {

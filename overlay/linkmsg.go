@@ -113,7 +113,7 @@ func (o *Overlay) SendLink(ctx context.Context, id ID, service byte, payload []b
 		case <-ctx.Done():
 			t.Stop()
 			return fmt.Errorf("%w: no acknowledgement: %w", ErrUnreachable, ctx.Err())
-		case <-o.closing:
+		case <-o.done():
 			t.Stop()
 			return o.errClosed("send")
 		case <-t.C:

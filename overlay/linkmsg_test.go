@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/p2psock/p2psock/internal/wire"
@@ -85,21 +86,23 @@ func TestFakeNetSendLink(t *testing.T) {
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			ln := newLinkedNet(t)
-			defer ln.closeAll()
-			to, id := tt.to(ln)
-			got := takeLinks(to)
-			var drop func(d datagram) bool
-			if tt.drop != nil {
-				drop = tt.drop()
-			}
-			require.NoError(t, sendLink(t, ln, id, tt.payload, drop))
-			want := tt.payload
-			if want == nil {
-				want = []byte{}
-			}
-			require.Equal(t, []linkMsg{{idA, want}}, got(), "handed over once, whole, from A")
-			require.Zero(t, to.Info().Counters.DroppedMalformed)
+			synctest.Test(t, func(t *testing.T) { // the retransmission timeouts pass at once
+				ln := newLinkedNet(t)
+				defer ln.closeAll()
+				to, id := tt.to(ln)
+				got := takeLinks(to)
+				var drop func(d datagram) bool
+				if tt.drop != nil {
+					drop = tt.drop()
+				}
+				require.NoError(t, sendLink(t, ln, id, tt.payload, drop))
+				want := tt.payload
+				if want == nil {
+					want = []byte{}
+				}
+				require.Equal(t, []linkMsg{{idA, want}}, got(), "handed over once, whole, from A")
+				require.Zero(t, to.Info().Counters.DroppedMalformed)
+			})
 		})
 	}
 }
@@ -120,29 +123,32 @@ func dropFirst(f func(d datagram) bool) func(d datagram) bool {
 }
 
 func TestFakeNetSendLinkFailures(t *testing.T) {
-	ln := newLinkedNet(t)
-	defer ln.closeAll()
+	// In a bubble: the retransmission timeouts pass at once.
+	synctest.Test(t, func(t *testing.T) {
+		ln := newLinkedNet(t)
+		defer ln.closeAll()
 
-	// No link with S: the caller is told, and nothing is sent.
-	err := ln.a.SendLink(context.Background(), idS, testLinkService, []byte("x"))
-	require.ErrorIs(t, err, ErrNoLink)
-	require.Empty(t, ln.sent())
+		// No link with S: the caller is told, and nothing is sent.
+		err := ln.a.SendLink(context.Background(), idS, testLinkService, []byte("x"))
+		require.ErrorIs(t, err, ErrNoLink)
+		require.Empty(t, ln.sent())
 
-	// C has no handler for the service: no acknowledgement, four tries.
-	err = sendLink(t, ln, idC, []byte("x"), nil)
-	require.ErrorIs(t, err, ErrUnreachable)
-	tries := 0
-	for _, d := range ln.sent() {
-		if d.to == addrC && d.data[0] == wire.TypeLink {
-			tries++
+		// C has no handler for the service: no acknowledgement, four tries.
+		err = sendLink(t, ln, idC, []byte("x"), nil)
+		require.ErrorIs(t, err, ErrUnreachable)
+		tries := 0
+		for _, d := range ln.sent() {
+			if d.to == addrC && d.data[0] == wire.TypeLink {
+				tries++
+			}
 		}
-	}
-	require.Equal(t, linkTries, tries)
-	require.Equal(t, uint64(linkTries), ln.c.Info().Counters.DroppedNoRoute)
+		require.Equal(t, linkTries, tries)
+		require.Equal(t, uint64(linkTries), ln.c.Info().Counters.DroppedNoRoute)
 
-	// Too large.
-	err = ln.a.SendLink(context.Background(), idB, testLinkService, make([]byte, MaxMessage+1))
-	require.ErrorIs(t, err, ErrMessageTooLarge)
+		// Too large.
+		err = ln.a.SendLink(context.Background(), idB, testLinkService, make([]byte, MaxMessage+1))
+		require.ErrorIs(t, err, ErrMessageTooLarge)
+	})
 }
 
 func TestFakeNetLinkFromStrangerIsDropped(t *testing.T) {

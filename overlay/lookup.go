@@ -2,10 +2,6 @@ package overlay
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"math/rand/v2"
-	"net"
 	"slices"
 	"sync"
 	"time"
@@ -47,7 +43,7 @@ func (o *Overlay) find(ctx context.Context, id ID, p path, rtt time.Duration, ta
 		case <-ctx.Done():
 			t.Stop()
 			return nil, ctx.Err()
-		case <-o.closing:
+		case <-o.done():
 			t.Stop()
 			return nil, o.errClosed("lookup")
 		case <-t.C:
@@ -107,6 +103,17 @@ func (o *Overlay) onNodes(sender ID, p path, body []byte) {
 // querying Alpha of them at a time (iterative Kademlia lookup). It links to
 // every node it queries.
 func (o *Overlay) lookup(ctx context.Context, target Key) []ID {
+	cs := o.lookupCandidates(ctx, target)
+	out := make([]ID, len(cs))
+	for i, c := range cs {
+		out[i] = c.id
+	}
+	return out
+}
+
+// lookupCandidates is lookup returning the nodes as candidates: how this
+// node learned of them.
+func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate {
 	type entry struct {
 		cand    candidate
 		queried bool
@@ -178,10 +185,10 @@ func (o *Overlay) lookup(ctx context.Context, target Key) []ID {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	var out []ID
+	var out []candidate
 	for _, e := range sorted() {
 		if e.ok {
-			out = append(out, e.cand.id)
+			out = append(out, e.cand)
 			if len(out) == o.cfg.K {
 				break
 			}
@@ -272,133 +279,9 @@ func (o *Overlay) Lookup(ctx context.Context, key Key) ([]ID, error) {
 	if o.isClosed() {
 		return nil, o.errClosed("lookup")
 	}
-	return o.lookup(ctx, key), nil
-}
-
-// Join links to the network through one of the entry points ("host:port"),
-// tried in random order, then fills the routing table. With no entry point
-// answering it returns an error wrapping ErrNoEntryPoint if joinOnly is set,
-// and otherwise starts a new network (nil error).
-func (o *Overlay) Join(ctx context.Context, entries []string, joinOnly bool) error {
+	ids := o.lookup(ctx, key)
 	if o.isClosed() {
-		return o.errClosed("bind")
+		return nil, o.errClosed("lookup")
 	}
-	entries = slices.Clone(entries)
-	rand.Shuffle(len(entries), func(i, j int) { entries[i], entries[j] = entries[j], entries[i] })
-	var errs []error
-	joined := false
-	for _, e := range entries {
-		err := o.joinVia(ctx, e)
-		if err == nil {
-			joined = true
-			break
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", e, err))
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
-	if !joined {
-		if joinOnly {
-			if len(entries) == 0 {
-				return fmt.Errorf("%w: no entry points given", ErrNoEntryPoint)
-			}
-			return fmt.Errorf("%w: %w", ErrNoEntryPoint, errors.Join(errs...))
-		}
-		o.log.Info("starting a new network", "network", o.cfg.Network, "id", o.self)
-	} else {
-		o.refresh(ctx)
-	}
-	o.mu.Lock()
-	o.joined = true
-	o.mu.Unlock()
-	return nil
-}
-
-// Meet links to the node at addr ("host:port", found by local discovery,
-// say), then refreshes the routing table through it, so that two networks
-// that started apart merge. It does nothing if a contact already has addr.
-func (o *Overlay) Meet(ctx context.Context, addr string) error {
-	if o.isClosed() {
-		return o.errClosed("meet")
-	}
-	ua, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return err
-	}
-	ap := unmap(ua.AddrPort())
-	o.mu.Lock()
-	known := false
-	for _, c := range o.tab.byID {
-		if c.p.addr == ap && !c.p.relayed() {
-			known = true
-			break
-		}
-	}
-	o.mu.Unlock()
-	if known {
-		return nil
-	}
-	if err := o.joinVia(ctx, addr); err != nil {
-		return err
-	}
-	o.refresh(ctx)
-	return nil
-}
-
-func (o *Overlay) joinVia(ctx context.Context, entry string) error {
-	ua, err := net.ResolveUDPAddr("udp", entry)
-	if err != nil {
-		return err
-	}
-	ap := unmap(ua.AddrPort())
-	if ap == o.local {
-		return errors.New("entry point is this node")
-	}
-	// A bootstrap ping accepts any ID; the answer proves the key of that ID.
-	wait := 200 * time.Millisecond
-	for try := 0; try < 4; try++ {
-		done := o.ping(ID{}, path{addr: ap}, true)
-		t := time.NewTimer(wait)
-		select {
-		case <-done:
-			t.Stop()
-			return nil
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-o.closing:
-			t.Stop()
-			return o.errClosed("bind")
-		case <-t.C:
-		}
-		wait *= 2
-	}
-	return errors.New("no answer")
-}
-
-func (o *Overlay) tableLen() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.tab.len()
-}
-
-// refresh looks up this node's own ID, then a random key in every bucket
-// farther than its nearest neighbour, so each bucket whose part of the ID
-// space holds nodes has contacts there.
-func (o *Overlay) refresh(ctx context.Context) {
-	o.lookup(ctx, o.self.Key())
-	o.mu.Lock()
-	deepest := o.tab.deepestNonEmpty()
-	o.mu.Unlock()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
-	for cpl := 0; cpl < deepest && ctx.Err() == nil && !o.isClosed(); cpl++ {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			o.lookup(ctx, randomKeyInBucket(o.self.Key(), cpl))
-		})
-	}
-	wg.Wait()
+	return ids, nil
 }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/p2psock/p2psock/internal/lifecycle"
 	"github.com/p2psock/p2psock/internal/wire"
 )
 
@@ -27,7 +28,9 @@ type Config struct {
 
 	// KeepAlive is how long a link with a node behind a NAT (this one or the
 	// contact) may be idle before it is pinged; default 15s, under the 30 s
-	// UDP mapping timeout common in NATs.
+	// UDP mapping timeout common in NATs. A contact that stays silent for a
+	// grace beyond it (a third of it, at most 5 s and at least 2 s and four
+	// retransmission timeouts) is dead and dropped.
 	KeepAlive time.Duration
 	// Liveness is the same for links between two publicly reachable nodes;
 	// default 60s.
@@ -41,6 +44,16 @@ type Config struct {
 	SendTimeout time.Duration
 	// RecvQueue is the number of received messages held for Recv; default 128.
 	RecvQueue int
+	// Workers bounds the goroutines a node starts for the packets it
+	// receives: at most Workers forward routed fragments to their next hops
+	// at once, and at most Workers route acknowledgements and refusals back
+	// to the origins of the messages it received. A fragment that finds
+	// every forwarding worker busy is not acknowledged to the hop that sent
+	// it (which tries again, then routes around this node) and is counted in
+	// Counters.DroppedBusy; an acknowledgement that finds every worker busy
+	// is not sent (the origin sends its message again) and is counted in
+	// Counters.DroppedBusyAcks. Default 256.
+	Workers int
 
 	Logger *slog.Logger // nil: no logging
 }
@@ -67,6 +80,9 @@ func (c *Config) setDefaults() {
 	def(&c.SendTimeout, 20*time.Second)
 	if c.RecvQueue <= 0 {
 		c.RecvQueue = 128
+	}
+	if c.Workers <= 0 {
+		c.Workers = 256
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -131,10 +147,19 @@ type Overlay struct {
 	linkReasmLen int
 	linkDone     map[linkKey]time.Time
 	ctr          counters
+	probes       map[[16]byte]chan ID   // Join's probes in flight: msgID -> the node each arrived from
+	proofWait    map[ID][]chan struct{} // Join's probes waiting for a contact's challenge
+	answered     map[ID]answeredProof   // the latest challenges this node answered
 
-	closing   chan struct{}
+	// scope is the overlay's lifetime: every goroutine it starts runs in
+	// it, and Close cancels its context and waits for them. forwards and
+	// acks are the budgets of the goroutines started per received packet.
+	scope     *lifecycle.Scope
+	forwards  *lifecycle.Budget
+	acksOut   *lifecycle.Budget
+	closing   atomic.Bool  // set first thing in Close: packets are dropped, calls fail
+	handling  sync.RWMutex // held (read) while a packet is handled, so that Close can wait for it
 	closeOnce sync.Once
-	wg        sync.WaitGroup
 	started   atomic.Bool
 }
 
@@ -177,7 +202,12 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 		linkReasm: make(map[linkKey]*linkReassembly),
 		linkDone:  make(map[linkKey]time.Time),
 		recv:      make(chan Message, cfg.RecvQueue),
-		closing:   make(chan struct{}),
+		probes:    make(map[[16]byte]chan ID),
+		proofWait: make(map[ID][]chan struct{}),
+		answered:  make(map[ID]answeredProof),
+		scope:     lifecycle.NewScope(),
+		forwards:  lifecycle.NewBudget(cfg.Workers),
+		acksOut:   lifecycle.NewBudget(cfg.Workers),
 	}
 	copy(o.self[:], cfg.Identity.Public().(ed25519.PublicKey))
 	o.tab = newTable(o.self, cfg.K)
@@ -216,8 +246,7 @@ func (o *Overlay) Start() {
 	if o.started.Swap(true) {
 		return
 	}
-	o.wg.Add(1)
-	go o.maintain()
+	o.scope.Go(o.maintain)
 }
 
 // ID returns this node's ID.
@@ -258,7 +287,7 @@ func (o *Overlay) Info() Info {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	inf := Info{ID: o.self, Observed: o.observed, Public: o.public, Symmetric: o.symmetric, Contacts: o.tab.len(),
-		Counters: o.ctr.snapshot(), Network: o.cfg.Network, LocalAddr: o.local}
+		Counters: o.counters(), Network: o.cfg.Network, LocalAddr: o.local}
 	for _, c := range o.tab.byID {
 		if c.p.relayed() {
 			inf.Relayed++
@@ -313,27 +342,32 @@ func (o *Overlay) DirectContacts(n int) []DirectContact {
 	return out
 }
 
-// Close leaves the network: it tells every contact, then stops. Pending calls
-// fail with net.ErrClosed. It does not close the transport.
+// Close leaves the network and stops: from its first moment the node takes
+// no more packets and every call fails with an error that matches
+// net.ErrClosed; it tells every contact that it leaves (the flush phase),
+// then ends pending calls (they fail the same way) and waits for the
+// overlay's goroutines. It does not close the transport. Close is
+// idempotent.
 func (o *Overlay) Close() error {
 	o.closeOnce.Do(func() {
+		// Drop packets before saying goodbye: a contact that has taken the
+		// leave must not hear from this node again (a Pong after the leave
+		// would put it back into the contact's table).
+		o.closing.Store(true)
+		o.handling.Lock() // wait for the packet being handled, if any
+		o.handling.Unlock()
+		o.scope.Stop()
 		o.sendLeave()
-		o.mu.Lock()
-		close(o.closing) // under mu: goTracked checks it there
-		o.mu.Unlock()
-		o.wg.Wait()
+		o.scope.Close()
 	})
 	return nil
 }
 
-func (o *Overlay) isClosed() bool {
-	select {
-	case <-o.closing:
-		return true
-	default:
-		return false
-	}
-}
+// isClosed reports whether Close has begun.
+func (o *Overlay) isClosed() bool { return o.closing.Load() }
+
+// done is closed when Close ends the pending calls.
+func (o *Overlay) done() <-chan struct{} { return o.scope.Done() }
 
 func randNonce() uint64 {
 	var b [8]byte
@@ -381,6 +415,8 @@ func (o *Overlay) write(addr netip.AddrPort, frame []byte) {
 // HandlePacket processes one packet from the socket. It never blocks for long
 // and never retains pkt.
 func (o *Overlay) HandlePacket(pkt []byte, from net.Addr) {
+	o.handling.RLock()
+	defer o.handling.RUnlock()
 	if o.isClosed() {
 		return
 	}

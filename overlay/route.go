@@ -93,22 +93,6 @@ const (
 	closed
 )
 
-// goTracked runs f on a goroutine that Close waits for; it reports false once
-// the overlay is closing.
-func (o *Overlay) goTracked(f func()) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.isClosed() {
-		return false
-	}
-	o.wg.Add(1)
-	go func() {
-		defer o.wg.Done()
-		f()
-	}()
-	return true
-}
-
 // handler returns the handler registered for service, or nil.
 func (o *Overlay) handler(service byte) Handler {
 	o.mu.Lock()
@@ -223,7 +207,7 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 			case <-ctx.Done():
 				timer.Stop()
 				return nil, ID{}, fmt.Errorf("%w: no acknowledgement: %w", ErrUnreachable, ctx.Err())
-			case <-o.closing:
+			case <-o.done():
 				timer.Stop()
 				return nil, ID{}, o.errClosed("send")
 			case <-timer.C:
@@ -259,10 +243,10 @@ func (o *Overlay) routeOut(frames [][]byte) outcome {
 		r, _ := wire.ParseRoute(f[wire.HeaderLen:])
 		select {
 		case sem <- struct{}{}:
-		case <-o.closing:
+		case <-o.done():
 			return closed
 		}
-		if !o.goTracked(func() {
+		if !o.scope.Go(func(context.Context) {
 			results <- o.forward(f, r)
 			<-sem
 		}) {
@@ -310,7 +294,8 @@ func (o *Overlay) forward(frame []byte, r wire.Route) outcome {
 	}
 }
 
-// sendReliable sends frame to contact id until it acknowledges key.
+// sendReliable sends frame to id, a contact or a node with a verified path,
+// until it acknowledges key.
 func (o *Overlay) sendReliable(id ID, frame []byte, key hopKey) error {
 	ch := make(chan struct{}, 1)
 	o.mu.Lock()
@@ -323,13 +308,12 @@ func (o *Overlay) sendReliable(id ID, frame []byte, key hopKey) error {
 	}()
 	for try := range 2 {
 		o.mu.Lock()
-		c := o.tab.get(id)
-		if c == nil {
-			o.mu.Unlock()
+		p, srtt, ok := o.knownPathLocked(id)
+		o.mu.Unlock()
+		if !ok {
 			return errNoLink
 		}
-		p, rto := c.p, c.rto()<<try
-		o.mu.Unlock()
+		rto := (&contact{srtt: srtt}).rto() << try
 		if try > 0 {
 			o.ctr.retransmits.Add(1)
 		}
@@ -339,7 +323,7 @@ func (o *Overlay) sendReliable(id ID, frame []byte, key hopKey) error {
 		case <-ch:
 			t.Stop()
 			return nil
-		case <-o.closing:
+		case <-o.done():
 			t.Stop()
 			return o.errClosed("send")
 		case <-t.C:
@@ -377,42 +361,47 @@ func (o *Overlay) onRoute(sender ID, p path, frame []byte) {
 		}
 		return
 	}
+	dest := Key(r.Msg.Dest)
+	o.mu.Lock()
+	next := o.tab.nextHop(dest, nil)
+	o.mu.Unlock()
+	toSelf := r.Msg.Mode == wire.ModeID && ID(dest) == o.self
+	if !toSelf && next != nil && r.Hops < wire.MaxHops {
+		// Forward it. A fragment that finds no worker free is dropped
+		// unacknowledged: the hop that sent it tries again, then routes
+		// around this node.
+		cp := slices.Clone(frame)
+		cp[wire.HopsOffset]++
+		copy(cp[10:42], o.self[:])
+		rc, _ := wire.ParseRoute(cp[wire.HeaderLen:])
+		if !o.scope.TryGo(o.forwards, func(context.Context) {
+			switch o.forward(cp, rc) {
+			case local:
+				o.deliverFragment(rc)
+			case noRoute:
+				o.ctr.noRoute.Add(1)
+				o.nack(rc)
+			}
+		}) {
+			return
+		}
+		o.ctr.forwarded.Add(1)
+	}
 	ack := wire.HopAck{MsgID: r.Msg.MsgID, Kind: r.Msg.Kind, FragIndex: r.FragIndex}
 	o.sendPath(sender, p, ack.Append(o.frame(wire.TypeHopAck, 19)))
 	if !o.touch(sender, p) && !p.relayed() {
 		o.maybeChallenge(sender, p, false)
 	}
-	if r.Hops >= wire.MaxHops {
-		o.ctr.noRoute.Add(1)
-		return
-	}
-	dest := Key(r.Msg.Dest)
-	o.mu.Lock()
-	next := o.tab.nextHop(dest, nil)
-	o.mu.Unlock()
 	switch {
-	case (r.Msg.Mode == wire.ModeID && ID(dest) == o.self) || (next == nil && r.Msg.Mode == wire.ModeKey):
+	case r.Hops >= wire.MaxHops:
+		o.ctr.noRoute.Add(1)
+	case toSelf && o.probeArrived(sender, r):
+	case toSelf || (next == nil && r.Msg.Mode == wire.ModeKey):
 		o.deliverFragment(r)
-		return
 	case next == nil:
 		o.ctr.noRoute.Add(1)
 		o.nack(r)
-		return
 	}
-	cp := slices.Clone(frame)
-	cp[wire.HopsOffset]++
-	copy(cp[10:42], o.self[:])
-	rc, _ := wire.ParseRoute(cp[wire.HeaderLen:])
-	o.ctr.forwarded.Add(1)
-	o.goTracked(func() {
-		switch o.forward(cp, rc) {
-		case local:
-			o.deliverFragment(rc)
-		case noRoute:
-			o.ctr.noRoute.Add(1)
-			o.nack(rc)
-		}
-	})
 }
 
 // nack tells the origin of a data message that it cannot be delivered.
@@ -440,7 +429,7 @@ func (o *Overlay) sendControl(kind byte, m wire.MsgHeader, payload []byte) {
 	h := wire.MsgHeader{Kind: kind, Mode: wire.ModeID, Service: m.Service, Origin: o.self, Dest: m.Origin, MsgID: m.MsgID,
 		Timestamp: time.Now().UnixMilli(), Length: uint32(len(payload))}
 	frames := o.encodeMessage(h, payload)
-	o.goTracked(func() {
+	o.scope.TryGo(o.acksOut, func(context.Context) {
 		if o.routeOut(frames) == local {
 			for _, f := range frames {
 				r, _ := wire.ParseRoute(f[wire.HeaderLen:])
@@ -590,7 +579,7 @@ func (o *Overlay) Recv(ctx context.Context) (Message, error) {
 		return m, nil
 	case <-ctx.Done():
 		return Message{}, ctx.Err()
-	case <-o.closing:
+	case <-o.done():
 		return Message{}, o.errClosed("recv")
 	}
 }
@@ -621,8 +610,7 @@ func (o *Overlay) expire(now time.Time) {
 }
 
 // maintain runs the periodic work of the overlay until Close.
-func (o *Overlay) maintain() {
-	defer o.wg.Done()
+func (o *Overlay) maintain(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	jitter := func() time.Duration {
@@ -633,7 +621,7 @@ func (o *Overlay) maintain() {
 	nextRefresh := time.Now().Add(jitter())
 	for {
 		select {
-		case <-o.closing:
+		case <-o.done():
 			return
 		case now := <-tick.C:
 			o.keepalive(now)
@@ -643,8 +631,8 @@ func (o *Overlay) maintain() {
 			o.mu.Unlock()
 			if joined && now.After(nextRefresh) {
 				nextRefresh = now.Add(jitter())
-				o.goTracked(func() {
-					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				o.scope.Go(func(ctx context.Context) {
+					ctx, cancel := context.WithTimeout(ctx, time.Minute)
 					defer cancel()
 					o.refresh(ctx)
 				})

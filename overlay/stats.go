@@ -24,6 +24,8 @@ type Counters struct {
 	DroppedQueueFull   uint64 // messages refused because the receive queue or reassembly space was full
 	DroppedUnknownPeer uint64 // frames that need a link the sender does not have (intro, punch, relay requests)
 	DroppedNoRoute     uint64 // fragments that could not be forwarded
+	DroppedBusy        uint64 // fragments not taken for forwarding because Config.Workers goroutines were forwarding already
+	DroppedBusyAcks    uint64 // acknowledgements and refusals not sent because Config.Workers goroutines were sending them already
 }
 
 type counters struct {
@@ -31,6 +33,15 @@ type counters struct {
 	sent, received, forwarded, relayed, retransmits atomic.Uint64
 	malformed, wrongNet, forged, replayed, oversize atomic.Uint64
 	queueFull, unknownPeer, noRoute                 atomic.Uint64
+}
+
+// counters returns a snapshot of the overlay's counters.
+func (o *Overlay) counters() Counters {
+	s := o.ctr.snapshot()
+	s.DroppedBusy = o.forwards.Dropped()
+	s.DroppedBusyAcks = o.acksOut.Dropped()
+	s.Dropped += s.DroppedBusy + s.DroppedBusyAcks
+	return s
 }
 
 func (c *counters) snapshot() Counters {

@@ -1,21 +1,69 @@
-package p2psock
+package overlay_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/p2psock/p2psock/internal/simnet"
 	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/internal/simnet"
+	"github.com/p2psock/p2psock/internal/testnet"
+	"github.com/p2psock/p2psock/internal/testnet/ovnet"
+	"github.com/p2psock/p2psock/overlay"
 )
+
+// vnet builds a network of overlay nodes on the simulated Internet: one host
+// of each of kinds, in order, the first of which must be public (it is every
+// node's entry point), and collects their messages.
+func vnet(t *testing.T, kinds []simnet.Kind, cfg overlay.Config) *network {
+	t.Helper()
+	require.Equal(t, simnet.Public, kinds[0], "the entry point is public")
+	sn, err := simnet.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { sn.Close() }) // after the nodes have closed
+	if cfg.Logger == nil {
+		cfg.Logger = testnet.Logger(t)
+	}
+	var entry string
+	start := func(i int, _ []string) (*ovnet.Node, error) {
+		h, err := sn.AddHost(kinds[i])
+		if err != nil {
+			return nil, err
+		}
+		pc, err := h.ListenUDP(4000 + i)
+		if err != nil {
+			return nil, err
+		}
+		nd, err := ovnet.Open(cfg, "", pc, nil)
+		if err != nil {
+			pc.Close()
+			return nil, err
+		}
+		var entries []string
+		if i == 0 {
+			entry = nd.Addr()
+		} else {
+			entries = []string{entry}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := nd.Join(ctx, entries, i > 0); err != nil {
+			nd.Close()
+			return nil, err
+		}
+		return nd, nil
+	}
+	return collect(t, testnet.Start(t, len(kinds), start, (*ovnet.Node).Addr))
+}
 
 // TestVnetNATedNodesAreFullMembers runs 30 nodes on simulated NATs, 12 of
 // them (40%) behind full-cone, port-restricted and symmetric NATs, and checks
 // that every node is reachable by ID from every kind of node, and that keys
 // closest to NATed nodes are delivered to them.
 func TestVnetNATedNodesAreFullMembers(t *testing.T) {
+	testnet.CheckLeaks(t)
 	var kinds []simnet.Kind
 	for i := range 30 {
 		switch {
@@ -35,15 +83,16 @@ func TestVnetNATedNodesAreFullMembers(t *testing.T) {
 	for i, j := range order {
 		shuffled[i] = kinds[j]
 	}
+	kinds = shuffled
 	start := time.Now()
-	tn, kinds := newVnetNet(t, shuffled)
+	tn := vnet(t, kinds, overlay.Config{})
 	t.Logf("network of %d nodes built in %v", len(kinds), time.Since(start))
-	nodes := tn.nodes
+	nodes := tn.Nodes
 	for i, n := range nodes {
 		inf := n.Info()
 		require.Equal(t, kinds[i] == simnet.Public, inf.Public, "node %d (%v) public=%v", i, kinds[i], inf.Public)
 		if kinds[i] != simnet.Public {
-			require.NotEqual(t, inf.LocalAddr.String(), inf.PublicAddr.String())
+			require.NotEqual(t, inf.LocalAddr, inf.Observed, "node %d (%v) sees its NAT's address", i, kinds[i])
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -57,7 +106,7 @@ func TestVnetNATedNodesAreFullMembers(t *testing.T) {
 				continue
 			}
 			data := fmt.Appendf(nil, "%d(%v) -> %d(%v)", i, kinds[i], j, kinds[j])
-			require.NoError(t, from.SendTo(ctx, data, to.ID()), "%s", data)
+			require.NoError(t, from.Send(ctx, data, to.ID().Key(), false), "%s", data)
 			r := tn.expect(data)
 			require.Equal(t, to.ID(), r.at, "%s", data)
 			require.Equal(t, from.ID(), r.msg.From)
@@ -71,18 +120,16 @@ func TestVnetNATedNodesAreFullMembers(t *testing.T) {
 		}
 		key := n.ID().Key()
 		key[31] ^= 1
-		from := nodes[mrand(len(nodes))]
+		from := nodes[testnet.Intn(len(nodes))]
 		data := fmt.Appendf(nil, "key of node %d (%v)", i, kinds[i])
-		require.NoError(t, from.SendToKey(ctx, data, key))
-		r := tn.expect(data)
-		require.Equal(t, closestID(nodes, key), r.at, "%s", data)
+		require.NoError(t, from.Send(ctx, data, key, true))
+		require.Equal(t, closestID(nodes, key), tn.expect(data).at, "%s", data)
 	}
 	for i := range 60 {
-		var key Key
-		rand.Read(key[:])
-		from := nodes[mrand(len(nodes))]
+		key := randomKey()
+		from := nodes[testnet.Intn(len(nodes))]
 		data := fmt.Appendf(nil, "random key %d", i)
-		require.NoError(t, from.SendToKey(ctx, data, key))
+		require.NoError(t, from.Send(ctx, data, key, true))
 		r := tn.expect(data)
 		require.Equal(t, closestID(nodes, key), r.at, "%s", data)
 		require.True(t, r.msg.ByKey)
@@ -97,27 +144,29 @@ func TestVnetNATedNodesAreFullMembers(t *testing.T) {
 // Two nodes whose NATs refuse a hole punch (symmetric and port-restricted)
 // still exchange messages both ways, through the public entry node.
 func TestVnetSymmetricAndPortRestrictedExchange(t *testing.T) {
-	tn, _ := newVnetNet(t, []simnet.Kind{simnet.Public, simnet.Symmetric, simnet.PortRestricted})
-	sym, prc := tn.nodes[1], tn.nodes[2]
+	testnet.CheckLeaks(t)
+	tn := vnet(t, []simnet.Kind{simnet.Public, simnet.Symmetric, simnet.PortRestricted}, overlay.Config{})
+	sym, prc := tn.Nodes[1], tn.Nodes[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, pair := range [][2]*Node{{sym, prc}, {prc, sym}} {
+	for _, pair := range [][2]*ovnet.Node{{sym, prc}, {prc, sym}} {
 		from, to := pair[0], pair[1]
 		data := fmt.Appendf(nil, "to %v", to.ID())
-		require.NoError(t, from.SendTo(ctx, data, to.ID()))
+		require.NoError(t, from.Send(ctx, data, to.ID().Key(), false))
 		require.Equal(t, to.ID(), tn.expect(data).at)
 		// A key that is closest to the destination among the three.
-		var key Key
+		var key overlay.Key
 		for {
-			rand.Read(key[:])
-			if closestID(tn.nodes, key) == to.ID() {
+			key = randomKey()
+			if closestID(tn.Nodes, key) == to.ID() {
 				break
 			}
 		}
 		data = fmt.Appendf(nil, "key for %v", to.ID())
-		require.NoError(t, from.SendToKey(ctx, data, key))
+		require.NoError(t, from.Send(ctx, data, key, true))
 		r := tn.expect(data)
 		require.Equal(t, to.ID(), r.at)
 		require.Equal(t, from.ID(), r.msg.From)
 	}
+	require.Positive(t, sym.Info().Relayed+prc.Info().Relayed, "the two reach each other through a relay")
 }

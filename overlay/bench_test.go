@@ -1,4 +1,4 @@
-package p2psock
+package overlay_test
 
 import (
 	"context"
@@ -6,27 +6,35 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/internal/testnet"
+	"github.com/p2psock/p2psock/overlay"
 )
 
-// BenchmarkLoopbackSendToKey measures an acknowledged SendToKey of 100 bytes
-// to random keys in a 50-node loopback network. Compare with
+// BenchmarkLoopbackSendToKey measures an acknowledged Send of 100 bytes to
+// random keys in a 50-node loopback network. Compare with
 // BenchmarkLoopbackRawUDPRoundTrip, the same payload bounced once between two
 // plain UDP sockets.
 func BenchmarkLoopbackSendToKey(b *testing.B) {
-	tn := newLoopbackNet(b, 50, Config{})
+	testnet.CheckLeaks(b)
+	tn := loopback(b, 50, overlay.Config{})
 	go func() { // drain
-		for range tn.got {
+		for {
+			select {
+			case <-tn.got:
+			case <-tn.ctx.Done():
+				return
+			}
 		}
 	}()
 	ctx := context.Background()
 	data := make([]byte, 100)
-	keys := make([]Key, 1024)
+	keys := make([]overlay.Key, 1024)
 	for i := range keys {
-		keys[i] = KeyOf([]byte{byte(i), byte(i >> 8)})
+		keys[i] = overlay.KeyOf([]byte{byte(i), byte(i >> 8)})
 	}
-	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		if err := tn.nodes[i%len(tn.nodes)].SendToKey(ctx, data, keys[i%len(keys)]); err != nil {
+		if err := tn.Nodes[i%len(tn.Nodes)].Send(ctx, data, keys[i%len(keys)], true); err != nil {
 			b.Fatal(err)
 		}
 	}
