@@ -542,7 +542,7 @@ func (d *DHT) Watch(ctx context.Context, key string) (<-chan Event, error) {
 				return
 			case <-t.C:
 				rctx, cancel := context.WithTimeout(wctx, watchLease/3)
-				d.registerWatch(rctx, key)
+				_ = d.registerWatch(rctx, key)
 				cancel()
 			}
 		}

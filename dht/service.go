@@ -106,7 +106,7 @@ func (d *DHT) notify(key string, changes []change) {
 			d.scope.TryGo(d.notifies, func(ctx context.Context) {
 				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				defer cancel()
-				d.request(ctx, w, req)
+				_, _ = d.request(ctx, w, req)
 			})
 		}
 	}
@@ -240,10 +240,10 @@ func (d *DHT) pushAll(ctx context.Context, ops []*signedOp, to *overlay.ID) {
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			if to != nil {
-				d.request(ctx, *to, append([]byte{reqStore}, op.raw...))
+				_, _ = d.request(ctx, *to, append([]byte{reqStore}, op.raw...))
 				return
 			}
-			d.storeOnReplicas(ctx, op)
+			_ = d.storeOnReplicas(ctx, op)
 		})
 	}
 }

@@ -116,7 +116,7 @@ func (g *Groups) anyResult(ctx context.Context, e *envelope, status byte) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.ForwardTimeout)
 	defer cancel()
-	g.send(ctx, e.Origin, wire.GroupMsg{Type: wire.GroupAnyResult, MsgID: e.MsgID, Status: status})
+	_ = g.send(ctx, e.Origin, wire.GroupMsg{Type: wire.GroupAnyResult, MsgID: e.MsgID, Status: status})
 }
 
 // anyDone hands the outcome of this node's anycast id to its caller, if it

@@ -50,7 +50,7 @@ func (g *Groups) onBcast(m wire.GroupMsg, e *envelope) ([]byte, bool) {
 	if !g.background(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, g.cfg.ForwardTimeout)
 		defer cancel()
-		g.broadcastStep(ctx, e, int(m.Height))
+		_ = g.broadcastStep(ctx, e, int(m.Height))
 	}) {
 		return nil, false
 	}

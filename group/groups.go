@@ -117,7 +117,7 @@ func (g *Groups) Close() error {
 		ctx, cancel := context.WithTimeout(g.scope.Context(), g.cfg.CloseTimeout)
 		var wg sync.WaitGroup
 		for _, l := range ls {
-			wg.Go(func() { g.send(ctx, l.to, wire.GroupMsg{Type: wire.GroupLeave, Group: l.k}) })
+			wg.Go(func() { _ = g.send(ctx, l.to, wire.GroupMsg{Type: wire.GroupLeave, Group: l.k}) })
 		}
 		wg.Wait()
 		cancel()

@@ -67,7 +67,7 @@ func (g *Groups) onData(e *envelope) ([]byte, bool) {
 func (g *Groups) forwardPublish(ctx context.Context, e *envelope) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.ForwardTimeout)
 	defer cancel()
-	g.ov.SendService(ctx, wire.ServiceGroup, wire.GroupMsg{Type: wire.GroupPublish, Envelope: e.raw}.Append(nil), e.Group, true)
+	_, _, _ = g.ov.SendService(ctx, wire.ServiceGroup, wire.GroupMsg{Type: wire.GroupPublish, Envelope: e.raw}.Append(nil), e.Group, true)
 }
 
 // disseminate delivers a multicast to local members and queues it for every

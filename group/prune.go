@@ -32,7 +32,7 @@ func (g *Groups) prune(ctx context.Context, k overlay.Key) {
 		g.background(func(ctx context.Context) {
 			ctx, cancel := context.WithTimeout(ctx, g.cfg.SendTimeout)
 			defer cancel()
-			g.send(ctx, mv.child, msg)
+			_ = g.send(ctx, mv.child, msg)
 		})
 	}
 }
@@ -167,6 +167,6 @@ func (g *Groups) moveTo(ctx context.Context, t *tree, k overlay.Key, old overlay
 		}
 		ctx, cancel := context.WithTimeout(ctx, g.cfg.LeaveTimeout)
 		defer cancel()
-		g.send(ctx, old, wire.GroupMsg{Type: wire.GroupLeave, Group: k})
+		_ = g.send(ctx, old, wire.GroupMsg{Type: wire.GroupLeave, Group: k})
 	})
 }

@@ -95,7 +95,7 @@ func (g *Groups) joinMsg(k overlay.Key) wire.GroupMsg {
 // under the nodes in avoid, then runs the pruning check.
 func (g *Groups) reattach(ctx context.Context, t *tree, k overlay.Key, avoid ...overlay.ID) {
 	actx, cancel := context.WithTimeout(ctx, g.cfg.JoinTimeout)
-	g.attach(actx, k, avoid...)
+	_ = g.attach(actx, k, avoid...)
 	cancel()
 	g.mu.Lock()
 	t.endLocked()
@@ -119,7 +119,7 @@ func (g *Groups) refresh(ctx context.Context, k overlay.Key) {
 	if has && g.send(ctx, parent, g.joinMsg(k)) == nil {
 		return
 	}
-	g.attach(ctx, k)
+	_ = g.attach(ctx, k)
 }
 
 // leaveAsync tells to, in the background, that this node leaves k's tree
@@ -128,7 +128,7 @@ func (g *Groups) leaveAsync(to overlay.ID, k overlay.Key) {
 	g.scope.Go(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, g.cfg.LeaveTimeout)
 		defer cancel()
-		g.send(ctx, to, wire.GroupMsg{Type: wire.GroupLeave, Group: k})
+		_ = g.send(ctx, to, wire.GroupMsg{Type: wire.GroupLeave, Group: k})
 	})
 }
 

@@ -3,6 +3,7 @@ package overlay
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -139,7 +140,7 @@ func (o *Overlay) sampleRTT(id ID, p path, d time.Duration) {
 func (o *Overlay) onLink(sender ID, p path, body []byte) {
 	l, err := wire.ParseLink(body)
 	if err != nil {
-		if err == wire.ErrLong {
+		if errors.Is(err, wire.ErrLong) {
 			o.ctr.oversize.Add(1)
 		} else {
 			o.ctr.malformed.Add(1)

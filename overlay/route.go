@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -354,7 +355,7 @@ func (o *Overlay) onHopAck(sender ID, p path, body []byte) {
 func (o *Overlay) onRoute(sender ID, p path, frame []byte) {
 	r, err := wire.ParseRoute(frame[wire.HeaderLen:])
 	if err != nil {
-		if err == wire.ErrLong {
+		if errors.Is(err, wire.ErrLong) {
 			o.ctr.oversize.Add(1)
 		} else {
 			o.ctr.malformed.Add(1)

@@ -1,6 +1,7 @@
 package p2psock
 
 import (
+	"errors"
 	"io"
 	"net"
 	"time"
@@ -55,7 +56,7 @@ var _ net.Conn = (*Conn)(nil)
 // its side and every byte it wrote was read.
 func (c *Conn) Read(b []byte) (int, error) {
 	n, err := c.s.Read(b)
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		err = c.opErr("read", err)
 	}
 	return n, err

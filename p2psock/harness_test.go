@@ -156,17 +156,6 @@ func (tn *testNet) close() {
 	tn.wg.Wait()
 }
 
-// closestID returns the ID among live's closest to key.
-func closestID(live []*Node, key Key) ID {
-	best := live[0].ID()
-	for _, n := range live[1:] {
-		if key.Closer(n.ID().Key(), best.Key()) {
-			best = n.ID()
-		}
-	}
-	return best
-}
-
 // expect waits for the message with data payload and returns where it arrived.
 func (tn *testNet) expect(data []byte) received {
 	tn.t.Helper()
@@ -191,7 +180,4 @@ func (tn *testNet) expectFunc(match func(received) bool) received {
 	}
 }
 
-var (
-	mrand      = testnet.Intn
-	testLogger = testnet.Logger
-)
+var testLogger = testnet.Logger

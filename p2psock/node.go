@@ -244,7 +244,7 @@ func (n *Node) Bind(ctx context.Context) error {
 			Dir:         n.cfg.discoveryDir,
 			MachineOnly: n.cfg.MachineOnlyDiscovery,
 			WaitForLAN:  len(entries) == 0,
-			Announce:    func(b []byte) { n.sock.WriteTo(b, lan.Group) },
+			Announce:    func(b []byte) { _ = n.sock.WriteTo(b, lan.Group) },
 			Meet:        n.ov.Meet,
 			Logger:      n.cfg.Logger,
 		})

@@ -247,7 +247,7 @@ func (e *Engine) offer(ctx context.Context, s *session, relay, wantRelay bool) (
 func handshakeErr(ctx context.Context, err error) error {
 	switch {
 	case isIdentityErr(err):
-		return fmt.Errorf("%w (%v)", ErrPeerIdentity, err)
+		return fmt.Errorf("%w (%w)", ErrPeerIdentity, err)
 	case ctx.Err() != nil:
 		return ctx.Err()
 	}

@@ -95,7 +95,7 @@ func (s *session) addRemote(cands []string) {
 			}
 			continue
 		}
-		s.agent.AddRemoteCandidate(c)
+		_ = s.agent.AddRemoteCandidate(c)
 	}
 }
 
@@ -105,7 +105,7 @@ func (s *session) setAgent(a *ice.Agent) {
 	defer s.mu.Unlock()
 	s.agent = a
 	for _, c := range s.pending {
-		a.AddRemoteCandidate(c)
+		_ = a.AddRemoteCandidate(c)
 	}
 	s.pending = nil
 }
@@ -193,7 +193,7 @@ func (e *Engine) newAgent(ctx context.Context, s *session, relay bool) (*ice.Age
 	if err != nil {
 		return nil, err
 	}
-	a.OnCandidate(func(c ice.Candidate) {
+	_ = a.OnCandidate(func(c ice.Candidate) {
 		if c == nil {
 			return
 		}
@@ -202,7 +202,7 @@ func (e *Engine) newAgent(ctx context.Context, s *session, relay bool) (*ice.Age
 		default:
 		}
 	})
-	a.OnConnectionStateChange(func(st ice.ConnectionState) {
+	_ = a.OnConnectionStateChange(func(st ice.ConnectionState) {
 		if st == ice.ConnectionStateFailed {
 			s.fail()
 		}

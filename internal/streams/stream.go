@@ -53,7 +53,7 @@ func (s *Stream) Read(b []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	n, err := s.qs.Read(b)
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		err = s.mapErr(err)
 	}
 	return n, err

@@ -72,7 +72,7 @@ func peerID(rawCerts [][]byte) (overlay.ID, error) {
 	}
 	cert, err := x509.ParseCertificate(rawCerts[0])
 	if err != nil {
-		return overlay.ID{}, fmt.Errorf("%w: %v", ErrPeerIdentity, err)
+		return overlay.ID{}, fmt.Errorf("%w: %w", ErrPeerIdentity, err)
 	}
 	pub, ok := cert.PublicKey.(ed25519.PublicKey)
 	if !ok || len(pub) != ed25519.PublicKeySize {
