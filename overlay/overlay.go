@@ -354,7 +354,7 @@ func (o *Overlay) Close() error {
 		// leave must not hear from this node again (a Pong after the leave
 		// would put it back into the contact's table).
 		o.closing.Store(true)
-		o.handling.Lock() // wait for the packet being handled, if any
+		o.handling.Lock()   // wait for the packet being handled, if any
 		o.handling.Unlock() //nolint:staticcheck // SA2001: the empty section waits for the handler to finish
 		o.scope.Stop()
 		o.sendLeave()
