@@ -215,6 +215,11 @@ func NewNode(cfg Config) (*Node, error) {
 
 // Bind joins the overlay through one of the entry points in Config.Bootstrap,
 // or, if none answers and JoinOnly is not set, starts a new network.
+//
+// Bind returns once the node is reachable: the nodes closest to its ID have
+// verified it and route to it, so that SendTo and Connect to its ID from any
+// node of the network succeed at once, with no retry. That wait is bounded
+// by ctx and by Config.SendTimeout.
 func (n *Node) Bind(ctx context.Context) error {
 	n.mu.Lock()
 	switch {
