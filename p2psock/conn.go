@@ -103,8 +103,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error { return c.s.SetWriteDeadline
 
 // Path describes the path the stream's connection runs on.
 func (c *Conn) Path() PathInfo {
-	p := c.s.Path()
-	return PathInfo{Relayed: p.Relayed, Local: p.Local, Remote: p.Remote, RTT: p.RTT}
+	return PathInfo(c.s.Path())
 }
 
 // opErr wraps an error of the engine's stream (already mapped to what net

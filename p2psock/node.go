@@ -345,12 +345,9 @@ type StreamCounters struct {
 // Info returns a snapshot of the node's state and counters.
 func (n *Node) Info() Info {
 	oi := n.ov.Info()
-	sc := n.eng.Counters()
 	inf := Info{ID: n.ID(), Network: oi.Network, LocalAddr: n.UDPAddr(), Public: oi.Public,
 		Contacts: oi.Contacts, Relayed: oi.Relayed, Counters: oi.Counters,
-		Streams: StreamCounters{Conns: sc.Conns, RelayedConns: sc.RelayedConns, Sessions: sc.Sessions,
-			NoPath: sc.NoPath, BadSignals: sc.BadSignals, STUNAnswered: sc.STUNAnswered,
-			STUNDropped: sc.STUNDropped, Allocations: sc.Allocations, StreamsRefused: sc.StreamsRefused}}
+		Streams: StreamCounters(n.eng.Counters())}
 	if oi.Observed.IsValid() {
 		inf.PublicAddr = net.UDPAddrFromAddrPort(oi.Observed)
 	}
