@@ -62,6 +62,7 @@ func (o *Overlay) Join(ctx context.Context, entries []string, joinOnly bool) err
 	}
 	o.mu.Lock()
 	o.joined = true
+	clear(o.answered) // settling is over: nothing answers again
 	o.mu.Unlock()
 	return nil
 }

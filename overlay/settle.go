@@ -240,11 +240,13 @@ type answeredProof struct {
 const maxAnswered = 1024
 
 // provedTo records that this node answered id's challenge over p with the
-// Pong frame, and wakes whoever waits for it.
+// Pong frame, and wakes whoever waits for it. Answers are remembered only
+// until Join returns, the only time settle may send one again: a bound
+// node keeps nothing for whoever pings it.
 func (o *Overlay) provedTo(id ID, p path, frame []byte) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if _, ok := o.answered[id]; ok || len(o.answered) < maxAnswered {
+	if _, ok := o.answered[id]; !o.joined && (ok || len(o.answered) < maxAnswered) {
 		o.answered[id] = answeredProof{p: p, frame: frame, at: time.Now()}
 	}
 	for _, ch := range o.proofWait[id] {
