@@ -50,10 +50,7 @@ func (tn *testNet) join(t *testing.T, cfg overlay.Config) (*ovnet.Node, *DHT) {
 	t.Helper()
 	nd, err := ovnet.Open(cfg, testnet.LoopbackAddr(len(tn.Nodes)), nil, tn.attach)
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := nd.Join(ctx, []string{tn.Nodes[0].Addr()}, true); err != nil {
-		nd.Close()
+	if err := nd.Bind([]string{tn.Nodes[0].Addr()}); err != nil {
 		t.Fatalf("joining: %v", err)
 	}
 	tn.Nodes = append(tn.Nodes, nd)

@@ -18,15 +18,7 @@ import (
 func BenchmarkLoopbackSendToKey(b *testing.B) {
 	testnet.CheckLeaks(b)
 	tn := loopback(b, 50, overlay.Config{})
-	go func() { // drain
-		for {
-			select {
-			case <-tn.got:
-			case <-tn.ctx.Done():
-				return
-			}
-		}
-	}()
+	tn.in.Discard()
 	ctx := context.Background()
 	data := make([]byte, 100)
 	keys := make([]overlay.Key, 1024)

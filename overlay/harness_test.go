@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,10 +19,8 @@ import (
 
 type network struct {
 	*testnet.Net[*ovnet.Node]
-	t   testing.TB
-	got chan received
-	ctx context.Context
-	wg  sync.WaitGroup
+	in  *testnet.Inbox[received]
+	got chan received // in.C
 }
 
 type received struct {
@@ -42,61 +39,31 @@ func loopback(t testing.TB, n int, cfg overlay.Config) *network {
 // collect collects the messages of tn's nodes (and of nodes added later with
 // receive) until the end of the test.
 func collect(t testing.TB, tn *testnet.Net[*ovnet.Node]) *network {
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &network{Net: tn, t: t, got: make(chan received, 4096), ctx: ctx}
-	t.Cleanup(func() { // before the nodes close
-		cancel()
-		c.wg.Wait()
-	})
+	in := testnet.NewInbox[received](t)
+	t.Cleanup(in.Close) // before the nodes close
+	c := &network{Net: tn, in: in, got: in.C}
 	for _, nd := range tn.Nodes {
 		c.receive(nd)
 	}
 	return c
 }
 
-// receive collects nd's messages on c.got.
+// receive collects nd's messages.
 func (c *network) receive(nd *ovnet.Node) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		for {
-			m, err := nd.Recv(c.ctx)
-			if err != nil {
-				return
-			}
-			select {
-			case c.got <- received{at: nd.ID(), msg: m}:
-			case <-c.ctx.Done():
-				return
-			}
-		}
-	}()
+	c.in.Collect(func(ctx context.Context) (received, error) {
+		m, err := nd.Recv(ctx)
+		return received{at: nd.ID(), msg: m}, err
+	})
 }
 
 // expect waits for the message with payload data and returns where it
 // arrived.
 func (c *network) expect(data []byte) received {
-	c.t.Helper()
-	return c.expectFunc(func(r received) bool { return slices.Equal(r.msg.Data, data) })
+	return c.in.Expect(func(r received) bool { return slices.Equal(r.msg.Data, data) })
 }
 
 // expectFunc waits for a received message that match accepts.
-func (c *network) expectFunc(match func(received) bool) received {
-	c.t.Helper()
-	timer := time.NewTimer(10 * time.Second)
-	defer timer.Stop()
-	for {
-		select {
-		case r := <-c.got:
-			if match(r) {
-				return r
-			}
-		case <-timer.C:
-			c.t.Fatalf("expected message never arrived")
-			return received{}
-		}
-	}
-}
+func (c *network) expectFunc(match func(received) bool) received { return c.in.Expect(match) }
 
 // closestID returns the ID among nodes' closest to key.
 func closestID(nodes []*ovnet.Node, key overlay.Key) overlay.ID {

@@ -22,10 +22,7 @@ import (
 type testNet struct {
 	t     testing.TB
 	nodes []*Node
-	got   chan received
-	wg    sync.WaitGroup
-	stop  context.CancelFunc
-	ctx   context.Context
+	in    *testnet.Inbox[received]
 }
 
 type received struct {
@@ -41,8 +38,7 @@ func newEmptyNet(t testing.TB) *testNet {
 }
 
 func newNet(t testing.TB) *testNet {
-	ctx, cancel := context.WithCancel(context.Background())
-	tn := &testNet{t: t, got: make(chan received, 4096), ctx: ctx, stop: cancel}
+	tn := &testNet{t: t, in: testnet.NewInbox[received](t)}
 	t.Cleanup(tn.close)
 	return tn
 }
@@ -106,7 +102,7 @@ func (tn *testNet) start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	bctx, cancel := context.WithTimeout(tn.ctx, 20*time.Second)
+	bctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := nd.Bind(bctx); err != nil {
 		nd.Close()
@@ -127,23 +123,12 @@ func (tn *testNet) add(cfg Config) *Node {
 	return nd
 }
 
-// receive collects nd's messages on tn.got until the network closes.
+// receive collects nd's messages until the network closes.
 func (tn *testNet) receive(nd *Node) {
-	tn.wg.Add(1)
-	go func() {
-		defer tn.wg.Done()
-		for {
-			m, err := nd.RecvFrom(tn.ctx)
-			if err != nil {
-				return
-			}
-			select {
-			case tn.got <- received{at: nd.ID(), msg: m}:
-			case <-tn.ctx.Done():
-				return
-			}
-		}
-	}()
+	tn.in.Collect(func(ctx context.Context) (received, error) {
+		m, err := nd.RecvFrom(ctx)
+		return received{at: nd.ID(), msg: m}, err
+	})
 }
 
 func (tn *testNet) close() {
@@ -152,8 +137,7 @@ func (tn *testNet) close() {
 		wg.Go(func() { n.Close() })
 	}
 	wg.Wait()
-	tn.stop()
-	tn.wg.Wait()
+	tn.in.Close()
 }
 
 // expect waits for the message with data payload and returns where it arrived.
@@ -165,19 +149,7 @@ func (tn *testNet) expect(data []byte) received {
 // expectFunc waits for a received message that match accepts.
 func (tn *testNet) expectFunc(match func(received) bool) received {
 	tn.t.Helper()
-	timer := time.NewTimer(10 * time.Second)
-	defer timer.Stop()
-	for {
-		select {
-		case r := <-tn.got:
-			if match(r) {
-				return r
-			}
-		case <-timer.C:
-			tn.t.Fatalf("expected message never arrived")
-			return received{}
-		}
-	}
+	return tn.in.Expect(match)
 }
 
 var testLogger = testnet.Logger

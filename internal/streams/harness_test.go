@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"io"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -65,10 +64,7 @@ func startNode(t testing.TB, i int, entries []string, cfg func(i int, c *Config)
 		nd.Close()
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := nd.Join(ctx, entries, len(entries) > 0); err != nil {
-		nd.Close()
+	if err := nd.Bind(entries); err != nil {
 		return nil, err
 	}
 	return &node{Node: nd, eng: eng}, nil

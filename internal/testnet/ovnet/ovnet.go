@@ -51,6 +51,19 @@ func (n *Node) Close() error {
 	return err
 }
 
+// Bind joins the node into the network through entries (with none, it
+// starts a network of its own), within 20 s; if that fails it closes the
+// node.
+func (n *Node) Bind(entries []string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.Join(ctx, entries, len(entries) > 0); err != nil {
+		n.Close()
+		return err
+	}
+	return nil
+}
+
 // Addr is the node's socket address, for other nodes' entries.
 func (n *Node) Addr() string { return n.Sock.LocalAddr().String() }
 
@@ -110,10 +123,7 @@ func Loopback(t testing.TB, n int, cfg overlay.Config, attach func(i int, nd *No
 		if err != nil {
 			return nil, err
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := nd.Join(ctx, entries, len(entries) > 0); err != nil {
-			nd.Close()
+		if err := nd.Bind(entries); err != nil {
 			return nil, err
 		}
 		return nd, nil

@@ -1,11 +1,9 @@
 package ovnet
 
 import (
-	"context"
 	"net"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/p2psock/p2psock/internal/testnet"
 	"github.com/p2psock/p2psock/overlay"
@@ -91,10 +89,7 @@ func JoinSilent(t testing.TB, tn *testnet.Net[*Node], cfg overlay.Config, attach
 		sc.Close()
 		t.Fatalf("opening a node: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := nd.Join(ctx, []string{tn.Nodes[0].Addr()}, true); err != nil {
-		nd.Close()
+	if err := nd.Bind([]string{tn.Nodes[0].Addr()}); err != nil {
 		t.Fatalf("joining: %v", err)
 	}
 	tn.Nodes = append(tn.Nodes, nd)
