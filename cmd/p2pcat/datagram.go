@@ -46,12 +46,12 @@ func datagramSend(ctx context.Context, o *options, dest string, stdin io.Reader,
 			_ = printDatagrams(rctx, n, stdout, o.verbose > 0) // ends with rctx
 		}()
 		return eachLine(ctx, o, stdin, func(sctx context.Context, line []byte) error {
-			err := cli.RetryUnreachable(sctx, func() error {
-				if byKey {
-					return n.SendToKey(sctx, line, key)
-				}
-				return n.SendTo(sctx, line, id)
-			})
+			var err error
+			if byKey {
+				err = n.SendToKey(sctx, line, key)
+			} else {
+				err = n.SendTo(sctx, line, id)
+			}
 			if err != nil {
 				return fmt.Errorf("send to %s: %w", dest, err)
 			}

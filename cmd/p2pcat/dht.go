@@ -34,12 +34,11 @@ func dhtCmd(ctx context.Context, o *options, args []string, stdout, stderr io.Wr
 			if o.ttl <= 0 {
 				return cli.Usagef("-ttl must be positive")
 			}
-			return cli.RetryUnreachable(octx, func() error { return d.Add(octx, key, []byte(args[1]), o.ttl) })
+			return d.Add(octx, key, []byte(args[1]), o.ttl)
 		case "rm":
-			return cli.RetryUnreachable(octx, func() error { return d.Remove(octx, key, []byte(args[1])) })
+			return d.Remove(octx, key, []byte(args[1]))
 		case "get":
-			var recs []dht.Record
-			err := cli.RetryUnreachable(octx, func() (err error) { recs, err = d.Get(octx, key); return err })
+			recs, err := d.Get(octx, key)
 			if err != nil {
 				return err
 			}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/p2psock/p2psock/dht"
-	"github.com/p2psock/p2psock/internal/cli"
 	"github.com/p2psock/p2psock/p2psock"
 )
 
@@ -71,7 +70,7 @@ func groupMode(ctx context.Context, o *options, stdin io.Reader, stdout, stderr 
 func anycast(ctx context.Context, o *options, n *p2psock.Node, stdin io.Reader) error {
 	g := n.Group(o.group)
 	return eachLine(ctx, o, stdin, func(sctx context.Context, line []byte) error {
-		if err := cli.RetryUnreachable(sctx, func() error { return g.SendAny(sctx, line) }); err != nil {
+		if err := g.SendAny(sctx, line); err != nil {
 			return fmt.Errorf("anycast to %s: %w", o.group, err)
 		}
 		return nil

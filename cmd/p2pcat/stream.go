@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/p2psock/p2psock/dht"
-	"github.com/p2psock/p2psock/internal/cli"
 	"github.com/p2psock/p2psock/p2psock"
 )
 
@@ -19,11 +18,7 @@ func streamConnect(ctx context.Context, o *options, id p2psock.ID, stdin io.Read
 	return withNode(ctx, o, stderr, "", func(n *p2psock.Node, _ *dht.DHT) error {
 		cctx, cancel := context.WithTimeout(ctx, o.timeout)
 		defer cancel()
-		var c *p2psock.Conn
-		err := cli.RetryUnreachable(cctx, func() (err error) {
-			c, err = n.Connect(cctx, id)
-			return err
-		})
+		c, err := n.Connect(cctx, id)
 		if err != nil {
 			return fmt.Errorf("connect %s: %w", short(id), err)
 		}

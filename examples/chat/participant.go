@@ -589,9 +589,8 @@ func (p *Participant) nameOf(id p2psock.ID, hint string) string {
 	return short(id)
 }
 
-// sendTo sends data to a node and waits for its acknowledgement, trying
-// again while the network does not know the node (cli.RetryUnreachable). It
-// gives up when ctx ends.
+// sendTo sends data to a node and waits for its acknowledgement. It gives
+// up when ctx ends.
 func sendTo(ctx context.Context, n *p2psock.Node, data []byte, to p2psock.ID) error {
-	return cli.RetryUnreachable(ctx, func() error { return n.SendTo(ctx, data, to) })
+	return n.SendTo(ctx, data, to)
 }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/p2psock/p2psock/internal/cli"
 	"github.com/p2psock/p2psock/p2psock"
 )
 
@@ -79,12 +78,7 @@ func newClient(n *p2psock.Node) *http.Client {
 			if err != nil {
 				return nil, fmt.Errorf("%q is not a node ID: %w", host, err)
 			}
-			var c *p2psock.Conn
-			err = cli.Retry(ctx, func(ctx context.Context) error {
-				var err error
-				c, err = n.Connect(ctx, id)
-				return err
-			})
+			c, err := n.Connect(ctx, id)
 			if err != nil {
 				return nil, err // not c: a nil *Conn in a net.Conn is not nil
 			}

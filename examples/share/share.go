@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/p2psock/p2psock/dht"
-	"github.com/p2psock/p2psock/internal/cli"
 	"github.com/p2psock/p2psock/p2psock"
 )
 
@@ -77,12 +76,7 @@ func unpublish(ctx context.Context, d *dht.DHT, infos []fileInfo) {
 // search returns the files published under name, grouped by content: one
 // slice of offers (one per owner) per SHA-256, the most shared first.
 func search(ctx context.Context, d *dht.DHT, name string) ([][]offer, error) {
-	var recs []dht.Record
-	err := cli.Retry(ctx, func(ctx context.Context) error {
-		var err error
-		recs, err = d.Get(ctx, nameKey(name))
-		return err
-	})
+	recs, err := d.Get(ctx, nameKey(name))
 	if err != nil {
 		return nil, fmt.Errorf("searching %q: %w", name, err)
 	}
@@ -270,12 +264,7 @@ func download(ctx context.Context, n *p2psock.Node, offers []offer, path string,
 // and are hashed on the way; the file gets its name only once the hash
 // matches, and the partial file is removed on any failure.
 func fetch(ctx context.Context, n *p2psock.Node, o offer, path string, progress io.Writer) (err error) {
-	var c *p2psock.Conn
-	err = cli.Retry(ctx, func(ctx context.Context) error {
-		var err error
-		c, err = n.Connect(ctx, o.Owner)
-		return err
-	})
+	c, err := n.Connect(ctx, o.Owner)
 	if err != nil {
 		return err
 	}

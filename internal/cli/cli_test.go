@@ -10,7 +10,6 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -140,80 +139,6 @@ func TestIdentityFile(t *testing.T) {
 	t.Setenv("HOME", "")
 	_, err = IdentityFile("", "app", "id.key")
 	require.ErrorContains(t, err, "no identity file (-i) and no config directory")
-}
-
-// errUnreachable is how a request to a node that is not yet known fails.
-var errUnreachable = fmt.Errorf("dial: %w", p2psock.ErrUnreachable)
-
-func TestRetryUnreachable(t *testing.T) {
-	t.Run("until it succeeds", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			calls, start := 0, time.Now()
-			err := RetryUnreachable(t.Context(), func() error {
-				if calls++; calls < 4 {
-					return errUnreachable
-				}
-				return nil
-			})
-			require.NoError(t, err)
-			require.Equal(t, 4, calls)
-			require.Equal(t, 700*time.Millisecond, time.Since(start)) // 100 + 200 + 400 ms
-		})
-	})
-	t.Run("not another error", func(t *testing.T) {
-		calls := 0
-		err := RetryUnreachable(t.Context(), func() error { calls++; return p2psock.ErrNoPath })
-		require.ErrorIs(t, err, p2psock.ErrNoPath)
-		require.Equal(t, 1, calls)
-	})
-	t.Run("until ctx ends", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-			defer cancel()
-			calls := 0
-			err := RetryUnreachable(ctx, func() error { calls++; return errUnreachable })
-			require.ErrorIs(t, err, p2psock.ErrUnreachable)
-			// Pauses of 0.1, 0.2, 0.4, 0.8, 1, 1 s: the 7th try is at 3.5 s,
-			// the 8th would be at 4.5, the 9th at 5.5 s.
-			require.Equal(t, 8, calls)
-		})
-	})
-}
-
-func TestRetry(t *testing.T) {
-	t.Run("four tries", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			calls, start := 0, time.Now()
-			err := Retry(t.Context(), func(ctx context.Context) error {
-				calls++
-				_, ok := ctx.Deadline()
-				require.True(t, ok, "a try has a timeout")
-				return net.ErrClosed
-			})
-			require.ErrorIs(t, err, net.ErrClosed)
-			require.Equal(t, 4, calls)
-			require.Equal(t, 1400*time.Millisecond, time.Since(start)) // 200 + 400 + 800 ms
-		})
-	})
-	t.Run("until it succeeds", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			calls := 0
-			err := Retry(t.Context(), func(context.Context) error {
-				if calls++; calls < 2 {
-					return errUnreachable
-				}
-				return nil
-			})
-			require.NoError(t, err)
-			require.Equal(t, 2, calls)
-		})
-	})
-	t.Run("not after ErrPeerIdentity", func(t *testing.T) {
-		calls := 0
-		err := Retry(t.Context(), func(context.Context) error { calls++; return p2psock.ErrPeerIdentity })
-		require.ErrorIs(t, err, p2psock.ErrPeerIdentity)
-		require.Equal(t, 1, calls)
-	})
 }
 
 func TestStartNode(t *testing.T) {
