@@ -31,6 +31,7 @@ func (g *Groups) broadcastStep(ctx context.Context, e *envelope, height int) err
 		g.mu.Unlock()
 		return nil
 	}
+	g.startUpkeepLocked()
 	g.bseen[e.MsgID] = time.Now()
 	g.mu.Unlock()
 	g.ov.Deliver(overlay.Message{Data: e.Data, From: e.Origin, To: g.self.Key(), Broadcast: true})

@@ -62,6 +62,7 @@ type Groups struct {
 	anyWait map[[16]byte]chan byte // pending anycasts of this node, by msgID
 	bseen   map[[16]byte]time.Time // broadcast msgIDs, when first seen
 	drains  int                    // drain goroutines running
+	upkeep  bool                   // maintain runs: started with the first tree or broadcast
 	drained chan struct{}          // signalled when a drain ends (Close waits on it)
 }
 
@@ -80,7 +81,6 @@ func New(h overlay.Host, cfg Config) *Groups {
 		_, ok := g.handle(overlay.Message{Data: data, From: from, To: g.self.Key(), Service: wire.ServiceGroup})
 		return ok
 	})
-	g.scope.Go(g.maintain)
 	return g
 }
 

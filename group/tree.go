@@ -152,6 +152,7 @@ func (t *tree) expireLocked(now time.Time, keep time.Duration) (empty bool) {
 
 // treeLocked returns the state of k's tree, created if there is none.
 func (g *Groups) treeLocked(k overlay.Key) *tree {
+	g.startUpkeepLocked()
 	t := g.trees[k]
 	if t == nil {
 		t = newTree()

@@ -132,6 +132,16 @@ func (g *Groups) leaveAsync(to overlay.ID, k overlay.Key) {
 	})
 }
 
+// startUpkeepLocked starts maintain once there is something to maintain (a
+// tree, or a broadcast to forget), so that a node that never uses groups
+// spends no goroutine on them.
+func (g *Groups) startUpkeepLocked() {
+	if !g.upkeep {
+		g.upkeep = true
+		g.scope.Go(g.maintain)
+	}
+}
+
 // maintain refreshes the trees every Refresh: expires children and
 // memories, drops the trees nobody needs, re-joins parents and runs the
 // pruning checks.
