@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -125,7 +126,12 @@ func TestGroupIgnoredMessagesAreCounted(t *testing.T) {
 func TestGroupBackgroundWorkIsBounded(t *testing.T) {
 	testnet.CheckLeaks(t)
 	g := lonely(t, Config{MaxBackground: 2})
+	g.mu.Lock()
+	g.startUpkeepLocked() // the one refresh loop, which the first tree starts
+	g.mu.Unlock()
 	release := make(chan struct{})
+	free := sync.OnceFunc(func() { close(release) })
+	defer free() // a failed require does not leave the jobs waiting
 	for range 2 {
 		require.True(t, g.background(func(ctx context.Context) { <-release }))
 	}
@@ -148,7 +154,7 @@ func TestGroupBackgroundWorkIsBounded(t *testing.T) {
 	require.Equal(t, detached, tr.place)
 	g.mu.Unlock()
 
-	close(release)
+	free()
 	testnet.Eventually(t, 5*time.Second, "the budget frees up", func() bool { return g.Stats().Background == 0 })
 	_, ok = g.receive(any)
 	require.True(t, ok)
