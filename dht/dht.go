@@ -297,10 +297,14 @@ func (d *DHT) Delete(ctx context.Context, key string) error {
 }
 
 // replicas returns the replica set of key: the Replicas live nodes closest
-// to KeyOf(key), this node included if it is one.
+// to KeyOf(key), this node included if it is one, found by a lookup over
+// disjoint paths (overlay.LookupDisjoint), so that nodes lying in lookups
+// do not make up the set unless every path met them. Reads and writes go to
+// every replica, and reads merge what they return, so one replica that
+// withholds a record does not hide it.
 func (d *DHT) replicas(ctx context.Context, key string) ([]overlay.ID, error) {
 	k := overlay.KeyOf([]byte(key))
-	ids, err := d.ov.Lookup(ctx, k)
+	ids, err := d.ov.LookupDisjoint(ctx, k)
 	if err != nil {
 		return nil, err
 	}

@@ -54,6 +54,13 @@ type Config struct {
 	// is not sent (the origin sends its message again) and is counted in
 	// Counters.DroppedBusyAcks. Default 256.
 	Workers int
+	// Paths is the number of disjoint paths a lookup over disjoint paths
+	// takes (S/Kademlia): each path queries only nodes no other path has
+	// queried, so one path of honest nodes finds the closest nodes even if
+	// the others run into nodes that lie. Send falls back on such a lookup
+	// when greedy routing gets no acknowledgement, and LookupDisjoint (the
+	// DHT's replica sets) uses it. Default 3.
+	Paths int
 
 	Logger *slog.Logger // nil: no logging
 }
@@ -83,6 +90,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 256
+	}
+	if c.Paths <= 0 {
+		c.Paths = 3
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

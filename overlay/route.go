@@ -164,9 +164,43 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 		return true
 	}
 
+	// After the first wait without an acknowledgement, or on an
+	// acknowledgement in doubt, the message goes straight to the node a
+	// lookup over disjoint paths found (confirm.go).
+	var (
+		via      ID
+		detoured bool
+	)
+	detour := func() bool {
+		if detoured || ctx.Err() != nil {
+			return false
+		}
+		detoured = true
+		to, self, ok := o.detour(ctx, dest, byKey)
+		if !ok {
+			return false
+		}
+		o.ctr.detours.Add(1)
+		if self {
+			via = o.self
+		} else {
+			via = to
+		}
+		return true
+	}
 	wait := time.Second
 	for {
-		switch o.routeOut(frames) {
+		out := local
+		switch {
+		case via == (ID{}):
+			out = o.routeOut(frames)
+		case via != o.self:
+			if out = o.sendDirect(via, frames); out == noRoute {
+				via = ID{} // the detour failed: route greedily again
+				out = o.routeOut(frames)
+			}
+		}
+		switch out {
 		case local:
 			m := Message{Data: slices.Clone(payload), From: o.self, To: dest, ByKey: byKey, Service: service}
 			if reply, ok, known := o.deliverLocal(m); !known {
@@ -202,6 +236,15 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 				if !byKey && r.from != ID(dest) {
 					continue // an ack signed by another node: ignore it
 				}
+				if byKey && via != (ID{}) && via != o.self && cmpDistance(r.from.Key(), via.Key(), dest) > 0 {
+					continue // farther than the node the detour found: a late ack of the greedy route
+				}
+				if byKey && via == (ID{}) && !detoured && o.doubtful(dest, r.from) {
+					timer.Stop()
+					if detour() && via != r.from {
+						break waiting // send it to the node the lookup found
+					}
+				}
 				timer.Stop()
 				o.ctr.sent.Add(1)
 				return r.payload, r.from, nil
@@ -212,6 +255,7 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 				timer.Stop()
 				return nil, ID{}, o.errClosed("send")
 			case <-timer.C:
+				detour()
 				break waiting
 			}
 		}
@@ -271,6 +315,14 @@ func (o *Overlay) forward(frame []byte, r wire.Route) outcome {
 		return local
 	}
 	var exclude []ID
+	if id, ok := o.directHop(r); ok {
+		if o.sendReliable(id, frame, hopKey{from: id, msgID: r.Msg.MsgID, kind: r.Msg.Kind, frag: r.FragIndex}) == nil {
+			return forwarded
+		}
+		if o.isClosed() {
+			return closed
+		}
+	}
 	for {
 		o.mu.Lock()
 		next := o.tab.nextHop(dest, exclude)

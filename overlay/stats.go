@@ -26,6 +26,16 @@ type Counters struct {
 	DroppedNoRoute     uint64 // fragments that could not be forwarded
 	DroppedBusy        uint64 // fragments not taken for forwarding because Config.Workers goroutines were forwarding already
 	DroppedBusyAcks    uint64 // acknowledgements and refusals not sent because Config.Workers goroutines were sending them already
+
+	// Detours counts the messages this node sent again straight to the
+	// node a lookup over disjoint paths found, because greedy routing got
+	// no acknowledgement or an acknowledgement from a node that was not the
+	// closest this node knew of.
+	Detours uint64
+	// LookupsContradicted counts the nodes that answered a lookup over
+	// disjoint paths with contacts that other paths contradicted; they are
+	// trusted last.
+	LookupsContradicted uint64
 }
 
 type counters struct {
@@ -33,6 +43,7 @@ type counters struct {
 	sent, received, forwarded, relayed, retransmits atomic.Uint64
 	malformed, wrongNet, forged, replayed, oversize atomic.Uint64
 	queueFull, unknownPeer, noRoute                 atomic.Uint64
+	detours, contradicted                           atomic.Uint64
 }
 
 // counters returns a snapshot of the overlay's counters.
@@ -63,6 +74,8 @@ func (c *counters) snapshot() Counters {
 		DroppedQueueFull:   c.queueFull.Load(),
 		DroppedUnknownPeer: c.unknownPeer.Load(),
 		DroppedNoRoute:     c.noRoute.Load(),
+		Detours:             c.detours.Load(),
+		LookupsContradicted: c.contradicted.Load(),
 	}
 	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +
 		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute
