@@ -276,7 +276,7 @@ func Build(opt Options) (*Network, error) {
 			return nil, err
 		}
 		var attach func(*ovnet.Node) error
-		var conn net.PacketConn = pc
+		conn := pc
 		if nw.Hostile[i] {
 			c := &Conn{PacketConn: pc, b: opt.Behave, colluders: nw.Colluders, finds: map[uint64]overlay.Key{}}
 			copy(c.self[:], priv.Public().(ed25519.PublicKey))
@@ -358,7 +358,7 @@ func (n *Network) Settle(ctx context.Context) {
 			defer func() { <-sem }()
 			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			nd.Lookup(ctx, nd.ID().Key())
+			_, _ = nd.Lookup(ctx, nd.ID().Key()) // warming the tables; a failed lookup is not an error here
 		})
 	}
 	wg.Wait()
