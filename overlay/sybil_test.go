@@ -271,4 +271,3 @@ func TestIdentityWithoutWorkIsRefused(t *testing.T) {
 		return slices.Contains(victim.Contacts(), overlay.ID(worker.Public().(ed25519.PublicKey)))
 	})
 }
-
