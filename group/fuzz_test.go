@@ -26,7 +26,7 @@ func key(b byte) ed25519.PrivateKey {
 }
 
 func newFuzzGroups(t testing.TB) (*Groups, *overlay.Overlay) {
-	ov, err := overlay.New(overlay.Config{Identity: key(1), Network: "fuzz"}, nowhere{})
+	ov, err := overlay.New(overlay.Config{Identity: key(1), Network: "fuzz", Difficulty: -1}, nowhere{})
 	require.NoError(t, err)
 	return New(ov, Config{}), ov
 }

@@ -26,7 +26,7 @@ import (
 // the end of the test.
 func lonely(t *testing.T, cfg Config) *Groups {
 	t.Helper()
-	ov, err := overlay.New(overlay.Config{Identity: key(1), Network: "fuzz"}, nowhere{})
+	ov, err := overlay.New(overlay.Config{Identity: key(1), Network: "fuzz", Difficulty: -1}, nowhere{})
 	require.NoError(t, err)
 	g := New(ov, cfg)
 	t.Cleanup(func() {
@@ -166,7 +166,7 @@ func TestGroupBackgroundWorkIsBounded(t *testing.T) {
 func TestGroupChildLeaseIsThreeRefreshes(t *testing.T) {
 	testnet.CheckLeaks(t)
 	synctest.Test(t, func(t *testing.T) {
-		ov, err := overlay.New(overlay.Config{Identity: key(1), Network: "fuzz"}, nowhere{})
+		ov, err := overlay.New(overlay.Config{Identity: key(1), Network: "fuzz", Difficulty: -1}, nowhere{})
 		require.NoError(t, err)
 		defer ov.Close()
 		g := New(ov, Config{})

@@ -186,6 +186,11 @@ func (g *Groups) maintain(ctx context.Context) {
 // no closer node turns up, claims the root (claimRoot), so that the root of
 // the tree formed before it appeared attaches to it. It returns false if a
 // closer node turned up: the message goes on toward it.
+//
+// The nodes it weighs (NextHop, Lookup, Closest) come from the overlay's
+// diverse routing table and lookups: at most Config.SubnetPerBucket of them
+// share a subnet, so nodes of one network placed next to k cannot crowd the
+// others out of the root's place or of its claim.
 func (g *Groups) becomeRoot(ctx context.Context, k overlay.Key) bool {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.JoinTimeout)
 	defer cancel()

@@ -17,4 +17,7 @@ var (
 	// ErrNoLink means this node has no verified link with the node a link
 	// message is for (SendLink); services fall back to a routed message.
 	ErrNoLink = errors.New("p2psock: no link to the node")
+	// ErrDifficulty means an identity lacks the work proof the network
+	// requires (Config.Difficulty), or a difficulty is out of range.
+	ErrDifficulty = errors.New("p2psock: identity lacks the required work")
 )

@@ -100,7 +100,7 @@ func newFakeNet() *fakeNet { return &fakeNet{nodes: map[netip.AddrPort]*Overlay{
 
 func (n *fakeNet) add(t testing.TB, priv ed25519.PrivateKey, addr netip.AddrPort, k int) *Overlay {
 	t.Helper()
-	o, err := New(Config{Identity: priv, Network: fuzzNetwork, K: k}, &fakeTransport{n: n, local: addr})
+	o, err := New(Config{Identity: priv, Network: fuzzNetwork, K: k, Difficulty: -1, SubnetPerBucket: -1, SubnetPerTable: -1}, &fakeTransport{n: n, local: addr})
 	require.NoError(t, err)
 	n.mu.Lock()
 	n.nodes[addr] = o
@@ -483,7 +483,7 @@ func newLinkedNet(t testing.TB) *linkedNet {
 	require.Equal(t, 1, a.tab.bucketOf(idC))
 	require.Equal(t, 1, a.tab.bucketOf(idD))
 	require.Equal(t, 1, a.tab.bucketOf(idS))
-	require.False(t, a.tab.hasRoom(idS))
+	require.False(t, a.tab.hasRoom(idS, path{addr: addrX}))
 	a.tab.addReplacement(candidate{id: idS, addr: addrX})
 	now := time.Now()
 	for nonce, pp := range map[uint64]*pendingPing{

@@ -104,7 +104,7 @@ func (o *Overlay) maybeChallenge(id ID, p path, public bool) {
 		}
 		// Verify it even when its bucket is full: lookups and relays need a
 		// proved path to it.
-		if !o.tab.hasRoom(id) && !p.relayed() {
+		if !o.tab.hasRoom(id, p) && !p.relayed() {
 			o.tab.addReplacement(candidate{id: id, addr: p.addr, public: public})
 		}
 	}
@@ -189,15 +189,20 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 			if p.relayed() && !c.p.relayed() {
 				return // keep the direct path
 			}
+			if r := o.tab.admits(id, p); r != admitted {
+				o.ctr.countRefusal(r) // the new path's subnet has its share: keep the old one
+				return
+			}
 			o.log.Debug("contact path changed", "id", id, "path", pathString(p))
 			c.p = p
 		}
 		c.lastSeen, c.public, c.srtt = now, public, rtt
 	} else {
 		c := &contact{id: id, p: p, public: public, lastSeen: now, lastPing: now, srtt: rtt}
-		if o.tab.add(c) {
+		if r := o.tab.add(c); r == admitted {
 			o.log.Debug("contact added", "id", id, "path", pathString(p), "public", public, "size", o.tab.len())
 		} else {
+			o.ctr.countRefusal(r)
 			if !p.relayed() {
 				o.tab.addReplacement(candidate{id: id, addr: p.addr, public: public})
 			}
@@ -560,7 +565,9 @@ func (o *Overlay) promote(id ID) {
 	if !ok || o.tab.get(id) != nil || time.Since(vp.at) > o.pathsTTL() {
 		return
 	}
-	if o.tab.add(&contact{id: id, p: vp.p, lastSeen: vp.at, lastPing: vp.at, srtt: vp.srtt}) {
+	r := o.tab.add(&contact{id: id, p: vp.p, lastSeen: vp.at, lastPing: vp.at, srtt: vp.srtt})
+	o.ctr.countRefusal(r)
+	if r == admitted {
 		delete(o.paths, id)
 	}
 }

@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -93,8 +94,17 @@ func (o *Overlay) onNodes(sender ID, p path, body []byte) {
 		return
 	}
 	o.touch(sender, p)
+	// A contact whose ID lacks the network's work is not one this node
+	// would take: it is left out, and counted, rather than linked to.
+	nodes := slices.DeleteFunc(n.Contacts, func(c wire.Contact) bool {
+		if HasWork(ID(c.ID), o.difficulty) {
+			return false
+		}
+		o.ctr.noWork.Add(1)
+		return true
+	})
 	select {
-	case pf.ch <- findReply{from: sender, nodes: n.Contacts}:
+	case pf.ch <- findReply{from: sender, nodes: nodes}:
 	default:
 	}
 }
@@ -149,12 +159,16 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 		mu.Lock()
 		var batch []*entry
 		live := 0
+		perSubnet := map[netip.Prefix]int{}
 		for _, e := range sorted() {
 			if live >= o.cfg.K || len(batch) >= o.cfg.Alpha {
 				break
 			}
 			if e.queried && !e.ok {
 				continue // failed: skip it, look further
+			}
+			if !o.diverseLocked(perSubnet, e.cand.addr) {
+				continue // its subnet has its share of the nearest: look further
 			}
 			live++
 			if !e.queried {
@@ -186,8 +200,9 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 	mu.Lock()
 	defer mu.Unlock()
 	var out []candidate
+	perSubnet := map[netip.Prefix]int{}
 	for _, e := range sorted() {
-		if e.ok {
+		if e.ok && o.diverseLocked(perSubnet, e.cand.addr) {
 			out = append(out, e.cand)
 			if len(out) == o.cfg.K {
 				break
@@ -195,6 +210,21 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 		}
 	}
 	return out
+}
+
+// diverseLocked reports whether one more node at addr fits a set in which
+// perSubnet counts the nodes of each subnet so far (Config.SubnetPerBucket
+// of each), and counts it if so. An unknown address is not limited.
+func (o *Overlay) diverseLocked(perSubnet map[netip.Prefix]int, addr netip.AddrPort) bool {
+	if o.cfg.SubnetPerBucket < 0 || !addr.IsValid() {
+		return true
+	}
+	s := Subnet(addr.Addr())
+	if perSubnet[s] >= o.cfg.SubnetPerBucket {
+		return false
+	}
+	perSubnet[s]++
+	return true
 }
 
 // NextHop returns the contact a message toward key goes to from this node:

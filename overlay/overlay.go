@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -62,6 +63,29 @@ type Config struct {
 	// DHT's replica sets) uses it. Default 3.
 	Paths int
 
+	// SubnetPerBucket is the diversity limit of a routing-table bucket: the
+	// contacts of one subnet (an IPv4 /24, an IPv6 /48; a loopback or
+	// private address is a subnet of its own, see Subnet) that one bucket
+	// holds, and the candidates of one subnet in its replacement list. It
+	// also bounds the nodes of one subnet in a lookup answer and in every
+	// set this node picks by distance (Closest). A contact reached through
+	// a relay counts under the relay's subnet. Default 2; a negative value
+	// means no limit (a network whose nodes all share one address).
+	SubnetPerBucket int
+	// SubnetPerTable is the diversity limit of the whole routing table:
+	// the contacts of one subnet it holds. Default 8; a negative value
+	// means no limit.
+	SubnetPerTable int
+
+	// Difficulty is the identity work proof the network requires, in
+	// leading zero bits of SHA-256(tag || ID) (see Work): this node's own
+	// identity must carry it (New fails with ErrDifficulty otherwise), and
+	// frames from a sender whose ID lacks it are dropped and counted in
+	// Counters.DroppedNoWork. Every node of a network must use the same
+	// value. 0 means DefaultDifficulty (16 bits); a negative value requires
+	// no work.
+	Difficulty int
+
 	Logger *slog.Logger // nil: no logging
 }
 
@@ -94,6 +118,12 @@ func (c *Config) setDefaults() {
 	if c.Paths <= 0 {
 		c.Paths = 3
 	}
+	if c.SubnetPerBucket == 0 {
+		c.SubnetPerBucket = 2
+	}
+	if c.SubnetPerTable == 0 {
+		c.SubnetPerTable = 8
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -120,12 +150,14 @@ type Message struct {
 // table, links to its contacts (direct or relayed, kept open through NATs),
 // lookups, and acknowledged message routing by ID and by key.
 type Overlay struct {
-	cfg  Config
-	priv ed25519.PrivateKey
-	self ID
-	net  [8]byte
-	tr   Transport
-	log  *slog.Logger
+	cfg Config
+	// difficulty is the work an ID needs (Config.Difficulty resolved).
+	difficulty int
+	priv       ed25519.PrivateKey
+	self       ID
+	net        [8]byte
+	tr         Transport
+	log        *slog.Logger
 	// local is the socket's bound address; localIPs are the machine's
 	// addresses when it is bound to all interfaces.
 	local    netip.AddrPort
@@ -194,33 +226,38 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 	}
 	cfg.setDefaults()
 	o := &Overlay{
-		cfg:       cfg,
-		priv:      cfg.Identity,
-		net:       wire.NetworkTag(cfg.Network),
-		tr:        tr,
-		log:       cfg.Logger,
-		pings:     make(map[uint64]*pendingPing),
-		finds:     make(map[uint64]pendingFind),
-		linkWait:  make(map[ID][]chan struct{}),
-		hopAcks:   make(map[hopKey]chan struct{}),
-		acks:      make(map[[16]byte]chan ackResult),
-		reasm:     make(map[msgKey]*reassembly),
-		seen:      make(map[msgKey]int64),
-		nacked:    make(map[msgKey]int64),
-		paths:     make(map[ID]verifiedPath),
-		linkAcks:  make(map[linkKey]chan struct{}),
-		linkReasm: make(map[linkKey]*linkReassembly),
-		linkDone:  make(map[linkKey]time.Time),
-		recv:      make(chan Message, cfg.RecvQueue),
-		probes:    make(map[[16]byte]chan ID),
-		proofWait: make(map[ID][]chan struct{}),
-		answered:  make(map[ID]answeredProof),
-		scope:     lifecycle.NewScope(),
-		forwards:  lifecycle.NewBudget(cfg.Workers),
-		acksOut:   lifecycle.NewBudget(cfg.Workers),
+		cfg:        cfg,
+		difficulty: cfg.difficulty(),
+		priv:       cfg.Identity,
+		net:        wire.NetworkTag(cfg.Network),
+		tr:         tr,
+		log:        cfg.Logger,
+		pings:      make(map[uint64]*pendingPing),
+		finds:      make(map[uint64]pendingFind),
+		linkWait:   make(map[ID][]chan struct{}),
+		hopAcks:    make(map[hopKey]chan struct{}),
+		acks:       make(map[[16]byte]chan ackResult),
+		reasm:      make(map[msgKey]*reassembly),
+		seen:       make(map[msgKey]int64),
+		nacked:     make(map[msgKey]int64),
+		paths:      make(map[ID]verifiedPath),
+		linkAcks:   make(map[linkKey]chan struct{}),
+		linkReasm:  make(map[linkKey]*linkReassembly),
+		linkDone:   make(map[linkKey]time.Time),
+		recv:       make(chan Message, cfg.RecvQueue),
+		probes:     make(map[[16]byte]chan ID),
+		proofWait:  make(map[ID][]chan struct{}),
+		answered:   make(map[ID]answeredProof),
+		scope:      lifecycle.NewScope(),
+		forwards:   lifecycle.NewBudget(cfg.Workers),
+		acksOut:    lifecycle.NewBudget(cfg.Workers),
 	}
 	copy(o.self[:], cfg.Identity.Public().(ed25519.PublicKey))
-	o.tab = newTable(o.self, cfg.K)
+	if d := cfg.difficulty(); d > MaxDifficulty || !HasWork(o.self, d) {
+		return nil, fmt.Errorf("%w: the network asks for %d bits of work (Config.Difficulty), the identity %s has %d; create one with NewIdentityKey",
+			ErrDifficulty, d, o.self, Work(o.self))
+	}
+	o.tab = newTable(o.self, cfg.K, cfg.SubnetPerBucket, cfg.SubnetPerTable)
 	if ua, ok := tr.LocalAddr().(*net.UDPAddr); ok {
 		o.local = unmap(ua.AddrPort())
 		if !o.local.Addr().IsValid() || o.local.Addr().Unmap().IsUnspecified() {
@@ -261,6 +298,10 @@ func (o *Overlay) Start() {
 
 // ID returns this node's ID.
 func (o *Overlay) ID() ID { return o.self }
+
+// Difficulty returns the identity work, in leading zero bits (see Work),
+// that this node requires of its peers and carries itself.
+func (o *Overlay) Difficulty() int { return o.difficulty }
 
 // Sign signs data with this node's identity key; Verify checks it against
 // the ID.
@@ -457,6 +498,10 @@ func (o *Overlay) handleFrame(frame []byte, p path) {
 	sender := ID(h.Sender)
 	if sender == o.self || sender == (ID{}) {
 		o.ctr.malformed.Add(1)
+		return
+	}
+	if !HasWork(sender, o.difficulty) {
+		o.ctr.noWork.Add(1)
 		return
 	}
 	if p.relayed() && (h.Type == wire.TypeRelay || h.Type == wire.TypeRelayed) {

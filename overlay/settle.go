@@ -138,7 +138,9 @@ func (o *Overlay) confirm(ctx context.Context, cand candidate) (ok, atOnce bool)
 
 // bucketHasRoom reports whether contact c's bucket for this node surely has
 // room for it: it holds the nodes that share one more leading bit with this
-// node than c does, and this node knows fewer than K of them.
+// node than c does, and this node knows fewer than K of them; and no
+// contact of this node shares its subnet, so that c's diversity limits
+// (Config.SubnetPerBucket and SubnetPerTable) cannot keep it out either.
 func (o *Overlay) bucketHasRoom(c ID) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -146,7 +148,23 @@ func (o *Overlay) bucketHasRoom(c ID) bool {
 	for b := o.tab.bucketOf(c) + 1; b < len(o.tab.buckets); b++ {
 		n += len(o.tab.buckets[b])
 	}
-	return n < o.cfg.K
+	if n >= o.cfg.K {
+		return false
+	}
+	if o.cfg.SubnetPerBucket < 0 && o.cfg.SubnetPerTable < 0 {
+		return true
+	}
+	self := o.observed
+	if !self.IsValid() {
+		self = o.local
+	}
+	mine := Subnet(self.Addr())
+	for _, x := range o.tab.byID {
+		if o.tab.subnetOf(x.p) == mine {
+			return false
+		}
+	}
+	return true
 }
 
 // probe routes a message addressed to this node's own ID, handing it first

@@ -26,6 +26,15 @@ type Counters struct {
 	DroppedNoRoute     uint64 // fragments that could not be forwarded
 	DroppedBusy        uint64 // fragments not taken for forwarding because Config.Workers goroutines were forwarding already
 	DroppedBusyAcks    uint64 // acknowledgements and refusals not sent because Config.Workers goroutines were sending them already
+	DroppedNoWork      uint64 // frames from senders, and contacts named in lookup answers, whose ID lacks the work Config.Difficulty asks
+
+	// RefusedSubnetBucket counts the verified nodes the routing table
+	// refused (or kept on their old path) because their bucket held
+	// Config.SubnetPerBucket contacts of their subnet already.
+	RefusedSubnetBucket uint64
+	// RefusedSubnetTable counts the same for the table's limit,
+	// Config.SubnetPerTable.
+	RefusedSubnetTable uint64
 
 	// Detours counts the messages this node sent again straight to the
 	// node a lookup over disjoint paths found, because greedy routing got
@@ -44,6 +53,17 @@ type counters struct {
 	malformed, wrongNet, forged, replayed, oversize atomic.Uint64
 	queueFull, unknownPeer, noRoute                 atomic.Uint64
 	detours, contradicted                           atomic.Uint64
+	noWork, refusedBucket, refusedTable             atomic.Uint64
+}
+
+// countRefusal counts a node the routing table refused for diversity.
+func (c *counters) countRefusal(r refusal) {
+	switch r {
+	case subnetInBucket:
+		c.refusedBucket.Add(1)
+	case subnetInTable:
+		c.refusedTable.Add(1)
+	}
 }
 
 // counters returns a snapshot of the overlay's counters.
@@ -76,8 +96,11 @@ func (c *counters) snapshot() Counters {
 		DroppedNoRoute:      c.noRoute.Load(),
 		Detours:             c.detours.Load(),
 		LookupsContradicted: c.contradicted.Load(),
+		DroppedNoWork:       c.noWork.Load(),
+		RefusedSubnetBucket: c.refusedBucket.Load(),
+		RefusedSubnetTable:  c.refusedTable.Load(),
 	}
 	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +
-		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute
+		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute + s.DroppedNoWork
 	return s
 }

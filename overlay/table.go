@@ -44,16 +44,83 @@ type candidate struct {
 // table is the Kademlia routing table: contacts in buckets by the length of
 // the prefix they share with self, k per bucket, plus up to k replacement
 // candidates per bucket. It is guarded by Overlay.mu.
+//
+// The table is diverse: a bucket holds at most perBucket contacts of one
+// subnet (see Subnet), the table at most perTable, and a bucket's
+// replacement list at most perBucket candidates of one subnet. A contact
+// reached through a relay counts under its relay's subnet. A full bucket
+// keeps its contacts (Kademlia's rule: the long-lived ones are kept over
+// newcomers, who wait in the replacement list until a contact dies).
 type table struct {
-	self    Key
-	k       int
-	buckets [257][]*contact
-	repl    [257][]candidate
-	byID    map[ID]*contact
+	self      Key
+	k         int
+	perBucket int // contacts of one subnet per bucket; <= 0: no limit
+	perTable  int // contacts of one subnet in the table; <= 0: no limit
+	buckets   [257][]*contact
+	repl      [257][]candidate
+	byID      map[ID]*contact
 }
 
-func newTable(self ID, k int) *table {
-	return &table{self: self.Key(), k: k, byID: make(map[ID]*contact)}
+func newTable(self ID, k, perBucket, perTable int) *table {
+	return &table{self: self.Key(), k: k, perBucket: perBucket, perTable: perTable, byID: make(map[ID]*contact)}
+}
+
+// refusal is why the table did not take a verified node.
+type refusal int
+
+const (
+	admitted       refusal = iota
+	bucketFull             // its bucket holds k contacts: it waits in the replacement list
+	subnetInBucket         // its bucket holds perBucket contacts of its subnet
+	subnetInTable          // the table holds perTable contacts of its subnet
+)
+
+// subnetOf returns the subnet a path counts toward: its address's, or for a
+// relayed path the relay contact's (zero if the relay is not a contact).
+func (t *table) subnetOf(p path) netip.Prefix {
+	if p.relayed() {
+		if r := t.byID[p.via]; r != nil && !r.p.relayed() {
+			return Subnet(r.p.addr.Addr())
+		}
+		return netip.Prefix{}
+	}
+	return Subnet(p.addr.Addr())
+}
+
+// admits reports whether a node id on path p (not in the table, or in it
+// and changing its path) fits the table's limits.
+func (t *table) admits(id ID, p path) refusal {
+	b := t.bucketOf(id)
+	if _, ok := t.byID[id]; !ok && len(t.buckets[b]) >= t.k {
+		return bucketFull
+	}
+	s := t.subnetOf(p)
+	if !s.IsValid() {
+		return admitted
+	}
+	if t.perBucket > 0 {
+		n := 0
+		for _, c := range t.buckets[b] {
+			if c.id != id && t.subnetOf(c.p) == s {
+				n++
+			}
+		}
+		if n >= t.perBucket {
+			return subnetInBucket
+		}
+	}
+	if t.perTable > 0 {
+		n := 0
+		for _, c := range t.byID {
+			if c.id != id && t.subnetOf(c.p) == s {
+				n++
+			}
+		}
+		if n >= t.perTable {
+			return subnetInTable
+		}
+	}
+	return admitted
 }
 
 func (t *table) bucketOf(id ID) int { return commonPrefixLen(t.self, id.Key()) }
@@ -62,24 +129,26 @@ func (t *table) get(id ID) *contact { return t.byID[id] }
 
 func (t *table) len() int { return len(t.byID) }
 
-// hasRoom reports whether a verified id would be added to the table.
-func (t *table) hasRoom(id ID) bool {
+// hasRoom reports whether a verified id on path p would be added to the
+// table.
+func (t *table) hasRoom(id ID, p path) bool {
 	if _, ok := t.byID[id]; ok {
 		return true
 	}
-	return len(t.buckets[t.bucketOf(id)]) < t.k
+	return t.admits(id, p) == admitted
 }
 
-// add inserts c; it reports false when c's bucket is full.
-func (t *table) add(c *contact) bool {
-	b := t.bucketOf(c.id)
-	if len(t.buckets[b]) >= t.k {
-		return false
+// add inserts c if its bucket has room and its subnet is within the
+// limits; otherwise it says why not.
+func (t *table) add(c *contact) refusal {
+	if r := t.admits(c.id, c.p); r != admitted {
+		return r
 	}
+	b := t.bucketOf(c.id)
 	t.buckets[b] = append(t.buckets[b], c)
 	t.byID[c.id] = c
 	t.repl[b] = slices.DeleteFunc(t.repl[b], func(x candidate) bool { return x.id == c.id })
-	return true
+	return admitted
 }
 
 // remove deletes id and every contact relayed through it; it returns the
@@ -103,14 +172,30 @@ func (t *table) remove(id ID) []*contact {
 	return removed
 }
 
-// addReplacement remembers a candidate for a full bucket.
+// addReplacement remembers a candidate for a full bucket. The list holds k
+// candidates, at most perBucket of one subnet: a newcomer from a subnet
+// that has its share takes the place of that subnet's oldest candidate, so
+// one network cannot push the others' candidates out.
 func (t *table) addReplacement(c candidate) {
 	b := t.bucketOf(c.id)
 	if _, ok := t.byID[c.id]; ok {
 		return
 	}
 	r := slices.DeleteFunc(t.repl[b], func(x candidate) bool { return x.id == c.id })
-	if len(r) >= t.k {
+	s := Subnet(c.addr.Addr())
+	oldest, same := -1, 0
+	for i, x := range r {
+		if s.IsValid() && Subnet(x.addr.Addr()) == s {
+			if oldest < 0 {
+				oldest = i
+			}
+			same++
+		}
+	}
+	switch {
+	case t.perBucket > 0 && same >= t.perBucket:
+		r = slices.Delete(r, oldest, oldest+1)
+	case len(r) >= t.k:
 		r = r[1:]
 	}
 	t.repl[b] = append(r, c)
@@ -129,7 +214,11 @@ func (t *table) popReplacement(id ID) (candidate, bool) {
 }
 
 // closest returns up to n contacts closest to target, nearest first, leaving
-// out those for which skip returns true.
+// out those for which skip returns true. The set is diverse: it holds at
+// most perBucket contacts of one subnet (a relayed contact counts under its
+// relay's), so the nearest neighbours this node names in lookup answers,
+// and the nodes it picks by distance, come from several networks even where
+// one network placed many nodes next to target.
 func (t *table) closest(target Key, n int, skip func(*contact) bool) []*contact {
 	out := make([]*contact, 0, len(t.byID))
 	for _, c := range t.byID {
@@ -138,6 +227,9 @@ func (t *table) closest(target Key, n int, skip func(*contact) bool) []*contact 
 		}
 	}
 	slices.SortFunc(out, func(a, b *contact) int { return cmpDistance(a.id.Key(), b.id.Key(), target) })
+	if t.perBucket > 0 {
+		return Diverse(out, func(c *contact) netip.Addr { return t.subnetOf(c.p).Addr() }, t.perBucket, n)
+	}
 	if len(out) > n {
 		out = out[:n]
 	}

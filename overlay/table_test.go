@@ -176,7 +176,7 @@ func TestRandomKeyInBucket(t *testing.T) {
 			k := randomKeyInBucket(self, cpl)
 			require.Equal(t, cpl, commonPrefixLen(self, k), "self %x cpl %d key %x", self, cpl, k)
 			// The key lands in bucket cpl of self's table.
-			require.Equal(t, cpl, newTable(ID(self), 20).bucketOf(ID(k)))
+			require.Equal(t, cpl, newTable(ID(self), 20, 0, 0).bucketOf(ID(k)))
 		}
 	}
 	t.Run("random below the prefix", func(t *testing.T) {
@@ -192,7 +192,7 @@ func TestRandomKeyInBucket(t *testing.T) {
 }
 
 // newTestTable returns a table of capacity k for a random self.
-func newTestTable(r *rand.Rand, k int) *table { return newTable(ID(randKey(r)), k) }
+func newTestTable(r *rand.Rand, k int) *table { return newTable(ID(randKey(r)), k, 0, 0) }
 
 func (t *table) newContact(r *rand.Rand, cpl int, p path) *contact {
 	return &contact{id: ID(keyWithCPL(r, t.self, cpl)), p: p}
@@ -209,8 +209,8 @@ func TestTableAddRemove(t *testing.T) {
 	var added []*contact
 	for i, cpl := range []int{0, 0, 5, 255} {
 		c := tab.newContact(r, cpl, direct(uint16(1000+i)))
-		require.True(t, tab.hasRoom(c.id))
-		require.True(t, tab.add(c))
+		require.True(t, tab.hasRoom(c.id, c.p))
+		require.Equal(t, admitted, tab.add(c))
 		require.Same(t, c, tab.get(c.id))
 		require.Equal(t, cpl, tab.bucketOf(c.id))
 		added = append(added, c)
@@ -239,27 +239,27 @@ func TestTableBucketFull(t *testing.T) {
 	var in []*contact
 	for i := range k {
 		c := tab.newContact(r, 3, direct(uint16(i+1)))
-		require.True(t, tab.add(c))
+		require.Equal(t, admitted, tab.add(c))
 		in = append(in, c)
 	}
 	extra := tab.newContact(r, 3, direct(99))
-	require.False(t, tab.hasRoom(extra.id))
-	require.False(t, tab.add(extra))
+	require.False(t, tab.hasRoom(extra.id, extra.p))
+	require.Equal(t, bucketFull, tab.add(extra))
 	require.Nil(t, tab.get(extra.id))
 	require.Len(t, tab.buckets[3], k)
 	for _, c := range in {
-		require.True(t, tab.hasRoom(c.id), "a contact already in the table has room")
+		require.True(t, tab.hasRoom(c.id, c.p), "a contact already in the table has room")
 	}
 	// Other buckets are unaffected.
 	other := tab.newContact(r, 4, direct(100))
-	require.True(t, tab.hasRoom(other.id))
-	require.True(t, tab.add(other))
+	require.True(t, tab.hasRoom(other.id, other.p))
+	require.Equal(t, admitted, tab.add(other))
 	checkTable(t, tab)
 
 	// Removing one makes room again.
 	tab.remove(in[1].id)
-	require.True(t, tab.hasRoom(extra.id))
-	require.True(t, tab.add(extra))
+	require.True(t, tab.hasRoom(extra.id, extra.p))
+	require.Equal(t, admitted, tab.add(extra))
 	require.Len(t, tab.buckets[3], k)
 	checkTable(t, tab)
 }
@@ -294,7 +294,7 @@ func TestTableReplacements(t *testing.T) {
 	// A contact in the table is not a replacement, and adding one removes it
 	// from the replacements.
 	in := &contact{id: c3.id, p: path{addr: c3.addr}}
-	require.True(t, tab.add(in))
+	require.Equal(t, admitted, tab.add(in))
 	require.Equal(t, []candidate{c1b, c4}, tab.repl[2])
 	tab.addReplacement(c3)
 	require.Equal(t, []candidate{c1b, c4}, tab.repl[2])
@@ -330,7 +330,7 @@ func TestTableRemoveCascades(t *testing.T) {
 	c := tab.newContact(r, 9, viaPath(relay2.id))
 	d := tab.newContact(r, 0, direct(3))
 	for _, x := range []*contact{relay1, relay2, a, b, c, d} {
-		require.True(t, tab.add(x))
+		require.Equal(t, admitted, tab.add(x))
 	}
 	checkTable(t, tab)
 
@@ -363,7 +363,7 @@ func TestTableRemoveCascadesMany(t *testing.T) {
 		var relays []*contact
 		for i := range 1 + r.IntN(4) {
 			c := tab.newContact(r, r.IntN(20), direct(uint16(i+1)))
-			if tab.add(c) {
+			if tab.add(c) == admitted {
 				relays = append(relays, c)
 			}
 		}
@@ -371,7 +371,7 @@ func TestTableRemoveCascadesMany(t *testing.T) {
 		for range r.IntN(60) {
 			via := relays[r.IntN(len(relays))]
 			c := tab.newContact(r, r.IntN(20), viaPath(via.id))
-			if tab.add(c) {
+			if tab.add(c) == admitted {
 				through[via.id] = append(through[via.id], c.id)
 			}
 		}
@@ -451,7 +451,7 @@ func TestTableNextHop(t *testing.T) {
 		// A contact on the target's side of bit 10 is closer.
 		closer := &contact{id: ID(keyWithCPL(r, target, 11)), p: direct(50)}
 		require.Equal(t, 10, tab.bucketOf(closer.id))
-		require.True(t, tab.add(closer))
+		require.Equal(t, admitted, tab.add(closer))
 		require.Same(t, closer, tab.nextHop(target, nil))
 		require.Nil(t, tab.nextHop(target, []ID{closer.id}))
 	})
@@ -461,7 +461,7 @@ func TestTableNextHop(t *testing.T) {
 		// than self exactly when its last bit matches the target's.
 		c := &contact{id: ID(tab.self), p: direct(1)}
 		c.id[31] ^= 1
-		require.True(t, tab.add(c))
+		require.Equal(t, admitted, tab.add(c))
 		target := keyWithCPL(r, tab.self, 100)
 		setBit(&target, 255, bit(Key(c.id), 255))
 		require.Same(t, c, tab.nextHop(target, nil))
@@ -473,8 +473,8 @@ func TestTableNextHop(t *testing.T) {
 		target := randKey(r)
 		near := &contact{id: ID(keyWithCPL(r, target, 200)), p: direct(1)}
 		far := &contact{id: ID(keyWithCPL(r, target, 100)), p: direct(2)}
-		require.True(t, tab.add(near))
-		require.True(t, tab.add(far))
+		require.Equal(t, admitted, tab.add(near))
+		require.Equal(t, admitted, tab.add(far))
 		if tab.nextHop(target, nil) == nil {
 			t.Skip("self is closer than both") // about 1 in 2^100
 		}

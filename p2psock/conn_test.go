@@ -182,7 +182,7 @@ func TestLoopbackConnectConfiguredRelay(t *testing.T) {
 // TestLoopbackConnectNetworkRelay: a node with ForceRelay and no configured
 // relay uses the TURN relay a public node of the network offers.
 func TestLoopbackConnectNetworkRelay(t *testing.T) {
-	tn := newLoopbackNet(t, 1, Config{RelayAddr: "127.0.0.1:0"})
+	tn := newLoopbackNet(t, 1, Config{RelayAddr: ":0"}) // on the node's own address
 	entry := []string{tn.nodes[0].UDPAddr().String()}
 	a := tn.add(Config{ListenAddr: "127.0.0.1:0", Bootstrap: entry, ForceRelay: true})
 	b := tn.add(Config{ListenAddr: "127.0.0.1:0", Bootstrap: entry})

@@ -25,6 +25,9 @@ var (
 	ErrNoService = overlay.ErrNoService
 	// ErrNoEntryPoint: Bind with JoinOnly found no entry point that answered.
 	ErrNoEntryPoint = overlay.ErrNoEntryPoint
+	// ErrDifficulty: the node's identity lacks the work proof the network
+	// requires (Config.Difficulty); create one with NewIdentityWork.
+	ErrDifficulty = overlay.ErrDifficulty
 	// ErrNotBound: the call needs a bound node; call Bind first.
 	ErrNotBound = errors.New("p2psock: node not bound")
 	// ErrNotMember: Recv on a GroupSocket from Node.Group, which did not join.

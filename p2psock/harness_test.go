@@ -98,6 +98,9 @@ func newVnetNet(t *testing.T, kinds []simnet.Kind, mods ...func(i int, c *Config
 
 // start opens and binds a node; it may run on any goroutine.
 func (tn *testNet) start(cfg Config) (*Node, error) {
+	if cfg.Difficulty == 0 {
+		cfg.Difficulty = testnet.Difficulty // tests start many nodes; TestDefaultDifficulty checks the default
+	}
 	nd, err := NewNode(cfg)
 	if err != nil {
 		return nil, err

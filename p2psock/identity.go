@@ -1,8 +1,8 @@
 package p2psock
 
 import (
+	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -18,14 +18,28 @@ type Identity struct {
 	priv ed25519.PrivateKey
 }
 
-// NewIdentity creates a fresh random identity.
+// NewIdentity creates a fresh random identity that carries the work proof of
+// the default difficulty (overlay.DefaultDifficulty, the one a Config with
+// Difficulty 0 requires): about 0.6 s of one core.
 func NewIdentity() (*Identity, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	return NewIdentityWork(context.Background(), overlay.DefaultDifficulty)
+}
+
+// NewIdentityWork creates a fresh random identity whose ID carries bits of
+// work (see Config.Difficulty), taking 2^bits key generations on average;
+// bits <= 0 takes one. It fails when ctx ends first, or with ErrDifficulty
+// when bits is beyond overlay.MaxDifficulty.
+func NewIdentityWork(ctx context.Context, bits int) (*Identity, error) {
+	priv, err := overlay.NewIdentityKey(ctx, bits)
 	if err != nil {
 		return nil, fmt.Errorf("p2psock: generating identity: %w", err)
 	}
 	return &Identity{priv: priv}, nil
 }
+
+// Work returns the work the identity's ID carries, in bits: it meets every
+// Config.Difficulty up to that.
+func (i *Identity) Work() int { return overlay.Work(i.ID()) }
 
 // IdentityFromSeed returns the identity whose private key is derived from a
 // 32-byte seed (RFC 8032).
@@ -40,7 +54,10 @@ const pemType = "P2PSOCK ED25519 SEED"
 
 // LoadOrCreateIdentity reads the identity stored at path, or creates one and
 // stores it there (PEM, file mode 0600, parent directories 0700) so a node
-// keeps its ID across restarts.
+// keeps its ID across restarts. A created identity carries the work of the
+// default difficulty (see NewIdentity); a file written before identities
+// carried work loads as it is, and a node of a network that requires more
+// work than its ID has fails at NewNode with ErrDifficulty.
 func LoadOrCreateIdentity(path string) (*Identity, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {

@@ -54,6 +54,17 @@ type Config struct {
 	// MachineOnlyDiscovery keeps LocalDiscovery to this machine: the node
 	// neither sends nor listens for LAN announcements.
 	MachineOnlyDiscovery bool
+	// Difficulty is the identity work proof the network requires, in
+	// leading zero bits of a hash of the ID (see overlay.Work): an identity
+	// of difficulty D takes 2^D key generations to create, so that one
+	// machine cannot cheaply make the many identities an attack needs. The
+	// node's identity must carry it (NewNode fails with ErrDifficulty
+	// otherwise; NewIdentityWork creates one), a fresh identity (Identity
+	// nil) is created with it, and the node ignores peers whose IDs lack
+	// it. Every node of a network must use the same value. 0 means
+	// overlay.DefaultDifficulty (14 bits, about 0.6 s of one core to create
+	// an identity); a negative value requires no work.
+	Difficulty int
 	// Logger receives the node's logs; debug level traces routing decisions.
 	// nil means no logging.
 	Logger *slog.Logger
@@ -137,7 +148,11 @@ type Node struct {
 // NewNode opens the node's socket. It sends nothing until Bind.
 func NewNode(cfg Config) (*Node, error) {
 	if cfg.Identity == nil {
-		id, err := NewIdentity()
+		d := cfg.Difficulty
+		if d == 0 {
+			d = overlay.DefaultDifficulty
+		}
+		id, err := NewIdentityWork(context.Background(), d)
 		if err != nil {
 			return nil, err
 		}
@@ -180,6 +195,7 @@ func NewNode(cfg Config) (*Node, error) {
 		KeepAlive:   cfg.KeepAlive,
 		RecvQueue:   cfg.RecvQueue,
 		SendTimeout: cfg.SendTimeout,
+		Difficulty:  cfg.Difficulty,
 		Logger:      logger,
 	}, sock)
 	if err != nil {

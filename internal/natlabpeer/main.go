@@ -230,6 +230,7 @@ func main() {
 		Bootstrap:  bootstrap,
 		JoinOnly:   len(bootstrap) > 0,
 		Logger:     logger,
+		Difficulty: -1, // identities derive from the peers' names, so that each knows the others' IDs
 	}
 	if *sendTo == "" && *relayAddr != "none" && *relayAddr != "" {
 		host, port, err := net.SplitHostPort(*relayAddr)

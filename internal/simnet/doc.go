@@ -7,8 +7,8 @@
 // New creates a Network: a running vnet WAN router for the address block
 // WANCIDR (1.0.0.0/8). Network.AddHost adds hosts, also while traffic flows:
 //
-//   - A Public host gets the next WAN address (1.0.0.1, 1.0.0.2, ...) on the
-//     WAN router itself.
+//   - A Public host gets the next WAN address (1.0.1.1, 1.0.2.1, ...: a /24
+//     each) on the WAN router itself.
 //   - Any other Kind gets its own LAN router for 10.X.Y.0/24, where the host
 //     is 10.X.Y.2, behind a NAT of that kind whose external address is the
 //     next WAN address. There is exactly one host behind each NAT, so

@@ -12,8 +12,9 @@ import (
 )
 
 // WANCIDR is the address block of the simulated Internet. Public hosts and
-// the external side of every NAT get consecutive addresses from it, starting
-// at 1.0.0.1 and skipping addresses whose last octet is 0 or 255.
+// the external side of every NAT get an address each from it, each in a /24
+// of its own (1.0.1.1, 1.0.2.1, ...), as hosts spread over the Internet
+// are: the overlay's diversity limits count nodes per /24.
 const WANCIDR = "1.0.0.0/8"
 
 // NATMappingLifetime is how long an idle NAT mapping survives. Only outbound
@@ -194,17 +195,12 @@ func (n *Network) allocWANIP() (net.IP, error) {
 	_, wan, _ := net.ParseCIDR(WANCIDR)
 	ones, bits := wan.Mask.Size()
 	base := uint32(wan.IP[0])<<24 | uint32(wan.IP[1])<<16 | uint32(wan.IP[2])<<8 | uint32(wan.IP[3])
-	for {
-		n.nextWAN++
-		if n.nextWAN >= 1<<(bits-ones) {
-			return nil, errors.New("simnet: WAN address space exhausted")
-		}
-		a := base + n.nextWAN
-		if last := byte(a); last == 0 || last == 255 {
-			continue
-		}
-		return net.IPv4(byte(a>>24), byte(a>>16), byte(a>>8), byte(a)).To4(), nil
+	n.nextWAN++
+	if n.nextWAN >= 1<<(bits-ones-8) {
+		return nil, errors.New("simnet: WAN address space exhausted")
 	}
+	a := base + n.nextWAN<<8 + 1
+	return net.IPv4(byte(a>>24), byte(a>>16), byte(a>>8), byte(a)).To4(), nil
 }
 
 // Close closes every socket opened with Host.ListenUDP, which unblocks their

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/p2psock/p2psock/internal/lifecycle"
+	"github.com/p2psock/p2psock/internal/testnet"
 	"github.com/p2psock/p2psock/nat"
 )
 
@@ -122,9 +123,10 @@ func TestRelayOffersSingleFlightEmpty(t *testing.T) {
 // port, with credentials; concurrent callers all get it; a node whose
 // contacts run no relay gets none.
 func TestLoopbackRelayOffersFromContacts(t *testing.T) {
+	relayHost, _, _ := net.SplitHostPort(testnet.LoopbackAddr(0)) // node 0's own address
 	nodes := newNet(t, 2, func(i int, c *Config) {
 		if i == 0 {
-			c.RelayAddr = "127.0.0.1:0"
+			c.RelayAddr = net.JoinHostPort(relayHost, "0")
 		}
 	})
 	relay, asker := nodes[0], nodes[1]
@@ -139,7 +141,7 @@ func TestLoopbackRelayOffersFromContacts(t *testing.T) {
 		require.Len(t, got, 1)
 		host, port, err := net.SplitHostPort(got[0].Addr)
 		require.NoError(t, err)
-		require.Equal(t, "127.0.0.1", host)
+		require.Equal(t, relayHost, host)
 		require.Equal(t, strconv.Itoa(relay.eng.relay.Port()), port)
 		require.NotEmpty(t, got[0].Username)
 		require.NotEmpty(t, got[0].Password)

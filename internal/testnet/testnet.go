@@ -71,11 +71,18 @@ func (w writer) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// LoopbackAddr is the listen address of node i of a loopback network: port 0
-// on 127.0.0.1. Loopback networks share one address so that they run on any
-// machine; tests of per-address limits take addresses of their own from
-// DistinctLoopbackAddr.
-func LoopbackAddr(int) string { return "127.0.0.1:0" }
+// Difficulty is the identity work (overlay.Config.Difficulty,
+// p2psock.Config.Difficulty) that the harness's nodes require when their
+// configuration leaves it 0: none, so that tests start hundreds of nodes,
+// some with keys of their own, at once. Tests of the work proof, and one
+// test of the default, set it themselves.
+const Difficulty = -1
+
+// LoopbackAddr is the listen address of node i of a loopback network: an
+// address of its own (DistinctLoopbackAddr), so that the routing table's
+// diversity limits (at most a few contacts per address) treat a test
+// network as they treat nodes spread over the Internet.
+func LoopbackAddr(i int) string { return DistinctLoopbackAddr(i) }
 
 // DistinctLoopbackAddr is a listen address of its own for node i: port 0 on
 // 127.0.0.(i+2) (Linux routes all of 127.0.0.0/8 to the loopback interface).

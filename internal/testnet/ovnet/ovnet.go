@@ -7,8 +7,6 @@ package ovnet
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"net"
 	"testing"
@@ -68,12 +66,15 @@ func (n *Node) Bind(entries []string) error {
 func (n *Node) Addr() string { return n.Sock.LocalAddr().String() }
 
 // Open opens a node on pc (nil: a new socket on addr) with cfg; a zero
-// cfg.Identity is a fresh key. attach, if not nil, runs before the overlay
-// starts (services register their handlers there). The node sends nothing
-// until Join.
+// cfg.Difficulty is testnet.Difficulty, a zero cfg.Identity a fresh key with that
+// work. attach, if not nil, runs before the overlay starts (services
+// register their handlers there). The node sends nothing until Join.
 func Open(cfg overlay.Config, addr string, pc net.PacketConn, attach func(*Node) error) (*Node, error) {
+	if cfg.Difficulty == 0 {
+		cfg.Difficulty = testnet.Difficulty
+	}
 	if cfg.Identity == nil {
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		priv, err := overlay.NewIdentityKey(context.Background(), cfg.Difficulty)
 		if err != nil {
 			return nil, err
 		}
