@@ -171,7 +171,7 @@ func TestLoopbackSignallingHostileInput(t *testing.T) {
 
 	offer := func(id byte) wire.Signal {
 		msg, err := wire.AppendSignal(nil, wire.Signal{Kind: wire.SignalOffer, Session: [8]byte{id},
-			Ufrag: "abcdefgh", Pwd: "abcdefghijklmnopqrstuvwxyz"})
+			Ufrag: "abcdefgh", Pwd: "abcdefghijklmnopqrstuvwxyz", Candidates: []string{loopCand(9)}})
 		require.NoError(t, err)
 		ans, err := wire.ParseSignal(send(wire.ServiceSignal, msg))
 		require.NoError(t, err)

@@ -124,13 +124,13 @@ func (r *relayOffers) fly(ctx context.Context, f *relayFlight) {
 }
 
 // askRelays asks up to three directly linked contacts (public ones first),
-// in parallel, for a relay, and returns the offers that came within
-// relayQueryWait.
+// at most one per subnet (relayContacts), in parallel, for a relay, and
+// returns the offers that came within relayQueryWait.
 func (e *Engine) askRelays(ctx context.Context) []nat.TURNServer {
 	ctx, cancel := context.WithTimeout(ctx, relayQueryWait)
 	defer cancel()
 	req, _ := wire.AppendRelayMsg(nil, wire.RelayMsg{Kind: wire.RelayRequest})
-	contacts := e.ov.DirectContacts(3)
+	contacts := relayContacts(e.ov.DirectContacts(relayCandidates), relaysAsked)
 	got := make([]*nat.TURNServer, len(contacts))
 	var wg sync.WaitGroup
 	for i, c := range contacts {
@@ -144,6 +144,20 @@ func (e *Engine) askRelays(ctx context.Context) []nat.TURNServer {
 		}
 	}
 	return out
+}
+
+// relaysAsked is the number of contacts asked for a relay; relayCandidates
+// the number of direct contacts they are chosen from.
+const (
+	relaysAsked     = 3
+	relayCandidates = 32
+)
+
+// relayContacts picks n of contacts, in their order, at most one per subnet
+// (overlay.Diverse): the relays a connection may depend on do not all come
+// from one network.
+func relayContacts(contacts []overlay.DirectContact, n int) []overlay.DirectContact {
+	return overlay.Diverse(contacts, func(c overlay.DirectContact) netip.Addr { return c.Addr.Addr() }, 1, n)
 }
 
 // askRelay asks contact c for a relay; nil if it offers none.

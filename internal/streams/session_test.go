@@ -111,3 +111,9 @@ func TestLoopbackOfferCarriesHostCandidates(t *testing.T) {
 	require.Equal(t, addr, fmt.Sprintf("%s:%d", c.Address(), c.Port()))
 	require.Empty(t, nodes[1].eng.hostCandidates())
 }
+
+// loopCand is a host candidate on loopback: checks to it stay on this
+// machine.
+func loopCand(port int) string {
+	return fmt.Sprintf("1020016950 1 udp 2130706431 127.0.0.1 %d typ host", port)
+}
