@@ -91,7 +91,7 @@ type Engine struct {
 	relay  *nat.Relay  // the node's own TURN relay; nil unless Config.RelayAddr
 	offers relayOffers // the relays contacts offer
 
-	scope    *lifecycle.Scope
+	scope   *lifecycle.Scope
 	closing chan struct{} // closed when Close begins
 	queue   *acceptQueue  // streams waiting for Accept
 
@@ -105,9 +105,9 @@ type Engine struct {
 	// expected holds the remote ends of the pairs this node's ICE sessions
 	// selected: no Retry and no per-IP quota for them (admission.go).
 	expected      map[netip.AddrPort]int
-	connsIn       int                  // connections admitted on the socket's listener, live or in their handshake
-	connsByIP     map[netip.Addr]int   // of which from each IP
-	connsBySubnet map[netip.Prefix]int // and from each subnet
+	connsIn       int                      // connections admitted on the socket's listener, live or in their handshake
+	connsByIP     map[netip.Addr]int       // of which from each IP
+	connsBySubnet map[netip.Prefix]int     // and from each subnet
 	known         map[overlay.ID]time.Time // peers with history (remember), for the session pools
 
 	badSignals atomic.Uint64 // malformed signalling or relay messages

@@ -28,7 +28,7 @@ func QUICConfig() *quic.Config {
 		HandshakeIdleTimeout:           5 * time.Second,
 		MaxIdleTimeout:                 30 * time.Second,
 		KeepAlivePeriod:                10 * time.Second, // holds NAT mappings of direct paths open
-		MaxIncomingStreams:             1024, // Config.MaxStreamsPerConn
+		MaxIncomingStreams:             1024,             // Config.MaxStreamsPerConn
 		MaxIncomingUniStreams:          -1,
 		InitialStreamReceiveWindow:     1 << 20,
 		MaxStreamReceiveWindow:         16 << 20,
