@@ -174,6 +174,9 @@ func (e *Engine) attempt(ctx context.Context, remote overlay.ID, relay, wantRela
 		select {
 		case c := <-s.out:
 			cands = []string{c.Marshal()}
+		case <-s.gathered: // and none came
+			e.noPath.Add(1)
+			return nil, ErrNoPath
 		case <-actx.Done():
 			if ctx.Err() != nil {
 				return nil, ctx.Err()

@@ -64,11 +64,13 @@ type session struct {
 	relayAddrs map[string]bool // the peer's relay candidates
 	remote     map[string]bool // the peer's candidates so far, at most maxRemoteCandidates
 
-	out       chan ice.Candidate // local candidates to trickle
-	trickle   chan struct{}      // closed when trickling may start
-	trickleOn sync.Once
-	failed    context.Context // done when ICE fails, or the engine's lifetime ends
-	fail      context.CancelFunc
+	out        chan ice.Candidate // local candidates to trickle
+	gathered   chan struct{}      // closed when the agent has gathered all it will
+	gatherOnce sync.Once
+	trickle    chan struct{} // closed when trickling may start
+	trickleOn  sync.Once
+	failed     context.Context // done when ICE fails, or the engine's lifetime ends
+	fail       context.CancelFunc
 }
 
 // newSession returns a session with a random ID and fresh credentials,
@@ -76,7 +78,7 @@ type session struct {
 func newSession(life context.Context, peer overlay.ID, outgoing bool) *session {
 	s := &session{peer: peer, outgoing: outgoing, since: time.Now(),
 		relayAddrs: make(map[string]bool), remote: make(map[string]bool),
-		out: make(chan ice.Candidate, outQueue), trickle: make(chan struct{})}
+		out: make(chan ice.Candidate, outQueue), trickle: make(chan struct{}), gathered: make(chan struct{})}
 	s.failed, s.fail = context.WithCancel(life)
 	rand.Read(s.id[:])
 	s.ufrag, s.pwd = iceString(16), iceString(32)
@@ -294,6 +296,7 @@ func (e *Engine) newAgent(ctx context.Context, s *session, relay bool) (*ice.Age
 	}
 	_ = a.OnCandidate(func(c ice.Candidate) {
 		if c == nil {
+			s.gatherOnce.Do(func() { close(s.gathered) })
 			return
 		}
 		select {
