@@ -26,6 +26,7 @@ type ICE struct {
 	net    transport.Net
 	logger *slog.Logger
 	logs   logging.LoggerFactory
+	checks *checkBudget // bytes of checks toward each address (checks.go)
 
 	stunAnswered atomic.Uint64
 	stunDropped  atomic.Uint64
@@ -38,8 +39,8 @@ func NewICE(s *Socket, nw transport.Net, logger *slog.Logger) *ICE {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	m := &ICE{sock: s, net: nw, logger: logger, logs: slogFactory{logger}}
-	m.conn = &muxConn{sock: s, in: make(chan packet, queueLen), done: make(chan struct{})}
+	m := &ICE{sock: s, net: nw, logger: logger, logs: slogFactory{logger}, checks: newCheckBudget()}
+	m.conn = &muxConn{sock: s, checks: m.checks, in: make(chan packet, queueLen), done: make(chan struct{})}
 	m.mux = ice.NewUniversalUDPMuxDefault(ice.UniversalUDPMuxParams{
 		Logger:  m.logs.NewLogger("udpmux"),
 		UDPConn: m.conn,
@@ -55,6 +56,7 @@ func (m *ICE) handle(pkt []byte, from net.Addr) {
 		m.stunDropped.Add(1)
 		return
 	}
+	m.checks.received(from, len(pkt))
 	// A binding request without USERNAME is a plain STUN query: answer it
 	// with the address it came from. ICE checks carry USERNAME and go to the
 	// mux, as do all responses and indications.
@@ -100,6 +102,11 @@ func (m *ICE) answer(req *stun.Message, from net.Addr) {
 func (m *ICE) STUNStats() (answered, dropped uint64) {
 	return m.stunAnswered.Load(), m.stunDropped.Load()
 }
+
+// ChecksThrottled returns the number of ICE checks not sent because their
+// destination had not answered enough to earn them (an offer may name
+// anyone's address: the node sends no more than a small allowance there).
+func (m *ICE) ChecksThrottled() uint64 { return m.checks.throttled() }
 
 // TURNServer is a TURN relay an agent may allocate relay candidates on.
 type TURNServer struct {
@@ -228,6 +235,7 @@ func splitHostPort(a string) (string, int, error) {
 // arrive through the Socket's dispatcher, and replies go out of the Socket.
 type muxConn struct {
 	sock      *Socket
+	checks    *checkBudget
 	in        chan packet
 	done      chan struct{}
 	closeOnce sync.Once
@@ -245,6 +253,9 @@ func (c *muxConn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (c *muxConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if isCheck(p) && !c.checks.allow(addr, len(p)) {
+		return len(p), nil // dropped, as the network might have
+	}
 	if err := c.sock.WriteTo(p, addr); err != nil {
 		return 0, err
 	}

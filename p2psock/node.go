@@ -89,10 +89,34 @@ type Config struct {
 	// means 20 s.
 	ConnectTimeout time.Duration
 	// AcceptQueue is the number of streams peers opened that wait for
-	// Accept; while it is full, further streams wait, up to 1024 in all
-	// (beyond, they are refused and counted in Info's
-	// Streams.StreamsRefused). 0 means 64.
+	// Accept, in all. When it is full, a stream of a peer with fewer waiting
+	// streams than the peer with the most takes the place of that peer's
+	// newest; otherwise it is refused (RESET_STREAM and STOP_SENDING, code
+	// 0) and counted in Info's Streams.QueueFull. 0 means 256.
 	AcceptQueue int
+	// AcceptQueuePerPeer is the number of streams one peer may have waiting
+	// for Accept; past it, its streams are refused (Streams.PeerQueueFull).
+	// 0 means 64.
+	AcceptQueuePerPeer int
+	// UnacceptedTimeout is how long a stream may wait for Accept before it
+	// is refused (Streams.Unaccepted). 0 means 30 s.
+	UnacceptedTimeout time.Duration
+	// MaxStreamsPerConn is the number of streams one peer may have open at
+	// once on its connection to this node (QUIC's MaxIncomingStreams). 0
+	// means 1024.
+	MaxStreamsPerConn int
+	// MaxConns is the number of QUIC connections peers may have open to
+	// this node at once (counting those in their handshake). When it is
+	// reached, a newcomer takes the place of the oldest connection of a peer
+	// without history (that this node never connected to, whose streams the
+	// program never accepted, and that is not in its routing table), or is
+	// refused (Streams.ConnsFull). 0 means 512.
+	MaxConns int
+	// MaxConnsPerIP and MaxConnsPerSubnet bound the connections from one IP
+	// address and from one subnet (IPv4 /24, IPv6 /48; a loopback or
+	// private address is its own) among MaxConns. Connections on a path
+	// this node's ICE found are not limited so. 0 means 16 and 32.
+	MaxConnsPerIP, MaxConnsPerSubnet int
 	// STUNServers lists "host:port" of STUN servers ICE asks for this node's
 	// server-reflexive address, besides the node's public contacts (every
 	// p2psock node answers STUN on its own port). nil means only contacts.
@@ -208,12 +232,19 @@ func NewNode(cfg Config) (*Node, error) {
 		Identity:    cfg.Identity.priv,
 		Net:         netOf(cfg.PacketConn),
 		Logger:      cfg.Logger,
-		AcceptQueue: cfg.AcceptQueue,
 		STUNServers: cfg.STUNServers,
 		Relays:      relays,
 		RelayAddr:   cfg.RelayAddr,
 		ForceRelay:  cfg.ForceRelay,
 		IgnoreNAT:   cfg.ignoreNAT,
+
+		AcceptQueue:        cfg.AcceptQueue,
+		AcceptQueuePerPeer: cfg.AcceptQueuePerPeer,
+		UnacceptedTimeout:  cfg.UnacceptedTimeout,
+		MaxStreamsPerConn:  cfg.MaxStreamsPerConn,
+		MaxConns:           cfg.MaxConns,
+		MaxConnsPerIP:      cfg.MaxConnsPerIP,
+		MaxConnsPerSubnet:  cfg.MaxConnsPerSubnet,
 	}, n.ov, sock)
 	if err != nil {
 		sock.Close()
@@ -342,7 +373,8 @@ type Info struct {
 }
 
 // StreamCounters describe a node's QUIC connections, the ICE sessions that
-// set them up, and the streams it turned away.
+// set them up, and what it turned away, by reason (docs/SECURITY.md,
+// "Streams and connections").
 type StreamCounters struct {
 	Conns        int    // live QUIC connections, one per peer
 	RelayedConns int    // of which through a TURN relay
@@ -352,10 +384,30 @@ type StreamCounters struct {
 	STUNAnswered uint64 // plain STUN binding requests answered
 	STUNDropped  uint64 // STUN packets dropped (malformed, or the ICE mux fell behind)
 	Allocations  int    // live allocations on this node's TURN relay (Config.RelayAddr)
+	Waiting      int    // streams waiting for Accept
+
 	// StreamsRefused counts the streams peers opened that the node refused
-	// (RESET_STREAM and STOP_SENDING, code 0) because 1024 streams were
-	// already waiting for their first byte or for room in the accept queue.
+	// (RESET_STREAM and STOP_SENDING), for any of the four reasons below.
 	StreamsRefused uint64
+	QueueFull      uint64 // the accept queue was full (Config.AcceptQueue)
+	PeerQueueFull  uint64 // the peer had Config.AcceptQueuePerPeer streams waiting
+	Unaccepted     uint64 // reset after Config.UnacceptedTimeout without an Accept
+	BadStreams     uint64 // the first byte was not the stream version, or did not come in time
+
+	Retries        uint64 // QUIC Retries sent to sources no ICE session of the node validated
+	ConnsPerIP     uint64 // connections refused: their IP had Config.MaxConnsPerIP
+	ConnsPerSubnet uint64 // connections refused: their subnet had Config.MaxConnsPerSubnet
+	ConnsFull      uint64 // connections refused: Config.MaxConns, and no peer without history to evict
+	ConnsEvicted   uint64 // connections of peers without history closed for a newcomer
+	ConnsReplaced  uint64 // connections closed because their peer opened a newer one
+
+	OffersEmpty     uint64 // connection offers refused: no usable candidate
+	OffersPerPeer   uint64 // offers refused: their origin had too many ICE sessions in progress
+	OffersPerSubnet uint64 // offers refused: their origin's subnet had too many sessions in progress
+	OffersFull      uint64 // offers refused: every incoming session belonged to a peer with history or was making progress
+	SessionsEvicted uint64 // incoming sessions without progress ended for a newer offer
+	Candidates      uint64 // remote ICE candidates dropped past a session's bound
+	ChecksThrottled uint64 // ICE checks not sent: their address had not answered and its allowance was spent
 }
 
 // Info returns a snapshot of the node's state and counters.

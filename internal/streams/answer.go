@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/pion/ice/v2"
@@ -50,7 +51,7 @@ func (e *Engine) handleSignal(m overlay.Message) ([]byte, bool) {
 		s := e.sessions[sig.Session]
 		e.mu.Unlock()
 		if s != nil && s.peer == from {
-			s.addRemote(sig.Candidates)
+			e.addRemote(s, sig.Candidates)
 		}
 		return nil, true
 	}
@@ -66,6 +67,12 @@ func (e *Engine) onOffer(from overlay.ID, offer wire.Signal) []byte {
 		b, _ := wire.AppendSignal(nil, wire.Signal{Kind: wire.SignalReject, Session: offer.Session, Reason: reason})
 		return b
 	}
+	// What the node knows of the origin, read before e.mu (the overlay has
+	// its own lock): its subnet, if it has a direct link with it.
+	var subnet netip.Prefix
+	if p, ok := e.ov.PeerInfo(from); ok && p.Addr.IsValid() {
+		subnet = overlay.Subnet(p.Addr.Addr())
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if s := e.sessions[offer.Session]; s != nil {
@@ -74,10 +81,21 @@ func (e *Engine) onOffer(from overlay.ID, offer wire.Signal) []byte {
 		}
 		return s.answer // a retransmitted offer
 	}
-	switch {
-	case e.closed:
+	if e.closed {
 		return reject(wire.RejectClosing)
-	case len(e.sessions) >= maxSessions || e.incomingFromLocked(from) >= maxSessionsPerPeer:
+	}
+	if usableCandidates(offer.Candidates) == 0 {
+		// Nothing to check: a session would only wait for a trickle.
+		e.drops.add(dropOfferEmpty)
+		return reject(wire.RejectNoCandidates)
+	}
+	_, history := e.known[from]
+	if pc := e.peers[from]; pc != nil && pc.history.Load() {
+		history = true
+	}
+	reason, victim := e.admitOfferLocked(from, subnet, history)
+	if reason >= 0 {
+		e.drops.add(reason)
 		return reject(wire.RejectBusy)
 	}
 	d := e.dials[from]
@@ -89,7 +107,7 @@ func (e *Engine) onOffer(from overlay.ID, offer wire.Signal) []byte {
 		d.cancel()
 	}
 	s := newSession(e.scope.Context(), from, false)
-	s.id = offer.Session
+	s.id, s.subnet, s.history = offer.Session, subnet, history
 	relay := e.wantRelay() || offer.Flags&wire.SignalFlagWantRelay != 0
 	ans := wire.Signal{Kind: wire.SignalAnswer, Session: s.id, Ufrag: s.ufrag, Pwd: s.pwd, Candidates: e.hostCandidates()}
 	if relay {
@@ -103,12 +121,26 @@ func (e *Engine) onOffer(from overlay.ID, offer wire.Signal) []byte {
 	if !e.scope.Go(func(life context.Context) { e.answer(life, s, d, offer, relay) }) {
 		return reject(wire.RejectClosing)
 	}
+	if victim != nil {
+		// It ends on its own goroutine; its place is free at once.
+		delete(e.sessions, victim.id)
+		victim.fail()
+		e.drops.add(dropSessionEvicted)
+	}
 	if newDial {
 		e.dials[from] = d
 	}
 	e.sessions[s.id] = s
 	s.startTrickle()
 	return s.answer
+}
+
+// addRemote adds candidates the peer of s sent, and counts those past the
+// session's bound.
+func (e *Engine) addRemote(s *session, cands []string) {
+	for range s.addRemote(cands) {
+		e.drops.add(dropCandidates)
+	}
 }
 
 // yieldsTo reports whether this node's outgoing attempt gives way to the
@@ -145,7 +177,7 @@ func (e *Engine) answerPath(ctx context.Context, s *session, d *dial, offer wire
 	if err != nil {
 		return err
 	}
-	s.addRemote(offer.Candidates)
+	e.addRemote(s, offer.Candidates)
 	defer context.AfterFunc(s.failed, s.closeAgent)()
 	ic, err := agent.Accept(ctx, offer.Ufrag, offer.Pwd)
 	if err != nil {
@@ -163,7 +195,7 @@ func (e *Engine) answerPath(ctx context.Context, s *session, d *dial, offer wire
 		// transport over the ICE connection for the one connection.
 		pconn := nat.NewPacketConn(ic, s.closeAgent)
 		tr := &quic.Transport{Conn: pconn}
-		ln, err := tr.Listen(serverTLS(e.cert), QUICConfig())
+		ln, err := tr.Listen(serverTLS(e.cert), e.quicConfig())
 		if err == nil && !e.scope.Go(func(life context.Context) { e.acceptConns(life, ln, tr, s.peer) }) {
 			err = net.ErrClosed
 		}
@@ -187,7 +219,11 @@ func (e *Engine) answerPath(ctx context.Context, s *session, d *dial, offer wire
 	// candidate: the peer's agent keeps checking the pair through the relay,
 	// and fails the path (closing its allocation) if nothing answers, so the
 	// agent lives as long as the connection (peerConn.closeAgent).
-	_, keep := s.remoteEnd(pair)
+	raddr, keep := s.remoteEnd(pair)
+	// The peer's QUIC packets come from raddr, which ICE just validated:
+	// no Retry for them, and no per-IP quota (a relay's address is many
+	// peers').
+	defer e.expect(raddr)()
 	if keep {
 		e.mu.Lock()
 		e.viaRelay[s.peer] = s

@@ -63,6 +63,7 @@ func (e *Engine) Close() {
 	ln := e.ln
 	e.mu.Unlock()
 	e.scope.Stop()
+	e.queue.close()
 	if ln != nil {
 		ln.Close()
 	}

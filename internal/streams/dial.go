@@ -42,6 +42,9 @@ func (e *Engine) Dial(ctx context.Context, remote overlay.ID) (*Stream, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !pc.history.Swap(true) {
+			e.remember(remote)
+		}
 		qs, err := pc.qc.OpenStreamSync(ctx)
 		if err == nil {
 			if _, err = qs.Write([]byte{streamVersion}); err == nil {
@@ -164,11 +167,28 @@ func (e *Engine) attempt(ctx context.Context, remote overlay.ID, relay, wantRela
 		}
 	}()
 
-	ans, err := e.offer(actx, s, relay, wantRelay)
+	cands := e.hostCandidates()
+	if len(cands) == 0 {
+		// Relays only: an offer without candidates is refused, so it
+		// carries the first the agent gathers (its relay candidate).
+		select {
+		case c := <-s.out:
+			cands = []string{c.Marshal()}
+		case <-s.gathered: // and none came
+			e.noPath.Add(1)
+			return nil, ErrNoPath
+		case <-actx.Done():
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, ErrNoPath
+		}
+	}
+	ans, err := e.offer(actx, s, cands, relay, wantRelay)
 	if err != nil {
 		return nil, err
 	}
-	s.addRemote(ans.Candidates)
+	e.addRemote(s, ans.Candidates)
 	s.startTrickle()
 	ic, err := agent.Dial(actx, ans.Ufrag, ans.Pwd)
 	if err != nil {
@@ -189,7 +209,7 @@ func (e *Engine) attempt(ctx context.Context, remote overlay.ID, relay, wantRela
 		pconn := nat.NewPacketConn(ic, s.closeAgent)
 		ownAgent = false
 		tr := &quic.Transport{Conn: pconn}
-		qc, err := tr.Dial(ctx, pconn.RemoteAddr(), tls, QUICConfig())
+		qc, err := tr.Dial(ctx, pconn.RemoteAddr(), tls, e.quicConfig())
 		if err != nil {
 			tr.Close()
 			pconn.Close()
@@ -198,7 +218,7 @@ func (e *Engine) attempt(ctx context.Context, remote overlay.ID, relay, wantRela
 		return &peerConn{id: remote, qc: qc, relayed: true, tr: tr}, nil
 	}
 	raddr, relayed := s.remoteEnd(pair)
-	qc, err := e.sock.Transport().Dial(ctx, raddr, tls, QUICConfig())
+	qc, err := e.sock.Transport().Dial(ctx, raddr, tls, e.quicConfig())
 	if err != nil {
 		return nil, handshakeErr(ctx, err)
 	}
@@ -209,9 +229,10 @@ func (e *Engine) attempt(ctx context.Context, remote overlay.ID, relay, wantRela
 	return pc, nil
 }
 
-// offer sends s's offer to its peer and returns the answer.
-func (e *Engine) offer(ctx context.Context, s *session, relay, wantRelay bool) (wire.Signal, error) {
-	offer := wire.Signal{Kind: wire.SignalOffer, Session: s.id, Ufrag: s.ufrag, Pwd: s.pwd, Candidates: e.hostCandidates()}
+// offer sends s's offer, with the candidates cands, to its peer and
+// returns the answer.
+func (e *Engine) offer(ctx context.Context, s *session, cands []string, relay, wantRelay bool) (wire.Signal, error) {
+	offer := wire.Signal{Kind: wire.SignalOffer, Session: s.id, Ufrag: s.ufrag, Pwd: s.pwd, Candidates: cands}
 	if relay {
 		offer.Flags |= wire.SignalFlagRelay
 	}

@@ -105,7 +105,7 @@ func TestLoopbackSimultaneousOfferResolution(t *testing.T) {
 	offer := func(from overlay.ID, session byte) wire.Signal {
 		t.Helper()
 		ans, err := wire.ParseSignal(e.onOffer(from, wire.Signal{Kind: wire.SignalOffer, Session: [8]byte{session},
-			Ufrag: "abcdefgh", Pwd: "abcdefghijklmnopqrstuvwxyz"}))
+			Ufrag: "abcdefgh", Pwd: "abcdefghijklmnopqrstuvwxyz", Candidates: []string{loopCand(9)}}))
 		require.NoError(t, err)
 		return ans
 	}
@@ -171,7 +171,7 @@ func TestLoopbackSignallingHostileInput(t *testing.T) {
 
 	offer := func(id byte) wire.Signal {
 		msg, err := wire.AppendSignal(nil, wire.Signal{Kind: wire.SignalOffer, Session: [8]byte{id},
-			Ufrag: "abcdefgh", Pwd: "abcdefghijklmnopqrstuvwxyz"})
+			Ufrag: "abcdefgh", Pwd: "abcdefghijklmnopqrstuvwxyz", Candidates: []string{loopCand(9)}})
 		require.NoError(t, err)
 		ans, err := wire.ParseSignal(send(wire.ServiceSignal, msg))
 		require.NoError(t, err)

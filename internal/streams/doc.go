@@ -12,8 +12,12 @@
 // peer's (peer.go): every stream between the two nodes is one of its QUIC
 // streams (stream.go). Close (close.go) ends them the way a TCP close does.
 //
-// The engine's goroutines live in a lifecycle.Scope; the work started per
-// stream a peer opens runs under a lifecycle.Budget.
+// The engine's goroutines live in a lifecycle.Scope: one per connection
+// admits its peer's streams, which then wait for Accept in a bounded queue
+// (acceptq.go) as data, not goroutines. Connections are admitted after a
+// QUIC Retry and within quotas per IP, subnet and in all (admission.go);
+// incoming ICE sessions have their own bounded pool (session.go); what the
+// engine turns away is counted by reason (drops.go).
 //
 // A node builds its engine between opening its overlay and starting its
 // socket, as package p2psock does:

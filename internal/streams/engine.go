@@ -6,8 +6,10 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/transport/v2"
 	"github.com/quic-go/quic-go"
@@ -30,14 +32,35 @@ type Config struct {
 	// Logger receives debug logs; nil means none.
 	Logger *slog.Logger
 	// AcceptQueue is the number of streams peers opened that wait for
-	// Accept; while it is full, further streams wait. 0 means 64.
+	// Accept, in all. When it is full, a stream of a peer with fewer
+	// waiting streams than the peer with the most takes the place of that
+	// peer's newest; otherwise it is refused (RESET_STREAM and
+	// STOP_SENDING, code 0) and counted in Counters.QueueFull. 0 means 256.
 	AcceptQueue int
-	// MaxAdmitting bounds the streams peers opened that are not yet in the
-	// accept queue: waiting for their version byte, or for room in the
-	// queue. A stream past the bound is refused (RESET_STREAM and
-	// STOP_SENDING, code 0) and counted in Counters.StreamsRefused. 0 means
-	// 1024.
-	MaxAdmitting int
+	// AcceptQueuePerPeer is the number of streams one peer may have waiting
+	// for Accept; past it, its streams are refused and counted in
+	// Counters.PeerQueueFull. 0 means 64.
+	AcceptQueuePerPeer int
+	// UnacceptedTimeout is how long a stream may wait for Accept; then it
+	// is refused and counted in Counters.Unaccepted. 0 means 30 s.
+	UnacceptedTimeout time.Duration
+	// MaxStreamsPerConn is the number of streams a peer may have open at
+	// once on its connection (QUIC's MaxIncomingStreams; it cannot open
+	// unidirectional streams). 0 means 1024.
+	MaxStreamsPerConn int
+	// MaxConns is the number of QUIC connections peers may have open (or
+	// in their handshake) to the node's socket at once. When it is reached,
+	// a newcomer takes the place of the oldest connection of a peer without
+	// history (that this node never dialled, whose streams the application
+	// never accepted, and that is not in its routing table); if there is
+	// none it is refused and counted in Counters.ConnsFull. 0 means 512.
+	MaxConns int
+	// MaxConnsPerIP and MaxConnsPerSubnet bound the connections from one
+	// IP address and from one subnet (overlay.Subnet: IPv4 /24, IPv6 /48,
+	// a loopback or private address its own) that count toward MaxConns;
+	// connections from an address this node's ICE session selected are not
+	// limited so. 0 means 16 and 32.
+	MaxConnsPerIP, MaxConnsPerSubnet int
 	// STUNServers lists "host:port" of STUN servers, besides the node's
 	// contacts.
 	STUNServers []string
@@ -68,10 +91,9 @@ type Engine struct {
 	relay  *nat.Relay  // the node's own TURN relay; nil unless Config.RelayAddr
 	offers relayOffers // the relays contacts offer
 
-	scope    *lifecycle.Scope
-	admit    *lifecycle.Budget // admitStream goroutines
-	closing  chan struct{}     // closed when Close begins
-	accepted chan *Stream
+	scope   *lifecycle.Scope
+	closing chan struct{} // closed when Close begins
+	queue   *acceptQueue  // streams waiting for Accept
 
 	mu       sync.Mutex
 	closed   bool
@@ -80,9 +102,39 @@ type Engine struct {
 	dials    map[overlay.ID]*dial     // establishments in progress
 	sessions map[[8]byte]*session     // ICE sessions in progress
 	viaRelay map[overlay.ID]*session  // peers whose QUIC comes from their relay candidate: the session whose agent to keep
+	// expected holds the remote ends of the pairs this node's ICE sessions
+	// selected: no Retry and no per-IP quota for them (admission.go).
+	expected      map[netip.AddrPort]int
+	connsIn       int                      // connections admitted on the socket's listener, live or in their handshake
+	connsByIP     map[netip.Addr]int       // of which from each IP
+	connsBySubnet map[netip.Prefix]int     // and from each subnet
+	known         map[overlay.ID]time.Time // peers with history (remember), for the session pools
 
 	badSignals atomic.Uint64 // malformed signalling or relay messages
 	noPath     atomic.Uint64 // ICE sessions that found no path
+	retries    atomic.Uint64 // QUIC Retries sent to sources not yet validated
+	drops      drops         // what the engine turned away, by reason
+}
+
+// defaults fills in the zero fields of c.
+func (c *Config) defaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	set := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	set(&c.AcceptQueue, 256)
+	set(&c.AcceptQueuePerPeer, 64)
+	set(&c.MaxStreamsPerConn, 1024)
+	set(&c.MaxConns, 512)
+	set(&c.MaxConnsPerIP, 16)
+	set(&c.MaxConnsPerSubnet, 32)
+	if c.UnacceptedTimeout <= 0 {
+		c.UnacceptedTimeout = 30 * time.Second
+	}
 }
 
 // New creates the engine of the node whose overlay is ov and whose socket
@@ -90,20 +142,14 @@ type Engine struct {
 // service handlers (STUN, signalling, relay offers) and starts the node's
 // TURN relay if Config.RelayAddr says so. Then call Start.
 func New(cfg Config, ov *overlay.Overlay, sock *nat.Socket) (*Engine, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.AcceptQueue <= 0 {
-		cfg.AcceptQueue = 64
-	}
-	if cfg.MaxAdmitting <= 0 {
-		cfg.MaxAdmitting = 1024
-	}
+	cfg.defaults()
 	e := &Engine{cfg: cfg, ov: ov, sock: sock, self: ov.ID(),
-		scope: lifecycle.NewScope(), admit: lifecycle.NewBudget(cfg.MaxAdmitting),
-		closing: make(chan struct{}), accepted: make(chan *Stream, cfg.AcceptQueue),
+		scope: lifecycle.NewScope(), closing: make(chan struct{}),
 		peers: make(map[overlay.ID]*peerConn), dials: make(map[overlay.ID]*dial),
-		sessions: make(map[[8]byte]*session), viaRelay: make(map[overlay.ID]*session)}
+		sessions: make(map[[8]byte]*session), viaRelay: make(map[overlay.ID]*session),
+		expected: make(map[netip.AddrPort]int), connsByIP: make(map[netip.Addr]int),
+		connsBySubnet: make(map[netip.Prefix]int), known: make(map[overlay.ID]time.Time)}
+	e.queue = newAcceptQueue(cfg.AcceptQueue, cfg.AcceptQueuePerPeer, cfg.UnacceptedTimeout, e.refuseStream)
 	var err error
 	if e.cert, err = certificate(cfg.Identity); err != nil {
 		return nil, err
@@ -124,7 +170,12 @@ func New(cfg Config, ov *overlay.Overlay, sock *nat.Socket) (*Engine, error) {
 // Start opens the engine's QUIC listener on the node's socket; call it once
 // the socket has started. If it fails, Close the engine.
 func (e *Engine) Start() error {
-	ln, err := e.sock.Transport().Listen(serverTLS(e.cert), QUICConfig())
+	// The socket's transport takes these when its listener opens: a Retry
+	// for every source ICE did not validate, and the connection quotas.
+	tr := e.sock.Transport()
+	tr.VerifySourceAddress = e.needsRetry
+	tr.ConnContext = e.connContext
+	ln, err := tr.Listen(serverTLS(e.cert), e.quicConfig())
 	if err != nil {
 		return fmt.Errorf("p2psock: QUIC listener: %w", err)
 	}
@@ -136,17 +187,40 @@ func (e *Engine) Start() error {
 }
 
 // Counters describe the engine's connections, the ICE sessions that set
-// them up and the streams it refused.
+// them up, and what it turned away, by reason.
 type Counters struct {
-	Conns          int    // live QUIC connections, one per peer
-	RelayedConns   int    // of which through a TURN relay
-	Sessions       int    // ICE sessions in progress
-	NoPath         uint64 // ICE sessions that found no path
-	BadSignals     uint64 // malformed signalling or relay messages dropped
-	STUNAnswered   uint64 // plain STUN binding requests answered
-	STUNDropped    uint64 // STUN packets dropped (malformed, or the ICE mux fell behind)
-	Allocations    int    // live allocations on the node's TURN relay (Config.RelayAddr)
-	StreamsRefused uint64 // streams peers opened that were refused: Config.MaxAdmitting were waiting
+	Conns        int    // live QUIC connections, one per peer
+	RelayedConns int    // of which through a TURN relay
+	Sessions     int    // ICE sessions in progress
+	NoPath       uint64 // ICE sessions that found no path
+	BadSignals   uint64 // malformed signalling or relay messages dropped
+	STUNAnswered uint64 // plain STUN binding requests answered
+	STUNDropped  uint64 // STUN packets dropped (malformed, or the ICE mux fell behind)
+	Allocations  int    // live allocations on the node's TURN relay (Config.RelayAddr)
+	Waiting      int    // streams waiting for Accept
+
+	// StreamsRefused counts the streams peers opened that were refused, for
+	// any of the four reasons below.
+	StreamsRefused uint64
+	QueueFull      uint64 // the accept queue was full (Config.AcceptQueue)
+	PeerQueueFull  uint64 // the peer had Config.AcceptQueuePerPeer streams waiting
+	Unaccepted     uint64 // reset after Config.UnacceptedTimeout without an Accept
+	BadStreams     uint64 // the first byte was not the stream version, or did not come in time
+
+	Retries        uint64 // QUIC Retries sent to sources no ICE session of the node validated
+	ConnsPerIP     uint64 // connections refused: their IP had Config.MaxConnsPerIP
+	ConnsPerSubnet uint64 // connections refused: their subnet had Config.MaxConnsPerSubnet
+	ConnsFull      uint64 // connections refused: Config.MaxConns, and no peer without history to evict
+	ConnsEvicted   uint64 // connections of peers without history closed for a newcomer
+	ConnsReplaced  uint64 // connections closed because their peer opened a newer one
+
+	OffersEmpty     uint64 // offers refused: no usable candidate
+	OffersPerPeer   uint64 // offers refused: their origin had too many sessions in progress
+	OffersPerSubnet uint64 // offers refused: their origin's subnet had too many sessions in progress
+	OffersFull      uint64 // offers refused: the incoming sessions were all taken by peers with history or making progress
+	SessionsEvicted uint64 // incoming sessions without progress ended for a newer offer
+	Candidates      uint64 // remote candidates dropped past a session's bound
+	ChecksThrottled uint64 // ICE checks not sent: their address never answered and its budget was spent
 }
 
 // Counters returns a snapshot of the engine's counters.
@@ -166,7 +240,18 @@ func (e *Engine) Counters() Counters {
 	if e.relay != nil {
 		c.Allocations = e.relay.Allocations()
 	}
-	c.StreamsRefused = e.admit.Dropped()
+	c.Waiting = e.queue.len()
+	d := &e.drops
+	c.QueueFull, c.PeerQueueFull = d.get(dropQueueFull), d.get(dropPeerQueueFull)
+	c.Unaccepted, c.BadStreams = d.get(dropUnaccepted), d.get(dropBadVersion)
+	c.StreamsRefused = c.QueueFull + c.PeerQueueFull + c.Unaccepted + c.BadStreams
+	c.Retries = e.retries.Load()
+	c.ConnsPerIP, c.ConnsPerSubnet = d.get(dropConnIP), d.get(dropConnSubnet)
+	c.ConnsFull, c.ConnsEvicted, c.ConnsReplaced = d.get(dropConnFull), d.get(dropConnEvicted), d.get(dropConnReplaced)
+	c.OffersEmpty, c.OffersPerPeer = d.get(dropOfferEmpty), d.get(dropOfferPeer)
+	c.OffersPerSubnet, c.OffersFull = d.get(dropOfferSubnet), d.get(dropOfferFull)
+	c.SessionsEvicted, c.Candidates = d.get(dropSessionEvicted), d.get(dropCandidates)
+	c.ChecksThrottled = e.ice.ChecksThrottled()
 	return c
 }
 

@@ -27,10 +27,15 @@ type node struct {
 // one, with engines configured by cfg (the identity is filled in), after
 // registering the leak check. The nodes close at the end of the test.
 func newNet(t *testing.T, n int, cfg func(i int, c *Config)) []*node {
+	return newNetAt(t, n, testnet.LoopbackAddr, cfg)
+}
+
+// newNetAt is newNet with node i listening on addr(i).
+func newNetAt(t *testing.T, n int, addr func(i int) string, cfg func(i int, c *Config)) []*node {
 	t.Helper()
 	testnet.CheckLeaks(t)
 	start := func(i int, entries []string) (*node, error) {
-		return startNode(t, i, entries, cfg)
+		return startNodeAt(t, i, addr(i), entries, cfg)
 	}
 	return testnet.Start(t, n, start, func(nd *node) string { return nd.Addr() }).Nodes
 }
@@ -38,6 +43,11 @@ func newNet(t *testing.T, n int, cfg func(i int, c *Config)) []*node {
 // startNode opens an overlay node with an engine and joins it through
 // entries.
 func startNode(t testing.TB, i int, entries []string, cfg func(i int, c *Config)) (*node, error) {
+	return startNodeAt(t, i, testnet.LoopbackAddr(i), entries, cfg)
+}
+
+// startNodeAt is startNode listening on addr.
+func startNodeAt(t testing.TB, i int, addr string, entries []string, cfg func(i int, c *Config)) (*node, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -47,7 +57,7 @@ func startNode(t testing.TB, i int, entries []string, cfg func(i int, c *Config)
 		cfg(i, &c)
 	}
 	var eng *Engine
-	nd, err := ovnet.Open(overlay.Config{Identity: priv, Logger: testnet.Logger(t)}, testnet.LoopbackAddr(i), nil,
+	nd, err := ovnet.Open(overlay.Config{Identity: priv, Logger: testnet.Logger(t)}, addr, nil,
 		func(nd *ovnet.Node) error {
 			e, err := New(c, nd.Overlay, nd.Sock)
 			if err != nil {

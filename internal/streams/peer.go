@@ -16,15 +16,15 @@ import (
 // with (docs/PROTOCOL.md, §12.8).
 const (
 	closeNodeClosed quic.ApplicationErrorCode = 0x100 // the node is closing
-	closeReplaced   quic.ApplicationErrorCode = 0x101 // reserved: a newer connection to the same peer replaced it
+	closeReplaced   quic.ApplicationErrorCode = 0x101 // a newer connection to the same peer replaced it
 	closeBadStream  quic.ApplicationErrorCode = 0x102 // a stream began with an unknown version byte
+	closeEvicted    quic.ApplicationErrorCode = 0x103 // the node had no room, and the peer had no history with it
 )
 
-var _ = closeReplaced // reserved by the protocol, never sent
-
 // versionWait bounds how long a stream a peer opened may take to send its
-// version byte.
-const versionWait = 10 * time.Second
+// version byte. The peer's streams are admitted one after another, so a
+// stream that never sends it holds up only its own peer's later streams.
+const versionWait = 5 * time.Second
 
 // peerConn is the one QUIC connection a node keeps with a peer; every stream
 // between them is a stream of it.
@@ -39,6 +39,11 @@ type peerConn struct {
 	keeps      *session
 	lastFin    atomic.Int64 // when a stream of it last closed its sending side (unix ns)
 	leaving    atomic.Bool  // the peer said its node is closing (SignalClose)
+	// incoming is true for a connection the peer opened to the node's
+	// socket: it counts toward Config.MaxConns and may be evicted.
+	incoming bool
+	since    time.Time   // when it was adopted
+	history  atomic.Bool // this node dialled the peer, or the application accepted a stream of it
 
 	mu      sync.Mutex
 	streams map[*Stream]struct{} // Streams of it not yet closed by the application
@@ -125,7 +130,7 @@ func (e *Engine) acceptConns(ctx context.Context, ln *quic.Listener, tr *quic.Tr
 		e.mu.Lock()
 		keep := e.viaRelay[id]
 		e.mu.Unlock()
-		pc := &peerConn{id: id, qc: qc, relayed: tr != nil || keep != nil, tr: tr, keeps: keep}
+		pc := &peerConn{id: id, qc: qc, relayed: tr != nil || keep != nil, tr: tr, keeps: keep, incoming: tr == nil}
 		if keep != nil {
 			pc.closeAgent = keep.closeAgent
 		}
@@ -140,6 +145,7 @@ func (e *Engine) acceptConns(ctx context.Context, ln *quic.Listener, tr *quic.Tr
 // it, its streams are accepted, and a dial waiting for it completes. It
 // reports false, and closes pc, if the engine is closing.
 func (e *Engine) adopt(pc *peerConn) bool {
+	pc.since = time.Now()
 	e.mu.Lock()
 	if e.closed || !e.scope.Go(func(life context.Context) { e.acceptStreams(life, pc) }) {
 		e.mu.Unlock()
@@ -147,21 +153,31 @@ func (e *Engine) adopt(pc *peerConn) bool {
 		pc.release()
 		return false
 	}
+	old := e.peers[pc.id]
+	if old != nil && old.history.Load() {
+		pc.history.Store(true)
+	}
 	e.peers[pc.id] = pc
 	if d := e.dials[pc.id]; d != nil {
 		delete(e.dials, pc.id)
 		d.completeLocked(pc, nil)
 	}
 	e.mu.Unlock()
+	if old != nil && old.alive() {
+		// One connection per pair: a peer that opens another (it
+		// restarted, or found the first dead) replaces the first.
+		e.drops.add(dropConnReplaced)
+		old.qc.CloseWithError(closeReplaced, "replaced")
+	}
 	e.cfg.Logger.Debug("connection up", "peer", shortID(pc.id), "relayed", pc.relayed,
 		"remote", pc.qc.RemoteAddr().String())
 	return true
 }
 
 // acceptStreams admits the peer's streams until the connection ends or the
-// engine's lifetime does. Each stream is admitted on a goroutine of its own,
-// under the engine's admission budget: a stream that does not fit, or that
-// comes while the engine is closing, is refused.
+// engine's lifetime does, one after another on this one goroutine: it reads
+// each stream's version byte (within versionWait) and queues the stream for
+// Accept. A stream waits in the queue as data, not as a goroutine.
 func (e *Engine) acceptStreams(life context.Context, pc *peerConn) {
 	defer func() {
 		e.forget(pc)
@@ -175,9 +191,22 @@ func (e *Engine) acceptStreams(life context.Context, pc *peerConn) {
 			} // else Close decides how the connection ends
 			return
 		}
-		if !e.scope.TryGo(e.admit, func(context.Context) { e.admitStream(pc, qs) }) {
+		if e.isClosing() {
 			refuse(qs, 0)
+			continue
 		}
+		qs.SetReadDeadline(time.Now().Add(versionWait))
+		var v [1]byte
+		if _, err := qs.Read(v[:]); err != nil || v[0] != streamVersion {
+			if life.Err() != nil {
+				return
+			}
+			e.drops.add(dropBadVersion)
+			refuse(qs, closeBadStream)
+			continue
+		}
+		qs.SetReadDeadline(time.Time{})
+		e.queue.push(newStream(qs, pc))
 	}
 }
 
@@ -187,37 +216,26 @@ func refuse(qs *quic.Stream, code quic.ApplicationErrorCode) {
 	qs.CancelWrite(quic.StreamErrorCode(code))
 }
 
-// admitStream reads the stream's version byte and queues it for Accept.
-func (e *Engine) admitStream(pc *peerConn, qs *quic.Stream) {
-	qs.SetReadDeadline(time.Now().Add(versionWait))
-	var v [1]byte
-	if _, err := qs.Read(v[:]); err != nil || v[0] != streamVersion {
-		refuse(qs, closeBadStream)
-		return
-	}
-	qs.SetReadDeadline(time.Time{})
-	s := newStream(qs, pc)
-	select {
-	case e.accepted <- s:
-	case <-e.closing:
-		refuse(qs, 0)
-	}
+// refuseStream stops a stream the accept queue drops (code 0), and counts
+// it by reason.
+func (e *Engine) refuseStream(s *Stream, reason dropReason) {
+	e.drops.add(reason)
+	refuse(s.qs, 0)
+	s.pc.streamClosed(s)
 }
 
 // Accept waits for the next stream a peer opened. It fails with
 // net.ErrClosed once the engine is closing, or with ctx's error.
 func (e *Engine) Accept(ctx context.Context) (*Stream, error) {
-	select {
-	case <-e.closing:
-		return nil, net.ErrClosed
-	default:
-	}
-	select {
-	case s := <-e.accepted:
-		return s, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-e.closing:
+	if e.isClosing() {
 		return nil, net.ErrClosed
 	}
+	s, err := e.queue.pop(ctx, e.closing)
+	if err != nil {
+		return nil, err
+	}
+	if !s.pc.history.Swap(true) {
+		e.remember(s.pc.id)
+	}
+	return s, nil
 }

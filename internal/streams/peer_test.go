@@ -16,24 +16,22 @@ import (
 	"github.com/p2psock/p2psock/internal/testnet"
 )
 
-// TestLoopbackAdmitBudget: streams a peer opens wait for Accept in the
-// accept queue, and beyond it (for room in the queue) up to MaxAdmitting at
-// once; a stream past that is refused (the opener's read fails with a
-// stream error of code 0) and counted, and the streams that fitted are all
-// accepted in the end.
-func TestLoopbackAdmitBudget(t *testing.T) {
-	const queue, admitting = 1, 2
-	nodes := newNet(t, 2, func(_ int, c *Config) { c.AcceptQueue, c.MaxAdmitting = queue, admitting })
+// TestLoopbackAcceptQueueBounds: streams a peer opens wait for Accept, at
+// most AcceptQueuePerPeer of them; a stream past that is refused (the
+// opener's read fails with a stream error of code 0) and counted, and the
+// streams that fitted are all accepted in the end.
+func TestLoopbackAcceptQueueBounds(t *testing.T) {
+	const perPeer = 2
+	nodes := newNet(t, 2, func(_ int, c *Config) { c.AcceptQueuePerPeer = perPeer })
 	b, a := nodes[0], nodes[1] // a joined through b, so it knows b
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	waiting := func() int { return len(b.eng.accepted) + b.eng.admit.InUse() }
 	var opened []*Stream
-	for i := range queue + admitting {
+	for i := range perPeer {
 		s, err := a.eng.Dial(ctx, b.ID())
 		require.NoError(t, err)
 		opened = append(opened, s)
-		testnet.Eventually(t, 10*time.Second, "the stream to wait for Accept", func() bool { return waiting() == i+1 })
+		testnet.Eventually(t, 10*time.Second, "the stream to wait for Accept", func() bool { return b.eng.Counters().Waiting == i+1 })
 	}
 	require.Zero(t, b.eng.Counters().StreamsRefused)
 
@@ -45,7 +43,9 @@ func TestLoopbackAdmitBudget(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	require.EqualValues(t, 0, se.ErrorCode)
 	require.True(t, se.Remote)
-	require.EqualValues(t, 1, b.eng.Counters().StreamsRefused)
+	c := b.eng.Counters()
+	require.EqualValues(t, 1, c.StreamsRefused)
+	require.EqualValues(t, 1, c.PeerQueueFull)
 
 	for range opened {
 		s, err := b.eng.Accept(ctx)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -123,14 +124,14 @@ func (r *relayOffers) fly(ctx context.Context, f *relayFlight) {
 	close(f.done)
 }
 
-// askRelays asks up to three directly linked contacts (public ones first),
-// in parallel, for a relay, and returns the offers that came within
-// relayQueryWait.
+// askRelays asks up to three directly linked contacts (public ones first,
+// one per subnet first: relayContacts), in parallel, for a relay, and
+// returns the offers that came within relayQueryWait, one per subnet.
 func (e *Engine) askRelays(ctx context.Context) []nat.TURNServer {
 	ctx, cancel := context.WithTimeout(ctx, relayQueryWait)
 	defer cancel()
 	req, _ := wire.AppendRelayMsg(nil, wire.RelayMsg{Kind: wire.RelayRequest})
-	contacts := e.ov.DirectContacts(3)
+	contacts := relayContacts(e.ov.DirectContacts(relayCandidates), relaysAsked)
 	got := make([]*nat.TURNServer, len(contacts))
 	var wg sync.WaitGroup
 	for i, c := range contacts {
@@ -143,7 +144,43 @@ func (e *Engine) askRelays(ctx context.Context) []nat.TURNServer {
 			out = append(out, *t)
 		}
 	}
+	return diverseRelays(out)
+}
+
+// relaysAsked is the number of contacts asked for a relay; relayCandidates
+// the number of direct contacts they are chosen from.
+const (
+	relaysAsked     = 3
+	relayCandidates = 32
+)
+
+// relayContacts picks n of contacts, in their order, one per subnet first
+// (overlay.Diverse), then others if there are too few subnets: the relays a
+// connection depends on come from as many networks as the contacts do
+// (askRelays keeps one relay per subnet).
+func relayContacts(contacts []overlay.DirectContact, n int) []overlay.DirectContact {
+	addr := func(c overlay.DirectContact) netip.Addr { return c.Addr.Addr() }
+	out := overlay.Diverse(contacts, addr, 1, n)
+	for _, c := range contacts {
+		if len(out) >= n {
+			break
+		}
+		if !slices.ContainsFunc(out, func(o overlay.DirectContact) bool { return o.ID == c.ID }) {
+			out = append(out, c)
+		}
+	}
 	return out
+}
+
+// diverseRelays keeps, in order, one relay per subnet.
+func diverseRelays(servers []nat.TURNServer) []nat.TURNServer {
+	return overlay.Diverse(servers, func(t nat.TURNServer) netip.Addr {
+		ap, err := netip.ParseAddrPort(t.Addr)
+		if err != nil {
+			return netip.Addr{}
+		}
+		return ap.Addr()
+	}, 1, -1)
 }
 
 // askRelay asks contact c for a relay; nil if it offers none.

@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/pion/ice/v2"
 
@@ -22,11 +25,20 @@ import (
 // pair is a host or reflexive candidate, over the ICE connection when it is a
 // relay candidate. See docs/PROTOCOL.md, §12.4.
 
+// The pools of sessions: this node's own Connects have theirs, so that
+// offers, however many, never starve them; incoming sessions are bounded
+// per origin (its ID, and its subnet when the node has a link with it), and
+// when they are all taken, a new offer ends the oldest session of a peer
+// without history that has made no progress (docs/SECURITY.md, "Streams and
+// connections").
 const (
-	maxSessions        = 256 // ICE sessions in progress per node
-	maxSessionsPerPeer = 4   // incoming ICE sessions in progress per peer
-	maxPending         = 4 * wire.MaxCandidates
-	outQueue           = 64 // local candidates waiting to be trickled
+	maxOutgoingSessions  = 128 // this node's own ICE sessions in progress
+	maxIncomingSessions  = 128 // ICE sessions in progress that peers' offers started
+	maxSessionsPerPeer   = 4   // incoming ICE sessions in progress per peer
+	maxSessionsPerSubnet = 8   // incoming ICE sessions in progress per origin subnet
+	maxRemoteCandidates  = wire.MaxCandidates
+	maxPending           = maxRemoteCandidates
+	outQueue             = 64 // local candidates waiting to be trickled
 )
 
 // session is the record of one ICE session in progress. Dial's attempt
@@ -40,25 +52,33 @@ type session struct {
 	ufrag    string
 	pwd      string
 	answer   []byte // the reply to the offer, resent on a retransmitted offer
+	since    time.Time
+	subnet   netip.Prefix // the origin's subnet, if known (incoming sessions)
+	history  bool         // the peer has history with this node (incoming sessions)
+	progress atomic.Bool  // ICE found a working pair
 
 	mu         sync.Mutex
 	agent      *ice.Agent
 	agentOnce  sync.Once
 	pending    []ice.Candidate // remote candidates that came before the agent
 	relayAddrs map[string]bool // the peer's relay candidates
+	remote     map[string]bool // the peer's candidates so far, at most maxRemoteCandidates
 
-	out       chan ice.Candidate // local candidates to trickle
-	trickle   chan struct{}      // closed when trickling may start
-	trickleOn sync.Once
-	failed    context.Context // done when ICE fails, or the engine's lifetime ends
-	fail      context.CancelFunc
+	out        chan ice.Candidate // local candidates to trickle
+	gathered   chan struct{}      // closed when the agent has gathered all it will
+	gatherOnce sync.Once
+	trickle    chan struct{} // closed when trickling may start
+	trickleOn  sync.Once
+	failed     context.Context // done when ICE fails, or the engine's lifetime ends
+	fail       context.CancelFunc
 }
 
 // newSession returns a session with a random ID and fresh credentials,
 // which fails at the latest when life ends.
 func newSession(life context.Context, peer overlay.ID, outgoing bool) *session {
-	s := &session{peer: peer, outgoing: outgoing, relayAddrs: make(map[string]bool),
-		out: make(chan ice.Candidate, outQueue), trickle: make(chan struct{})}
+	s := &session{peer: peer, outgoing: outgoing, since: time.Now(),
+		relayAddrs: make(map[string]bool), remote: make(map[string]bool),
+		out: make(chan ice.Candidate, outQueue), trickle: make(chan struct{}), gathered: make(chan struct{})}
 	s.failed, s.fail = context.WithCancel(life)
 	rand.Read(s.id[:])
 	s.ufrag, s.pwd = iceString(16), iceString(32)
@@ -76,9 +96,10 @@ func iceString(n int) string {
 	return string(b)
 }
 
-// addRemote adds the peer's candidates, or keeps them (up to maxPending)
-// until the agent exists. Candidates that do not parse are ignored.
-func (s *session) addRemote(cands []string) {
+// addRemote adds the peer's candidates, or keeps them until the agent
+// exists. Candidates that do not parse are ignored, copies too; it returns
+// the number dropped past maxRemoteCandidates.
+func (s *session) addRemote(cands []string) (dropped int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, raw := range cands {
@@ -86,17 +107,36 @@ func (s *session) addRemote(cands []string) {
 		if err != nil {
 			continue
 		}
+		key := c.Marshal()
+		if s.remote[key] {
+			continue
+		}
+		if len(s.remote) >= maxRemoteCandidates {
+			dropped++
+			continue
+		}
+		s.remote[key] = true
 		if c.Type() == ice.CandidateTypeRelay {
 			s.relayAddrs[net.JoinHostPort(c.Address(), fmt.Sprint(c.Port()))] = true
 		}
 		if s.agent == nil {
-			if len(s.pending) < maxPending {
-				s.pending = append(s.pending, c)
-			}
+			s.pending = append(s.pending, c)
 			continue
 		}
 		_ = s.agent.AddRemoteCandidate(c)
 	}
+	return dropped
+}
+
+// usableCandidates counts the candidates of cands that parse.
+func usableCandidates(cands []string) int {
+	n := 0
+	for _, raw := range cands {
+		if _, err := ice.UnmarshalCandidate(raw); err == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // setAgent attaches the agent and gives it the candidates kept so far.
@@ -145,29 +185,90 @@ func (e *Engine) addSession(s *session) error {
 	if e.closed {
 		return net.ErrClosed
 	}
-	if len(e.sessions) >= maxSessions {
-		return fmt.Errorf("p2psock: %d connection attempts in progress", maxSessions)
+	n := 0
+	for _, o := range e.sessions {
+		if o.outgoing {
+			n++
+		}
+	}
+	if n >= maxOutgoingSessions {
+		return fmt.Errorf("p2psock: %d connection attempts in progress", maxOutgoingSessions)
 	}
 	e.sessions[s.id] = s
 	return nil
 }
 
-// incomingFromLocked counts the incoming sessions in progress from peer.
-func (e *Engine) incomingFromLocked(peer overlay.ID) int {
-	k := 0
+// admitOfferLocked decides whether an offer from peer (whose subnet is
+// subnet, if known, and whose history says whether it has history with this
+// node) may start an incoming session: it returns the reason to refuse it,
+// or -1, and the session to end to make room, if any. Engine.mu is held.
+func (e *Engine) admitOfferLocked(peer overlay.ID, subnet netip.Prefix, history bool) (dropReason, *session) {
+	in, fromPeer, fromSubnet := 0, 0, 0
+	var victim *session
 	for _, s := range e.sessions {
-		if s.peer == peer && !s.outgoing {
-			k++
+		if s.outgoing {
+			continue
+		}
+		in++
+		if s.peer == peer {
+			fromPeer++
+		}
+		if subnet.IsValid() && s.subnet == subnet {
+			fromSubnet++
+		}
+		// The oldest session of a peer without history that has not found
+		// a pair; a peer with history may end one that has, too.
+		if s.history || (s.progress.Load() && !history) {
+			continue
+		}
+		if victim == nil || (victim.progress.Load() && !s.progress.Load()) ||
+			(victim.progress.Load() == s.progress.Load() && s.since.Before(victim.since)) {
+			victim = s
 		}
 	}
-	return k
+	switch {
+	case fromPeer >= maxSessionsPerPeer:
+		return dropOfferPeer, nil
+	case subnet.IsValid() && fromSubnet >= maxSessionsPerSubnet && !history:
+		return dropOfferSubnet, nil
+	case in < maxIncomingSessions:
+		return -1, nil
+	case victim == nil:
+		return dropOfferFull, nil
+	}
+	return -1, victim
 }
 
+// dropSession removes s from the sessions in progress, if it still is.
 func (e *Engine) dropSession(s *session) {
 	e.mu.Lock()
-	delete(e.sessions, s.id)
+	if e.sessions[s.id] == s {
+		delete(e.sessions, s.id)
+	}
 	e.mu.Unlock()
 }
+
+// remember records that peer has history with this node (it was dialled,
+// or the application accepted a stream of it), for the session pools:
+// at most maxKnown peers, the oldest forgotten first.
+func (e *Engine) remember(peer overlay.ID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.known[peer]; !ok && len(e.known) >= maxKnown {
+		var oldest overlay.ID
+		var at time.Time
+		for id, t := range e.known {
+			if at.IsZero() || t.Before(at) {
+				oldest, at = id, t
+			}
+		}
+		delete(e.known, oldest)
+	}
+	e.known[peer] = time.Now()
+}
+
+// maxKnown bounds the peers with history the engine remembers.
+const maxKnown = 1024
 
 // hostCandidates are the host candidates an offer or answer carries (the
 // agent trickles them too, and the peer drops the copies): with them the
@@ -195,6 +296,7 @@ func (e *Engine) newAgent(ctx context.Context, s *session, relay bool) (*ice.Age
 	}
 	_ = a.OnCandidate(func(c ice.Candidate) {
 		if c == nil {
+			s.gatherOnce.Do(func() { close(s.gathered) })
 			return
 		}
 		select {
@@ -203,7 +305,10 @@ func (e *Engine) newAgent(ctx context.Context, s *session, relay bool) (*ice.Age
 		}
 	})
 	_ = a.OnConnectionStateChange(func(st ice.ConnectionState) {
-		if st == ice.ConnectionStateFailed {
+		switch st {
+		case ice.ConnectionStateConnected:
+			s.progress.Store(true)
+		case ice.ConnectionStateFailed:
 			s.fail()
 		}
 	})

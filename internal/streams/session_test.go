@@ -44,8 +44,9 @@ func TestNewSession(t *testing.T) {
 }
 
 // TestLoopbackSessionRemoteCandidates: candidates that come before the agent are
-// kept (at most maxPending; those that do not parse are dropped) and handed
-// to the agent when it is attached; later ones go to the agent at once. The
+// kept and handed to the agent when it is attached; later ones go to the
+// agent at once; a session takes at most maxRemoteCandidates in all (those
+// past it, and those that do not parse, are dropped; copies are ignored). The
 // peer's relay candidates are remembered, so that a selected pair whose
 // remote end is one of them is known to be relayed even when the agent
 // learnt it as peer-reflexive.
@@ -56,8 +57,8 @@ func TestLoopbackSessionRemoteCandidates(t *testing.T) {
 	for i := range maxPending + 10 {
 		cands = append(cands, hostCand(40000+i))
 	}
-	s.addRemote([]string{"not a candidate", relayCand})
-	s.addRemote(cands)
+	require.Zero(t, s.addRemote([]string{"not a candidate", relayCand, relayCand}))
+	require.Equal(t, 11, s.addRemote(cands))
 	s.mu.Lock()
 	require.Len(t, s.pending, maxPending)
 	s.mu.Unlock()
@@ -74,9 +75,19 @@ func TestLoopbackSessionRemoteCandidates(t *testing.T) {
 	// pion adds remote candidates on its own goroutine.
 	testnet.Eventually(t, 5*time.Second, "the kept candidates to reach the agent",
 		func() bool { return remoteCount() == maxPending })
-	s.addRemote([]string{hostCand(50000)})
-	testnet.Eventually(t, 5*time.Second, "a later candidate to reach the agent",
-		func() bool { return remoteCount() == maxPending+1 })
+	require.Equal(t, 1, s.addRemote([]string{hostCand(50000)}), "past the bound")
+
+	s2 := newSession(context.Background(), overlay.ID{1}, false)
+	agent2, err := nd.eng.ice.NewAgent(nat.AgentConfig{LocalUfrag: s2.ufrag, LocalPwd: s2.pwd})
+	require.NoError(t, err)
+	s2.setAgent(agent2)
+	defer s2.closeAgent()
+	require.Zero(t, s2.addRemote([]string{hostCand(50000)}))
+	testnet.Eventually(t, 5*time.Second, "a later candidate to reach the agent", func() bool {
+		remote, err := agent2.GetRemoteCandidates()
+		require.NoError(t, err)
+		return len(remote) == 1
+	})
 
 	local, err := ice.UnmarshalCandidate(hostCand(4000))
 	require.NoError(t, err)
@@ -110,4 +121,10 @@ func TestLoopbackOfferCarriesHostCandidates(t *testing.T) {
 	addr := nodes[0].Sock.LocalAddr().String()
 	require.Equal(t, addr, fmt.Sprintf("%s:%d", c.Address(), c.Port()))
 	require.Empty(t, nodes[1].eng.hostCandidates())
+}
+
+// loopCand is a host candidate on loopback: checks to it stay on this
+// machine.
+func loopCand(port int) string {
+	return fmt.Sprintf("1020016950 1 udp 2130706431 127.0.0.1 %d typ host", port)
 }

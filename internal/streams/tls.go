@@ -28,13 +28,21 @@ func QUICConfig() *quic.Config {
 		HandshakeIdleTimeout:           5 * time.Second,
 		MaxIdleTimeout:                 30 * time.Second,
 		KeepAlivePeriod:                10 * time.Second, // holds NAT mappings of direct paths open
-		MaxIncomingStreams:             4096,
+		MaxIncomingStreams:             1024,             // Config.MaxStreamsPerConn
 		MaxIncomingUniStreams:          -1,
 		InitialStreamReceiveWindow:     1 << 20,
 		MaxStreamReceiveWindow:         16 << 20,
 		InitialConnectionReceiveWindow: 2 << 20,
 		MaxConnectionReceiveWindow:     32 << 20,
 	}
+}
+
+// quicConfig is QUICConfig with the engine's bound on the streams a peer
+// may have open.
+func (e *Engine) quicConfig() *quic.Config {
+	c := QUICConfig()
+	c.MaxIncomingStreams = int64(e.cfg.MaxStreamsPerConn)
+	return c
 }
 
 // certificate returns a self-signed X.509 certificate whose key is the

@@ -26,6 +26,9 @@ const (
 	RejectConflict byte = 1 // both nodes connect at once; the receiver's own offer goes ahead
 	RejectClosing  byte = 2 // the receiver is closing
 	RejectBusy     byte = 3 // the receiver has too many sessions in progress
+	// RejectNoCandidates: the Offer carried no candidate the receiver could
+	// parse, so a session would have nothing to check.
+	RejectNoCandidates byte = 4
 )
 
 // Limits of a signalling message.
