@@ -26,6 +26,10 @@ type Counters struct {
 	DroppedNoRoute     uint64 // fragments that could not be forwarded
 	DroppedBusy        uint64 // fragments not taken for forwarding because Config.Workers goroutines were forwarding already
 	DroppedBusyAcks    uint64 // acknowledgements and refusals not sent because Config.Workers goroutines were sending them already
+	// DroppedUndecryptable counts the sealed messages to this node, signed
+	// by their origin, that did not open (sealed to another key, or
+	// spoiled by their origin); a data message is refused to its origin.
+	DroppedUndecryptable uint64
 
 	// Detours counts the messages this node sent again straight to the
 	// node a lookup over disjoint paths found, because greedy routing got
@@ -42,7 +46,7 @@ type counters struct {
 	packetsIn, packetsOut, bytesIn, bytesOut        atomic.Uint64
 	sent, received, forwarded, relayed, retransmits atomic.Uint64
 	malformed, wrongNet, forged, replayed, oversize atomic.Uint64
-	queueFull, unknownPeer, noRoute                 atomic.Uint64
+	queueFull, unknownPeer, noRoute, undecryptable  atomic.Uint64
 	detours, contradicted                           atomic.Uint64
 }
 
@@ -57,27 +61,28 @@ func (o *Overlay) counters() Counters {
 
 func (c *counters) snapshot() Counters {
 	s := Counters{
-		PacketsIn:           c.packetsIn.Load(),
-		PacketsOut:          c.packetsOut.Load(),
-		BytesIn:             c.bytesIn.Load(),
-		BytesOut:            c.bytesOut.Load(),
-		MessagesSent:        c.sent.Load(),
-		MessagesReceived:    c.received.Load(),
-		MessagesForwarded:   c.forwarded.Load(),
-		FramesRelayed:       c.relayed.Load(),
-		Retransmits:         c.retransmits.Load(),
-		DroppedMalformed:    c.malformed.Load(),
-		DroppedWrongNet:     c.wrongNet.Load(),
-		DroppedForged:       c.forged.Load(),
-		DroppedReplayed:     c.replayed.Load(),
-		DroppedOversized:    c.oversize.Load(),
-		DroppedQueueFull:    c.queueFull.Load(),
-		DroppedUnknownPeer:  c.unknownPeer.Load(),
-		DroppedNoRoute:      c.noRoute.Load(),
-		Detours:             c.detours.Load(),
-		LookupsContradicted: c.contradicted.Load(),
+		PacketsIn:            c.packetsIn.Load(),
+		PacketsOut:           c.packetsOut.Load(),
+		BytesIn:              c.bytesIn.Load(),
+		BytesOut:             c.bytesOut.Load(),
+		MessagesSent:         c.sent.Load(),
+		MessagesReceived:     c.received.Load(),
+		MessagesForwarded:    c.forwarded.Load(),
+		FramesRelayed:        c.relayed.Load(),
+		Retransmits:          c.retransmits.Load(),
+		DroppedMalformed:     c.malformed.Load(),
+		DroppedWrongNet:      c.wrongNet.Load(),
+		DroppedForged:        c.forged.Load(),
+		DroppedReplayed:      c.replayed.Load(),
+		DroppedOversized:     c.oversize.Load(),
+		DroppedQueueFull:     c.queueFull.Load(),
+		DroppedUnknownPeer:   c.unknownPeer.Load(),
+		DroppedNoRoute:       c.noRoute.Load(),
+		DroppedUndecryptable: c.undecryptable.Load(),
+		Detours:              c.detours.Load(),
+		LookupsContradicted:  c.contradicted.Load(),
 	}
 	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +
-		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute
+		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute + s.DroppedUndecryptable
 	return s
 }
