@@ -48,10 +48,9 @@ type sealer struct {
 	mu   sync.Mutex
 	keys map[ID]hpke.PublicKey
 
-	// Tests only: off sends messages in clear, tamper spoils a sealed
-	// payload before it is signed.
-	off    atomic.Bool
-	tamper func([]byte)
+	// Tests only: off sends messages in clear, spoil flips a bit of every
+	// sealed payload before it is signed.
+	off, spoil atomic.Bool
 }
 
 // sealPrivate returns this node's HPKE private key, derived on first use.
@@ -129,8 +128,8 @@ func (o *Overlay) seal(h *wire.MsgHeader, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errBadSealKey, err)
 	}
-	if o.sealer.tamper != nil {
-		o.sealer.tamper(ct)
+	if o.sealer.spoil.Load() {
+		ct[len(ct)-1] ^= 1
 	}
 	return ct, nil
 }
