@@ -149,9 +149,11 @@ func TestSealPolicy(t *testing.T) {
 		})
 	}
 	t.Run("no key", func(t *testing.T) {
-		h := sealedHeader(a, ID{1})
-		_, err := a.seal(&h, []byte("x"))
-		require.ErrorIs(t, err, errBadSealKey)
+		for _, id := range []ID{{1}, {}} { // y = 1; y = 0, which maps to a point of small order
+			h := sealedHeader(a, id)
+			_, err := a.seal(&h, []byte("x"))
+			require.ErrorIs(t, err, errBadSealKey, "%x", id)
+		}
 	})
 	t.Run("off", func(t *testing.T) {
 		a.sealer.off.Store(true)
