@@ -46,8 +46,10 @@ type counters struct {
 	packetsIn, packetsOut, bytesIn, bytesOut        atomic.Uint64
 	sent, received, forwarded, relayed, retransmits atomic.Uint64
 	malformed, wrongNet, forged, replayed, oversize atomic.Uint64
-	queueFull, unknownPeer, noRoute, undecryptable  atomic.Uint64
+	queueFull, unknownPeer, noRoute                 atomic.Uint64
 	detours, contradicted                           atomic.Uint64
+
+	undecryptable atomic.Uint64 // DroppedUndecryptable
 }
 
 // counters returns a snapshot of the overlay's counters.
@@ -61,28 +63,29 @@ func (o *Overlay) counters() Counters {
 
 func (c *counters) snapshot() Counters {
 	s := Counters{
-		PacketsIn:            c.packetsIn.Load(),
-		PacketsOut:           c.packetsOut.Load(),
-		BytesIn:              c.bytesIn.Load(),
-		BytesOut:             c.bytesOut.Load(),
-		MessagesSent:         c.sent.Load(),
-		MessagesReceived:     c.received.Load(),
-		MessagesForwarded:    c.forwarded.Load(),
-		FramesRelayed:        c.relayed.Load(),
-		Retransmits:          c.retransmits.Load(),
-		DroppedMalformed:     c.malformed.Load(),
-		DroppedWrongNet:      c.wrongNet.Load(),
-		DroppedForged:        c.forged.Load(),
-		DroppedReplayed:      c.replayed.Load(),
-		DroppedOversized:     c.oversize.Load(),
-		DroppedQueueFull:     c.queueFull.Load(),
-		DroppedUnknownPeer:   c.unknownPeer.Load(),
-		DroppedNoRoute:       c.noRoute.Load(),
-		DroppedUndecryptable: c.undecryptable.Load(),
-		Detours:              c.detours.Load(),
-		LookupsContradicted:  c.contradicted.Load(),
+		PacketsIn:           c.packetsIn.Load(),
+		PacketsOut:          c.packetsOut.Load(),
+		BytesIn:             c.bytesIn.Load(),
+		BytesOut:            c.bytesOut.Load(),
+		MessagesSent:        c.sent.Load(),
+		MessagesReceived:    c.received.Load(),
+		MessagesForwarded:   c.forwarded.Load(),
+		FramesRelayed:       c.relayed.Load(),
+		Retransmits:         c.retransmits.Load(),
+		DroppedMalformed:    c.malformed.Load(),
+		DroppedWrongNet:     c.wrongNet.Load(),
+		DroppedForged:       c.forged.Load(),
+		DroppedReplayed:     c.replayed.Load(),
+		DroppedOversized:    c.oversize.Load(),
+		DroppedQueueFull:    c.queueFull.Load(),
+		DroppedUnknownPeer:  c.unknownPeer.Load(),
+		DroppedNoRoute:      c.noRoute.Load(),
+		Detours:             c.detours.Load(),
+		LookupsContradicted: c.contradicted.Load(),
 	}
+	s.DroppedUndecryptable = c.undecryptable.Load()
 	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +
-		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute + s.DroppedUndecryptable
+		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute +
+		s.DroppedUndecryptable
 	return s
 }
