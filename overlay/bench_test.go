@@ -32,6 +32,37 @@ func BenchmarkLoopbackSendToKey(b *testing.B) {
 	}
 }
 
+// BenchmarkLoopbackSendToID measures an acknowledged Send of 100 bytes to
+// the ID of another node (sealed to it) in a 50-node loopback network.
+func BenchmarkLoopbackSendToID(b *testing.B) {
+	benchmarkSendToID(b, 100)
+}
+
+// BenchmarkLoopbackSendToIDLarge is BenchmarkLoopbackSendToID with 16 KiB
+// messages (18 fragments).
+func BenchmarkLoopbackSendToIDLarge(b *testing.B) {
+	benchmarkSendToID(b, 16<<10)
+}
+
+func benchmarkSendToID(b *testing.B, size int) {
+	testnet.CheckLeaks(b)
+	tn := loopback(b, 50, overlay.Config{})
+	tn.in.Discard()
+	ctx := context.Background()
+	data := make([]byte, size)
+	b.SetBytes(int64(size))
+	n := len(tn.Nodes)
+	for i := 0; b.Loop(); i++ {
+		from, to := tn.Nodes[i%n], tn.Nodes[(i*7+1)%n]
+		if from == to {
+			to = tn.Nodes[(i+1)%n]
+		}
+		if err := from.Send(ctx, data, to.ID().Key(), false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkLoopbackRawUDPRoundTrip is the baseline for BenchmarkLoopbackSendToKey.
 func BenchmarkLoopbackRawUDPRoundTrip(b *testing.B) {
 	a, err := net.ListenPacket("udp", "127.0.0.1:0")

@@ -11,6 +11,10 @@ var (
 	ErrMessageTooLarge = errors.New("p2psock: message too large")
 	// ErrNoService means the destination does not offer the message's service.
 	ErrNoService = errors.New("p2psock: destination does not offer the service")
+	// ErrUndecryptable means the destination could not open the sealed
+	// message: it was sealed to another key than the destination's, or
+	// spoiled on the way at the origin.
+	ErrUndecryptable = errors.New("p2psock: destination could not open the sealed message")
 	// ErrNoEntryPoint means no bootstrap entry point answered and joining only
 	// was asked for.
 	ErrNoEntryPoint = errors.New("p2psock: no entry point answered")

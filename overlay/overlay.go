@@ -183,6 +183,8 @@ type Overlay struct {
 	recv     chan Message
 	services [256]Handler
 
+	sealer sealer // end-to-end sealing keys (seal.go)
+
 	linkHandlers [256]LinkHandler
 	linkAcks     map[linkKey]chan struct{}
 	linkReasm    map[linkKey]*linkReassembly

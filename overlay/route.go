@@ -131,7 +131,11 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 		h.Mode = wire.ModeKey
 	}
 	rand.Read(h.MsgID[:])
-	frames := o.encodeMessage(h, payload)
+	body, err := o.seal(&h, payload) // seal.go: sealed to dest's key when sent by ID
+	if err != nil {
+		return nil, ID{}, fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
+	frames := o.encodeMessage(h, body)
 
 	ch := make(chan ackResult, 4)
 	o.mu.Lock()
@@ -160,7 +164,8 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 		rand.Read(h.MsgID[:])
 		o.acks[h.MsgID] = ch
 		o.mu.Unlock()
-		frames = o.encodeMessage(h, payload)
+		body, _ = o.seal(&h, payload) // it sealed to dest before
+		frames = o.encodeMessage(h, body)
 		return true
 	}
 
@@ -225,6 +230,10 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 				if r.nack && len(r.payload) == 1 && r.payload[0] == wire.NackNoService && r.from == ID(dest) {
 					timer.Stop()
 					return nil, r.from, fmt.Errorf("%w: service %d at %v", ErrNoService, service, r.from)
+				}
+				if r.nack && len(r.payload) == 1 && r.payload[0] == wire.NackSealed && r.from == ID(dest) {
+					timer.Stop()
+					return nil, r.from, fmt.Errorf("%w: %v", ErrUndecryptable, r.from)
 				}
 				if r.nack {
 					timer.Stop()
@@ -480,7 +489,11 @@ func (o *Overlay) nack(r wire.Route) {
 // sendControl routes an ack or nack for message m back to its origin.
 func (o *Overlay) sendControl(kind byte, m wire.MsgHeader, payload []byte) {
 	h := wire.MsgHeader{Kind: kind, Mode: wire.ModeID, Service: m.Service, Origin: o.self, Dest: m.Origin, MsgID: m.MsgID,
-		Timestamp: time.Now().UnixMilli(), Length: uint32(len(payload))}
+		Timestamp: time.Now().UnixMilli()}
+	payload, err := o.seal(&h, payload) // a reply is sealed to the origin
+	if err != nil {
+		return // not an ID a node can own
+	}
 	frames := o.encodeMessage(h, payload)
 	o.scope.TryGo(o.acksOut, func(context.Context) {
 		if o.routeOut(frames) == local {
@@ -542,6 +555,10 @@ func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]by
 	}
 	if d := time.Since(time.UnixMilli(h.Timestamp)); d > o.cfg.ReplayWindow || d < -o.cfg.ReplayWindow {
 		o.ctr.replayed.Add(1)
+		return
+	}
+	payload, ok := o.open(h, payload) // seal.go
+	if !ok {
 		return
 	}
 	switch h.Kind {

@@ -27,6 +27,10 @@ type Counters struct {
 	DroppedBusy        uint64 // fragments not taken for forwarding because Config.Workers goroutines were forwarding already
 	DroppedBusyAcks    uint64 // acknowledgements and refusals not sent because Config.Workers goroutines were sending them already
 	DroppedNoWork      uint64 // frames from senders, and contacts named in lookup answers, whose ID lacks the work Config.Difficulty asks
+	// DroppedUndecryptable counts the sealed messages to this node, signed
+	// by their origin, that did not open (sealed to another key, or
+	// spoiled by their origin); a data message is refused to its origin.
+	DroppedUndecryptable uint64
 
 	// RefusedSubnetBucket counts the verified nodes the routing table
 	// refused (or kept on their old path) because their bucket held
@@ -54,6 +58,7 @@ type counters struct {
 	queueFull, unknownPeer, noRoute                 atomic.Uint64
 	detours, contradicted                           atomic.Uint64
 	noWork, refusedBucket, refusedTable             atomic.Uint64
+	undecryptable                                   atomic.Uint64 // DroppedUndecryptable
 }
 
 // countRefusal counts a node the routing table refused for diversity.
@@ -100,7 +105,9 @@ func (c *counters) snapshot() Counters {
 		RefusedSubnetBucket: c.refusedBucket.Load(),
 		RefusedSubnetTable:  c.refusedTable.Load(),
 	}
+	s.DroppedUndecryptable = c.undecryptable.Load()
 	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +
-		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute + s.DroppedNoWork
+		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute + s.DroppedNoWork +
+		s.DroppedUndecryptable
 	return s
 }

@@ -23,6 +23,9 @@ var (
 	// ErrNoService: the destination does not offer the service a message was
 	// sent to (see Node.Overlay).
 	ErrNoService = overlay.ErrNoService
+	// ErrUndecryptable: the destination could not open the message sealed
+	// to its ID (the message was sealed to another key).
+	ErrUndecryptable = overlay.ErrUndecryptable
 	// ErrNoEntryPoint: Bind with JoinOnly found no entry point that answered.
 	ErrNoEntryPoint = overlay.ErrNoEntryPoint
 	// ErrDifficulty: the node's identity lacks the work proof the network

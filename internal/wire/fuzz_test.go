@@ -281,6 +281,13 @@ func FuzzParseRoute(f *testing.F) {
 	h := testMsgHeader()
 	h.Kind, h.Mode = KindNack, ModeKey
 	f.Add(routeFragments(h, []byte{NackNoRoute}, testPriv)[0].Append(nil))
+	sealed := testMsgHeader()
+	sealed.Sealed = true
+	for _, n := range []int{SealOverhead, SealOverhead + 10, MaxSealed} {
+		frags := routeFragments(sealed, payload(n), testPriv)
+		f.Add(frags[0].Append(nil))
+		f.Add(frags[len(frags)-1].Append(nil))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := ParseRoute(data)
 		if err != nil {
@@ -289,7 +296,14 @@ func FuzzParseRoute(f *testing.F) {
 		require.LessOrEqual(t, HeaderLen+len(data), MaxFrame, "an accepted Route frame fits MaxFrame")
 		require.LessOrEqual(t, r.Msg.Kind, KindNack)
 		require.LessOrEqual(t, r.Msg.Mode, ModeKey)
-		require.LessOrEqual(t, r.Msg.Length, uint32(MaxMessage))
+		if r.Msg.Sealed {
+			require.Equal(t, ModeID, r.Msg.Mode, "only a message to an ID is sealed")
+			require.GreaterOrEqual(t, r.Msg.Length, uint32(SealOverhead))
+			require.LessOrEqual(t, r.Msg.Length, uint32(MaxSealed))
+		} else {
+			require.LessOrEqual(t, r.Msg.Length, uint32(MaxMessage))
+		}
+		require.LessOrEqual(t, int(r.FragCount), MaxFragments)
 		require.Equal(t, FragmentCount(int(r.Msg.Length)), int(r.FragCount))
 		require.Less(t, r.FragIndex, r.FragCount)
 		require.LessOrEqual(t, int(r.FragIndex)*MaxChunk+len(r.Chunk), int(r.Msg.Length),

@@ -11,6 +11,7 @@ const msgHeaderLen = 1 + 1 + 1 + 32 + 32 + 16 + 8 + 4
 type MsgHeader struct {
 	Kind      byte     // KindData, KindAck or KindNack
 	Mode      byte     // ModeID or ModeKey
+	Sealed    bool     // the payload is sealed to Dest's key (ModeID only); on the wire, FlagSealed in the mode byte
 	Service   byte     // 0: application messages; others: services built on the overlay (see Service*)
 	Origin    [32]byte // the ID (Ed25519 public key) of the node that signed the message
 	Dest      [32]byte // the ID or key the message is routed to
@@ -20,12 +21,27 @@ type MsgHeader struct {
 }
 
 func (h *MsgHeader) append(b []byte) []byte {
-	b = append(b, h.Kind, h.Mode, h.Service)
+	mode := h.Mode
+	if h.Sealed {
+		mode |= FlagSealed
+	}
+	b = append(b, h.Kind, mode, h.Service)
 	b = append(b, h.Origin[:]...)
 	b = append(b, h.Dest[:]...)
 	b = append(b, h.MsgID[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(h.Timestamp))
 	return binary.BigEndian.AppendUint32(b, h.Length)
+}
+
+// Sealing returns the HPKE info string a sealed payload is bound to: a domain
+// string, the network tag and the message header (with FlagSealed set and
+// Length the sealed length). A ciphertext moved under another header (another
+// origin, destination, message ID, kind, service or timestamp) does not open.
+func (h *MsgHeader) Sealing(net [8]byte) []byte {
+	b := make([]byte, 0, 16+8+msgHeaderLen)
+	b = append(b, "p2psock seal v1\x00"...)
+	b = append(b, net[:]...)
+	return h.append(b)
 }
 
 // Signed returns the bytes the origin signs: a domain string, the network tag,
@@ -83,7 +99,8 @@ func ParseRoute(body []byte) (Route, error) {
 	r.FragCount = binary.BigEndian.Uint16(body[3:])
 	m := body[5:]
 	r.Msg.Kind = m[0]
-	r.Msg.Mode = m[1]
+	r.Msg.Mode = m[1] &^ FlagSealed
+	r.Msg.Sealed = m[1]&FlagSealed != 0
 	r.Msg.Service = m[2]
 	copy(r.Msg.Origin[:], m[3:35])
 	copy(r.Msg.Dest[:], m[35:67])
@@ -97,7 +114,10 @@ func ParseRoute(body []byte) (Route, error) {
 	if r.Msg.Kind > KindNack || r.Msg.Mode > ModeKey {
 		return r, ErrMalformed
 	}
-	if r.Msg.Length > MaxMessage {
+	if r.Msg.Sealed && (r.Msg.Mode != ModeID || r.Msg.Length < SealOverhead) {
+		return r, ErrMalformed // only a message to an ID can be sealed, and a sealed payload is never empty
+	}
+	if r.Msg.Length > MaxMessage && (!r.Msg.Sealed || r.Msg.Length > MaxSealed) {
 		return r, ErrLong
 	}
 	if int(r.FragCount) != FragmentCount(int(r.Msg.Length)) || r.FragIndex >= r.FragCount {

@@ -56,8 +56,14 @@ const (
 	MaxChunk = MaxFrame - RouteOverhead
 	// MaxMessage is the largest message payload: 64 KiB.
 	MaxMessage = 64 << 10
-	// MaxFragments is the largest fragment count of a message.
-	MaxFragments = (MaxMessage + MaxChunk - 1) / MaxChunk
+	// SealOverhead is what sealing adds to a payload: the 32-byte HPKE
+	// encapsulated key (DHKEM X25519) and the 16-byte AEAD tag.
+	SealOverhead = 32 + 16
+	// MaxSealed is the largest sealed payload: a sealed MaxMessage.
+	MaxSealed = MaxMessage + SealOverhead
+	// MaxFragments is the largest fragment count of a message. A sealed
+	// MaxMessage takes no more fragments than a clear one (69).
+	MaxFragments = (MaxSealed + MaxChunk - 1) / MaxChunk
 	// MaxHops is the hop count past which a route fragment is dropped.
 	MaxHops = 64
 )
@@ -79,12 +85,18 @@ const (
 const (
 	ModeID  byte = 0 // deliver to the node whose ID equals Dest
 	ModeKey byte = 1 // deliver to the live node whose ID is XOR-closest to Dest
+
+	// FlagSealed, set in a Route frame's mode byte (MsgHeader.Sealed), says
+	// the payload is sealed with HPKE to the key of the ID Dest (ModeID
+	// only).
+	FlagSealed byte = 0x80
 )
 
 // Nack reasons, the one-byte payload of a KindNack message.
 const (
 	NackNoRoute   byte = 1 // no node closer to the destination ID is reachable
 	NackNoService byte = 2 // the destination does not offer the message's service
+	NackSealed    byte = 3 // the destination could not open the sealed payload
 )
 
 // Services: the Service byte of a routed message says who consumes it at the

@@ -97,6 +97,8 @@ func TestConstants(t *testing.T) {
 	require.Equal(t, 95, msgHeaderLen)
 	require.Equal(t, HeaderLen+5+95+SigLen, RouteOverhead)
 	require.Equal(t, MaxFrame, RouteOverhead+MaxChunk)
+	require.Equal(t, 69, MaxFragments)
+	require.Equal(t, FragmentCount(MaxMessage), FragmentCount(MaxSealed), "a sealed MaxMessage takes no more fragments")
 	require.Equal(t, MaxFrame+HeaderLen+32, MaxPacket)
 	// The largest packet, a Relay frame wrapping a MaxFrame frame, fits the
 	// IPv6 minimum MTU with the IPv6 (40) and UDP (8) headers.
@@ -657,10 +659,16 @@ func TestRoute(t *testing.T) {
 		for _, kind := range []struct {
 			name       string
 			kind, mode byte
-		}{{"data/id", KindData, ModeID}, {"ack/key", KindAck, ModeKey}, {"nack/id", KindNack, ModeID}} {
+			sealed     bool
+		}{{"data/id", KindData, ModeID, false}, {"ack/key", KindAck, ModeKey, false}, {"nack/id", KindNack, ModeID, false},
+			{"data/id/sealed", KindData, ModeID, true}, {"ack/id/sealed", KindAck, ModeID, true}} {
+			n := n
+			if kind.sealed {
+				n += SealOverhead // a sealed payload of n bytes
+			}
 			t.Run(fmt.Sprintf("length %d %s", n, kind.name), func(t *testing.T) {
 				h := testMsgHeader()
-				h.Kind, h.Mode = kind.kind, kind.mode
+				h.Kind, h.Mode, h.Sealed = kind.kind, kind.mode, kind.sealed
 				p := payload(n)
 				frags := routeFragments(h, p, testPriv)
 				require.Len(t, frags, FragmentCount(n))
@@ -698,6 +706,43 @@ func TestRoute(t *testing.T) {
 		b[5+msgHeaderLen] ^= 0xFF
 		require.Equal(t, b[5+msgHeaderLen], got.Chunk[0])
 	})
+	t.Run("sealed MaxMessage fits", func(t *testing.T) {
+		h := testMsgHeader()
+		h.Sealed = true
+		frags := routeFragments(h, payload(MaxSealed), testPriv)
+		require.Len(t, frags, MaxFragments)
+		for _, r := range frags {
+			b := r.Append(newFrame(TypeRoute))
+			require.LessOrEqual(t, len(b), MaxFrame)
+			got, err := ParseRoute(b[HeaderLen:])
+			require.NoError(t, err)
+			require.True(t, got.Msg.Sealed)
+			require.Equal(t, ModeID, got.Msg.Mode)
+			require.Equal(t, ModeID|FlagSealed, b[48], "the mode byte carries FlagSealed")
+		}
+	})
+	t.Run("sealing info binds the header", func(t *testing.T) {
+		h := testMsgHeader()
+		h.Sealed, h.Length = true, 100
+		info := h.Sealing(testNet)
+		require.Equal(t, []byte("p2psock seal v1\x00"), info[:16])
+		require.Equal(t, testNet[:], info[16:24])
+		require.Len(t, info, 16+8+msgHeaderLen)
+		for _, mod := range []func(*MsgHeader){
+			func(m *MsgHeader) { m.Kind = KindAck },
+			func(m *MsgHeader) { m.Service++ },
+			func(m *MsgHeader) { m.Origin[0] ^= 1 },
+			func(m *MsgHeader) { m.Dest[0] ^= 1 },
+			func(m *MsgHeader) { m.MsgID[0] ^= 1 },
+			func(m *MsgHeader) { m.Timestamp++ },
+			func(m *MsgHeader) { m.Length++ },
+		} {
+			m := h
+			mod(&m)
+			require.NotEqual(t, info, m.Sealing(testNet))
+		}
+		require.NotEqual(t, info, h.Sealing(NetworkTag("other")))
+	})
 	t.Run("any hop count", func(t *testing.T) {
 		r := routeFragments(testMsgHeader(), payload(3), testPriv)[0]
 		r.Hops = 255
@@ -718,6 +763,7 @@ func TestMsgHeaderSigned(t *testing.T) {
 	for _, mod := range []func(*MsgHeader){
 		func(m *MsgHeader) { m.Kind = KindAck },
 		func(m *MsgHeader) { m.Mode = ModeKey },
+		func(m *MsgHeader) { m.Sealed = true },
 		func(m *MsgHeader) { m.Origin[31] ^= 1 },
 		func(m *MsgHeader) { m.Dest[0] ^= 1 },
 		func(m *MsgHeader) { m.MsgID[15] ^= 1 },
@@ -774,6 +820,23 @@ func TestRouteRejects(t *testing.T) {
 		{"Kind 0xFF", mk(1, 0, func(r *Route) { r.Msg.Kind = 0xFF }), ErrMalformed},
 		{"Mode 2", mk(1, 0, func(r *Route) { r.Msg.Mode = 2 }), ErrMalformed},
 		{"Mode 0xFF", mk(1, 0, func(r *Route) { r.Msg.Mode = 0xFF }), ErrMalformed},
+		{"Mode 0x81 (sealed ModeKey)", mk(SealOverhead, 0, func(r *Route) { r.Msg.Mode = ModeKey | FlagSealed }), ErrMalformed},
+		{"sealed ModeKey", mk(SealOverhead, 0, func(r *Route) { r.Msg.Mode, r.Msg.Sealed = ModeKey, true }), ErrMalformed},
+		{"sealed, shorter than the overhead", mk(SealOverhead-1, 0, func(r *Route) { r.Msg.Sealed = true }), ErrMalformed},
+		{"sealed, empty", mk(0, 0, func(r *Route) { r.Msg.Sealed = true }), ErrMalformed},
+		{"sealed Length MaxSealed+1", mk(0, 0, func(r *Route) {
+			r.Msg.Sealed = true
+			r.Msg.Length = MaxSealed + 1
+			r.FragCount = uint16(FragmentCount(MaxSealed + 1))
+			r.FragIndex = r.FragCount - 1
+			r.Chunk = make([]byte, MaxSealed+1-int(r.FragIndex)*MaxChunk)
+		}), ErrLong},
+		{"clear Length MaxSealed", mk(0, 0, func(r *Route) {
+			r.Msg.Length = MaxSealed
+			r.FragCount = uint16(FragmentCount(MaxSealed))
+			r.FragIndex = r.FragCount - 1
+			r.Chunk = make([]byte, MaxSealed-int(r.FragIndex)*MaxChunk)
+		}), ErrLong},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
