@@ -358,17 +358,18 @@ func (d *DHT) Delete(ctx context.Context, key string) error {
 
 // replicas returns the replica set of key: up to Replicas live nodes
 // closest to KeyOf(key), this node included if it is one, found by a
-// lookup over disjoint paths (overlay.LookupDisjointPeers), so that nodes
-// lying in lookups do not make up the set unless every path met them, and
-// at most one node per subnet (overlay.Diverse), so that identities ground
-// next to the key on one network take one place at most. The lookup's order
+// lookup over disjoint paths (overlay.LookupDiverse), so that nodes lying
+// in lookups do not make up the set unless every path met them, and at most
+// one node per subnet (overlay.Diverse), so that identities ground next to
+// the key on one network take one place at most and do not hide the nodes
+// behind them. The lookup's order
 // is kept: nodes no path contradicted first, each part nearest first (this
 // node takes its place among the first). Reads and writes go to every
 // replica, and reads merge what they return, so one replica that withholds
 // a record does not hide it.
 func (d *DHT) replicas(ctx context.Context, key string) ([]overlay.ID, error) {
 	k := overlay.KeyOf([]byte(key))
-	peers, trusted, err := d.ov.LookupDisjointPeers(ctx, k)
+	peers, trusted, err := d.ov.LookupDiverse(ctx, k, 1, d.cfg.Replicas)
 	if err != nil {
 		return nil, err
 	}
