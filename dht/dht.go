@@ -364,7 +364,8 @@ func (d *DHT) Delete(ctx context.Context, key string) error {
 // the key on one network take one place at most and do not hide the nodes
 // behind them. The lookup's order
 // is kept: nodes no path contradicted first, each part nearest first (this
-// node takes its place among the first). Reads and writes go to every
+// node takes its place among the first, and the subnet limit does not
+// count it). Reads and writes go to every
 // replica, and reads merge what they return, so one replica that withholds
 // a record does not hide it.
 func (d *DHT) replicas(ctx context.Context, key string) ([]overlay.ID, error) {
@@ -379,11 +380,14 @@ func (d *DHT) replicas(ctx context.Context, key string) ([]overlay.ID, error) {
 	for at < min(trusted, len(peers)) && k.Closer(peers[at].ID.Key(), self.Key()) {
 		at++
 	}
-	peers = slices.Insert(peers, at, overlay.Peer{ID: self, Addr: d.selfAddr()})
+	peers = slices.Insert(peers, at, overlay.Peer{ID: self}) // not limited: a node is no Sybil to itself
 	return d.diverse(peers), nil
 }
 
-// diverse keeps the first Replicas of peers, at most one per subnet.
+// diverse keeps the first Replicas of peers, at most one per subnet; a peer
+// with no address (this node) is not limited, and does not count toward
+// the limit of its subnet, so that nodes sharing one address (on one
+// machine) still make replica sets of two.
 func (d *DHT) diverse(peers []overlay.Peer) []overlay.ID {
 	peers = overlay.Diverse(peers, func(p overlay.Peer) netip.Addr { return p.Addr.Addr() }, 1, d.cfg.Replicas)
 	ids := make([]overlay.ID, len(peers))
@@ -391,16 +395,6 @@ func (d *DHT) diverse(peers []overlay.Peer) []overlay.ID {
 		ids[i] = p.ID
 	}
 	return ids
-}
-
-// selfAddr is this node's address as its contacts see it, or its socket's
-// if none has told it yet.
-func (d *DHT) selfAddr() netip.AddrPort {
-	inf := d.ov.Info()
-	if inf.Observed.IsValid() {
-		return inf.Observed
-	}
-	return inf.LocalAddr
 }
 
 func (d *DHT) request(ctx context.Context, to overlay.ID, req []byte) ([]byte, error) {

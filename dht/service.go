@@ -245,15 +245,13 @@ func (d *DHT) handoff(ctx context.Context) {
 
 // closestDiverse is the replica set of k as this node's routing table has
 // it, without a lookup: the closest of its contacts and itself, at most one
-// per subnet.
+// contact per subnet.
 func (d *DHT) closestDiverse(k overlay.Key) []overlay.ID {
 	ids := d.ov.Closest(k, 4*d.cfg.Replicas)
 	peers := make([]overlay.Peer, len(ids))
 	for i, id := range ids {
 		peers[i].ID = id
-		if id == d.ov.ID() {
-			peers[i].Addr = d.selfAddr()
-		} else if p, ok := d.ov.PeerInfo(id); ok {
+		if p, ok := d.ov.PeerInfo(id); ok && id != d.ov.ID() {
 			peers[i].Addr = p.Addr
 		}
 	}
