@@ -374,22 +374,29 @@ func (d *DHT) replicas(ctx context.Context, key string) ([]overlay.ID, error) {
 	if err != nil {
 		return nil, err
 	}
-	self := d.ov.ID()
-	peers = slices.DeleteFunc(peers, func(p overlay.Peer) bool { return p.ID == self })
+	return pickReplicas(peers, trusted, d.ov.ID(), k, d.cfg.Replicas), nil
+}
+
+// pickReplicas is the replica set among peers as a lookup returned them (the
+// first trusted of them no path contradicted, each part nearest first to
+// k): self takes its place by distance among the trusted, and the first n
+// are kept in that order, one per subnet.
+func pickReplicas(peers []overlay.Peer, trusted int, self overlay.ID, k overlay.Key, n int) []overlay.ID {
+	peers = slices.DeleteFunc(slices.Clone(peers), func(p overlay.Peer) bool { return p.ID == self })
 	at := 0
 	for at < min(trusted, len(peers)) && k.Closer(peers[at].ID.Key(), self.Key()) {
 		at++
 	}
 	peers = slices.Insert(peers, at, overlay.Peer{ID: self}) // not limited: a node is no Sybil to itself
-	return d.diverse(peers), nil
+	return diverse(peers, n)
 }
 
-// diverse keeps the first Replicas of peers, at most one per subnet; a peer
+// diverse keeps the first n of peers, at most one per subnet; a peer
 // with no address (this node) is not limited, and does not count toward
 // the limit of its subnet, so that nodes sharing one address (on one
 // machine) still make replica sets of two.
-func (d *DHT) diverse(peers []overlay.Peer) []overlay.ID {
-	peers = overlay.Diverse(peers, func(p overlay.Peer) netip.Addr { return p.Addr.Addr() }, 1, d.cfg.Replicas)
+func diverse(peers []overlay.Peer, n int) []overlay.ID {
+	peers = overlay.Diverse(peers, func(p overlay.Peer) netip.Addr { return p.Addr.Addr() }, 1, n)
 	ids := make([]overlay.ID, len(peers))
 	for i, p := range peers {
 		ids[i] = p.ID

@@ -255,7 +255,7 @@ func (d *DHT) closestDiverse(k overlay.Key) []overlay.ID {
 			peers[i].Addr = p.Addr
 		}
 	}
-	return d.diverse(peers)
+	return diverse(peers, d.cfg.Replicas)
 }
 
 // pushAll stores ops on their replica sets (looked up), or on one node.
