@@ -38,8 +38,8 @@ type Config struct {
 	OwnerPercent int
 	// SubnetPercent is the part of MaxRecords and of MaxBytes the records
 	// sent by the nodes of one subnet (overlay.Subnet of their address: an
-	// IPv4 /24, an IPv6 /48; a node whose address is unknown counts on its
-	// own) may take on a replica, in percent; default 10. A store beyond it
+	// IPv4 /24, an IPv6 /48; the nodes this node has no direct path to
+	// count as one subnet) may take on a replica, in percent; default 10. A store beyond it
 	// is refused and counted in Stats.RefusedSubnet. When a replica is full,
 	// a store evicts records of the subnet that holds the largest share, if
 	// that share is larger than the storing subnet's would become, and is

@@ -10,8 +10,12 @@ import (
 // Fair shares of a replica's store. Every operation a replica keeps (an Add
 // with its value, a Remove or Delete tombstone) costs one record and its
 // encoded size plus entryOverhead bytes, and is charged to two accounts:
-// its owner's, and its writer's (the subnet of the node that sent it, by
-// overlay.Subnet, or that node's ID when its address is unknown). Each
+// its owner's, and its writer's: the subnet of the node that sent it, by
+// overlay.Subnet, if this node has a direct path to it (a writer has one, for
+// its lookup queried the replica); one account shared by every sender this
+// node has no direct path to, so that identities cannot escape their
+// subnet's share by writing from afar; and this node's own ID for what it
+// stores on itself. Each
 // account may hold at most a share of the store's records and bytes
 // (Config.OwnerPercent, Config.SubnetPercent), so that neither one identity
 // nor a crowd of identities on one network fills a replica. When the whole
@@ -25,19 +29,23 @@ import (
 const entryOverhead = 256
 
 // writer is who a store is charged to besides the owner: the subnet of the
-// node that sent it, or that node's ID when its address is unknown.
+// node that sent it; the zero writer, every sender whose address is unknown;
+// or this node's ID, for its own stores.
 type writer struct {
 	subnet netip.Prefix
 	id     overlay.ID
 }
 
-// writerOf returns the account key of a node that sent a store from addr
-// (invalid if unknown).
-func writerOf(from overlay.ID, addr netip.Addr) writer {
-	if p := overlay.Subnet(addr); p.IsValid() {
-		return writer{subnet: p}
+// writerOf returns the account key of a store sent by from, whose address
+// is addr (invalid if unknown), to the node self.
+func writerOf(from, self overlay.ID, addr netip.Addr) writer {
+	switch {
+	case from == self:
+		return writer{id: self}
+	case overlay.Subnet(addr).IsValid():
+		return writer{subnet: overlay.Subnet(addr)}
 	}
-	return writer{id: from}
+	return writer{}
 }
 
 // account is what one owner or one writer holds.

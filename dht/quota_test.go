@@ -187,3 +187,28 @@ func TestLoopbackDHTWatchRegistrationsAreBounded(t *testing.T) {
 	require.Equal(t, uint64(48), st.RefusedWatches)
 	require.Equal(t, 48, refused)
 }
+
+// Identities that write from nodes the replica has no direct path to (whose
+// address it does not know) share one account of the subnet's size: writing
+// from afar does not escape the subnet share.
+func TestLoopbackDHTUnknownWritersShareOneAccount(t *testing.T) {
+	testnet.CheckLeaks(t)
+	const records = 1000
+	tn := newLoopbackDHT(t, 2, Config{MaxRecords: records})
+	replica, honest := tn.dhts[0], tn.dhts[1]
+	kept := 0
+	for range 50 {
+		far := newSigner(t) // its own node, never linked with the replica
+		for i := range 20 {
+			if storeAt(t, replica, far.id, far.storeReq(replica, opAdd, uint64(i+1), fmt.Sprintf("k%d", i), []byte("x"))) == statusOK {
+				kept++
+			}
+		}
+	}
+	st := replica.Stats()
+	t.Logf("50 identities from unknown addresses, 1000 adds: %d kept, stats %+v", kept, st)
+	require.Equal(t, records*10/100, kept)
+	require.Equal(t, uint64(1000-kept), st.RefusedSubnet)
+	me := nodeSigner(honest)
+	require.Equal(t, statusOK, storeAt(t, replica, me.id, me.storeReq(replica, opAdd, 1, "h", []byte("v"))), "a linked writer has its own share")
+}

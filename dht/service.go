@@ -83,16 +83,14 @@ func (d *DHT) handle(m overlay.Message) ([]byte, bool) {
 	return []byte{statusInvalid}, true
 }
 
-// writer is the account a store sent by from is charged to: from's subnet
-// if this node reaches it directly, else from itself.
+// writer is the account a store sent by from is charged to (writerOf):
+// from's subnet if this node reaches it directly.
 func (d *DHT) writer(from overlay.ID) writer {
 	var addr netip.Addr
-	if from != d.ov.ID() {
-		if p, ok := d.ov.PeerInfo(from); ok {
-			addr = p.Addr.Addr()
-		}
+	if p, ok := d.ov.PeerInfo(from); ok && from != d.ov.ID() {
+		addr = p.Addr.Addr()
 	}
-	return writerOf(from, addr)
+	return writerOf(from, d.ov.ID(), addr)
 }
 
 func readKey(b []byte) (string, []byte, bool) {
