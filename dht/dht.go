@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -24,7 +25,30 @@ type Config struct {
 	MaxKeySize        int           // bytes; default 1 KiB
 	MaxValueSize      int           // bytes; default 60 KiB (a value travels in one 64 KiB message)
 	MaxValuesPerOwner int           // values per key per owner a replica keeps; default 64
-	MaxRecords        int           // values a replica keeps in all; default 100000
+	// MaxRecords bounds the operations a replica keeps in all: values and
+	// the tombstones of removed values; default 100000.
+	MaxRecords int
+	// MaxBytes bounds the memory a replica's records take: each costs its
+	// encoding (key, value or value hash, signature) plus 256 bytes of
+	// bookkeeping. Default 67108864 bytes (64 MiB).
+	MaxBytes int64
+	// OwnerPercent is the part of MaxRecords and of MaxBytes the records of
+	// one owner may take on a replica, in percent; default 2. A store
+	// beyond it is refused (ErrQuota) and counted in Stats.RefusedOwner.
+	OwnerPercent int
+	// SubnetPercent is the part of MaxRecords and of MaxBytes the records
+	// sent by the nodes of one subnet (overlay.Subnet of their address: an
+	// IPv4 /24, an IPv6 /48; the nodes this node has no direct path to
+	// count as one subnet) may take on a replica, in percent; default 10. A store beyond it
+	// is refused and counted in Stats.RefusedSubnet. When a replica is full,
+	// a store evicts records of the subnet that holds the largest share, if
+	// that share is larger than the storing subnet's would become, and is
+	// refused otherwise (Stats.Evicted, Stats.RefusedFull).
+	SubnetPercent int
+	// MaxWatchers bounds the watch registrations (a key and a node watching
+	// it) a replica keeps; one node may hold OwnerPercent of them. Default
+	// 4096.
+	MaxWatchers int
 	// Republish is how often an owner stores its live records on the
 	// current replica set again, and replicas hand records to nodes that
 	// have joined the set; default 1 min.
@@ -59,6 +83,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxRecords <= 0 {
 		c.MaxRecords = 100000
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 64 << 20
+	}
+	if c.OwnerPercent <= 0 || c.OwnerPercent > 100 {
+		c.OwnerPercent = 2
+	}
+	if c.SubnetPercent <= 0 || c.SubnetPercent > 100 {
+		c.SubnetPercent = 10
+	}
+	if c.MaxWatchers <= 0 {
+		c.MaxWatchers = 4096
 	}
 	if c.Republish <= 0 {
 		c.Republish = time.Minute
@@ -151,7 +187,7 @@ func New(n overlay.Host, cfg Config) (*DHT, error) {
 	cfg.setDefaults()
 	ov := n.Overlay()
 	d := &DHT{
-		ov: ov, cfg: cfg, net: wire.NetworkTag(ov.Network()), st: newStore(),
+		ov: ov, cfg: cfg, net: wire.NetworkTag(ov.Network()), st: newStore(&cfg),
 		own: map[string]map[string]*signedOp{}, tombs: map[string][]*signedOp{}, watches: map[string][]*watch{},
 		scope: lifecycle.NewScope(), notifies: lifecycle.NewBudget(cfg.Workers),
 	}
@@ -200,18 +236,42 @@ func (d *DHT) callContext(ctx context.Context) (_ context.Context, end func(erro
 
 // Stats are a DHT's counters.
 type Stats struct {
-	Records int // live values this node holds as a replica
+	Records    int   // live values this node holds as a replica
+	Tombstones int   // tombstones of removed values it holds
+	Bytes      int64 // what they cost, counted against Config.MaxBytes
+	Watchers   int   // watch registrations it holds
 	// DroppedNotifications counts the notifications of changes to the
 	// nodes watching a key that were not sent because Config.Workers
 	// notifications were under way already.
 	DroppedNotifications uint64
+
+	// Stores this node did not keep as a replica, by reason.
+	RefusedOwner   uint64 // the owner held its share (Config.OwnerPercent)
+	RefusedSubnet  uint64 // the sender's subnet held its share (Config.SubnetPercent)
+	RefusedFull    uint64 // the store was full and no subnet held a larger share than the sender's
+	RefusedPerKey  uint64 // the owner held Config.MaxValuesPerOwner values under the key
+	RefusedInvalid uint64 // malformed, badly signed, expired, expiring too late or too large
+	RefusedStale   uint64 // a newer operation of the owner was held: a replay or an old copy
+	// Evicted counts the records dropped to make room for the store of a
+	// subnet holding a smaller share.
+	Evicted uint64
+	// RefusedWatches counts the watch registrations refused for
+	// Config.MaxWatchers.
+	RefusedWatches uint64
 }
 
 // Stats returns a snapshot of the DHT's counters.
 func (d *DHT) Stats() Stats {
-	d.st.mu.Lock()
-	defer d.st.mu.Unlock()
-	return Stats{Records: d.st.n, DroppedNotifications: d.notifies.Dropped()}
+	st := d.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return Stats{
+		Records: st.n, Tombstones: st.tombs, Bytes: st.bytes, Watchers: st.watchers,
+		DroppedNotifications: d.notifies.Dropped(),
+		RefusedOwner:         st.ctr.owner, RefusedSubnet: st.ctr.subnet, RefusedFull: st.ctr.full,
+		RefusedPerKey: st.ctr.perKey, RefusedInvalid: st.ctr.invalid, RefusedStale: st.ctr.stale,
+		Evicted: st.ctr.evicted, RefusedWatches: st.ctr.watches,
+	}
 }
 
 func (d *DHT) nextSeq() uint64 {
@@ -262,7 +322,7 @@ func (d *DHT) Remove(ctx context.Context, key string, value []byte) error {
 		exp = add.expiry()
 	}
 	d.mu.Unlock()
-	op := &signedOp{op: opRemove, owner: d.ov.ID(), seq: d.nextSeq(), expires: exp.UnixMilli(), key: key, value: slices.Clone(value)}
+	op := &signedOp{op: opRemove, owner: d.ov.ID(), seq: d.nextSeq(), expires: exp.UnixMilli(), key: key, value: []byte(valueHash(value))}
 	op.sign(d.ov.Sign, d.net)
 	if err := d.storeOnReplicas(ctx, op); err != nil {
 		return err
@@ -296,30 +356,52 @@ func (d *DHT) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// replicas returns the replica set of key: the Replicas live nodes closest
-// to KeyOf(key), this node included if it is one, found by a lookup over
-// disjoint paths (overlay.LookupDisjoint), so that nodes lying in lookups
-// do not make up the set unless every path met them. Reads and writes go to
-// every replica, and reads merge what they return, so one replica that
-// withholds a record does not hide it.
+// replicas returns the replica set of key: up to Replicas live nodes
+// closest to KeyOf(key), this node included if it is one, found by a
+// lookup over disjoint paths (overlay.LookupDiverse), so that nodes lying
+// in lookups do not make up the set unless every path met them, and at most
+// one node per subnet (overlay.Diverse), so that identities ground next to
+// the key on one network take one place at most and do not hide the nodes
+// behind them. The lookup's order
+// is kept: nodes no path contradicted first, each part nearest first (this
+// node takes its place among the first, and the subnet limit does not
+// count it). Reads and writes go to every
+// replica, and reads merge what they return, so one replica that withholds
+// a record does not hide it.
 func (d *DHT) replicas(ctx context.Context, key string) ([]overlay.ID, error) {
 	k := overlay.KeyOf([]byte(key))
-	ids, err := d.ov.LookupDisjoint(ctx, k)
+	peers, trusted, err := d.ov.LookupDiverse(ctx, k, 1, d.cfg.Replicas)
 	if err != nil {
 		return nil, err
 	}
-	ids = append(ids, d.ov.ID())
-	slices.SortFunc(ids, func(a, b overlay.ID) int {
-		switch {
-		case a == b:
-			return 0
-		case k.Closer(a.Key(), b.Key()):
-			return -1
-		}
-		return 1
-	})
-	ids = slices.Compact(ids)
-	return ids[:min(len(ids), d.cfg.Replicas)], nil
+	return pickReplicas(peers, trusted, d.ov.ID(), k, d.cfg.Replicas), nil
+}
+
+// pickReplicas is the replica set among peers as a lookup returned them (the
+// first trusted of them no path contradicted, each part nearest first to
+// k): self takes its place by distance among the trusted, and the first n
+// are kept in that order, one per subnet.
+func pickReplicas(peers []overlay.Peer, trusted int, self overlay.ID, k overlay.Key, n int) []overlay.ID {
+	peers = slices.DeleteFunc(slices.Clone(peers), func(p overlay.Peer) bool { return p.ID == self })
+	at := 0
+	for at < min(trusted, len(peers)) && k.Closer(peers[at].ID.Key(), self.Key()) {
+		at++
+	}
+	peers = slices.Insert(peers, at, overlay.Peer{ID: self}) // not limited: a node is no Sybil to itself
+	return diverse(peers, n)
+}
+
+// diverse keeps the first n of peers, at most one per subnet; a peer
+// with no address (this node) is not limited, and does not count toward
+// the limit of its subnet, so that nodes sharing one address (on one
+// machine) still make replica sets of two.
+func diverse(peers []overlay.Peer, n int) []overlay.ID {
+	peers = overlay.Diverse(peers, func(p overlay.Peer) netip.Addr { return p.Addr.Addr() }, 1, n)
+	ids := make([]overlay.ID, len(peers))
+	for i, p := range peers {
+		ids[i] = p.ID
+	}
+	return ids
 }
 
 func (d *DHT) request(ctx context.Context, to overlay.ID, req []byte) ([]byte, error) {

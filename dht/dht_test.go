@@ -24,12 +24,23 @@ type testNet struct {
 	dhts []*DHT
 }
 
-// newLoopbackDHT builds n nodes on loopback, each running the DHT with cfg.
-// The caller registers the leak check first.
+// newLoopbackDHT builds n nodes on loopback, each running the DHT with cfg,
+// each on an address of its own (127.0.0.N: its own subnet, as nodes spread
+// over the Internet are). The caller registers the leak check first.
 func newLoopbackDHT(t *testing.T, n int, cfg Config) *testNet {
 	t.Helper()
 	tn := &testNet{cfg: cfg}
-	tn.Net = ovnet.Loopback(t, n, overlay.Config{}, func(_ int, nd *ovnet.Node) error { return tn.attach(nd) })
+	start := func(i int, entries []string) (*ovnet.Node, error) {
+		nd, err := ovnet.Open(overlay.Config{Logger: testnet.Logger(t)}, testnet.DistinctLoopbackAddr(i), nil, tn.attach)
+		if err != nil {
+			return nil, err
+		}
+		if err := nd.Bind(entries); err != nil {
+			return nil, err
+		}
+		return nd, nil
+	}
+	tn.Net = testnet.Start(t, n, start, (*ovnet.Node).Addr)
 	return tn
 }
 
@@ -48,7 +59,7 @@ func (tn *testNet) attach(nd *ovnet.Node) error {
 // node and adds it to the network.
 func (tn *testNet) join(t *testing.T, cfg overlay.Config) (*ovnet.Node, *DHT) {
 	t.Helper()
-	nd, err := ovnet.Open(cfg, testnet.LoopbackAddr(len(tn.Nodes)), nil, tn.attach)
+	nd, err := ovnet.Open(cfg, testnet.DistinctLoopbackAddr(len(tn.Nodes)), nil, tn.attach)
 	require.NoError(t, err)
 	if err := nd.Bind([]string{tn.Nodes[0].Addr()}); err != nil {
 		t.Fatalf("joining: %v", err)

@@ -19,7 +19,10 @@
 //
 // The records of a key live on its replica set: the Config.Replicas live
 // nodes (6 by default) whose IDs are closest to overlay.KeyOf(key), found
-// with a lookup; the calling node is one of them if it is among the closest.
+// with a lookup over disjoint paths, at most one node per subnet
+// (overlay.LookupDiverse), so that identities ground next to a key on one
+// network take one place at most; the calling node is one of them if it is
+// among the closest.
 // A write goes to every member and succeeds once one of them stored it. Get
 // takes one lookup and one round of reads of every member, and returns the
 // union of what they hold, so a member that lost a record or never got it
@@ -63,8 +66,12 @@
 // overlay message), TTLs at most Config.MaxTTL (24 h). Add fails at once
 // beyond them, with ErrKeyTooLarge, ErrValueTooLarge or ErrBadTTL, and Get,
 // GetFrom and Watch with ErrKeyTooLarge for a long key. Each replica keeps at
-// most Config.MaxValuesPerOwner values per key and owner and
-// Config.MaxRecords values in all. A write that no replica stored fails with
+// most Config.MaxValuesPerOwner values per key and owner, and
+// Config.MaxRecords records (values and tombstones) and Config.MaxBytes bytes
+// in all, shared fairly: one owner may hold Config.OwnerPercent of them, the
+// nodes of one subnet Config.SubnetPercent, and a full replica makes room for
+// a writer only by evicting records of a writer that holds more. Stats counts
+// what a replica refused, by reason. A write that no replica stored fails with
 // ErrQuota if a replica refused it for its quota, else with ErrStale if one
 // holds a newer operation of the same owner, else with ErrNoReplica: no
 // replica answered, or none accepted the operation (it wraps the requests'

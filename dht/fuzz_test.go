@@ -38,7 +38,7 @@ func getReply(total int, ops ...*signedOp) []byte {
 // signature.
 func FuzzParseOp(f *testing.F) {
 	f.Add(fuzzOp(f, opAdd, "k", []byte("v")).raw)
-	f.Add(fuzzOp(f, opRemove, "key", []byte("value")).raw)
+	f.Add(fuzzOp(f, opRemove, "key", []byte(valueHash([]byte("value")))).raw)
 	f.Add(fuzzOp(f, opDelete, "key", nil).raw)
 	f.Add(fuzzOp(f, opAdd, "", nil).raw)
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -90,6 +90,7 @@ func FuzzHandle(f *testing.F) {
 	owner := a.owner
 	f.Add(append([]byte{reqStore}, a.raw...))
 	f.Add(append([]byte{reqStore}, fuzzOp(f, opDelete, "k", nil).raw...))
+	f.Add(append([]byte{reqStore}, fuzzOp(f, opRemove, "k", []byte(valueHash([]byte("v")))).raw...))
 	f.Add(binary.BigEndian.AppendUint32(append(append([]byte{reqGet}, key("k")...), owner[:]...), 0))
 	f.Add(binary.BigEndian.AppendUint32(append([]byte{reqWatch}, key("k")...), 30000))
 	f.Add(append([]byte{reqEvent, byte(EventAdded)}, a.raw...))

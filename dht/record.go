@@ -2,6 +2,7 @@ package dht
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -12,7 +13,7 @@ import (
 // Operations an owner signs.
 const (
 	opAdd    byte = 1 // key += value, until expires
-	opRemove byte = 2 // key -= value: a tombstone kept until expires
+	opRemove byte = 2 // key -= value: a tombstone kept until expires; its value field is the SHA-256 of the value
 	opDelete byte = 3 // every value of the owner under key with a lower seq: a tombstone kept until expires
 )
 
@@ -37,6 +38,26 @@ const opOverhead = 1 + 32 + 8 + 8 + 2 + 4 + ed25519.SignatureSize
 var errBadOp = errors.New("dht: malformed record")
 
 func (s *signedOp) expiry() time.Time { return time.UnixMilli(s.expires) }
+
+// valueHash is what names a value in tombstones: its SHA-256. A Remove
+// carries it instead of the value, so that a tombstone costs a replica a
+// few hundred bytes whatever the size of the value it removes.
+func valueHash(v []byte) string {
+	h := sha256.Sum256(v)
+	return string(h[:])
+}
+
+// vid names the value an Add or Remove is about: the hash of an Add's value,
+// a Remove's value field as it is (a hash already); empty for a Delete.
+func (s *signedOp) vid() string {
+	switch s.op {
+	case opAdd:
+		return valueHash(s.value)
+	case opRemove:
+		return string(s.value)
+	}
+	return ""
+}
 
 func signedPrefix(net [8]byte) []byte {
 	return append([]byte("p2psock dht v1\x00"), net[:]...)
@@ -79,7 +100,7 @@ func parseOp(b []byte, net [8]byte) (*signedOp, error) {
 	}
 	s.value = rest[:vl]
 	s.sig = rest[vl:]
-	if s.op < opAdd || s.op > opDelete || (s.op == opDelete && vl != 0) {
+	if s.op < opAdd || s.op > opDelete || (s.op == opDelete && vl != 0) || (s.op == opRemove && vl != sha256.Size) {
 		return nil, errBadOp
 	}
 	if !overlay.Verify(s.owner, append(signedPrefix(net), b[:len(b)-ed25519.SignatureSize]...), s.sig) {

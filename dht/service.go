@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -23,9 +24,12 @@ func (d *DHT) handle(m overlay.Message) ([]byte, bool) {
 	case reqStore:
 		op, err := parseOp(slices.Clone(body), d.net)
 		if err != nil {
+			d.st.mu.Lock()
+			d.st.ctr.invalid++
+			d.st.mu.Unlock()
 			return []byte{statusInvalid}, true
 		}
-		status, changes := d.st.apply(op, &d.cfg, now)
+		status, changes := d.st.apply(op, d.writer(m.From), &d.cfg, now)
 		if len(changes) > 0 {
 			d.notify(op.key, changes)
 		}
@@ -59,8 +63,11 @@ func (d *DHT) handle(m overlay.Message) ([]byte, bool) {
 		}
 		lease := min(time.Duration(binary.BigEndian.Uint32(rest))*time.Millisecond, 2*watchLease)
 		d.st.mu.Lock()
-		d.st.keyLocked(key).watchers[m.From] = now.Add(lease)
+		ok = d.st.watchLocked(key, m.From, now.Add(lease))
 		d.st.mu.Unlock()
+		if !ok {
+			return []byte{statusQuota}, true
+		}
 		return []byte{statusOK}, true
 	case reqEvent:
 		if len(body) < 1 {
@@ -74,6 +81,16 @@ func (d *DHT) handle(m overlay.Message) ([]byte, bool) {
 		return nil, true
 	}
 	return []byte{statusInvalid}, true
+}
+
+// writer is the account a store sent by from is charged to (writerOf):
+// from's subnet if this node reaches it directly.
+func (d *DHT) writer(from overlay.ID) writer {
+	var addr netip.Addr
+	if p, ok := d.ov.PeerInfo(from); ok && from != d.ov.ID() {
+		addr = p.Addr.Addr()
+	}
+	return writerOf(from, d.ov.ID(), addr)
 }
 
 func readKey(b []byte) (string, []byte, bool) {
@@ -201,7 +218,7 @@ func (d *DHT) handoff(ctx context.Context) {
 	}
 	d.st.mu.Unlock()
 	for _, k := range keys {
-		ids := d.ov.Closest(overlay.KeyOf([]byte(k)), d.cfg.Replicas)
+		ids := d.closestDiverse(overlay.KeyOf([]byte(k)))
 		d.st.mu.Lock()
 		ks := d.st.keys[k]
 		var fresh []overlay.ID
@@ -222,6 +239,21 @@ func (d *DHT) handoff(ctx context.Context) {
 			d.pushAll(ctx, ops, &id)
 		}
 	}
+}
+
+// closestDiverse is the replica set of k as this node's routing table has
+// it, without a lookup: the closest of its contacts and itself, at most one
+// contact per subnet.
+func (d *DHT) closestDiverse(k overlay.Key) []overlay.ID {
+	ids := d.ov.Closest(k, 4*d.cfg.Replicas)
+	peers := make([]overlay.Peer, len(ids))
+	for i, id := range ids {
+		peers[i].ID = id
+		if p, ok := d.ov.PeerInfo(id); ok && id != d.ov.ID() {
+			peers[i].Addr = p.Addr
+		}
+	}
+	return diverse(peers, d.cfg.Replicas)
 }
 
 // pushAll stores ops on their replica sets (looked up), or on one node.

@@ -13,16 +13,37 @@ import (
 const (
 	statusOK      byte = 0
 	statusStale   byte = 1 // a newer operation of the owner is known: a replay or an old copy
-	statusQuota   byte = 2 // over the values-per-owner or records-per-node limit
+	statusQuota   byte = 2 // over a share of the store (owner, subnet, values per key) or the store is full
 	statusInvalid byte = 3 // expired, too far in the future, too large, or badly signed
 )
 
 // store is what a replica holds: per key and owner, live values and
-// tombstones.
+// tombstones, charged to fair shares (quota.go); and the watchers of keys.
 type store struct {
-	mu   sync.Mutex
-	keys map[string]*keyState
-	n    int // live values held, for the per-node quota
+	mu    sync.Mutex
+	keys  map[string]*keyState
+	lim   limits
+	n     int   // live values held
+	tombs int   // tombstones held
+	bytes int64 // what the operations held cost (quota.go)
+	// records is n + tombs: every operation held.
+	records int
+	owners  map[overlay.ID]*account
+	writers map[writer]*account
+	heavy   writers // writer accounts, the largest share first
+
+	watchers   int                // watch registrations held
+	watchersBy map[overlay.ID]int // per watching node
+	maxWatches int
+	maxWatchBy int
+
+	ctr storeCounters
+}
+
+// storeCounters count the operations and registrations a replica did not
+// keep, by reason (Stats).
+type storeCounters struct {
+	owner, subnet, full, perKey, evicted, invalid, stale, watches uint64
 }
 
 type keyState struct {
@@ -32,9 +53,9 @@ type keyState struct {
 }
 
 type ownerState struct {
-	adds    map[string]*signedOp // by value
-	removes map[string]*signedOp // tombstones by value
-	del     *signedOp            // the latest delete, a tombstone for every older value
+	adds    map[string]*entry // by value hash
+	removes map[string]*entry // tombstones by value hash
+	del     *entry            // the latest delete, a tombstone for every older value
 }
 
 // change is a consequence of an operation, reported to watchers.
@@ -43,7 +64,15 @@ type change struct {
 	op  *signedOp // the add that came or went
 }
 
-func newStore() *store { return &store{keys: make(map[string]*keyState)} }
+func newStore(cfg *Config) *store {
+	st := &store{
+		keys: make(map[string]*keyState), lim: newLimits(cfg),
+		owners: map[overlay.ID]*account{}, writers: map[writer]*account{}, watchersBy: map[overlay.ID]int{},
+		maxWatches: cfg.MaxWatchers, maxWatchBy: max(cfg.MaxWatchers*cfg.OwnerPercent/100, 1),
+	}
+	st.heavy.l = &st.lim
+	return st
+}
 
 func (st *store) keyLocked(k string) *keyState {
 	ks := st.keys[k]
@@ -54,73 +83,175 @@ func (st *store) keyLocked(k string) *keyState {
 	return ks
 }
 
-// apply applies a verified operation.
-func (st *store) apply(op *signedOp, cfg *Config, now time.Time) (byte, []change) {
-	if op.expiry().Before(now) || op.expiry().After(now.Add(cfg.MaxTTL+time.Minute)) {
-		return statusInvalid, nil
-	}
-	if len(op.value) > cfg.MaxValueSize || len(op.key) > cfg.MaxKeySize {
-		return statusInvalid, nil
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	ks := st.keyLocked(op.key)
-	os := ks.owners[op.owner]
+// ownerLocked returns owner's state under ks, created if need be.
+func ownerLocked(ks *keyState, owner overlay.ID) *ownerState {
+	os := ks.owners[owner]
 	if os == nil {
-		os = &ownerState{adds: make(map[string]*signedOp), removes: make(map[string]*signedOp)}
-		ks.owners[op.owner] = os
+		os = &ownerState{adds: make(map[string]*entry), removes: make(map[string]*entry)}
+		ks.owners[owner] = os
 	}
-	v := string(op.value)
-	switch op.op {
+	return os
+}
+
+// putLocked stores e in its key's maps and charges it.
+func (st *store) putLocked(e *entry) {
+	os := ownerLocked(st.keyLocked(e.op.key), e.op.owner)
+	switch e.op.op {
 	case opAdd:
-		if (os.del != nil && os.del.seq >= op.seq) || (os.removes[v] != nil && os.removes[v].seq >= op.seq) {
-			return statusStale, nil
-		}
-		old := os.adds[v]
-		switch {
-		case old != nil && old.seq > op.seq:
-			return statusStale, nil
-		case old != nil && old.seq == op.seq:
-			return statusOK, nil // the same record again
-		case old == nil && len(os.adds) >= cfg.MaxValuesPerOwner:
-			return statusQuota, nil
-		case old == nil && st.n >= cfg.MaxRecords:
-			return statusQuota, nil
-		}
-		if old == nil {
-			st.n++
-		}
-		os.adds[v] = op
-		return statusOK, []change{{EventAdded, op}}
+		os.adds[e.vid] = e
 	case opRemove:
-		if old := os.removes[v]; old != nil && old.seq >= op.seq {
-			return statusOK, nil
-		}
-		if add := os.adds[v]; add != nil && add.seq > op.seq {
-			return statusStale, nil
-		}
-		os.removes[v] = op
-		if add := os.adds[v]; add != nil {
-			delete(os.adds, v)
-			st.n--
-			return statusOK, []change{{EventRemoved, add}}
-		}
-		return statusOK, nil
-	default: // opDelete
-		if os.del != nil && os.del.seq >= op.seq {
-			return statusOK, nil
-		}
-		os.del = op
-		var ch []change
-		for val, add := range os.adds {
-			if add.seq < op.seq {
-				delete(os.adds, val)
-				st.n--
-				ch = append(ch, change{EventRemoved, add})
+		os.removes[e.vid] = e
+	default:
+		os.del = e
+	}
+	st.chargeLocked(e)
+}
+
+// removeLocked takes e out of its key's maps and off its accounts. An owner
+// or key left empty is forgotten by the next expiry sweep.
+func (st *store) removeLocked(e *entry) {
+	if ks := st.keys[e.op.key]; ks != nil {
+		if os := ks.owners[e.op.owner]; os != nil {
+			switch {
+			case e.op.op == opAdd && os.adds[e.vid] == e:
+				delete(os.adds, e.vid)
+			case e.op.op == opRemove && os.removes[e.vid] == e:
+				delete(os.removes, e.vid)
+			case e.op.op == opDelete && os.del == e:
+				os.del = nil
 			}
 		}
-		return statusOK, ch
 	}
+	st.unchargeLocked(e)
+}
+
+// watchLocked registers from as a watcher of key until until, within the
+// bounds on registrations; it reports whether it did.
+func (st *store) watchLocked(key string, from overlay.ID, until time.Time) bool {
+	if ks := st.keys[key]; ks != nil {
+		if _, ok := ks.watchers[from]; ok {
+			ks.watchers[from] = until
+			return true
+		}
+	}
+	if st.watchers >= st.maxWatches || st.watchersBy[from] >= st.maxWatchBy {
+		st.ctr.watches++
+		return false
+	}
+	st.keyLocked(key).watchers[from] = until
+	st.watchers++
+	st.watchersBy[from]++
+	return true
+}
+
+func (st *store) unwatchLocked(ks *keyState, from overlay.ID) {
+	delete(ks.watchers, from)
+	st.watchers--
+	if st.watchersBy[from]--; st.watchersBy[from] <= 0 {
+		delete(st.watchersBy, from)
+	}
+}
+
+// apply applies an operation verified as signed by its owner, sent by
+// writer.
+func (st *store) apply(op *signedOp, w writer, cfg *Config, now time.Time) (byte, []change) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if op.expiry().Before(now) || op.expiry().After(now.Add(cfg.MaxTTL+time.Minute)) ||
+		len(op.value) > cfg.MaxValueSize || len(op.key) > cfg.MaxKeySize {
+		st.ctr.invalid++
+		return statusInvalid, nil
+	}
+	var os *ownerState
+	if ks := st.keys[op.key]; ks != nil {
+		os = ks.owners[op.owner]
+	}
+	if os == nil {
+		os = &ownerState{adds: map[string]*entry{}, removes: map[string]*entry{}}
+	}
+	e := st.newEntryLocked(op, w)
+	// superseded are the operations the new one replaces: they are taken
+	// out before it is admitted, and put back if it is not.
+	var superseded []*entry
+	var changes []change
+	switch op.op {
+	case opAdd:
+		old, rm := os.adds[e.vid], os.removes[e.vid]
+		switch {
+		case (os.del != nil && os.del.op.seq >= op.seq) || (rm != nil && rm.op.seq >= op.seq),
+			old != nil && old.op.seq > op.seq:
+			st.forgetLocked(e)
+			st.ctr.stale++
+			return statusStale, nil
+		case old != nil && old.op.seq == op.seq:
+			st.forgetLocked(e)
+			return statusOK, nil // the same record again
+		case old == nil && len(os.adds) >= cfg.MaxValuesPerOwner:
+			st.forgetLocked(e)
+			st.ctr.perKey++
+			return statusQuota, nil
+		}
+		if old != nil {
+			superseded = append(superseded, old)
+		}
+		if rm != nil {
+			superseded = append(superseded, rm) // older than the add: nothing left to stop
+		}
+		changes = []change{{EventAdded, op}}
+	case opRemove:
+		if old := os.removes[e.vid]; old != nil && old.op.seq >= op.seq {
+			st.forgetLocked(e)
+			return statusOK, nil
+		} else if old != nil {
+			superseded = append(superseded, old)
+		}
+		if add := os.adds[e.vid]; add != nil && add.op.seq > op.seq {
+			st.forgetLocked(e)
+			st.ctr.stale++
+			return statusStale, nil
+		} else if add != nil {
+			superseded = append(superseded, add)
+			changes = []change{{EventRemoved, add.op}}
+		}
+		if os.del != nil && os.del.op.seq >= op.seq {
+			// The owner's delete covers the value already: nothing to keep.
+			for _, x := range superseded {
+				st.removeLocked(x)
+			}
+			st.forgetLocked(e)
+			return statusOK, changes
+		}
+	default: // opDelete
+		if os.del != nil && os.del.op.seq >= op.seq {
+			st.forgetLocked(e)
+			return statusOK, nil
+		} else if os.del != nil {
+			superseded = append(superseded, os.del)
+		}
+		for _, add := range os.adds {
+			if add.op.seq < op.seq {
+				superseded = append(superseded, add)
+				changes = append(changes, change{EventRemoved, add.op})
+			}
+		}
+		for _, rm := range os.removes {
+			if rm.op.seq < op.seq {
+				superseded = append(superseded, rm) // the delete covers its value
+			}
+		}
+	}
+	for _, x := range superseded {
+		st.removeLocked(x)
+	}
+	if r := st.admitLocked(e); r != admitted {
+		for _, x := range superseded {
+			st.putLocked(x)
+		}
+		st.forgetLocked(e)
+		return statusQuota, nil
+	}
+	st.putLocked(e)
+	return statusOK, changes
 }
 
 // get returns every live add and every tombstone under key (of owner only,
@@ -137,16 +268,16 @@ func (st *store) get(key string, owner overlay.ID, now time.Time) []*signedOp {
 		if owner != (overlay.ID{}) && id != owner {
 			continue
 		}
-		for _, op := range os.adds {
-			if op.expiry().After(now) {
-				out = append(out, op)
+		for _, e := range os.adds {
+			if e.op.expiry().After(now) {
+				out = append(out, e.op)
 			}
 		}
-		for _, op := range os.removes {
-			out = append(out, op)
+		for _, e := range os.removes {
+			out = append(out, e.op)
 		}
 		if os.del != nil {
-			out = append(out, os.del)
+			out = append(out, os.del.op)
 		}
 	}
 	// A stable order, so that a reader paging through it by offset sees
@@ -163,20 +294,19 @@ func (st *store) expire(now time.Time) map[string][]change {
 	out := map[string][]change{}
 	for k, ks := range st.keys {
 		for id, os := range ks.owners {
-			for v, op := range os.adds {
-				if !op.expiry().After(now) {
-					delete(os.adds, v)
-					st.n--
-					out[k] = append(out[k], change{EventExpired, op})
+			for _, e := range os.adds {
+				if !e.op.expiry().After(now) {
+					st.removeLocked(e)
+					out[k] = append(out[k], change{EventExpired, e.op})
 				}
 			}
-			for v, op := range os.removes {
-				if !op.expiry().After(now) {
-					delete(os.removes, v)
+			for _, e := range os.removes {
+				if !e.op.expiry().After(now) {
+					st.removeLocked(e)
 				}
 			}
-			if os.del != nil && !os.del.expiry().After(now) {
-				os.del = nil
+			if os.del != nil && !os.del.op.expiry().After(now) {
+				st.removeLocked(os.del)
 			}
 			if len(os.adds) == 0 && len(os.removes) == 0 && os.del == nil {
 				delete(ks.owners, id)
@@ -184,13 +314,14 @@ func (st *store) expire(now time.Time) map[string][]change {
 		}
 		for w, until := range ks.watchers {
 			if !until.After(now) {
-				delete(ks.watchers, w)
+				st.unwatchLocked(ks, w)
 			}
 		}
 		if len(ks.owners) == 0 && len(ks.watchers) == 0 {
 			delete(st.keys, k)
 		}
 	}
+	st.sweepAccountsLocked()
 	return out
 }
 
@@ -200,13 +331,13 @@ func (st *store) expire(now time.Time) map[string][]change {
 func merge(ops []*signedOp, now time.Time) []*signedOp {
 	type ov struct {
 		owner overlay.ID
-		value string
+		value string // the value's hash
 	}
 	adds := map[ov]*signedOp{}
 	removes := map[ov]uint64{}
 	dels := map[overlay.ID]uint64{}
 	for _, op := range ops {
-		k := ov{op.owner, string(op.value)}
+		k := ov{op.owner, op.vid()}
 		switch op.op {
 		case opAdd:
 			if cur := adds[k]; cur == nil || op.seq > cur.seq {
