@@ -15,12 +15,13 @@ import (
 	"github.com/p2psock/p2psock/overlay"
 )
 
-// A crowd of identities ground next to a key on one address fills the K
-// nodes a lookup finds; LookupDiverse looks past it and returns n nodes of n
-// subnets, the crowd taking one place, with their addresses.
+// With the routing table's diversity limits off, a crowd of identities
+// ground next to a key on one address fills the K nodes a lookup finds;
+// LookupDiverse still looks past it and returns n nodes of n subnets, the
+// crowd taking one place, with their addresses.
 func TestLoopbackLookupDiverseSeesPastACrowd(t *testing.T) {
 	testnet.CheckLeaks(t)
-	cfg := overlay.Config{Logger: testnet.Logger(t), SendTimeout: 3 * time.Second}
+	cfg := overlay.Config{Logger: testnet.Logger(t), SendTimeout: 3 * time.Second, SubnetPerBucket: -1, SubnetPerTable: -1}
 	nw, err := hostile.Build(hostile.Options{N: 12, Config: cfg, Parallel: 12})
 	require.NoError(t, err)
 	t.Cleanup(nw.Close)
