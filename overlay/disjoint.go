@@ -18,7 +18,8 @@ import (
 
 // disjointResult is a lookup over disjoint paths.
 type disjointResult struct {
-	cands []candidate // nodes that answered, trusted first, each part nearest first
+	cands   []candidate // nodes that answered, trusted first, each part nearest first
+	trusted int         // cands[:trusted] are the trusted ones
 }
 
 // lookupDisjoint finds the K nodes closest to target over Config.Paths
@@ -158,7 +159,7 @@ func (o *Overlay) lookupDisjoint(ctx context.Context, target Key) disjointResult
 			trusted = append(trusted, entries[id].cand)
 		}
 	}
-	return disjointResult{cands: append(trusted, doubted...)}
+	return disjointResult{cands: append(trusted, doubted...), trusted: len(trusted)}
 }
 
 // LookupDisjoint is Lookup over Config.Paths disjoint paths: the IDs of up

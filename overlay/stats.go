@@ -36,6 +36,10 @@ type Counters struct {
 	// disjoint paths with contacts that other paths contradicted; they are
 	// trusted last.
 	LookupsContradicted uint64
+	// RefusalsIgnored counts the refusals ("no route") of this node's
+	// messages that did not end a Send: signed by a node other than the
+	// destination (any forwarder can sign one), or of a message to a key.
+	RefusalsIgnored uint64
 }
 
 type counters struct {
@@ -43,7 +47,7 @@ type counters struct {
 	sent, received, forwarded, relayed, retransmits atomic.Uint64
 	malformed, wrongNet, forged, replayed, oversize atomic.Uint64
 	queueFull, unknownPeer, noRoute                 atomic.Uint64
-	detours, contradicted                           atomic.Uint64
+	detours, contradicted, refusalsIgnored          atomic.Uint64
 }
 
 // counters returns a snapshot of the overlay's counters.
@@ -76,6 +80,7 @@ func (c *counters) snapshot() Counters {
 		DroppedNoRoute:      c.noRoute.Load(),
 		Detours:             c.detours.Load(),
 		LookupsContradicted: c.contradicted.Load(),
+		RefusalsIgnored:     c.refusalsIgnored.Load(),
 	}
 	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +
 		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute

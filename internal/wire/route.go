@@ -10,7 +10,7 @@ const msgHeaderLen = 1 + 1 + 1 + 32 + 32 + 16 + 8 + 4
 // message and is covered by the origin's signature.
 type MsgHeader struct {
 	Kind      byte     // KindData, KindAck or KindNack
-	Mode      byte     // ModeID or ModeKey
+	Mode      byte     // ModeID, ModeKey or ModeKeyDirect
 	Service   byte     // 0: application messages; others: services built on the overlay (see Service*)
 	Origin    [32]byte // the ID (Ed25519 public key) of the node that signed the message
 	Dest      [32]byte // the ID or key the message is routed to
@@ -94,7 +94,7 @@ func ParseRoute(body []byte) (Route, error) {
 	r.Chunk = rest[:len(rest)-SigLen]
 	copy(r.Sig[:], rest[len(rest)-SigLen:])
 
-	if r.Msg.Kind > KindNack || r.Msg.Mode > ModeKey {
+	if r.Msg.Kind > KindNack || r.Msg.Mode > ModeKeyDirect {
 		return r, ErrMalformed
 	}
 	if r.Msg.Length > MaxMessage {
