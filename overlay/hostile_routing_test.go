@@ -2,6 +2,8 @@ package overlay_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 
 	"github.com/p2psock/p2psock/internal/testnet"
 	"github.com/p2psock/p2psock/internal/testnet/hostile"
+	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/overlay"
 )
 
@@ -35,4 +38,34 @@ func TestHostileNodesAreRoutedAround(t *testing.T) {
 	require.Equal(t, 40, r.SendToKey)
 	require.Equal(t, r.SendTo, r.SendToOK, "messages by ID that did not reach their destination")
 	require.GreaterOrEqual(t, r.SendToKeyExact, 38, "messages to keys delivered to the closest honest node (95 %)")
+}
+
+// A message to a key handed straight to a node (ModeKeyDirect) is taken by
+// that node, though it knows nodes closer to the key, when its origin sent
+// it; one that a forwarder passes on is dropped and counted.
+func TestLoopbackKeyMessageHandedStraightIsTakenOnlyFromItsOrigin(t *testing.T) {
+	testnet.CheckLeaks(t)
+	tn := loopback(t, 4, overlay.Config{})
+	target := tn.Nodes[1]
+	s := newRawSender(t, target)
+	key := target.ID().Key()
+	key[0] ^= 0x80 // far from target: its contacts are closer
+	handed := func(hops uint8, payload string) []byte {
+		h := wire.MsgHeader{Kind: wire.KindData, Mode: wire.ModeKeyDirect, Origin: s.id, Dest: key, Timestamp: time.Now().UnixMilli(), Length: uint32(len(payload))}
+		rand.Read(h.MsgID[:])
+		r := wire.Route{Hops: hops, FragCount: 1, Msg: h, Chunk: []byte(payload)}
+		copy(r.Sig[:], ed25519.Sign(s.priv, h.Signed(s.net, []byte(payload))))
+		return r.Append(wire.AppendHeader(nil, wire.Header{Type: wire.TypeRoute, Net: s.net, Sender: s.id}))
+	}
+	noRoute := target.Info().Counters.DroppedNoRoute
+	s.send(handed(1, "passed on"))
+	testnet.Eventually(t, 5*time.Second, "a handed message passed on is dropped", func() bool {
+		return target.Info().Counters.DroppedNoRoute > noRoute
+	})
+	s.send(handed(0, "handed"))
+	r := tn.expect([]byte("handed"))
+	require.Equal(t, target.ID(), r.at)
+	require.True(t, r.msg.ByKey)
+	require.Equal(t, key, r.msg.To)
+	require.Equal(t, uint64(1), target.Info().Counters.MessagesReceived, "the message passed on was delivered")
 }

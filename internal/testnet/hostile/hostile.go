@@ -46,10 +46,14 @@ type Behaviour struct {
 	// AckDropped is set, and never end to end. (A hostile node that took
 	// them would be indistinguishable from an honest one.)
 	Sink bool
+	// Refuse answers every message by ID it drops with a signed refusal
+	// ("no route"), sent straight back to the hop it came from, as if the
+	// destination were not in the network.
+	Refuse bool
 }
 
 // All is every hostile behaviour, with dropped fragments acknowledged.
-var All = Behaviour{DropForwarded: true, AckDropped: true, Lie: true, Withhold: true, Sink: true}
+var All = Behaviour{DropForwarded: true, AckDropped: true, Lie: true, Withhold: true, Sink: true, Refuse: true}
 
 // Colluders is the set of hostile nodes, which lying nodes name to each
 // other.
@@ -90,6 +94,7 @@ type Conn struct {
 	net.PacketConn
 	b         Behaviour
 	self      overlay.ID
+	priv      ed25519.PrivateKey
 	colluders *Colluders
 	ov        atomic.Pointer[overlay.Overlay]
 
@@ -100,6 +105,8 @@ type Conn struct {
 	Dropped atomic.Uint64
 	// Lies counts the lookup answers it rewrote.
 	Lies atomic.Uint64
+	// Refusals counts the refusals it signed.
+	Refusals atomic.Uint64
 }
 
 // ReadFrom reads the next datagram the node takes in.
@@ -141,6 +148,9 @@ func (c *Conn) drop(b []byte, addr net.Addr) bool {
 			return false
 		}
 		_, forward := ov.NextHop(overlay.Key(r.Msg.Dest))
+		if forward && c.b.Refuse && c.b.DropForwarded && r.Msg.Mode == wire.ModeID && r.Msg.Kind == wire.KindData && r.FragIndex == 0 {
+			c.refuse(h.Net, r.Msg, addr)
+		}
 		switch {
 		case c.b.Sink && r.Msg.Mode != wire.ModeID && r.Msg.Kind == wire.KindData:
 		case forward && c.b.DropForwarded && !c.b.AckDropped:
@@ -155,6 +165,17 @@ func (c *Conn) drop(b []byte, addr net.Addr) bool {
 		return true
 	}
 	return false
+}
+
+// refuse sends addr a refusal of m signed by this node.
+func (c *Conn) refuse(netTag [8]byte, m wire.MsgHeader, addr net.Addr) {
+	payload := []byte{wire.NackNoRoute}
+	h := wire.MsgHeader{Kind: wire.KindNack, Mode: wire.ModeID, Service: m.Service, Origin: c.self, Dest: m.Origin, MsgID: m.MsgID,
+		Timestamp: time.Now().UnixMilli(), Length: uint32(len(payload))}
+	r := wire.Route{FragCount: 1, Msg: h, Chunk: payload}
+	copy(r.Sig[:], ed25519.Sign(c.priv, h.Signed(netTag, payload)))
+	c.Refusals.Add(1)
+	_, _ = c.PacketConn.WriteTo(r.Append(wire.AppendHeader(nil, wire.Header{Type: wire.TypeRoute, Net: netTag, Sender: c.self})), addr) // a lost refusal is one attack fewer
 }
 
 // WriteTo sends p, or drops or rewrites it as the behaviour says.
@@ -291,7 +312,7 @@ func Build(opt Options) (*Network, error) {
 		var attach func(*ovnet.Node) error
 		conn := pc
 		if nw.Hostile[i] {
-			c := &Conn{PacketConn: pc, b: opt.Behave, colluders: nw.Colluders, finds: map[uint64]overlay.Key{}}
+			c := &Conn{PacketConn: pc, priv: priv, b: opt.Behave, colluders: nw.Colluders, finds: map[uint64]overlay.Key{}}
 			copy(c.self[:], priv.Public().(ed25519.PublicKey))
 			nw.Conns[i] = c
 			conn = c
