@@ -19,7 +19,7 @@ import (
 // disjointResult is a lookup over disjoint paths.
 type disjointResult struct {
 	cands   []candidate // nodes that answered, trusted first, each part nearest first
-	trusted int         // how many of cands are trusted
+	trusted int         // cands[:trusted] are the trusted ones
 }
 
 // lookupDisjoint finds the K nodes closest to target over Config.Paths

@@ -146,66 +146,12 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 		delete(o.acks, h.MsgID)
 		o.mu.Unlock()
 	}()
-	// lookedUp reports whether a message to an ID that found no route may
-	// try again: once, after a lookup of the ID found it (a node that joined
-	// a moment ago is not yet in every table on the way). The retry is a new
-	// message, so that nodes that refused the first one do not drop it.
-	looked := false
-	lookedUp := func() bool {
-		if byKey || looked || ctx.Err() != nil {
-			return false
-		}
-		looked = true
-		if !slices.Contains(o.lookup(ctx, dest), ID(dest)) {
-			return false
-		}
-		o.mu.Lock()
-		delete(o.acks, h.MsgID)
-		rand.Read(h.MsgID[:])
-		o.acks[h.MsgID] = ch
-		o.mu.Unlock()
-		body, _ = o.seal(&h, payload) // it sealed to dest before
-		frames = o.encodeMessage(h, body)
-		return true
-	}
-
-	// After the first wait without an acknowledgement, or on an
-	// acknowledgement in doubt, the message goes straight to the node a
+	// Greedy routing first; past it, on failure or doubt, the nodes a
 	// lookup over disjoint paths found (confirm.go).
-	var (
-		via      ID
-		detoured bool
-	)
-	detour := func() bool {
-		if detoured || ctx.Err() != nil {
-			return false
-		}
-		detoured = true
-		to, self, ok := o.detour(ctx, dest, byKey)
-		if !ok {
-			return false
-		}
-		o.ctr.detours.Add(1)
-		if self {
-			via = o.self
-		} else {
-			via = to
-		}
-		return true
-	}
+	d := newDelivery(o, h, body)
 	wait := time.Second
 	for {
-		out := local
-		switch {
-		case via == (ID{}):
-			out = o.routeOut(frames)
-		case via != o.self:
-			if out = o.sendDirect(via, frames); out == noRoute {
-				via = ID{} // the detour failed: route greedily again
-				out = o.routeOut(frames)
-			}
-		}
-		switch out {
+		switch d.send(ctx, frames) {
 		case local:
 			m := Message{Data: slices.Clone(payload), From: o.self, To: dest, ByKey: byKey, Service: service}
 			if reply, ok, known := o.deliverLocal(m); !known {
@@ -215,48 +161,49 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 				return reply, o.self, nil
 			}
 		case noRoute:
-			if lookedUp() {
+			// No contact is closer to the ID: a node that joined a
+			// moment ago is not yet in every table on the way.
+			if d.unrouted(ctx) {
 				continue
 			}
 			return nil, ID{}, fmt.Errorf("%w: no route to %v", ErrUnreachable, ID(dest))
 		case closed:
 			return nil, ID{}, o.errClosed("send")
 		}
+		via := d.via
 		timer := time.NewTimer(wait)
 	waiting:
 		for {
 			select {
 			case r := <-ch:
-				if r.nack && len(r.payload) == 1 && r.payload[0] == wire.NackNoService && r.from == ID(dest) {
-					timer.Stop()
-					return nil, r.from, fmt.Errorf("%w: service %d at %v", ErrNoService, service, r.from)
-				}
-				if r.nack && len(r.payload) == 1 && r.payload[0] == wire.NackSealed && r.from == ID(dest) {
-					timer.Stop()
-					return nil, r.from, fmt.Errorf("%w: %v", ErrUndecryptable, r.from)
-				}
 				if r.nack {
-					timer.Stop()
-					if lookedUp() {
+					if r.from == ID(dest) && len(r.payload) == 1 && r.payload[0] == wire.NackNoService {
+						timer.Stop()
+						return nil, r.from, fmt.Errorf("%w: service %d at %v", ErrNoService, service, r.from)
+					}
+					if r.from == ID(dest) && len(r.payload) == 1 && r.payload[0] == wire.NackSealed {
+						timer.Stop()
+						return nil, r.from, fmt.Errorf("%w: %v", ErrUndecryptable, r.from)
+					}
+					switch d.refused(ctx, r.from) {
+					case refusalRetry:
+						timer.Stop()
 						break waiting
+					case refusalFinal:
+						timer.Stop()
+						return nil, r.from, fmt.Errorf("%w: %v is not in the network", ErrUnreachable, ID(dest))
 					}
-					return nil, r.from, fmt.Errorf("%w: %v is not in the network", ErrUnreachable, ID(dest))
+					continue
 				}
-				if !byKey && r.from != ID(dest) {
-					continue // an ack signed by another node: ignore it
-				}
-				if byKey && via != (ID{}) && via != o.self && cmpDistance(r.from.Key(), via.Key(), dest) > 0 {
-					continue // farther than the node the detour found: a late ack of the greedy route
-				}
-				if byKey && via == (ID{}) && !detoured && o.doubtful(dest, r.from) {
+				switch d.acknowledged(ctx, r) {
+				case ackAccept:
 					timer.Stop()
-					if detour() && via != r.from {
-						break waiting // send it to the node the lookup found
-					}
+					o.ctr.sent.Add(1)
+					return r.payload, r.from, nil
+				case ackRetry:
+					timer.Stop()
+					break waiting
 				}
-				timer.Stop()
-				o.ctr.sent.Add(1)
-				return r.payload, r.from, nil
 			case <-ctx.Done():
 				timer.Stop()
 				return nil, ID{}, fmt.Errorf("%w: no acknowledgement: %w", ErrUnreachable, ctx.Err())
@@ -264,11 +211,18 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 				timer.Stop()
 				return nil, ID{}, o.errClosed("send")
 			case <-timer.C:
-				detour()
+				if r, ok := d.silence(ctx); ok {
+					o.ctr.sent.Add(1)
+					return r.payload, r.from, nil
+				}
 				break waiting
 			}
 		}
-		wait = min(2*wait, 4*time.Second)
+		if d.via == via {
+			wait = min(2*wait, 4*time.Second) // the same node again: back off
+		} else {
+			wait = time.Second
+		}
 	}
 }
 
@@ -424,10 +378,15 @@ func (o *Overlay) onRoute(sender ID, p path, frame []byte) {
 		return
 	}
 	dest := Key(r.Msg.Dest)
+	handed := r.Msg.Mode == wire.ModeKeyDirect
+	if handed && (r.Hops != 0 || sender != ID(r.Msg.Origin)) {
+		o.ctr.noRoute.Add(1) // only an origin hands a message to a key straight to its taker
+		return
+	}
 	o.mu.Lock()
 	next := o.tab.nextHop(dest, nil)
 	o.mu.Unlock()
-	toSelf := r.Msg.Mode == wire.ModeID && ID(dest) == o.self
+	toSelf := handed || r.Msg.Mode == wire.ModeID && ID(dest) == o.self
 	if !toSelf && next != nil && r.Hops < wire.MaxHops {
 		// Forward it. A fragment that finds no worker free is dropped
 		// unacknowledged: the hop that sent it tries again, then routes
@@ -581,7 +540,7 @@ func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]by
 			o.sendControl(wire.KindNack, h, []byte{wire.NackNoService})
 			return
 		}
-		m := Message{Data: payload, From: h.Origin, To: Key(h.Dest), ByKey: h.Mode == wire.ModeKey, Hops: hops, Service: h.Service}
+		m := Message{Data: payload, From: h.Origin, To: Key(h.Dest), ByKey: h.Mode != wire.ModeID, Hops: hops, Service: h.Service}
 		if reply, ok := handler(m); ok && len(reply) <= MaxMessage {
 			o.ctr.received.Add(1)
 			o.sendControl(wire.KindAck, h, reply)
@@ -603,7 +562,7 @@ func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]by
 		o.ctr.queueFull.Add(1)
 		return
 	}
-	m := Message{Data: payload, From: h.Origin, To: Key(h.Dest), ByKey: h.Mode == wire.ModeKey, Hops: hops}
+	m := Message{Data: payload, From: h.Origin, To: Key(h.Dest), ByKey: h.Mode != wire.ModeID, Hops: hops}
 	select {
 	case o.recv <- m:
 		o.seen[key] = h.Timestamp

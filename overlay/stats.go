@@ -49,6 +49,10 @@ type Counters struct {
 	// disjoint paths with contacts that other paths contradicted; they are
 	// trusted last.
 	LookupsContradicted uint64
+	// RefusalsIgnored counts the refusals ("no route") of this node's
+	// messages that did not end a Send: signed by a node other than the
+	// destination (any forwarder can sign one), or of a message to a key.
+	RefusalsIgnored uint64
 }
 
 type counters struct {
@@ -56,7 +60,7 @@ type counters struct {
 	sent, received, forwarded, relayed, retransmits atomic.Uint64
 	malformed, wrongNet, forged, replayed, oversize atomic.Uint64
 	queueFull, unknownPeer, noRoute                 atomic.Uint64
-	detours, contradicted                           atomic.Uint64
+	detours, contradicted, refusalsIgnored          atomic.Uint64
 	noWork, refusedBucket, refusedTable             atomic.Uint64
 	undecryptable                                   atomic.Uint64 // DroppedUndecryptable
 }
@@ -104,6 +108,7 @@ func (c *counters) snapshot() Counters {
 		DroppedNoWork:       c.noWork.Load(),
 		RefusedSubnetBucket: c.refusedBucket.Load(),
 		RefusedSubnetTable:  c.refusedTable.Load(),
+		RefusalsIgnored:     c.refusalsIgnored.Load(),
 	}
 	s.DroppedUndecryptable = c.undecryptable.Load()
 	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +

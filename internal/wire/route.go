@@ -10,7 +10,7 @@ const msgHeaderLen = 1 + 1 + 1 + 32 + 32 + 16 + 8 + 4
 // message and is covered by the origin's signature.
 type MsgHeader struct {
 	Kind      byte     // KindData, KindAck or KindNack
-	Mode      byte     // ModeID or ModeKey
+	Mode      byte     // ModeID, ModeKey or ModeKeyDirect
 	Sealed    bool     // the payload is sealed to Dest's key (ModeID only); on the wire, FlagSealed in the mode byte
 	Service   byte     // 0: application messages; others: services built on the overlay (see Service*)
 	Origin    [32]byte // the ID (Ed25519 public key) of the node that signed the message
@@ -111,7 +111,7 @@ func ParseRoute(body []byte) (Route, error) {
 	r.Chunk = rest[:len(rest)-SigLen]
 	copy(r.Sig[:], rest[len(rest)-SigLen:])
 
-	if r.Msg.Kind > KindNack || r.Msg.Mode > ModeKey {
+	if r.Msg.Kind > KindNack || r.Msg.Mode > ModeKeyDirect {
 		return r, ErrMalformed
 	}
 	if r.Msg.Sealed && (r.Msg.Mode != ModeID || r.Msg.Length < SealOverhead) {

@@ -85,6 +85,10 @@ const (
 const (
 	ModeID  byte = 0 // deliver to the node whose ID equals Dest
 	ModeKey byte = 1 // deliver to the live node whose ID is XOR-closest to Dest
+	// ModeKeyDirect is a message to the key Dest that its origin hands
+	// straight to the node it found closest (hop count 0, sent by the
+	// origin itself): that node takes it and does not forward it.
+	ModeKeyDirect byte = 2
 
 	// FlagSealed, set in a Route frame's mode byte (MsgHeader.Sealed), says
 	// the payload is sealed with HPKE to the key of the ID Dest (ModeID

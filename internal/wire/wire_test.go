@@ -818,7 +818,7 @@ func TestRouteRejects(t *testing.T) {
 		{"Length 0xFFFFFFFF", mk(0, 0, func(r *Route) { r.Msg.Length = 0xFFFFFFFF }), ErrLong},
 		{"Kind 3", mk(1, 0, func(r *Route) { r.Msg.Kind = 3 }), ErrMalformed},
 		{"Kind 0xFF", mk(1, 0, func(r *Route) { r.Msg.Kind = 0xFF }), ErrMalformed},
-		{"Mode 2", mk(1, 0, func(r *Route) { r.Msg.Mode = 2 }), ErrMalformed},
+		{"Mode 3", mk(1, 0, func(r *Route) { r.Msg.Mode = 3 }), ErrMalformed},
 		{"Mode 0xFF", mk(1, 0, func(r *Route) { r.Msg.Mode = 0xFF }), ErrMalformed},
 		{"Mode 0x81 (sealed ModeKey)", mk(SealOverhead, 0, func(r *Route) { r.Msg.Mode = ModeKey | FlagSealed }), ErrMalformed},
 		{"sealed ModeKey", mk(SealOverhead, 0, func(r *Route) { r.Msg.Mode, r.Msg.Sealed = ModeKey, true }), ErrMalformed},

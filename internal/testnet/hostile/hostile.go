@@ -41,10 +41,19 @@ type Behaviour struct {
 	// Withhold makes the node a replica that accepts every DHT store and
 	// returns nothing to reads.
 	Withhold bool
+	// Sink drops every message routed to a key that reaches the node, to
+	// forward or to take: it acknowledges their fragments hop by hop if
+	// AckDropped is set, and never end to end. (A hostile node that took
+	// them would be indistinguishable from an honest one.)
+	Sink bool
+	// Refuse answers every message by ID it drops with a signed refusal
+	// ("no route"), sent straight back to the hop it came from, as if the
+	// destination were not in the network.
+	Refuse bool
 }
 
 // All is every hostile behaviour, with dropped fragments acknowledged.
-var All = Behaviour{DropForwarded: true, AckDropped: true, Lie: true, Withhold: true}
+var All = Behaviour{DropForwarded: true, AckDropped: true, Lie: true, Withhold: true, Sink: true, Refuse: true}
 
 // Colluders is the set of hostile nodes, which lying nodes name to each
 // other.
@@ -85,6 +94,7 @@ type Conn struct {
 	net.PacketConn
 	b         Behaviour
 	self      overlay.ID
+	priv      ed25519.PrivateKey
 	colluders *Colluders
 	ov        atomic.Pointer[overlay.Overlay]
 
@@ -95,22 +105,25 @@ type Conn struct {
 	Dropped atomic.Uint64
 	// Lies counts the lookup answers it rewrote.
 	Lies atomic.Uint64
+	// Refusals counts the refusals it signed.
+	Refusals atomic.Uint64
 }
 
 // ReadFrom reads the next datagram the node takes in.
 func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(p)
-		if err != nil || !c.drop(p[:n]) {
+		if err != nil || !c.drop(p[:n], addr) {
 			return n, addr, err
 		}
 	}
 }
 
-// drop reports whether an incoming frame is dropped before the overlay sees
-// it (a fragment to forward, when dropped fragments are not acknowledged),
-// and remembers the targets of lookups.
-func (c *Conn) drop(b []byte) bool {
+// drop reports whether an incoming frame from addr is dropped before the
+// overlay sees it (a fragment to forward, when dropped fragments are not
+// acknowledged; a message to a key the node sinks, acknowledged hop by hop
+// if AckDropped), and remembers the targets of lookups.
+func (c *Conn) drop(b []byte, addr net.Addr) bool {
 	h, body, err := wire.ParseHeader(b)
 	if err != nil {
 		return false
@@ -126,9 +139,6 @@ func (c *Conn) drop(b []byte) bool {
 			c.mu.Unlock()
 		}
 	case wire.TypeRoute:
-		if !c.b.DropForwarded || c.b.AckDropped {
-			return false
-		}
 		r, err := wire.ParseRoute(body)
 		ov := c.ov.Load()
 		if err != nil || ov == nil || r.Msg.Origin == c.self {
@@ -137,12 +147,35 @@ func (c *Conn) drop(b []byte) bool {
 		if r.Msg.Mode == wire.ModeID && overlay.ID(r.Msg.Dest) == c.self {
 			return false
 		}
-		if _, forward := ov.NextHop(overlay.Key(r.Msg.Dest)); forward {
-			c.Dropped.Add(1)
-			return true
+		_, forward := ov.NextHop(overlay.Key(r.Msg.Dest))
+		if forward && c.b.Refuse && c.b.DropForwarded && r.Msg.Mode == wire.ModeID && r.Msg.Kind == wire.KindData && r.FragIndex == 0 {
+			c.refuse(h.Net, r.Msg, addr)
 		}
+		switch {
+		case c.b.Sink && r.Msg.Mode != wire.ModeID && r.Msg.Kind == wire.KindData:
+		case forward && c.b.DropForwarded && !c.b.AckDropped:
+		default:
+			return false
+		}
+		c.Dropped.Add(1)
+		if c.b.AckDropped {
+			ack := wire.HopAck{MsgID: r.Msg.MsgID, Kind: r.Msg.Kind, FragIndex: r.FragIndex}
+			_, _ = c.PacketConn.WriteTo(ack.Append(wire.AppendHeader(nil, wire.Header{Type: wire.TypeHopAck, Net: h.Net, Sender: c.self})), addr) // a lost hop ack is the sender's problem
+		}
+		return true
 	}
 	return false
+}
+
+// refuse sends addr a refusal of m signed by this node.
+func (c *Conn) refuse(netTag [8]byte, m wire.MsgHeader, addr net.Addr) {
+	payload := []byte{wire.NackNoRoute}
+	h := wire.MsgHeader{Kind: wire.KindNack, Mode: wire.ModeID, Service: m.Service, Origin: c.self, Dest: m.Origin, MsgID: m.MsgID,
+		Timestamp: time.Now().UnixMilli(), Length: uint32(len(payload))}
+	r := wire.Route{FragCount: 1, Msg: h, Chunk: payload}
+	copy(r.Sig[:], ed25519.Sign(c.priv, h.Signed(netTag, payload)))
+	c.Refusals.Add(1)
+	_, _ = c.PacketConn.WriteTo(r.Append(wire.AppendHeader(nil, wire.Header{Type: wire.TypeRoute, Net: netTag, Sender: c.self})), addr) // a lost refusal is one attack fewer
 }
 
 // WriteTo sends p, or drops or rewrites it as the behaviour says.
@@ -253,8 +286,9 @@ type Options struct {
 }
 
 // Build starts a network: node 0 first, then the others, each joined through
-// a random earlier node, Parallel at a time. On error the nodes started are
-// closed.
+// a random earlier honest node (a newcomer is eclipsed if its only entry
+// point lies to it; a real one knows a few bootstrap nodes it trusts),
+// Parallel at a time. On error the nodes started are closed.
 func Build(opt Options) (*Network, error) {
 	if opt.N < 1 {
 		return nil, errors.New("hostile: no nodes")
@@ -278,7 +312,7 @@ func Build(opt Options) (*Network, error) {
 		var attach func(*ovnet.Node) error
 		conn := pc
 		if nw.Hostile[i] {
-			c := &Conn{PacketConn: pc, b: opt.Behave, colluders: nw.Colluders, finds: map[uint64]overlay.Key{}}
+			c := &Conn{PacketConn: pc, priv: priv, b: opt.Behave, colluders: nw.Colluders, finds: map[uint64]overlay.Key{}}
 			copy(c.self[:], priv.Public().(ed25519.PublicKey))
 			nw.Conns[i] = c
 			conn = c
@@ -312,7 +346,7 @@ func Build(opt Options) (*Network, error) {
 	sem := make(chan struct{}, opt.Parallel)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	joined := []int{0}
+	joined := []int{0} // the honest nodes that joined: newcomers join through one of them
 	for i := 1; i < opt.N; i++ {
 		sem <- struct{}{}
 		mu.Lock()
@@ -322,7 +356,7 @@ func Build(opt Options) (*Network, error) {
 			defer func() { <-sem }()
 			nd, err := open(i)
 			if err == nil {
-				err = nd.Bind([]string{entry})
+				err = join(nd, entry)
 			}
 			if err != nil {
 				errs[i] = fmt.Errorf("node %d: %w", i, err)
@@ -330,7 +364,9 @@ func Build(opt Options) (*Network, error) {
 			}
 			mu.Lock()
 			nw.Nodes[i] = nd
-			joined = append(joined, i)
+			if !nw.Hostile[i] {
+				joined = append(joined, i)
+			}
 			mu.Unlock()
 		})
 	}
@@ -344,6 +380,21 @@ func Build(opt Options) (*Network, error) {
 		return nil, err
 	}
 	return nw, nil
+}
+
+// joinWait bounds a node's Join: hostile neighbours never confirm a
+// newcomer, and Join would wait for them until Config.SendTimeout.
+const joinWait = 5 * time.Second
+
+// join joins nd through entry; on failure it closes nd.
+func join(nd *ovnet.Node, entry string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), joinWait)
+	defer cancel()
+	if err := nd.Join(ctx, []string{entry}, true); err != nil {
+		nd.Close()
+		return err
+	}
+	return nil
 }
 
 // Settle lets the network's tables fill: every node looks up its own ID and
