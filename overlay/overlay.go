@@ -62,6 +62,28 @@ type Config struct {
 	// DHT's replica sets) uses it. Default 3.
 	Paths int
 
+	// The tables a node keeps for what others send it are fair shares: one
+	// source (a contact, the relay a frame came through, the verified origin
+	// of a signed message, or for a stranger its subnet) holds at most
+	// 1/SourceShare of each; a source over its share loses its own oldest
+	// entries, and a full table evicts from its heaviest source first. Drops
+	// are counted in Counters.DroppedSourceShare. Default 16.
+	SourceShare int
+	// Duplicates is the number of delivered messages remembered to drop
+	// their copies (each charged to the message's origin); default 65536.
+	Duplicates int
+	// Reassembly is the memory, in bytes, for routed messages being
+	// reassembled from their fragments (each charged to the hop its first
+	// fragment came from); default 8 MiB.
+	Reassembly int
+	// LinkReassembly is the memory, in bytes, for link messages being
+	// reassembled (each charged to the peer that sends it); default 4 MiB.
+	LinkReassembly int
+	// Refusals is the number of refusals (nacks) sent per minute at most,
+	// each charged to the hop the refused message came from and to the
+	// origin it names; default 4096.
+	Refusals int
+
 	Logger *slog.Logger // nil: no logging
 }
 
@@ -94,6 +116,16 @@ func (c *Config) setDefaults() {
 	if c.Paths <= 0 {
 		c.Paths = 3
 	}
+	defInt := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt(&c.SourceShare, 16)
+	defInt(&c.Duplicates, 1<<16)
+	defInt(&c.Reassembly, 8<<20)
+	defInt(&c.LinkReassembly, 4<<20)
+	defInt(&c.Refusals, 4096)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -138,10 +170,10 @@ type Overlay struct {
 	linkWait  map[ID][]chan struct{}
 	hopAcks   map[hopKey]chan struct{}
 	acks      map[[16]byte]chan ackResult
-	reasm     map[msgKey]*reassembly
-	reasmLen  int
-	seen      map[msgKey]int64 // delivered data messages: key -> timestamp
-	nacked    map[msgKey]int64
+	reasm     *fairShare[msgKey, *reassembly]
+	seen      *fairShare[msgKey, int64] // delivered data messages: key -> timestamp
+	nacked    *fairShare[msgKey, int64] // refusals sent, charged to the hop: key -> when
+	nackedBy  *fairShare[msgKey, int64] // the same, charged to the origin named
 	paths     map[ID]verifiedPath
 	observed  netip.AddrPort // our address as last seen by a contact
 	public    bool           // observed is our own socket address
@@ -153,9 +185,8 @@ type Overlay struct {
 
 	linkHandlers [256]LinkHandler
 	linkAcks     map[linkKey]chan struct{}
-	linkReasm    map[linkKey]*linkReassembly
-	linkReasmLen int
-	linkDone     map[linkKey]time.Time
+	linkReasm    *fairShare[linkKey, *linkReassembly]
+	linkDone     *fairShare[linkKey, time.Time]
 	ctr          counters
 	probes       map[[16]byte]chan ID   // Join's probes in flight: msgID -> the node each arrived from
 	proofWait    map[ID][]chan struct{} // Join's probes waiting for a contact's challenge
@@ -204,13 +235,14 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 		linkWait:  make(map[ID][]chan struct{}),
 		hopAcks:   make(map[hopKey]chan struct{}),
 		acks:      make(map[[16]byte]chan ackResult),
-		reasm:     make(map[msgKey]*reassembly),
-		seen:      make(map[msgKey]int64),
-		nacked:    make(map[msgKey]int64),
+		reasm:     newFairShare[msgKey, *reassembly](cfg.Reassembly, cfg.SourceShare, true),
+		seen:      newFairShare[msgKey, int64](cfg.Duplicates, cfg.SourceShare, true),
+		nacked:    newFairShare[msgKey, int64](cfg.Refusals, cfg.SourceShare, false),
+		nackedBy:  newFairShare[msgKey, int64](cfg.Refusals, cfg.SourceShare, false),
 		paths:     make(map[ID]verifiedPath),
 		linkAcks:  make(map[linkKey]chan struct{}),
-		linkReasm: make(map[linkKey]*linkReassembly),
-		linkDone:  make(map[linkKey]time.Time),
+		linkReasm: newFairShare[linkKey, *linkReassembly](cfg.LinkReassembly, cfg.SourceShare, true),
+		linkDone:  newFairShare[linkKey, time.Time](maxLinkDone, cfg.SourceShare, true),
 		recv:      make(chan Message, cfg.RecvQueue),
 		probes:    make(map[[16]byte]chan ID),
 		proofWait: make(map[ID][]chan struct{}),
@@ -290,6 +322,16 @@ type Info struct {
 	Counters  Counters
 	Network   string
 	LocalAddr netip.AddrPort
+	Tables    Tables // the size of the tables others fill
+}
+
+// Tables are the sizes of the bounded tables a node keeps for what other
+// nodes send it; each stays within its Config bound.
+type Tables struct {
+	Duplicates     int // delivered messages remembered (Config.Duplicates at most)
+	Reassembly     int // bytes of routed messages being reassembled (Config.Reassembly at most)
+	LinkReassembly int // bytes of link messages being reassembled (Config.LinkReassembly at most)
+	Refusals       int // refusals sent in the last minute (Config.Refusals at most)
 }
 
 // Info returns a snapshot of the overlay's state.
@@ -297,7 +339,8 @@ func (o *Overlay) Info() Info {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	inf := Info{ID: o.self, Observed: o.observed, Public: o.public, Symmetric: o.symmetric, Contacts: o.tab.len(),
-		Counters: o.counters(), Network: o.cfg.Network, LocalAddr: o.local}
+		Counters: o.counters(), Network: o.cfg.Network, LocalAddr: o.local,
+		Tables: Tables{Duplicates: o.seen.len(), Reassembly: o.reasm.cost(), LinkReassembly: o.linkReasm.cost(), Refusals: o.nacked.len()}}
 	for _, c := range o.tab.byID {
 		if c.p.relayed() {
 			inf.Relayed++

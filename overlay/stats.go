@@ -26,6 +26,16 @@ type Counters struct {
 	DroppedNoRoute     uint64 // fragments that could not be forwarded
 	DroppedBusy        uint64 // fragments not taken for forwarding because Config.Workers goroutines were forwarding already
 	DroppedBusyAcks    uint64 // acknowledgements and refusals not sent because Config.Workers goroutines were sending them already
+	// DroppedSourceShare counts partial messages (routed or link) dropped
+	// or refused, and refusals not sent, because the source they are
+	// charged to held its share of the table (Config.SourceShare) or the
+	// table was full and that source was the heaviest.
+	DroppedSourceShare uint64
+
+	// ForgottenDuplicates counts the delivered messages (routed or link)
+	// forgotten by the duplicate tables before their time because their
+	// origin held its share: a copy of one arriving later is taken again.
+	ForgottenDuplicates uint64
 
 	// Detours counts the messages this node sent again straight to the
 	// node a lookup over disjoint paths found, because greedy routing got
@@ -42,7 +52,8 @@ type counters struct {
 	packetsIn, packetsOut, bytesIn, bytesOut        atomic.Uint64
 	sent, received, forwarded, relayed, retransmits atomic.Uint64
 	malformed, wrongNet, forged, replayed, oversize atomic.Uint64
-	queueFull, unknownPeer, noRoute                 atomic.Uint64
+	queueFull, unknownPeer, noRoute, sourceShare    atomic.Uint64
+	forgotten                                       atomic.Uint64
 	detours, contradicted                           atomic.Uint64
 }
 
@@ -74,10 +85,12 @@ func (c *counters) snapshot() Counters {
 		DroppedQueueFull:    c.queueFull.Load(),
 		DroppedUnknownPeer:  c.unknownPeer.Load(),
 		DroppedNoRoute:      c.noRoute.Load(),
+		DroppedSourceShare:  c.sourceShare.Load(),
+		ForgottenDuplicates: c.forgotten.Load(),
 		Detours:             c.detours.Load(),
 		LookupsContradicted: c.contradicted.Load(),
 	}
 	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +
-		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute
+		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute + s.DroppedSourceShare
 	return s
 }

@@ -1,0 +1,208 @@
+package overlay_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/internal/testnet"
+	"github.com/p2psock/p2psock/internal/testnet/ovnet"
+	"github.com/p2psock/p2psock/internal/wire"
+	"github.com/p2psock/p2psock/overlay"
+)
+
+// The flood tests send, from one socket, what an attacker would to fill a
+// node's tables, then check that honest traffic to the node still gets
+// through and that the tables stay within their bounds.
+
+// read returns the next frame the raw sender receives, or nil after d.
+func (s *rawSender) read(d time.Duration) []byte {
+	buf := make([]byte, 2048)
+	s.pc.SetReadDeadline(time.Now().Add(d))
+	n, _, err := s.pc.ReadFrom(buf)
+	if err != nil {
+		var ne net.Error
+		require.True(s.t, errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded), "read: %v", err)
+		return nil
+	}
+	return buf[:n]
+}
+
+// answer answers a Ping that asks for proof with a signed Pong, as a node
+// does; it reports whether frame was such a Ping.
+func (s *rawSender) answer(frame []byte) bool {
+	h, body, err := wire.ParseHeader(frame)
+	if err != nil || h.Type != wire.TypePing {
+		return false
+	}
+	pg, err := wire.ParsePing(body)
+	if err != nil || pg.Flags&wire.FlagWantProof == 0 {
+		return false
+	}
+	b := wire.Pong{Nonce: pg.Nonce}.Append(wire.AppendHeader(nil, wire.Header{Type: wire.TypePong, Net: s.net, Sender: s.id}))
+	s.send(append(b, ed25519.Sign(s.priv, wire.PongSigned(b, h.Sender))...))
+	return true
+}
+
+// linkWith makes the raw sender a verified peer of nd: it asks nd for
+// contacts, which makes nd challenge it, and answers the challenge.
+func (s *rawSender) linkWith(nd *ovnet.Node) {
+	s.t.Helper()
+	find := wire.Find{Nonce: 1}.Append(wire.AppendHeader(nil, wire.Header{Type: wire.TypeFind, Net: s.net, Sender: s.id}))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := nd.PeerInfo(overlay.ID(s.id)); ok {
+			return
+		}
+		require.True(s.t, time.Now().Before(deadline), "the raw sender was not verified")
+		s.send(find)
+		for f := s.read(200 * time.Millisecond); f != nil; f = s.read(50 * time.Millisecond) {
+			s.answer(f)
+		}
+	}
+}
+
+// firstFragment builds the first fragment of a 64 KiB message to dest that
+// will never complete: its origin is random and its signature garbage.
+func (s *rawSender) firstFragment(dest overlay.ID) []byte {
+	h := wire.MsgHeader{Kind: wire.KindData, Mode: wire.ModeID, Dest: dest, Timestamp: time.Now().UnixMilli(), Length: wire.MaxMessage}
+	rand.Read(h.Origin[:])
+	rand.Read(h.MsgID[:])
+	r := wire.Route{FragCount: uint16(wire.FragmentCount(wire.MaxMessage)), Msg: h, Chunk: make([]byte, wire.MaxChunk)}
+	rand.Read(r.Sig[:])
+	return r.Append(wire.AppendHeader(nil, wire.Header{Type: wire.TypeRoute, Net: s.net, Sender: s.id}))
+}
+
+// drainHopAcks reads frames until n hop acknowledgements arrived.
+func (s *rawSender) drainHopAcks(n int) {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for n > 0 {
+		require.True(s.t, time.Now().Before(deadline), "%d hop acknowledgements missing", n)
+		if f := s.read(time.Second); f != nil && f[0] == wire.TypeHopAck {
+			n--
+		}
+	}
+}
+
+func sendWithin(t *testing.T, from *ovnet.Node, data []byte, to overlay.ID) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, from.Send(ctx, data, to.Key(), false))
+}
+
+func TestLoopbackDuplicateTableFloodFromOneOrigin(t *testing.T) {
+	testnet.CheckLeaks(t)
+	cfg := overlay.Config{Duplicates: 2048} // 128 per origin
+	tn := loopback(t, 3, cfg)
+	target, honest := tn.Nodes[1], tn.Nodes[2]
+	s := newRawSender(t, target)
+
+	// One outside identity sends more signed messages than the table
+	// holds, paced so that the node takes them all.
+	const flood = 2600
+	for sent := 0; sent < flood; {
+		for range 16 {
+			s.send(s.message(target.ID().Key(), false, []byte{byte(sent)}, time.Now(), s.priv))
+			sent++
+		}
+		testnet.Eventually(t, 10*time.Second, "the flood taken", func() bool {
+			c := target.Info().Counters
+			_, _, _, lost := target.Sock.Stats() // a burst may overflow the socket's queue
+			return c.MessagesReceived+c.DroppedQueueFull+lost >= uint64(sent)
+		})
+	}
+	inf := target.Info()
+	require.LessOrEqual(t, inf.Tables.Duplicates, cfg.Duplicates)
+	require.GreaterOrEqual(t, inf.Counters.ForgottenDuplicates, uint64(cfg.Duplicates/2),
+		"the flooder forgets its own messages beyond its share")
+
+	data := []byte("honest after a duplicate flood")
+	sendWithin(t, honest, data, target.ID())
+	require.Equal(t, target.ID(), tn.expect(data).at)
+	require.LessOrEqual(t, target.Info().Tables.Duplicates, cfg.Duplicates)
+}
+
+func TestLoopbackReassemblyFloodOfForgedFirstFragments(t *testing.T) {
+	testnet.CheckLeaks(t)
+	tn := loopback(t, 3, overlay.Config{}) // 8 MiB of reassembly, 512 KiB per source
+	target, honest := tn.Nodes[1], tn.Nodes[2]
+	s := newRawSender(t, target)
+
+	// 130 first fragments of 64 KiB messages with no valid signature: 8.1
+	// MiB, more than the node's whole reassembly space.
+	const flood = 130
+	for sent := 0; sent < flood; sent += 26 {
+		for range 26 {
+			s.send(s.firstFragment(target.ID()))
+		}
+		s.drainHopAcks(26)
+	}
+	inf := target.Info()
+	require.LessOrEqual(t, inf.Tables.Reassembly, 512<<10, "a stranger's subnet holds 1/16 of 8 MiB at most")
+	require.GreaterOrEqual(t, inf.Counters.DroppedSourceShare, uint64(flood-8))
+
+	data := bytes.Repeat([]byte("multi-fragment message after a reassembly flood "), 500) // 24 KB, 23 fragments
+	sendWithin(t, honest, data, target.ID())
+	require.Equal(t, target.ID(), tn.expect(data).at)
+}
+
+func TestLoopbackLinkReassemblyFloodFromOneLinkedPeer(t *testing.T) {
+	testnet.CheckLeaks(t)
+	const service = 9
+	got := make(chan []byte, 16)
+	tn := ovnet.Loopback(t, 3, overlay.Config{}, func(_ int, nd *ovnet.Node) error { // 4 MiB, 256 KiB per peer
+		nd.HandleLink(service, func(_ overlay.ID, data []byte) bool {
+			select {
+			case got <- data:
+			default:
+			}
+			return true
+		})
+		return nil
+	})
+	target, honest := tn.Nodes[1], tn.Nodes[2]
+	s := newRawSender(t, target)
+	s.linkWith(target)
+
+	// 80 first fragments of 64 KiB link messages: 5 MiB, paced so that the
+	// node takes them all.
+	const flood = 80
+	base := target.Info().Counters.PacketsIn
+	for sent := 0; sent < flood; {
+		for range 10 {
+			l := wire.Link{Service: service, FragCount: uint8(wire.LinkFragmentCount(wire.MaxMessage)), Length: wire.MaxMessage,
+				Chunk: make([]byte, wire.MaxLinkChunk)}
+			rand.Read(l.MsgID[:])
+			s.send(l.Append(wire.AppendHeader(nil, wire.Header{Type: wire.TypeLink, Net: s.net, Sender: s.id})))
+			sent++
+		}
+		testnet.Eventually(t, 10*time.Second, "the flood taken", func() bool {
+			_, _, _, lost := target.Sock.Stats()
+			return target.Info().Counters.PacketsIn+lost >= base+uint64(sent)
+		})
+	}
+	inf := target.Info()
+	require.LessOrEqual(t, inf.Tables.LinkReassembly, 256<<10, "one peer holds 1/16 of 4 MiB at most")
+	require.GreaterOrEqual(t, inf.Counters.DroppedSourceShare, uint64(flood/2))
+
+	data := bytes.Repeat([]byte("link message after a link reassembly flood "), 500) // 21 KB
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, honest.SendLink(ctx, target.ID(), service, data))
+	select {
+	case m := <-got:
+		require.Equal(t, data, m)
+	case <-ctx.Done():
+		t.Fatal("the link message was acknowledged but not handed over")
+	}
+}
