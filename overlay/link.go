@@ -43,7 +43,9 @@ func (o *Overlay) myFlags() byte {
 }
 
 // ping sends a ping to id along p; with proof the answer must be signed. The
-// returned channel is closed when the answer arrives.
+// returned channel is closed when the answer arrives. The ping is padded to
+// wire.ProbeLen, so that a node that does not know this one yet may answer
+// it and challenge this node in turn.
 func (o *Overlay) ping(id ID, p path, proof bool) <-chan struct{} {
 	nonce := randNonce()
 	flags := o.myFlags()
@@ -53,10 +55,32 @@ func (o *Overlay) ping(id ID, p path, proof bool) <-chan struct{} {
 	o.mu.Lock()
 	pp := &pendingPing{id: id, p: p, proof: proof, sent: time.Now(), done: make(chan struct{})}
 	o.pings[nonce] = pp
+	o.awaitLocked(p, 1)
 	o.mu.Unlock()
-	b := o.frame(wire.TypePing, 9)
-	o.sendPath(id, p, wire.Ping{Nonce: nonce, Flags: flags}.Append(b))
+	b := o.frame(wire.TypePing, wire.ProbeLen-wire.HeaderLen)
+	o.sendPath(id, p, wire.Ping{Nonce: nonce, Flags: flags, Pad: wire.ProbeLen - wire.PingLen}.Append(b))
 	return pp.done
+}
+
+// dropPingLocked forgets the ping in flight with nonce.
+func (o *Overlay) dropPingLocked(nonce uint64) {
+	pp := o.pings[nonce]
+	if pp == nil {
+		return
+	}
+	delete(o.pings, nonce)
+	o.awaitLocked(pp.p, -1)
+}
+
+// awaitLocked counts an answer awaited from p (n = 1) or no longer awaited
+// (n = -1): a source this node awaits an answer from is no stranger.
+func (o *Overlay) awaitLocked(p path, n int) {
+	if p.relayed() {
+		return
+	}
+	if o.awaiting[p.addr] += n; o.awaiting[p.addr] <= 0 {
+		delete(o.awaiting, p.addr)
+	}
 }
 
 func (o *Overlay) onPing(sender ID, p path, body []byte) {
@@ -71,19 +95,50 @@ func (o *Overlay) onPing(sender ID, p path, body []byte) {
 	}
 	b := pong.Append(o.frame(wire.TypePong, 32+wire.SigLen))
 	proof := pg.Flags&wire.FlagWantProof != 0
+	// A stranger gets no more bytes than its Ping had (the answer and a
+	// challenge fit a Ping padded to wire.ProbeLen), and its share of
+	// signatures.
+	budget := -1
+	if o.stranger(sender, p) {
+		budget = wire.HeaderLen + len(body)
+		size := len(b)
+		if proof {
+			size += wire.SigLen
+		}
+		if size > budget {
+			o.ctr.unpaid.Add(1)
+			return
+		}
+		if proof && !o.strangerWork(p) {
+			return
+		}
+		budget -= size
+	}
 	if proof {
 		b = append(b, ed25519.Sign(o.priv, wire.PongSigned(b, sender))...)
+	}
+	// A padded Ping comes from a node that awaits this node's answer: the
+	// challenge goes first, so that it answers the challenge before it takes
+	// the Pong and, its link made, sends more. An unpadded Ping is itself a
+	// stateless challenge: the Pong goes first, so that the challenger knows
+	// this node when this node's challenge arrives.
+	challenge := budget < 0 || budget >= wire.PingLen
+	if challenge && pg.Pad > 0 {
+		o.maybeChallenge(sender, p)
 	}
 	o.sendPath(sender, p, b)
 	if proof {
 		o.provedTo(sender, p, b)
 	}
-	o.maybeChallenge(sender, p, pg.Flags&wire.FlagPublic != 0)
+	if challenge && pg.Pad == 0 {
+		o.maybeChallenge(sender, p)
+	}
 }
 
-// maybeChallenge pings an unknown sender, or a contact seen on a new path,
-// for proof.
-func (o *Overlay) maybeChallenge(id ID, p path, public bool) {
+// maybeChallenge challenges an unknown sender, or a contact seen on a new
+// path, to prove its key over that path (a stateless challenge: challenge).
+// The challenges sent to strangers are rate-limited per subnet.
+func (o *Overlay) maybeChallenge(id ID, p path) {
 	o.mu.Lock()
 	c := o.tab.get(id)
 	switch {
@@ -102,25 +157,14 @@ func (o *Overlay) maybeChallenge(id ID, p path, public bool) {
 			o.mu.Unlock()
 			return
 		}
-		// Verify it even when its bucket is full: lookups and relays need a
-		// proved path to it.
-		if !o.tab.hasRoom(id) && !p.relayed() {
-			o.tab.addReplacement(candidate{id: id, addr: p.addr, public: public})
-		}
-	}
-	// A challenge under way on this path suffices, unless a link to id is
-	// being set up: then this ping is likely a hole punch just opened, and our
-	// earlier ping may have hit the closed NAT.
-	if _, linking := o.linkWait[id]; !linking {
-		for _, pp := range o.pings {
-			if pp.id == id && pp.p == p && pp.proof && time.Since(pp.sent) < time.Second {
-				o.mu.Unlock()
-				return
-			}
-		}
 	}
 	o.mu.Unlock()
-	o.ping(id, p, true)
+	// Verify it even when its bucket is full: lookups and relays need a
+	// proved path to it (upsertLocked keeps it as a replacement then).
+	if !p.relayed() && !o.strangerWork(p) {
+		return
+	}
+	o.challenge(id, p)
 }
 
 func (o *Overlay) onPong(sender ID, p path, frame []byte) {
@@ -132,9 +176,21 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte) {
 	o.mu.Lock()
 	pp := o.pings[pong.Nonce]
 	o.mu.Unlock()
+	cookie := false
 	if pp == nil {
-		o.ctr.replayed.Add(1)
-		return
+		// The answer to a stateless challenge: its nonce is a cookie for
+		// this sender and path. Checking its signature is work done for a
+		// stranger, rate-limited.
+		rtt, ok := o.cookieRTT(pong.Nonce, sender, p, time.Now())
+		if !ok {
+			o.ctr.replayed.Add(1)
+			return
+		}
+		if !p.relayed() && !o.strangerWork(p) {
+			return
+		}
+		pp = &pendingPing{id: sender, p: p, proof: true, sent: time.Now().Add(-rtt)}
+		cookie = true
 	}
 	if pp.id != (ID{}) && pp.id != sender {
 		o.ctr.forged.Add(1)
@@ -149,11 +205,13 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte) {
 
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.pings[pong.Nonce] != pp {
-		return // answered twice
+	if !cookie {
+		if o.pings[pong.Nonce] != pp {
+			return // answered twice
+		}
+		o.dropPingLocked(pong.Nonce)
+		close(pp.done)
 	}
-	delete(o.pings, pong.Nonce)
-	close(pp.done)
 	rtt := now.Sub(pp.sent)
 	if !p.relayed() && pong.Observed.IsValid() {
 		o.noteObservedLocked(pong.Observed)
@@ -416,7 +474,7 @@ func (o *Overlay) onRelay(sender ID, p path, body []byte) {
 	if !o.linked(sender, p) {
 		o.ctr.unknownPeer.Add(1)
 		o.log.Debug("dropped: no link with sender", "frame", "relay", "sender", sender, "path", pathString(p))
-		o.maybeChallenge(sender, p, false) // the sender retries once it is verified
+		o.maybeChallenge(sender, p) // the sender retries once it is verified
 		return
 	}
 	o.mu.Lock()
@@ -441,7 +499,7 @@ func (o *Overlay) onRelayed(sender ID, p path, body []byte) {
 	if !o.linked(sender, p) {
 		o.ctr.unknownPeer.Add(1)
 		o.log.Debug("dropped: no link with sender", "frame", "relayed", "sender", sender, "path", pathString(p))
-		o.maybeChallenge(sender, p, false) // the origin retries once the relay is verified
+		o.maybeChallenge(sender, p) // the origin retries once the relay is verified
 		return
 	}
 	o.handleFrame(inner, path{via: sender})
@@ -476,6 +534,10 @@ func (o *Overlay) onLeave(sender ID, p path, frame []byte) {
 	l, signed, sig, err := wire.ParseLeave(frame)
 	if err != nil {
 		o.ctr.malformed.Add(1)
+		return
+	}
+	if !o.linked(sender, p) {
+		o.ctr.unknownPeer.Add(1) // nothing to forget: not worth a signature check
 		return
 	}
 	if !ed25519.Verify(sender[:], signed, sig) {
@@ -595,9 +657,11 @@ func (o *Overlay) keepalive(now time.Time) {
 	}
 	for n, pp := range o.pings {
 		if now.Sub(pp.sent) > 10*time.Second {
-			delete(o.pings, n)
+			o.dropPingLocked(n)
 		}
 	}
+	o.rotateCookiesLocked(now)
+	o.strangers.prune(now)
 	for id, a := range o.answered {
 		if now.Sub(a.at) > 10*time.Second {
 			delete(o.answered, id)

@@ -155,7 +155,7 @@ func (o *Overlay) onLink(sender ID, p path, body []byte) {
 		// this one, so that the sender's next try is taken.
 		o.ctr.unknownPeer.Add(1)
 		if !p.relayed() {
-			o.maybeChallenge(sender, p, false)
+			o.maybeChallenge(sender, p)
 		}
 		return
 	}

@@ -83,6 +83,14 @@ type Config struct {
 	// each charged to the hop the refused message came from and to the
 	// origin it names; default 4096.
 	Refusals int
+	// StrangerRate is how many times a second the sources of one subnet
+	// that have not proved their address (strangers) may make this node
+	// sign, check a signature or send a challenge for them; default 200.
+	// StrangerRateTotal is the same for all strangers together; default
+	// 2000. What is over the rate is dropped and counted in
+	// Counters.DroppedRateLimited.
+	StrangerRate      int
+	StrangerRateTotal int
 
 	Logger *slog.Logger // nil: no logging
 }
@@ -126,6 +134,8 @@ func (c *Config) setDefaults() {
 	defInt(&c.Reassembly, 8<<20)
 	defInt(&c.LinkReassembly, 4<<20)
 	defInt(&c.Refusals, 4096)
+	defInt(&c.StrangerRate, 200)
+	defInt(&c.StrangerRateTotal, 2000)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -166,6 +176,7 @@ type Overlay struct {
 	mu        sync.Mutex
 	tab       *table
 	pings     map[uint64]*pendingPing
+	awaiting  map[netip.AddrPort]int // pings and finds in flight per address: the addresses this node awaits answers from
 	finds     map[uint64]pendingFind
 	linkWait  map[ID][]chan struct{}
 	hopAcks   map[hopKey]chan struct{}
@@ -191,6 +202,10 @@ type Overlay struct {
 	probes       map[[16]byte]chan ID   // Join's probes in flight: msgID -> the node each arrived from
 	proofWait    map[ID][]chan struct{} // Join's probes waiting for a contact's challenge
 	answered     map[ID]answeredProof   // the latest challenges this node answered
+
+	strangers     *rateLimit  // the work strangers cause, per subnet
+	cookieKeys    [2][32]byte // the keys of challenge cookies: current, previous
+	cookieRotated time.Time
 
 	// scope is the overlay's lifetime: every goroutine it starts runs in
 	// it, and Close cancels its context and waits for them. forwards and
@@ -231,6 +246,8 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 		tr:        tr,
 		log:       cfg.Logger,
 		pings:     make(map[uint64]*pendingPing),
+		awaiting:  make(map[netip.AddrPort]int),
+		strangers: newRateLimit(cfg.StrangerRate, cfg.StrangerRateTotal),
 		finds:     make(map[uint64]pendingFind),
 		linkWait:  make(map[ID][]chan struct{}),
 		hopAcks:   make(map[hopKey]chan struct{}),
@@ -252,6 +269,7 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 		acksOut:   lifecycle.NewBudget(cfg.Workers),
 	}
 	copy(o.self[:], cfg.Identity.Public().(ed25519.PublicKey))
+	o.rotateCookiesLocked(time.Now())
 	o.tab = newTable(o.self, cfg.K)
 	if ua, ok := tr.LocalAddr().(*net.UDPAddr); ok {
 		o.local = unmap(ua.AddrPort())

@@ -442,7 +442,7 @@ func (o *Overlay) onRoute(sender ID, p path, frame []byte) {
 	ack := wire.HopAck{MsgID: r.Msg.MsgID, Kind: r.Msg.Kind, FragIndex: r.FragIndex}
 	o.sendPath(sender, p, ack.Append(o.frame(wire.TypeHopAck, 19)))
 	if !known && !p.relayed() {
-		o.maybeChallenge(sender, p, false)
+		o.maybeChallenge(sender, p)
 	}
 	switch {
 	case r.Hops >= wire.MaxHops:

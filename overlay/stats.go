@@ -31,6 +31,14 @@ type Counters struct {
 	// charged to held its share of the table (Config.SourceShare) or the
 	// table was full and that source was the heaviest.
 	DroppedSourceShare uint64
+	// DroppedRateLimited counts frames from strangers (sources that have
+	// not proved their address) not answered or not checked because their
+	// subnet, or all strangers together, were over Config.StrangerRate.
+	DroppedRateLimited uint64
+	// DroppedUnpaid counts Pings and Finds from strangers not answered
+	// because the answer would have been larger than the frame (it was not
+	// padded): a Find gets a challenge instead.
+	DroppedUnpaid uint64
 
 	// ForgottenDuplicates counts the delivered messages (routed or link)
 	// forgotten by the duplicate tables before their time because their
@@ -53,7 +61,7 @@ type counters struct {
 	sent, received, forwarded, relayed, retransmits atomic.Uint64
 	malformed, wrongNet, forged, replayed, oversize atomic.Uint64
 	queueFull, unknownPeer, noRoute, sourceShare    atomic.Uint64
-	forgotten                                       atomic.Uint64
+	forgotten, rateLimited, unpaid                  atomic.Uint64
 	detours, contradicted                           atomic.Uint64
 }
 
@@ -87,10 +95,13 @@ func (c *counters) snapshot() Counters {
 		DroppedNoRoute:      c.noRoute.Load(),
 		DroppedSourceShare:  c.sourceShare.Load(),
 		ForgottenDuplicates: c.forgotten.Load(),
+		DroppedRateLimited:  c.rateLimited.Load(),
+		DroppedUnpaid:       c.unpaid.Load(),
 		Detours:             c.detours.Load(),
 		LookupsContradicted: c.contradicted.Load(),
 	}
 	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +
-		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute + s.DroppedSourceShare
+		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute + s.DroppedSourceShare +
+		s.DroppedRateLimited + s.DroppedUnpaid
 	return s
 }
