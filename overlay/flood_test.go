@@ -312,3 +312,59 @@ func TestLoopbackStrangerGetsNoMoreBytesThanItSent(t *testing.T) {
 	_, known := target.PeerInfo(overlay.ID(x.id))
 	require.False(t, known, "the stranger never answered a challenge")
 }
+
+func TestLoopbackJunkFloodLeavesTheNodeReachable(t *testing.T) {
+	testnet.CheckLeaks(t)
+	// Short keepalives, so that a few seconds of flood would make the
+	// node's neighbours give it up if its answers were lost.
+	cfg := overlay.Config{KeepAlive: time.Second, Liveness: time.Second}
+	tn := loopback(t, 4, cfg)
+	victim, honest := tn.Nodes[1], tn.Nodes[2]
+
+	// Junk at full speed from one socket for 5 s: overlay-range packets of
+	// another network, malformed ones, and bytes no handler takes.
+	s := newRawSender(t, victim)
+	junk := [][]byte{
+		wire.Ping{Nonce: 1}.Append(wire.AppendHeader(nil, wire.Header{Type: wire.TypePing, Net: wire.NetworkTag("junk"), Sender: s.id})),
+		append(wire.AppendHeader(nil, wire.Header{Type: wire.TypeRoute, Net: s.net, Sender: s.id}), 1, 2, 3),
+		bytes.Repeat([]byte{0x3F}, 200),
+		bytes.Repeat([]byte{0x10}, 100),
+	}
+	done := make(chan int)
+	go func() {
+		n := 0
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); n++ {
+			s.pc.WriteTo(junk[n%len(junk)], s.to)
+		}
+		done <- n
+	}()
+	sent, failed := 0, 0
+	for flooding := true; flooding; {
+		select {
+		case n := <-done:
+			t.Logf("%d junk packets sent", n)
+			flooding = false
+		default:
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if honest.Send(ctx, []byte("during the flood"), victim.ID().Key(), false) != nil {
+				failed++
+			}
+			cancel()
+			sent++
+		}
+	}
+	inf := victim.Info()
+	_, _, unhandled, lost := victim.Sock.Stats()
+	t.Logf("during the flood: %d of %d honest messages failed; victim: %d contacts, wrong network %d, malformed %d, unhandled %d, socket drops %d",
+		failed, sent, inf.Contacts, inf.Counters.DroppedWrongNet, inf.Counters.DroppedMalformed, unhandled, lost)
+
+	// Right after it, every node reaches the victim at the first try.
+	for i, nd := range tn.Nodes {
+		if nd == victim {
+			continue
+		}
+		data := []byte{'a', 'f', 't', 'e', 'r', byte(i)}
+		sendWithin(t, nd, data, victim.ID())
+		require.Equal(t, victim.ID(), tn.expect(data).at)
+	}
+}

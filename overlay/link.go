@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/p2psock/p2psock/internal/wire"
@@ -605,8 +607,17 @@ func (o *Overlay) suspect(id ID) {
 			}
 		}
 		o.mu.Lock()
-		if c := o.tab.get(id); c != nil && !c.suspect.IsZero() {
+		c := o.tab.get(id)
+		switch {
+		case c == nil || c.suspect.IsZero():
+		case c.lastSeen.After(c.suspect) || o.floodedLocked(time.Now()):
+			// It sent something since it was suspected (its answers to
+			// this node's pings, not the node, were lost: a flood at its
+			// end), or this node's own socket is flooded: keep it.
+			c.suspect = time.Time{}
+		default:
 			o.log.Debug("contact dead", "id", id)
+			o.loseLocked(c)
 			o.removeLocked(id)
 		}
 		o.mu.Unlock()
@@ -635,6 +646,7 @@ func (o *Overlay) keepalive(now time.Time) {
 	}
 	var ping []target
 	o.mu.Lock()
+	flooded := o.floodedLocked(now)
 	for _, c := range o.tab.all() {
 		interval := o.cfg.KeepAlive
 		if o.public && c.public {
@@ -647,8 +659,17 @@ func (o *Overlay) keepalive(now time.Time) {
 		// timeouts.
 		grace := max(min(5*time.Second, interval/3), 2*time.Second, 4*c.rto())
 		switch {
+		case idle > interval+grace && flooded:
+			// This node's socket is dropping packets: the contact's
+			// answers were likely lost here. Keep it and keep pinging it
+			// (which keeps this node in its table) until the flood ends.
+			if now.Sub(c.lastPing) > time.Second {
+				c.lastPing = now
+				ping = append(ping, target{c.id, c.p})
+			}
 		case idle > interval+grace:
 			o.log.Debug("contact dead", "id", c.id, "idle", idle)
+			o.loseLocked(c)
 			o.removeLocked(c.id)
 		case idle > interval && now.Sub(c.lastPing) > time.Second:
 			c.lastPing = now
@@ -672,8 +693,103 @@ func (o *Overlay) keepalive(now time.Time) {
 			delete(o.paths, id)
 		}
 	}
+	o.updateKnownLocked(now)
+	o.lost = slices.DeleteFunc(o.lost, func(l lostContact) bool { return now.Sub(l.at) > lostKeep })
+	// More contacts lost to silence than left: likely this node's own
+	// packets were lost (a flood), not theirs. Link to them again.
+	recoverLost := o.joined && len(o.lost) > 0 && o.tab.len() < len(o.lost)
 	o.mu.Unlock()
+	if recoverLost && o.recovering.CompareAndSwap(false, true) {
+		if !o.scope.Go(o.recoverLost) {
+			o.recovering.Store(false)
+		}
+	}
 	for _, t := range ping {
 		o.ping(t.id, t.p, false)
 	}
+}
+
+// lostKeep is how long a contact lost to silence is tried again.
+const lostKeep = 2 * time.Minute
+
+// lostContact is a contact removed because it fell silent.
+type lostContact struct {
+	cand candidate
+	at   time.Time
+}
+
+// loseLocked remembers a direct contact that fell silent, at most 2·K of
+// them.
+func (o *Overlay) loseLocked(c *contact) {
+	if c == nil || c.p.relayed() {
+		return
+	}
+	if len(o.lost) >= 2*o.cfg.K {
+		o.lost = slices.Delete(o.lost, 0, 1)
+	}
+	o.lost = append(o.lost, lostContact{cand: candidate{id: c.id, addr: c.p.addr, public: c.public}, at: time.Now()})
+}
+
+// recoverLost links again to the contacts lost to silence, and refreshes the
+// routing table (which makes this node known to its neighbours again) once
+// one answers: a node whose own packets were lost in a flood is back within
+// seconds of its end, not at the next refresh.
+func (o *Overlay) recoverLost(ctx context.Context) {
+	defer o.recovering.Store(false)
+	o.mu.Lock()
+	var cands []candidate
+	for _, l := range o.lost {
+		if o.tab.get(l.cand.id) == nil && len(cands) < 8 {
+			cands = append(cands, l.cand)
+		}
+	}
+	o.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var (
+		wg     sync.WaitGroup
+		linked atomic.Bool
+	)
+	for _, c := range cands {
+		wg.Go(func() {
+			lctx, lcancel := context.WithTimeout(ctx, 3*time.Second)
+			defer lcancel()
+			if _, _, err := o.link(lctx, c); err == nil {
+				linked.Store(true)
+				o.promote(c.id)
+				o.mu.Lock()
+				o.lost = slices.DeleteFunc(o.lost, func(l lostContact) bool { return l.cand.id == c.id })
+				o.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if linked.Load() {
+		o.refresh(ctx)
+	}
+}
+
+// floodWindow is how long after its socket last dropped a packet a node
+// counts itself flooded.
+const floodWindow = 5 * time.Second
+
+// socketStats is what a Transport that counts its drops offers (nat.Socket
+// does).
+type socketStats interface {
+	Stats() (received, sent, unhandled, queueDrops uint64)
+}
+
+// floodedLocked reports whether this node's socket dropped packets for a
+// full queue in the last floodWindow: then the silence of its contacts says
+// more about the flood than about them, and it does not give them up.
+func (o *Overlay) floodedLocked(now time.Time) bool {
+	st, ok := o.tr.(socketStats)
+	if !ok {
+		return false
+	}
+	_, _, _, drops := st.Stats()
+	if drops != o.socketDrops {
+		o.socketDrops, o.droppingAt = drops, now
+	}
+	return !o.droppingAt.IsZero() && now.Sub(o.droppingAt) < floodWindow
 }

@@ -203,7 +203,12 @@ type Overlay struct {
 	proofWait    map[ID][]chan struct{} // Join's probes waiting for a contact's challenge
 	answered     map[ID]answeredProof   // the latest challenges this node answered
 
-	strangers     *rateLimit  // the work strangers cause, per subnet
+	strangers     *rateLimit                                  // the work strangers cause, per subnet
+	known         atomic.Pointer[map[netip.AddrPort]struct{}] // the addresses of direct links, as of the last second (Known)
+	lost          []lostContact                               // contacts lost to silence, tried again (recoverLost)
+	recovering    atomic.Bool
+	socketDrops   uint64      // the socket's drop count when last read (floodedLocked)
+	droppingAt    time.Time   // when it last grew
 	cookieKeys    [2][32]byte // the keys of challenge cookies: current, previous
 	cookieRotated time.Time
 

@@ -117,6 +117,38 @@ func (o *Overlay) rotateCookiesLocked(now time.Time) {
 	rand.Read(o.cookieKeys[0][:])
 }
 
+// Known reports whether addr is the address of a node this one has a
+// verified direct link with (as of the last second). It is cheap and lock
+// free: the socket calls it for every packet, to serve contacts before
+// strangers when it falls behind (nat.Socket.Prefer).
+func (o *Overlay) Known(addr netip.AddrPort) bool {
+	m := o.known.Load()
+	if m == nil {
+		return false
+	}
+	_, ok := (*m)[unmap(addr)]
+	return ok
+}
+
+// updateKnownLocked rebuilds the set Known reads.
+func (o *Overlay) updateKnownLocked(now time.Time) {
+	m := make(map[netip.AddrPort]struct{}, o.tab.len()+len(o.paths))
+	for _, c := range o.tab.byID {
+		if !c.p.relayed() {
+			m[c.p.addr] = struct{}{}
+		}
+	}
+	for _, vp := range o.paths {
+		if !vp.p.relayed() && now.Sub(vp.at) < o.pathsTTL() {
+			m[vp.p.addr] = struct{}{}
+		}
+	}
+	for a := range o.awaiting {
+		m[a] = struct{}{}
+	}
+	o.known.Store(&m)
+}
+
 // rateLimit is a token bucket per subnet, and one for all subnets together.
 // It holds at most maxLimited subnets: buckets full again are forgotten, and
 // while it is full a new subnet is refused.
