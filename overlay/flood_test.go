@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -367,4 +368,62 @@ func TestLoopbackJunkFloodLeavesTheNodeReachable(t *testing.T) {
 		sendWithin(t, nd, data, victim.ID())
 		require.Equal(t, victim.ID(), tn.expect(data).at)
 	}
+}
+
+func TestLoopbackSybilProofsAreRateLimitedPerSubnet(t *testing.T) {
+	testnet.CheckLeaks(t)
+	cfg := overlay.Config{StrangerRate: 20, StrangerRateTotal: 40}
+	tn := loopback(t, 3, cfg)
+	target, honest := tn.Nodes[1], tn.Nodes[2]
+
+	// 300 identities on one address each try to prove their key to the
+	// target at once (a Sybil farm from one machine).
+	const sybils = 300
+	farm := make([]*rawSender, sybils)
+	for i := range farm {
+		farm[i] = newRawSender(t, target)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, x := range farm {
+		probe := wire.Ping{Nonce: 1, Flags: wire.FlagWantProof, Pad: wire.ProbeLen - wire.PingLen}.Append(x.hdr(wire.TypePing))
+		wg.Go(func() {
+			x.pc.WriteTo(probe, x.to)
+			buf := make([]byte, 2048)
+			for {
+				x.pc.SetReadDeadline(time.Now().Add(time.Second))
+				n, _, err := x.pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				h, body, err := wire.ParseHeader(buf[:n])
+				if err != nil || h.Type != wire.TypePing {
+					continue
+				}
+				if pg, err := wire.ParsePing(body); err == nil && pg.Flags&wire.FlagWantProof != 0 {
+					b := wire.Pong{Nonce: pg.Nonce}.Append(x.hdr(wire.TypePong))
+					x.pc.WriteTo(append(b, ed25519.Sign(x.priv, wire.PongSigned(b, h.Sender))...), x.to)
+				}
+			}
+		})
+	}
+	data := []byte("honest during a Sybil farm's proofs")
+	sendWithin(t, honest, data, target.ID())
+	require.Equal(t, target.ID(), tn.expect(data).at)
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	verified := 0
+	for _, x := range farm {
+		if _, ok := target.PeerInfo(overlay.ID(x.id)); ok {
+			verified++
+		}
+	}
+	limited := target.Info().Counters.DroppedRateLimited
+	t.Logf("%d of %d identities verified in %v; %d refused for the rate", verified, sybils, elapsed, limited)
+	// Each proof takes a token for its answer, one for the challenge and
+	// one to check the challenge's answer: the subnet's 40-token burst and
+	// 20 a second after it.
+	require.LessOrEqual(t, verified, (2*cfg.StrangerRate+int(elapsed.Seconds()+1)*cfg.StrangerRate)/2)
+	require.Positive(t, limited)
 }
