@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -21,14 +22,18 @@ type Handler func(pkt []byte, from net.Addr)
 // Handler registered for its first byte (STUN 0x00–0x03, overlay 0x20–0x3F).
 //
 // quic-go queues at most 32 non-QUIC packets, so Socket drains them on a
-// goroutine of its own into a longer queue that a second goroutine hands to
-// the handlers; handlers must not block.
+// goroutine of its own into longer queues that a second goroutine hands to
+// the handlers; handlers must not block. Under a flood the reader drops what
+// no handler takes before queueing it, and packets from the sources that
+// Prefer names (a node's verified contacts) have a queue of their own that
+// the dispatcher serves first: junk from elsewhere cannot crowd them out.
 type Socket struct {
 	pc net.PacketConn
 	tr *quic.Transport
 
 	mu       sync.Mutex
 	handlers [256]Handler
+	prefer   func(netip.AddrPort) bool
 
 	started  atomic.Bool
 	ctx      context.Context // cancelled by Close
@@ -103,6 +108,16 @@ func (s *Socket) Handle(first, last byte, h Handler) {
 	}
 }
 
+// Prefer makes the packets from the sources f accepts go ahead of the
+// others when the socket falls behind. f is called for every non-QUIC packet
+// on the socket's read path: it must be fast and must not block. Call it
+// before Start.
+func (s *Socket) Prefer(f func(netip.AddrPort) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prefer = f
+}
+
 // Start starts reading packets.
 func (s *Socket) Start() {
 	if s.started.Swap(true) {
@@ -124,23 +139,39 @@ func (s *Socket) Start() {
 // fragments of a large message) is not dropped while a handler works.
 func (s *Socket) readLoop(buf []byte) {
 	defer close(s.readDone)
-	q := make(chan packet, queueLen)
+	s.mu.Lock()
+	prefer := s.prefer
+	s.mu.Unlock()
+	pri, rest := make(chan packet, queueLen), make(chan packet, queueLen)
+	stop := make(chan struct{})
 	dispatched := make(chan struct{})
 	go func() {
 		defer close(dispatched)
-		for p := range q {
-			s.dispatch(p.b, p.from)
-			putBuf(p.b)
-		}
+		s.dispatchLoop(pri, rest, stop)
 	}()
 	defer func() {
-		close(q)
+		close(stop)
 		<-dispatched
 	}()
 	for {
 		n, from, err := s.tr.ReadNonQUICPacket(s.ctx, buf)
 		if err != nil {
 			return
+		}
+		if n == 0 {
+			continue
+		}
+		s.mu.Lock()
+		h := s.handlers[buf[0]]
+		s.mu.Unlock()
+		if h == nil { // junk: dropped before it takes a place in a queue
+			s.received.Add(1)
+			s.unhandled.Add(1)
+			continue
+		}
+		q := rest
+		if ua, ok := from.(*net.UDPAddr); ok && prefer != nil && prefer(ua.AddrPort()) {
+			q = pri
 		}
 		b := getBuf(n)
 		copy(b, buf)
@@ -154,12 +185,48 @@ func (s *Socket) readLoop(buf []byte) {
 	}
 }
 
+// dispatchLoop hands the queued packets to their handlers, those of
+// preferred sources first, until stop is closed; it then hands over what is
+// queued.
+func (s *Socket) dispatchLoop(pri, rest chan packet, stop chan struct{}) {
+	handle := func(p packet) {
+		s.dispatch(p.b, p.from)
+		putBuf(p.b)
+	}
+	for {
+		select {
+		case p := <-pri:
+			handle(p)
+			continue
+		default:
+		}
+		select {
+		case p := <-pri:
+			handle(p)
+		case p := <-rest:
+			handle(p)
+		case <-stop:
+			for {
+				select {
+				case p := <-pri:
+					handle(p)
+				case p := <-rest:
+					handle(p)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
 type packet struct {
 	b    []byte
 	from net.Addr
 }
 
-// queueLen is how many packets wait for the dispatcher at most.
+// queueLen is how many packets wait for the dispatcher at most, in each of
+// its two queues.
 const queueLen = 512
 
 // bufPool holds the buffers of queued packets. It holds array pointers, not

@@ -242,6 +242,11 @@ func (b builder) ping(flags byte) []byte {
 	return wire.Ping{Nonce: 0x1122334455667788, Flags: flags}.Append(b.hdr(wire.TypePing))
 }
 
+// probe is a ping padded as nodes pad the pings they start.
+func (b builder) probe(flags byte) []byte {
+	return wire.Ping{Nonce: 0x1122334455667788, Flags: flags, Pad: wire.ProbeLen - wire.PingLen}.Append(b.hdr(wire.TypePing))
+}
+
 func (b builder) pong(pinger ID, nonce uint64, signed bool) []byte {
 	f := wire.Pong{Nonce: nonce, Flags: wire.FlagPublic, Observed: addrA}.Append(b.hdr(wire.TypePong))
 	if signed {
@@ -629,11 +634,15 @@ func TestLinkedNetHandlers(t *testing.T) {
 		{"nodes", srcB, b.nodes(nonceFindB, wire.Contact{ID: c.id, Addr: addrC}), func(t *testing.T, ln *linkedNet) {
 			locked(ln.a, func() { require.Len(t, ln.a.finds[nonceFindB].ch, 1) })
 		}},
-		{"ping from a stranger in a full bucket", srcX, other.ping(wire.FlagWantProof), func(t *testing.T, ln *linkedNet) {
-			require.Equal(t, wire.TypePong, sentTo(ln, addrX)[0])
+		{"ping from a stranger in a full bucket", srcX, other.probe(wire.FlagWantProof), func(t *testing.T, ln *linkedNet) {
+			require.Equal(t, []byte{wire.TypePing, wire.TypePong}, sentTo(ln, addrX), "a challenge, then the answer")
 			locked(ln.a, func() {
 				require.Equal(t, 1, ln.a.tab.bucketOf(other.id))
-				require.Contains(t, ln.a.tab.repl[1], candidate{id: other.id, addr: addrX, public: false})
+				require.NotContains(t, ln.a.tab.repl[1], candidate{id: other.id, addr: addrX, public: false},
+					"no state for a stranger before it proves its address")
+				for _, pp := range ln.a.pings {
+					require.NotEqual(t, other.id, pp.id, "the challenge is stateless")
+				}
 			})
 		}},
 	}

@@ -108,6 +108,7 @@ func TestLoopbackHostileInputIsDroppedAndCounted(t *testing.T) {
 	}
 	c := counters()
 	require.Equal(t, c.DroppedMalformed+c.DroppedWrongNet+c.DroppedForged+c.DroppedReplayed+c.DroppedOversized+
-		c.DroppedQueueFull+c.DroppedUnknownPeer+c.DroppedNoRoute+c.DroppedBusy+c.DroppedBusyAcks+c.DroppedNoWork+c.DroppedUndecryptable, c.Dropped, "Dropped is the sum of the reasons")
+		c.DroppedQueueFull+c.DroppedUnknownPeer+c.DroppedNoRoute+c.DroppedBusy+c.DroppedBusyAcks+c.DroppedNoWork+c.DroppedUndecryptable+
+		c.DroppedSourceShare+c.DroppedRateLimited+c.DroppedUnpaid, c.Dropped, "Dropped is the sum of the reasons")
 	require.Positive(t, c.Dropped)
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/p2psock/p2psock/internal/wire"
@@ -43,7 +45,9 @@ func (o *Overlay) myFlags() byte {
 }
 
 // ping sends a ping to id along p; with proof the answer must be signed. The
-// returned channel is closed when the answer arrives.
+// returned channel is closed when the answer arrives. The ping is padded to
+// wire.ProbeLen, so that a node that does not know this one yet may answer
+// it and challenge this node in turn.
 func (o *Overlay) ping(id ID, p path, proof bool) <-chan struct{} {
 	nonce := randNonce()
 	flags := o.myFlags()
@@ -53,10 +57,32 @@ func (o *Overlay) ping(id ID, p path, proof bool) <-chan struct{} {
 	o.mu.Lock()
 	pp := &pendingPing{id: id, p: p, proof: proof, sent: time.Now(), done: make(chan struct{})}
 	o.pings[nonce] = pp
+	o.awaitLocked(p, 1)
 	o.mu.Unlock()
-	b := o.frame(wire.TypePing, 9)
-	o.sendPath(id, p, wire.Ping{Nonce: nonce, Flags: flags}.Append(b))
+	b := o.frame(wire.TypePing, wire.ProbeLen-wire.HeaderLen)
+	o.sendPath(id, p, wire.Ping{Nonce: nonce, Flags: flags, Pad: wire.ProbeLen - wire.PingLen}.Append(b))
 	return pp.done
+}
+
+// dropPingLocked forgets the ping in flight with nonce.
+func (o *Overlay) dropPingLocked(nonce uint64) {
+	pp := o.pings[nonce]
+	if pp == nil {
+		return
+	}
+	delete(o.pings, nonce)
+	o.awaitLocked(pp.p, -1)
+}
+
+// awaitLocked counts an answer awaited from p (n = 1) or no longer awaited
+// (n = -1): a source this node awaits an answer from is no stranger.
+func (o *Overlay) awaitLocked(p path, n int) {
+	if p.relayed() {
+		return
+	}
+	if o.awaiting[p.addr] += n; o.awaiting[p.addr] <= 0 {
+		delete(o.awaiting, p.addr)
+	}
 }
 
 func (o *Overlay) onPing(sender ID, p path, body []byte) {
@@ -71,19 +97,50 @@ func (o *Overlay) onPing(sender ID, p path, body []byte) {
 	}
 	b := pong.Append(o.frame(wire.TypePong, 32+wire.SigLen))
 	proof := pg.Flags&wire.FlagWantProof != 0
+	// A stranger gets no more bytes than its Ping had (the answer and a
+	// challenge fit a Ping padded to wire.ProbeLen), and its share of
+	// signatures.
+	budget := -1
+	if o.stranger(sender, p) {
+		budget = wire.HeaderLen + len(body)
+		size := len(b)
+		if proof {
+			size += wire.SigLen
+		}
+		if size > budget {
+			o.ctr.unpaid.Add(1)
+			return
+		}
+		if proof && !o.strangerWork(p) {
+			return
+		}
+		budget -= size
+	}
 	if proof {
 		b = append(b, ed25519.Sign(o.priv, wire.PongSigned(b, sender))...)
+	}
+	// A padded Ping comes from a node that awaits this node's answer: the
+	// challenge goes first, so that it answers the challenge before it takes
+	// the Pong and, its link made, sends more. An unpadded Ping is itself a
+	// stateless challenge: the Pong goes first, so that the challenger knows
+	// this node when this node's challenge arrives.
+	challenge := budget < 0 || budget >= wire.PingLen
+	if challenge && pg.Pad > 0 {
+		o.maybeChallenge(sender, p)
 	}
 	o.sendPath(sender, p, b)
 	if proof {
 		o.provedTo(sender, p, b)
 	}
-	o.maybeChallenge(sender, p, pg.Flags&wire.FlagPublic != 0)
+	if challenge && pg.Pad == 0 {
+		o.maybeChallenge(sender, p)
+	}
 }
 
-// maybeChallenge pings an unknown sender, or a contact seen on a new path,
-// for proof.
-func (o *Overlay) maybeChallenge(id ID, p path, public bool) {
+// maybeChallenge challenges an unknown sender, or a contact seen on a new
+// path, to prove its key over that path (a stateless challenge: challenge).
+// The challenges sent to strangers are rate-limited per subnet.
+func (o *Overlay) maybeChallenge(id ID, p path) {
 	o.mu.Lock()
 	c := o.tab.get(id)
 	switch {
@@ -102,25 +159,14 @@ func (o *Overlay) maybeChallenge(id ID, p path, public bool) {
 			o.mu.Unlock()
 			return
 		}
-		// Verify it even when its bucket is full: lookups and relays need a
-		// proved path to it.
-		if !o.tab.hasRoom(id, p) && !p.relayed() {
-			o.tab.addReplacement(candidate{id: id, addr: p.addr, public: public})
-		}
-	}
-	// A challenge under way on this path suffices, unless a link to id is
-	// being set up: then this ping is likely a hole punch just opened, and our
-	// earlier ping may have hit the closed NAT.
-	if _, linking := o.linkWait[id]; !linking {
-		for _, pp := range o.pings {
-			if pp.id == id && pp.p == p && pp.proof && time.Since(pp.sent) < time.Second {
-				o.mu.Unlock()
-				return
-			}
-		}
 	}
 	o.mu.Unlock()
-	o.ping(id, p, true)
+	// Verify it even when its bucket is full: lookups and relays need a
+	// proved path to it (upsertLocked keeps it as a replacement then).
+	if !p.relayed() && !o.strangerWork(p) {
+		return
+	}
+	o.challenge(id, p)
 }
 
 func (o *Overlay) onPong(sender ID, p path, frame []byte) {
@@ -132,9 +178,21 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte) {
 	o.mu.Lock()
 	pp := o.pings[pong.Nonce]
 	o.mu.Unlock()
+	cookie := false
 	if pp == nil {
-		o.ctr.replayed.Add(1)
-		return
+		// The answer to a stateless challenge: its nonce is a cookie for
+		// this sender and path. Checking its signature is work done for a
+		// stranger, rate-limited.
+		rtt, ok := o.cookieRTT(pong.Nonce, sender, p, time.Now())
+		if !ok {
+			o.ctr.replayed.Add(1)
+			return
+		}
+		if !p.relayed() && !o.strangerWork(p) {
+			return
+		}
+		pp = &pendingPing{id: sender, p: p, proof: true, sent: time.Now().Add(-rtt)}
+		cookie = true
 	}
 	if pp.id != (ID{}) && pp.id != sender {
 		o.ctr.forged.Add(1)
@@ -149,11 +207,13 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte) {
 
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.pings[pong.Nonce] != pp {
-		return // answered twice
+	if !cookie {
+		if o.pings[pong.Nonce] != pp {
+			return // answered twice
+		}
+		o.dropPingLocked(pong.Nonce)
+		close(pp.done)
 	}
-	delete(o.pings, pong.Nonce)
-	close(pp.done)
 	rtt := now.Sub(pp.sent)
 	if !p.relayed() && pong.Observed.IsValid() {
 		o.noteObservedLocked(pong.Observed)
@@ -421,7 +481,7 @@ func (o *Overlay) onRelay(sender ID, p path, body []byte) {
 	if !o.linked(sender, p) {
 		o.ctr.unknownPeer.Add(1)
 		o.log.Debug("dropped: no link with sender", "frame", "relay", "sender", sender, "path", pathString(p))
-		o.maybeChallenge(sender, p, false) // the sender retries once it is verified
+		o.maybeChallenge(sender, p) // the sender retries once it is verified
 		return
 	}
 	o.mu.Lock()
@@ -446,7 +506,7 @@ func (o *Overlay) onRelayed(sender ID, p path, body []byte) {
 	if !o.linked(sender, p) {
 		o.ctr.unknownPeer.Add(1)
 		o.log.Debug("dropped: no link with sender", "frame", "relayed", "sender", sender, "path", pathString(p))
-		o.maybeChallenge(sender, p, false) // the origin retries once the relay is verified
+		o.maybeChallenge(sender, p) // the origin retries once the relay is verified
 		return
 	}
 	o.handleFrame(inner, path{via: sender})
@@ -481,6 +541,10 @@ func (o *Overlay) onLeave(sender ID, p path, frame []byte) {
 	l, signed, sig, err := wire.ParseLeave(frame)
 	if err != nil {
 		o.ctr.malformed.Add(1)
+		return
+	}
+	if !o.linked(sender, p) {
+		o.ctr.unknownPeer.Add(1) // nothing to forget: not worth a signature check
 		return
 	}
 	if !ed25519.Verify(sender[:], signed, sig) {
@@ -548,8 +612,17 @@ func (o *Overlay) suspect(id ID) {
 			}
 		}
 		o.mu.Lock()
-		if c := o.tab.get(id); c != nil && !c.suspect.IsZero() {
+		c := o.tab.get(id)
+		switch {
+		case c == nil || c.suspect.IsZero():
+		case c.lastSeen.After(c.suspect) || o.floodedLocked(time.Now()):
+			// It sent something since it was suspected (its answers to
+			// this node's pings, not the node, were lost: a flood at its
+			// end), or this node's own socket is flooded: keep it.
+			c.suspect = time.Time{}
+		default:
 			o.log.Debug("contact dead", "id", id)
+			o.loseLocked(c)
 			o.removeLocked(id)
 		}
 		o.mu.Unlock()
@@ -580,6 +653,7 @@ func (o *Overlay) keepalive(now time.Time) {
 	}
 	var ping []target
 	o.mu.Lock()
+	flooded := o.floodedLocked(now)
 	for _, c := range o.tab.all() {
 		interval := o.cfg.KeepAlive
 		if o.public && c.public {
@@ -592,8 +666,17 @@ func (o *Overlay) keepalive(now time.Time) {
 		// timeouts.
 		grace := max(min(5*time.Second, interval/3), 2*time.Second, 4*c.rto())
 		switch {
+		case idle > interval+grace && flooded:
+			// This node's socket is dropping packets: the contact's
+			// answers were likely lost here. Keep it and keep pinging it
+			// (which keeps this node in its table) until the flood ends.
+			if now.Sub(c.lastPing) > time.Second {
+				c.lastPing = now
+				ping = append(ping, target{c.id, c.p})
+			}
 		case idle > interval+grace:
 			o.log.Debug("contact dead", "id", c.id, "idle", idle)
+			o.loseLocked(c)
 			o.removeLocked(c.id)
 		case idle > interval && now.Sub(c.lastPing) > time.Second:
 			c.lastPing = now
@@ -602,9 +685,11 @@ func (o *Overlay) keepalive(now time.Time) {
 	}
 	for n, pp := range o.pings {
 		if now.Sub(pp.sent) > 10*time.Second {
-			delete(o.pings, n)
+			o.dropPingLocked(n)
 		}
 	}
+	o.rotateCookiesLocked(now)
+	o.strangers.prune(now)
 	for id, a := range o.answered {
 		if now.Sub(a.at) > 10*time.Second {
 			delete(o.answered, id)
@@ -615,8 +700,103 @@ func (o *Overlay) keepalive(now time.Time) {
 			delete(o.paths, id)
 		}
 	}
+	o.updateKnownLocked(now)
+	o.lost = slices.DeleteFunc(o.lost, func(l lostContact) bool { return now.Sub(l.at) > lostKeep })
+	// More contacts lost to silence than left: likely this node's own
+	// packets were lost (a flood), not theirs. Link to them again.
+	recoverLost := o.joined && len(o.lost) > 0 && o.tab.len() < len(o.lost)
 	o.mu.Unlock()
+	if recoverLost && o.recovering.CompareAndSwap(false, true) {
+		if !o.scope.Go(o.recoverLost) {
+			o.recovering.Store(false)
+		}
+	}
 	for _, t := range ping {
 		o.ping(t.id, t.p, false)
 	}
+}
+
+// lostKeep is how long a contact lost to silence is tried again.
+const lostKeep = 2 * time.Minute
+
+// lostContact is a contact removed because it fell silent.
+type lostContact struct {
+	cand candidate
+	at   time.Time
+}
+
+// loseLocked remembers a direct contact that fell silent, at most 2·K of
+// them.
+func (o *Overlay) loseLocked(c *contact) {
+	if c == nil || c.p.relayed() {
+		return
+	}
+	if len(o.lost) >= 2*o.cfg.K {
+		o.lost = slices.Delete(o.lost, 0, 1)
+	}
+	o.lost = append(o.lost, lostContact{cand: candidate{id: c.id, addr: c.p.addr, public: c.public}, at: time.Now()})
+}
+
+// recoverLost links again to the contacts lost to silence, and refreshes the
+// routing table (which makes this node known to its neighbours again) once
+// one answers: a node whose own packets were lost in a flood is back within
+// seconds of its end, not at the next refresh.
+func (o *Overlay) recoverLost(ctx context.Context) {
+	defer o.recovering.Store(false)
+	o.mu.Lock()
+	var cands []candidate
+	for _, l := range o.lost {
+		if o.tab.get(l.cand.id) == nil && len(cands) < 8 {
+			cands = append(cands, l.cand)
+		}
+	}
+	o.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var (
+		wg     sync.WaitGroup
+		linked atomic.Bool
+	)
+	for _, c := range cands {
+		wg.Go(func() {
+			lctx, lcancel := context.WithTimeout(ctx, 3*time.Second)
+			defer lcancel()
+			if _, _, err := o.link(lctx, c); err == nil {
+				linked.Store(true)
+				o.promote(c.id)
+				o.mu.Lock()
+				o.lost = slices.DeleteFunc(o.lost, func(l lostContact) bool { return l.cand.id == c.id })
+				o.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if linked.Load() {
+		o.refresh(ctx)
+	}
+}
+
+// floodWindow is how long after its socket last dropped a packet a node
+// counts itself flooded.
+const floodWindow = 5 * time.Second
+
+// socketStats is what a Transport that counts its drops offers (nat.Socket
+// does).
+type socketStats interface {
+	Stats() (received, sent, unhandled, queueDrops uint64)
+}
+
+// floodedLocked reports whether this node's socket dropped packets for a
+// full queue in the last floodWindow: then the silence of its contacts says
+// more about the flood than about them, and it does not give them up.
+func (o *Overlay) floodedLocked(now time.Time) bool {
+	st, ok := o.tr.(socketStats)
+	if !ok {
+		return false
+	}
+	_, _, _, drops := st.Stats()
+	if drops != o.socketDrops {
+		o.socketDrops, o.droppingAt = drops, now
+	}
+	return !o.droppingAt.IsZero() && now.Sub(o.droppingAt) < floodWindow
 }

@@ -19,12 +19,15 @@ import (
 // hop acknowledgements): a service that needs the origin of what it carries
 // proven signs it itself, as the group service's envelopes are.
 
+// The state a link message leaves behind is charged to its peer: partial
+// messages (Config.LinkReassembly bytes) and completed ones remembered for
+// duplicate detection are fair shares (fairshare.go), so that one linked
+// peer cannot crowd out the others.
 const (
-	maxLinkReassembly = 4 << 20 // bytes of partial link messages held at once
-	linkReasmTimeout  = 10 * time.Second
-	maxLinkDone       = 1 << 16 // completed link messages remembered for duplicate detection
-	linkDoneKeep      = 30 * time.Second
-	linkTries         = 4
+	linkReasmTimeout = 10 * time.Second
+	maxLinkDone      = 1 << 16 // completed link messages remembered for duplicate detection
+	linkDoneKeep     = 30 * time.Second
+	linkTries        = 4
 )
 
 // LinkHandler consumes the link messages of a service. It runs on the node's
@@ -152,7 +155,7 @@ func (o *Overlay) onLink(sender ID, p path, body []byte) {
 		// this one, so that the sender's next try is taken.
 		o.ctr.unknownPeer.Add(1)
 		if !p.relayed() {
-			o.maybeChallenge(sender, p, false)
+			o.maybeChallenge(sender, p)
 		}
 		return
 	}
@@ -160,7 +163,7 @@ func (o *Overlay) onLink(sender ID, p path, body []byte) {
 	ack := func() { o.sendPath(sender, p, wire.LinkAck{MsgID: l.MsgID}.Append(o.frame(wire.TypeLinkAck, 8))) }
 	o.mu.Lock()
 	h := o.linkHandlers[l.Service]
-	if at, dup := o.linkDone[key]; dup {
+	if at, dup := o.linkDone.get(key); dup {
 		o.mu.Unlock()
 		o.ctr.replayed.Add(1)
 		if !at.IsZero() {
@@ -177,48 +180,45 @@ func (o *Overlay) onLink(sender ID, p path, body []byte) {
 	if l.FragCount == 1 {
 		payload = slices.Clone(l.Chunk)
 	} else {
-		e := o.linkReasm[key]
+		e, _ := o.linkReasm.get(key)
 		if e != nil && (e.service != l.Service || len(e.buf) != int(l.Length)) {
 			o.mu.Unlock()
 			o.ctr.malformed.Add(1)
 			return
 		}
 		if e == nil {
-			if o.linkReasmLen+int(l.Length) > maxLinkReassembly {
+			e = &linkReassembly{service: l.Service, fragments: newFragments(int(l.Length), int(l.FragCount))}
+			evicted, ok := o.linkReasm.add(key, source{id: sender}, int(l.Length), e)
+			o.ctr.sourceShare.Add(uint64(evicted))
+			if !ok {
 				o.mu.Unlock()
-				o.ctr.queueFull.Add(1)
+				o.ctr.sourceShare.Add(1)
 				return
 			}
-			e = &linkReassembly{service: l.Service, fragments: newFragments(int(l.Length), int(l.FragCount))}
-			o.linkReasm[key] = e
-			o.linkReasmLen += len(e.buf)
 		}
 		if !e.add(int(l.FragIndex), wire.MaxLinkChunk, l.Chunk) {
 			o.mu.Unlock()
 			return
 		}
-		delete(o.linkReasm, key)
-		o.linkReasmLen -= len(e.buf)
+		o.linkReasm.remove(key)
 		payload = e.buf
-	}
-	if len(o.linkDone) >= maxLinkDone {
-		o.mu.Unlock()
-		o.ctr.queueFull.Add(1)
-		return
 	}
 	// Pending (zero time) while the handler decides: a copy arriving
 	// meanwhile is dropped, not acknowledged, as the handler may refuse.
-	o.linkDone[key] = time.Time{}
+	forgotten, _ := o.linkDone.add(key, source{id: sender}, 1, time.Time{})
+	o.ctr.forgotten.Add(uint64(forgotten))
 	o.mu.Unlock()
 	if !h(sender, payload) {
 		o.mu.Lock()
-		delete(o.linkDone, key)
+		o.linkDone.remove(key)
 		o.mu.Unlock()
 		o.ctr.queueFull.Add(1)
 		return
 	}
 	o.mu.Lock()
-	o.linkDone[key] = time.Now()
+	if _, pending := o.linkDone.get(key); pending {
+		o.linkDone.add(key, source{id: sender}, 1, time.Now())
+	}
 	o.mu.Unlock()
 	o.ctr.received.Add(1)
 	ack()
@@ -246,17 +246,8 @@ func (o *Overlay) onLinkAck(sender ID, p path, body []byte) {
 
 // expireLinksLocked drops old link-message state.
 func (o *Overlay) expireLinksLocked(now time.Time) {
-	for k, e := range o.linkReasm {
-		if now.Sub(e.created) > linkReasmTimeout {
-			delete(o.linkReasm, k)
-			o.linkReasmLen -= len(e.buf)
-		}
-	}
-	for k, at := range o.linkDone {
-		if !at.IsZero() && now.Sub(at) > linkDoneKeep {
-			delete(o.linkDone, k)
-		}
-	}
+	o.linkReasm.removeIf(func(_ linkKey, e *linkReassembly) bool { return now.Sub(e.created) > linkReasmTimeout })
+	o.linkDone.removeIf(func(_ linkKey, at time.Time) bool { return !at.IsZero() && now.Sub(at) > linkDoneKeep })
 }
 
 // Peer is how this node reaches a node it has a verified link with.

@@ -20,19 +20,28 @@ type pendingFind struct {
 	ch chan findReply
 }
 
-// find asks id, over p, for its contacts closest to target.
-func (o *Overlay) find(ctx context.Context, id ID, p path, rtt time.Duration, target Key) ([]wire.Contact, error) {
+// find asks id, over p, for its contacts closest to target. A find to a node
+// this node has no verified link with (padded true) is padded to the
+// largest frame: that node may not know this one, and answers a stranger
+// with no more bytes than it received.
+func (o *Overlay) find(ctx context.Context, id ID, p path, rtt time.Duration, target Key, padded bool) ([]wire.Contact, error) {
 	nonce := randNonce()
 	ch := make(chan findReply, 1)
 	o.mu.Lock()
 	o.finds[nonce] = pendingFind{id: id, ch: ch}
+	o.awaitLocked(p, 1)
 	o.mu.Unlock()
 	defer func() {
 		o.mu.Lock()
 		delete(o.finds, nonce)
+		o.awaitLocked(p, -1)
 		o.mu.Unlock()
 	}()
-	b := wire.Find{Nonce: nonce, Target: target}.Append(o.frame(wire.TypeFind, 40))
+	f := wire.Find{Nonce: nonce, Target: target}
+	if padded {
+		f.Pad = wire.MaxFrame - wire.FindLen
+	}
+	b := f.Append(o.frame(wire.TypeFind, wire.FindLen-wire.HeaderLen+f.Pad))
 	rto := (&contact{srtt: rtt}).rto()
 	for try := 0; try < 3; try++ {
 		o.sendPath(id, p, b)
@@ -72,8 +81,18 @@ func (o *Overlay) onFind(sender ID, p path, body []byte) {
 		}
 	}
 	o.mu.Unlock()
-	o.sendPath(sender, p, n.Append(o.frame(wire.TypeNodes, 9+len(cs)*52)))
-	o.maybeChallenge(sender, p, false)
+	b := n.Append(o.frame(wire.TypeNodes, 9+len(cs)*52))
+	// A stranger gets no more bytes than its Find had: the contacts and a
+	// challenge if it padded the Find enough, else the challenge alone (it
+	// asks again once it has answered).
+	if o.stranger(sender, p) && len(b)+wire.PingLen > wire.HeaderLen+len(body) {
+		o.ctr.unpaid.Add(1)
+		o.maybeChallenge(sender, p)
+		return
+	}
+	// The challenge goes first, while the sender awaits the answer.
+	o.maybeChallenge(sender, p)
+	o.sendPath(sender, p, b)
 }
 
 func (o *Overlay) onNodes(sender ID, p path, body []byte) {
@@ -291,7 +310,7 @@ func (o *Overlay) query(ctx context.Context, cand candidate, target Key) ([]wire
 	p, rtt, known := o.knownPathLocked(cand.id)
 	o.mu.Unlock()
 	if !known && cand.public && cand.addr.IsValid() {
-		if nodes, err := o.find(ctx, cand.id, path{addr: cand.addr}, 0, target); err == nil {
+		if nodes, err := o.find(ctx, cand.id, path{addr: cand.addr}, 0, target, true); err == nil {
 			return nodes, nil
 		}
 	}
@@ -301,7 +320,7 @@ func (o *Overlay) query(ctx context.Context, cand candidate, target Key) ([]wire
 			return nil, err
 		}
 	}
-	return o.find(ctx, cand.id, p, rtt, target)
+	return o.find(ctx, cand.id, p, rtt, target, false)
 }
 
 // Lookup returns the IDs of up to K live nodes closest to key, nearest first.

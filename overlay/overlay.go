@@ -82,9 +82,39 @@ type Config struct {
 	// identity must carry it (New fails with ErrDifficulty otherwise), and
 	// frames from a sender whose ID lacks it are dropped and counted in
 	// Counters.DroppedNoWork. Every node of a network must use the same
-	// value. 0 means DefaultDifficulty (16 bits); a negative value requires
+	// value. 0 means DefaultDifficulty (14 bits); a negative value requires
 	// no work.
 	Difficulty int
+
+	// The tables a node keeps for what others send it are fair shares: one
+	// source (a contact, the relay a frame came through, the verified origin
+	// of a signed message, or for a stranger its subnet) holds at most
+	// 1/SourceShare of each; a source over its share loses its own oldest
+	// entries, and a full table evicts from its heaviest source first. Drops
+	// are counted in Counters.DroppedSourceShare. Default 16.
+	SourceShare int
+	// Duplicates is the number of delivered messages remembered to drop
+	// their copies (each charged to the message's origin); default 65536.
+	Duplicates int
+	// Reassembly is the memory, in bytes, for routed messages being
+	// reassembled from their fragments (each charged to the hop its first
+	// fragment came from); default 8 MiB.
+	Reassembly int
+	// LinkReassembly is the memory, in bytes, for link messages being
+	// reassembled (each charged to the peer that sends it); default 4 MiB.
+	LinkReassembly int
+	// Refusals is the number of refusals (nacks) sent per minute at most,
+	// each charged to the hop the refused message came from and to the
+	// origin it names; default 4096.
+	Refusals int
+	// StrangerRate is how many times a second the sources of one subnet
+	// that have not proved their address (strangers) may make this node
+	// sign, check a signature or send a challenge for them; default 200.
+	// StrangerRateTotal is the same for all strangers together; default
+	// 2000. What is over the rate is dropped and counted in
+	// Counters.DroppedRateLimited.
+	StrangerRate      int
+	StrangerRateTotal int
 
 	Logger *slog.Logger // nil: no logging
 }
@@ -124,6 +154,18 @@ func (c *Config) setDefaults() {
 	if c.SubnetPerTable == 0 {
 		c.SubnetPerTable = 8
 	}
+	defInt := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt(&c.SourceShare, 16)
+	defInt(&c.Duplicates, 1<<16)
+	defInt(&c.Reassembly, 8<<20)
+	defInt(&c.LinkReassembly, 4<<20)
+	defInt(&c.Refusals, 4096)
+	defInt(&c.StrangerRate, 200)
+	defInt(&c.StrangerRateTotal, 2000)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -166,14 +208,15 @@ type Overlay struct {
 	mu        sync.Mutex
 	tab       *table
 	pings     map[uint64]*pendingPing
+	awaiting  map[netip.AddrPort]int // pings and finds in flight per address: the addresses this node awaits answers from
 	finds     map[uint64]pendingFind
 	linkWait  map[ID][]chan struct{}
 	hopAcks   map[hopKey]chan struct{}
 	acks      map[[16]byte]chan ackResult
-	reasm     map[msgKey]*reassembly
-	reasmLen  int
-	seen      map[msgKey]int64 // delivered data messages: key -> timestamp
-	nacked    map[msgKey]int64
+	reasm     *fairShare[msgKey, *reassembly]
+	seen      *fairShare[msgKey, int64] // delivered data messages: key -> timestamp
+	nacked    *fairShare[msgKey, int64] // refusals sent, charged to the hop: key -> when
+	nackedBy  *fairShare[msgKey, int64] // the same, charged to the origin named
 	paths     map[ID]verifiedPath
 	observed  netip.AddrPort // our address as last seen by a contact
 	public    bool           // observed is our own socket address
@@ -187,13 +230,21 @@ type Overlay struct {
 
 	linkHandlers [256]LinkHandler
 	linkAcks     map[linkKey]chan struct{}
-	linkReasm    map[linkKey]*linkReassembly
-	linkReasmLen int
-	linkDone     map[linkKey]time.Time
+	linkReasm    *fairShare[linkKey, *linkReassembly]
+	linkDone     *fairShare[linkKey, time.Time]
 	ctr          counters
 	probes       map[[16]byte]chan ID   // Join's probes in flight: msgID -> the node each arrived from
 	proofWait    map[ID][]chan struct{} // Join's probes waiting for a contact's challenge
 	answered     map[ID]answeredProof   // the latest challenges this node answered
+
+	strangers     *rateLimit                                  // the work strangers cause, per subnet
+	known         atomic.Pointer[map[netip.AddrPort]struct{}] // the addresses of direct links, as of the last second (Known)
+	lost          []lostContact                               // contacts lost to silence, tried again (recoverLost)
+	recovering    atomic.Bool
+	socketDrops   uint64      // the socket's drop count when last read (floodedLocked)
+	droppingAt    time.Time   // when it last grew
+	cookieKeys    [2][32]byte // the keys of challenge cookies: current, previous
+	cookieRotated time.Time
 
 	// scope is the overlay's lifetime: every goroutine it starts runs in
 	// it, and Close cancels its context and waits for them. forwards and
@@ -235,17 +286,20 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 		tr:         tr,
 		log:        cfg.Logger,
 		pings:      make(map[uint64]*pendingPing),
+		awaiting:   make(map[netip.AddrPort]int),
+		strangers:  newRateLimit(cfg.StrangerRate, cfg.StrangerRateTotal),
 		finds:      make(map[uint64]pendingFind),
 		linkWait:   make(map[ID][]chan struct{}),
 		hopAcks:    make(map[hopKey]chan struct{}),
 		acks:       make(map[[16]byte]chan ackResult),
-		reasm:      make(map[msgKey]*reassembly),
-		seen:       make(map[msgKey]int64),
-		nacked:     make(map[msgKey]int64),
+		reasm:      newFairShare[msgKey, *reassembly](cfg.Reassembly, cfg.SourceShare, true),
+		seen:       newFairShare[msgKey, int64](cfg.Duplicates, cfg.SourceShare, true),
+		nacked:     newFairShare[msgKey, int64](cfg.Refusals, cfg.SourceShare, false),
+		nackedBy:   newFairShare[msgKey, int64](cfg.Refusals, cfg.SourceShare, false),
 		paths:      make(map[ID]verifiedPath),
 		linkAcks:   make(map[linkKey]chan struct{}),
-		linkReasm:  make(map[linkKey]*linkReassembly),
-		linkDone:   make(map[linkKey]time.Time),
+		linkReasm:  newFairShare[linkKey, *linkReassembly](cfg.LinkReassembly, cfg.SourceShare, true),
+		linkDone:   newFairShare[linkKey, time.Time](maxLinkDone, cfg.SourceShare, true),
 		recv:       make(chan Message, cfg.RecvQueue),
 		probes:     make(map[[16]byte]chan ID),
 		proofWait:  make(map[ID][]chan struct{}),
@@ -259,6 +313,7 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 		return nil, fmt.Errorf("%w: the network asks for %d bits of work (Config.Difficulty), the identity %s has %d; create one with NewIdentityKey",
 			ErrDifficulty, d, o.self, Work(o.self))
 	}
+	o.rotateCookiesLocked(time.Now())
 	o.tab = newTable(o.self, cfg.K, cfg.SubnetPerBucket, cfg.SubnetPerTable)
 	if ua, ok := tr.LocalAddr().(*net.UDPAddr); ok {
 		o.local = unmap(ua.AddrPort())
@@ -333,6 +388,16 @@ type Info struct {
 	Counters  Counters
 	Network   string
 	LocalAddr netip.AddrPort
+	Tables    Tables // the size of the tables others fill
+}
+
+// Tables are the sizes of the bounded tables a node keeps for what other
+// nodes send it; each stays within its Config bound.
+type Tables struct {
+	Duplicates     int // delivered messages remembered (Config.Duplicates at most)
+	Reassembly     int // bytes of routed messages being reassembled (Config.Reassembly at most)
+	LinkReassembly int // bytes of link messages being reassembled (Config.LinkReassembly at most)
+	Refusals       int // refusals sent in the last minute (Config.Refusals at most)
 }
 
 // Info returns a snapshot of the overlay's state.
@@ -340,7 +405,8 @@ func (o *Overlay) Info() Info {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	inf := Info{ID: o.self, Observed: o.observed, Public: o.public, Symmetric: o.symmetric, Contacts: o.tab.len(),
-		Counters: o.counters(), Network: o.cfg.Network, LocalAddr: o.local}
+		Counters: o.counters(), Network: o.cfg.Network, LocalAddr: o.local,
+		Tables: Tables{Duplicates: o.seen.len(), Reassembly: o.reasm.cost(), LinkReassembly: o.linkReasm.cost(), Refusals: o.nacked.len()}}
 	for _, c := range o.tab.byID {
 		if c.p.relayed() {
 			inf.Relayed++

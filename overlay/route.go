@@ -24,11 +24,8 @@ import (
 const MaxMessage = wire.MaxMessage
 
 const (
-	maxReassembly = 8 << 20 // bytes of partial messages held at once
-	reasmTimeout  = 30 * time.Second
-	maxSeen       = 1 << 16 // delivered message IDs remembered for duplicate detection
-	fragWindow    = 16      // fragments of one message in flight from its origin
-	maxNacked     = 4096    // refusals remembered (and so sent) per minute
+	reasmTimeout = 30 * time.Second
+	fragWindow   = 16 // fragments of one message in flight from its origin
 )
 
 type ackResult struct {
@@ -377,6 +374,8 @@ func (o *Overlay) onRoute(sender ID, p path, frame []byte) {
 		}
 		return
 	}
+	known := o.linked(sender, p)
+	src := o.hopSource(sender, p, known)
 	dest := Key(r.Msg.Dest)
 	handed := r.Msg.Mode == wire.ModeKeyDirect
 	if handed && (r.Hops != 0 || sender != ID(r.Msg.Origin)) {
@@ -398,10 +397,10 @@ func (o *Overlay) onRoute(sender ID, p path, frame []byte) {
 		if !o.scope.TryGo(o.forwards, func(context.Context) {
 			switch o.forward(cp, rc) {
 			case local:
-				o.deliverFragment(rc)
+				o.deliverFragment(rc, src)
 			case noRoute:
 				o.ctr.noRoute.Add(1)
-				o.nack(rc)
+				o.nack(rc, src)
 			}
 		}) {
 			return
@@ -410,37 +409,47 @@ func (o *Overlay) onRoute(sender ID, p path, frame []byte) {
 	}
 	ack := wire.HopAck{MsgID: r.Msg.MsgID, Kind: r.Msg.Kind, FragIndex: r.FragIndex}
 	o.sendPath(sender, p, ack.Append(o.frame(wire.TypeHopAck, 19)))
-	if !o.touch(sender, p) && !p.relayed() {
-		o.maybeChallenge(sender, p, false)
+	if !known && !p.relayed() {
+		o.maybeChallenge(sender, p)
 	}
 	switch {
 	case r.Hops >= wire.MaxHops:
 		o.ctr.noRoute.Add(1)
 	case toSelf && o.probeArrived(sender, r):
 	case toSelf || (next == nil && r.Msg.Mode == wire.ModeKey):
-		o.deliverFragment(r)
+		o.deliverFragment(r, src)
 	case next == nil:
 		o.ctr.noRoute.Add(1)
-		o.nack(r)
+		o.nack(r, src)
 	}
 }
 
 // nack tells the origin of a data message that it cannot be delivered.
-func (o *Overlay) nack(r wire.Route) {
+// Refusing costs a signature, so the refusals sent are bounded per minute
+// (Config.Refusals), per hop the refused messages came from (src) and per
+// origin they name.
+func (o *Overlay) nack(r wire.Route, src source) {
 	if r.Msg.Kind != wire.KindData {
 		return
 	}
 	key := msgKey{origin: r.Msg.Origin, msgID: r.Msg.MsgID}
 	o.mu.Lock()
-	_, done := o.nacked[key]
-	if !done && len(o.nacked) >= maxNacked {
-		done = true // refusing costs a signature: bound the work per minute
-	}
+	_, done := o.nacked.get(key)
+	refused := false
 	if !done {
-		o.nacked[key] = time.Now().UnixMilli()
+		now := time.Now().UnixMilli()
+		if _, ok := o.nacked.add(key, src, 1, now); !ok {
+			refused = true
+		} else if _, ok := o.nackedBy.add(key, source{id: r.Msg.Origin}, 1, now); !ok {
+			o.nacked.remove(key)
+			refused = true
+		}
 	}
 	o.mu.Unlock()
-	if !done {
+	switch {
+	case refused:
+		o.ctr.sourceShare.Add(1)
+	case !done:
 		o.sendControl(wire.KindNack, r.Msg, []byte{wire.NackNoRoute})
 	}
 }
@@ -458,22 +467,23 @@ func (o *Overlay) sendControl(kind byte, m wire.MsgHeader, payload []byte) {
 		if o.routeOut(frames) == local {
 			for _, f := range frames {
 				r, _ := wire.ParseRoute(f[wire.HeaderLen:])
-				o.deliverFragment(r)
+				o.deliverFragment(r, source{id: o.self})
 			}
 		}
 	})
 }
 
-// deliverFragment takes a fragment of a message addressed to this node. r's
-// chunk may alias a reused buffer.
-func (o *Overlay) deliverFragment(r wire.Route) {
+// deliverFragment takes a fragment of a message addressed to this node, from
+// the hop src (charged for the reassembly it starts). r's chunk may alias a
+// reused buffer.
+func (o *Overlay) deliverFragment(r wire.Route, src source) {
 	if r.FragCount == 1 {
 		o.complete(r.Msg, slices.Clone(r.Chunk), r.Sig, int(r.Hops)+1)
 		return
 	}
 	key := msgKey{origin: r.Msg.Origin, msgID: r.Msg.MsgID, kind: r.Msg.Kind}
 	o.mu.Lock()
-	e := o.reasm[key]
+	e, _ := o.reasm.get(key)
 	if e != nil && (e.hdr != r.Msg || e.sig != r.Sig) {
 		if r.Msg.Timestamp <= e.hdr.Timestamp {
 			o.mu.Unlock()
@@ -482,26 +492,26 @@ func (o *Overlay) deliverFragment(r wire.Route) {
 		}
 		// A newer signing of the same message (an ack sent again, with a
 		// reply): start over with it rather than wait for the stale one.
-		o.reasmLen -= len(e.buf)
-		delete(o.reasm, key)
+		o.reasm.remove(key)
 		e = nil
 	}
 	if e == nil {
-		if o.reasmLen+int(r.Msg.Length) > maxReassembly {
+		// Reassembly space is a fair share: a source that starts more
+		// messages than its share loses its own oldest ones.
+		e = &reassembly{hdr: r.Msg, sig: r.Sig, fragments: newFragments(int(r.Msg.Length), int(r.FragCount))}
+		evicted, ok := o.reasm.add(key, src, int(r.Msg.Length), e)
+		o.ctr.sourceShare.Add(uint64(evicted))
+		if !ok {
 			o.mu.Unlock()
-			o.ctr.queueFull.Add(1)
+			o.ctr.sourceShare.Add(1)
 			return
 		}
-		e = &reassembly{hdr: r.Msg, sig: r.Sig, fragments: newFragments(int(r.Msg.Length), int(r.FragCount))}
-		o.reasm[key] = e
-		o.reasmLen += len(e.buf)
 	}
 	if !e.add(int(r.FragIndex), wire.MaxChunk, r.Chunk) {
 		o.mu.Unlock()
 		return
 	}
-	delete(o.reasm, key)
-	o.reasmLen -= len(e.buf)
+	o.reasm.remove(key)
 	o.mu.Unlock()
 	o.complete(e.hdr, e.buf, e.sig, int(r.Hops)+1)
 }
@@ -551,21 +561,20 @@ func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]by
 	}
 	key := msgKey{origin: h.Origin, msgID: h.MsgID}
 	o.mu.Lock()
-	if _, dup := o.seen[key]; dup {
+	if _, dup := o.seen.get(key); dup {
 		o.mu.Unlock()
 		o.ctr.replayed.Add(1)
 		o.sendControl(wire.KindAck, h, nil) // the first ack may have been lost
 		return
 	}
-	if len(o.seen) >= maxSeen {
-		o.mu.Unlock()
-		o.ctr.queueFull.Add(1)
-		return
-	}
 	m := Message{Data: payload, From: h.Origin, To: Key(h.Dest), ByKey: h.Mode != wire.ModeID, Hops: hops}
 	select {
 	case o.recv <- m:
-		o.seen[key] = h.Timestamp
+		// The duplicate table is a fair share charged to the (verified)
+		// origin: one that sends more than its share forgets its own
+		// oldest messages, which only lets it send them again.
+		forgotten, _ := o.seen.add(key, source{id: h.Origin}, 1, h.Timestamp)
+		o.ctr.forgotten.Add(uint64(forgotten))
 	default:
 		o.mu.Unlock()
 		o.ctr.queueFull.Add(1)
@@ -618,24 +627,12 @@ func (o *Overlay) expire(now time.Time) {
 	horizon := now.Add(-o.cfg.ReplayWindow - time.Minute).UnixMilli()
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for k, e := range o.reasm {
-		if now.Sub(e.created) > reasmTimeout {
-			delete(o.reasm, k)
-			o.reasmLen -= len(e.buf)
-		}
-	}
-	for k, ts := range o.seen {
-		if ts < horizon {
-			delete(o.seen, k)
-		}
-	}
+	o.reasm.removeIf(func(_ msgKey, e *reassembly) bool { return now.Sub(e.created) > reasmTimeout })
+	o.seen.removeIf(func(_ msgKey, ts int64) bool { return ts < horizon })
 	o.expireLinksLocked(now)
 	nackHorizon := now.Add(-time.Minute).UnixMilli()
-	for k, ts := range o.nacked {
-		if ts < nackHorizon {
-			delete(o.nacked, k)
-		}
-	}
+	o.nacked.removeIf(func(_ msgKey, ts int64) bool { return ts < nackHorizon })
+	o.nackedBy.removeIf(func(_ msgKey, ts int64) bool { return ts < nackHorizon })
 }
 
 // maintain runs the periodic work of the overlay until Close.

@@ -40,6 +40,25 @@ type Counters struct {
 	// Config.SubnetPerTable.
 	RefusedSubnetTable uint64
 
+	// DroppedSourceShare counts partial messages (routed or link) dropped
+	// or refused, and refusals not sent, because the source they are
+	// charged to held its share of the table (Config.SourceShare) or the
+	// table was full and that source was the heaviest.
+	DroppedSourceShare uint64
+	// DroppedRateLimited counts frames from strangers (sources that have
+	// not proved their address) not answered or not checked because their
+	// subnet, or all strangers together, were over Config.StrangerRate.
+	DroppedRateLimited uint64
+	// DroppedUnpaid counts Pings and Finds from strangers not answered
+	// because the answer would have been larger than the frame (it was not
+	// padded): a Find gets a challenge instead.
+	DroppedUnpaid uint64
+
+	// ForgottenDuplicates counts the delivered messages (routed or link)
+	// forgotten by the duplicate tables before their time because their
+	// origin held its share: a copy of one arriving later is taken again.
+	ForgottenDuplicates uint64
+
 	// Detours counts the messages this node sent again straight to the
 	// node a lookup over disjoint paths found, because greedy routing got
 	// no acknowledgement or an acknowledgement from a node that was not the
@@ -59,7 +78,8 @@ type counters struct {
 	packetsIn, packetsOut, bytesIn, bytesOut        atomic.Uint64
 	sent, received, forwarded, relayed, retransmits atomic.Uint64
 	malformed, wrongNet, forged, replayed, oversize atomic.Uint64
-	queueFull, unknownPeer, noRoute                 atomic.Uint64
+	queueFull, unknownPeer, noRoute, sourceShare    atomic.Uint64
+	forgotten, rateLimited, unpaid                  atomic.Uint64
 	detours, contradicted, refusalsIgnored          atomic.Uint64
 	noWork, refusedBucket, refusedTable             atomic.Uint64
 	undecryptable                                   atomic.Uint64 // DroppedUndecryptable
@@ -103,6 +123,10 @@ func (c *counters) snapshot() Counters {
 		DroppedQueueFull:    c.queueFull.Load(),
 		DroppedUnknownPeer:  c.unknownPeer.Load(),
 		DroppedNoRoute:      c.noRoute.Load(),
+		DroppedSourceShare:  c.sourceShare.Load(),
+		ForgottenDuplicates: c.forgotten.Load(),
+		DroppedRateLimited:  c.rateLimited.Load(),
+		DroppedUnpaid:       c.unpaid.Load(),
 		Detours:             c.detours.Load(),
 		LookupsContradicted: c.contradicted.Load(),
 		DroppedNoWork:       c.noWork.Load(),
@@ -113,6 +137,6 @@ func (c *counters) snapshot() Counters {
 	s.DroppedUndecryptable = c.undecryptable.Load()
 	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +
 		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute + s.DroppedNoWork +
-		s.DroppedUndecryptable
+		s.DroppedUndecryptable + s.DroppedSourceShare + s.DroppedRateLimited + s.DroppedUnpaid
 	return s
 }

@@ -228,6 +228,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n.groups = group.New(n.ov, group.Config{Logger: cfg.Logger})
 	sock.Handle(wire.FirstType, wire.LastType, n.ov.HandlePacket)
+	sock.Prefer(n.ov.Known)
 	n.eng, err = streams.New(streams.Config{
 		Identity:    cfg.Identity.priv,
 		Net:         netOf(cfg.PacketConn),

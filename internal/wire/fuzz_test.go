@@ -91,6 +91,8 @@ func FuzzParseAddr(f *testing.F) {
 func FuzzParsePing(f *testing.F) {
 	f.Add(Ping{}.Append(nil))
 	f.Add(Ping{Nonce: 42, Flags: FlagPublic | FlagWantProof}.Append(nil))
+	f.Add(Ping{Nonce: 42, Flags: FlagWantProof, Pad: ProbeLen - PingLen}.Append(nil))
+	f.Add(append(Ping{}.Append(nil), 0, 1))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePing(data)
 		if err != nil {
@@ -135,6 +137,8 @@ func FuzzParsePong(f *testing.F) {
 func FuzzParseFind(f *testing.F) {
 	f.Add(Find{}.Append(nil))
 	f.Add(Find{Nonce: 9, Target: id(2)}.Append(nil))
+	f.Add(Find{Nonce: 9, Target: id(2), Pad: MaxFrame - FindLen}.Append(nil))
+	f.Add(append(Find{}.Append(nil), 1))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, err := ParseFind(data)
 		if err != nil {

@@ -66,6 +66,18 @@ const (
 	MaxFragments = (MaxSealed + MaxChunk - 1) / MaxChunk
 	// MaxHops is the hop count past which a route fragment is dropped.
 	MaxHops = 64
+	// PingLen is the size of a Ping frame without padding.
+	PingLen = HeaderLen + 9
+	// MaxPongLen is the size of the largest Pong frame: an IPv6 observed
+	// address and a signature.
+	MaxPongLen = HeaderLen + 9 + 19 + SigLen
+	// ProbeLen is the size a node pads the Pings it starts to: a node that
+	// does not know the sender yet answers with at most as many bytes as it
+	// received, and this pays for the largest Pong and an unpadded Ping
+	// challenging the sender in turn.
+	ProbeLen = MaxPongLen + PingLen
+	// FindLen is the size of a Find frame without padding.
+	FindLen = HeaderLen + 40
 )
 
 // Ping flags.
@@ -210,23 +222,37 @@ func ParseAddr(b []byte) (netip.AddrPort, []byte, error) {
 }
 
 // Ping is a liveness check and, with FlagWantProof, a challenge to prove
-// possession of the private key of the receiver's ID.
+// possession of the private key of the receiver's ID. Pad zero bytes follow
+// the flags: they pay for the answer of a node that does not know the
+// sender yet (ProbeLen).
 type Ping struct {
 	Nonce uint64
 	Flags byte
+	Pad   int
 }
 
 // Append appends the body of p to b.
 func (p Ping) Append(b []byte) []byte {
-	return append(binary.BigEndian.AppendUint64(b, p.Nonce), p.Flags)
+	b = append(binary.BigEndian.AppendUint64(b, p.Nonce), p.Flags)
+	return append(b, make([]byte, max(p.Pad, 0))...)
 }
 
-// ParsePing decodes a ping body.
+// ParsePing decodes a ping body: 9 bytes, then padding that must be zero.
 func ParsePing(body []byte) (Ping, error) {
-	if len(body) != 9 {
+	if len(body) < 9 || !zero(body[9:]) {
 		return Ping{}, ErrMalformed
 	}
-	return Ping{Nonce: binary.BigEndian.Uint64(body), Flags: body[8]}, nil
+	return Ping{Nonce: binary.BigEndian.Uint64(body), Flags: body[8], Pad: len(body) - 9}, nil
+}
+
+// zero reports whether b holds only zero bytes.
+func zero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Pong answers a ping. Observed is the address the ping came from, as the
@@ -279,25 +305,29 @@ func PongSigned(unsigned []byte, pinger [32]byte) []byte {
 	return append(append([]byte("p2psock pong v1\x00"), unsigned...), pinger[:]...)
 }
 
-// Find asks for the contacts closest to Target.
+// Find asks for the contacts closest to Target. Pad zero bytes follow: they
+// pay for the answer of a node that does not know the sender yet.
 type Find struct {
 	Nonce  uint64
 	Target [32]byte
+	Pad    int
 }
 
 // Append appends the body of f to b.
 func (f Find) Append(b []byte) []byte {
-	return append(binary.BigEndian.AppendUint64(b, f.Nonce), f.Target[:]...)
+	b = append(binary.BigEndian.AppendUint64(b, f.Nonce), f.Target[:]...)
+	return append(b, make([]byte, max(f.Pad, 0))...)
 }
 
-// ParseFind decodes a find body.
+// ParseFind decodes a find body: 40 bytes, then padding that must be zero.
 func ParseFind(body []byte) (Find, error) {
 	var f Find
-	if len(body) != 40 {
+	if len(body) < 40 || !zero(body[40:]) {
 		return f, ErrMalformed
 	}
 	f.Nonce = binary.BigEndian.Uint64(body)
-	copy(f.Target[:], body[8:])
+	copy(f.Target[:], body[8:40])
+	f.Pad = len(body) - 40
 	return f, nil
 }
 

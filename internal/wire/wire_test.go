@@ -248,9 +248,15 @@ func TestPing(t *testing.T) {
 			require.Equal(t, p, got)
 		})
 	}
-	for _, n := range []int{0, 8, 10} {
-		t.Run(fmt.Sprintf("reject length %d", n), func(t *testing.T) {
-			_, err := ParsePing(make([]byte, n))
+	padded := Ping{Nonce: 5, Flags: FlagWantProof, Pad: ProbeLen - PingLen}
+	frame := padded.Append(newFrame(TypePing))
+	require.Len(t, frame, ProbeLen)
+	got, err := ParsePing(body(t, frame, TypePing))
+	require.NoError(t, err)
+	require.Equal(t, padded, got)
+	for _, in := range [][]byte{make([]byte, 0), make([]byte, 8), append(make([]byte, 9), 0, 7)} {
+		t.Run(fmt.Sprintf("reject %x", in), func(t *testing.T) {
+			_, err := ParsePing(in)
 			require.ErrorIs(t, err, ErrMalformed)
 		})
 	}
@@ -351,9 +357,13 @@ func TestFind(t *testing.T) {
 	got, err := ParseFind(body(t, frame, TypeFind))
 	require.NoError(t, err)
 	require.Equal(t, f, got)
-	for _, n := range []int{0, 39, 41} {
-		t.Run(fmt.Sprintf("reject length %d", n), func(t *testing.T) {
-			_, err := ParseFind(make([]byte, n))
+	f.Pad = MaxFrame - FindLen
+	got, err = ParseFind(body(t, f.Append(newFrame(TypeFind)), TypeFind))
+	require.NoError(t, err)
+	require.Equal(t, f, got)
+	for _, in := range [][]byte{make([]byte, 0), make([]byte, 39), append(make([]byte, 40), 1)} {
+		t.Run(fmt.Sprintf("reject %d bytes", len(in)), func(t *testing.T) {
+			_, err := ParseFind(in)
 			require.ErrorIs(t, err, ErrMalformed)
 		})
 	}

@@ -96,6 +96,7 @@ func Open(cfg overlay.Config, addr string, pc net.PacketConn, attach func(*Node)
 	}
 	n := &Node{Overlay: ov, Sock: sock}
 	sock.Handle(wire.FirstType, wire.LastType, ov.HandlePacket)
+	sock.Prefer(ov.Known)
 	if attach != nil {
 		if err := attach(n); err != nil {
 			n.Close()
