@@ -23,6 +23,16 @@ const (
 	dropOfferFull                        // offer: maxIncomingSessions were in progress and none could be evicted
 	dropSessionEvicted                   // session: an incoming session without progress gave way to a newer offer
 	dropCandidates                       // candidate: past maxRemoteCandidates of its session
+	dropCircuitMalformed                 // circuit frame: it did not parse
+	dropCircuitUnknown                   // circuit frame: no such circuit here, or its second end has not joined
+	dropCircuitStranger                  // circuit frame: it came from an address that is no end of the circuit
+	dropCircuitBudget                    // circuit frame: past Config.RelayRate
+	dropCircuitQueue                     // circuit frame: this end's reader fell behind
+	dropCircuitNoRelay                   // circuit join: this node does not relay (Config.NoRelaying, or not public)
+	dropCircuitNoLink                    // circuit join: its sender has no direct link with this node
+	dropCircuitBusy                      // circuit join: the circuit ID belongs to other nodes
+	dropCircuitFull                      // circuit join: Config.MaxRelayedConns circuits were up
+	dropCircuitEvicted                   // circuit: an end's oldest circuit, dropped for its newest past maxCircuitsPerPeer
 	numDropReasons
 )
 
