@@ -11,7 +11,6 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/p2psock/p2psock/internal/wire"
-	"github.com/p2psock/p2psock/nat"
 	"github.com/p2psock/p2psock/overlay"
 )
 
@@ -123,8 +122,10 @@ func (e *Engine) circuitAttempt(ctx context.Context, remote overlay.ID) (*peerCo
 		return nil, fmt.Errorf("p2psock: the peer chose a relay not offered")
 	}
 	relay := relays[i]
-	cc := e.newEnd(s.id, relay.Addr)
-	if err := e.joinCircuit(ctx, cc, relay.ID, remote, true); err != nil {
+	end := e.newEnd(s.id, relay.Addr)
+	cc := end.conn
+	peerAddr, err := e.joinCircuit(ctx, end, relay.ID, remote, true)
+	if err != nil {
 		cc.Close()
 		return nil, err
 	}
@@ -135,38 +136,56 @@ func (e *Engine) circuitAttempt(ctx context.Context, remote overlay.ID) (*peerCo
 		cc.Close()
 		return nil, handshakeErr(ctx, err)
 	}
-	return &peerConn{id: remote, qc: qc, relayed: true, tr: tr}, nil
+	pc := &peerConn{id: remote, qc: qc, relayed: true, tr: tr, circ: end}
+	e.watchPath(pc, end, relay.ID, remote, peerAddr)
+	return pc, nil
+}
+
+// watchPath starts the search for a direct path of pc (circuitpath.go),
+// unless the node uses relays only.
+func (e *Engine) watchPath(pc *peerConn, end *circuitEnd, relay, peer overlay.ID, peerAddr netip.AddrPort) {
+	if e.cfg.ForceRelay {
+		return
+	}
+	e.scope.Go(func(life context.Context) { e.upgradePath(life, pc, end, relay, peer, peerAddr) })
 }
 
 // joinCircuit joins cc's circuit with peer at the relay. The connecting
 // end (untilActive) asks again until the peer has joined too, so that its
 // first QUIC packets are not dropped for an inactive circuit.
-func (e *Engine) joinCircuit(ctx context.Context, cc *nat.CircuitConn, relay, peer overlay.ID, untilActive bool) error {
-	b, _ := wire.AppendCircuitMsg(nil, wire.CircuitMsg{Kind: wire.CircuitJoin, Circuit: cc.ID(), Peer: peer})
+// It returns where the relay sees the peer, once the peer has joined.
+func (e *Engine) joinCircuit(ctx context.Context, end *circuitEnd, relay, peer overlay.ID, untilActive bool) (netip.AddrPort, error) {
+	b, _ := wire.AppendCircuitMsg(nil, wire.CircuitMsg{Kind: wire.CircuitJoin, Circuit: end.conn.ID(), Peer: peer})
 	ctx, cancel := context.WithTimeout(ctx, circuitJoinWait)
 	defer cancel()
 	for {
 		reply, _, err := e.ov.SendService(ctx, wire.ServiceCircuit, b, relay.Key(), false)
 		if err != nil {
-			return fmt.Errorf("%w: relay: %w", ErrNoPath, err)
+			return netip.AddrPort{}, fmt.Errorf("%w: relay: %w", ErrNoPath, err)
 		}
 		m, err := wire.ParseCircuitMsg(reply)
 		if err != nil {
 			e.badSignals.Add(1)
-			return fmt.Errorf("%w: bad reply from the relay: %w", ErrNoPath, err)
+			return netip.AddrPort{}, fmt.Errorf("%w: bad reply from the relay: %w", ErrNoPath, err)
 		}
 		switch {
-		case m.Kind == wire.CircuitActive || (m.Kind == wire.CircuitPending && !untilActive):
-			return nil
+		case m.Kind == wire.CircuitActive:
+			var other netip.AddrPort
+			if len(m.Relays) == 1 && m.Relays[0].ID == peer {
+				other = m.Relays[0].Addr
+			}
+			return other, nil
+		case m.Kind == wire.CircuitPending && !untilActive:
+			return netip.AddrPort{}, nil
 		case m.Kind != wire.CircuitPending:
-			return fmt.Errorf("%w: the relay refused the circuit (reason %d)", ErrNoPath, m.Reason)
+			return netip.AddrPort{}, fmt.Errorf("%w: the relay refused the circuit (reason %d)", ErrNoPath, m.Reason)
 		}
 		t := time.NewTimer(circuitJoinEvery)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%w: the peer did not join the circuit", ErrNoPath)
+			return netip.AddrPort{}, fmt.Errorf("%w: the peer did not join the circuit", ErrNoPath)
 		}
 	}
 }
@@ -295,13 +314,25 @@ func (e *Engine) circuitAnswerPath(ctx context.Context, s *session, d *dial, rel
 			return fmt.Errorf("%w: no direct link with the relay", ErrNoPath)
 		}
 	}
-	cc := e.newEnd(s.id, p.Addr)
-	if err := e.joinCircuit(ctx, cc, relay.ID, s.peer, false); err != nil {
+	end := e.newEnd(s.id, p.Addr)
+	cc := end.conn
+	peerAddr, err := e.joinCircuit(ctx, end, relay.ID, s.peer, false)
+	if err != nil {
 		cc.Close()
 		return err
 	}
 	tr := &quic.Transport{Conn: cc}
 	ln, err := tr.Listen(serverTLS(e.cert), e.circuitQUICConfig())
+	e.mu.Lock()
+	e.circuitEnds[s.peer] = end
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		if e.circuitEnds[s.peer] == end {
+			delete(e.circuitEnds, s.peer)
+		}
+		e.mu.Unlock()
+	}()
 	if err == nil && !e.scope.Go(func(life context.Context) { e.acceptConns(life, ln, tr, s.peer) }) {
 		err = net.ErrClosed
 	}
@@ -315,7 +346,9 @@ func (e *Engine) circuitAnswerPath(ctx context.Context, s *session, d *dial, rel
 		if d.pc == nil || d.pc.tr != tr {
 			tr.Close()
 			cc.Close()
+			return nil
 		}
+		e.watchPath(d.pc, end, relay.ID, s.peer, peerAddr)
 		return nil
 	case <-ctx.Done():
 		tr.Close()

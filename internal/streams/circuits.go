@@ -45,6 +45,7 @@ type circuitEnd struct {
 	// direct is the peer's address on a direct path, once found; frames
 	// from it are taken as well.
 	direct atomic.Pointer[netip.AddrPort]
+	probes probeState // the search for a direct path (circuitpath.go)
 }
 
 // circuits is the engine's circuit table, apart from Engine.mu: its frame
@@ -98,7 +99,11 @@ func (e *Engine) handleCircuitFrame(pkt []byte, from net.Addr) {
 	c.mu.Lock()
 	if end := c.ends[id]; end != nil {
 		c.mu.Unlock()
-		if d := end.direct.Load(); src != end.relay && (d == nil || *d != src) {
+		if isProbe(payload) {
+			e.onProbe(end, payload, src)
+			return
+		}
+		if !end.accepts(src) {
 			e.drops.add(dropCircuitStranger)
 			return
 		}
@@ -194,14 +199,21 @@ func (e *Engine) onCircuitJoin(from overlay.ID, msg wire.CircuitMsg) []byte {
 		return circuitReply(id, wire.CircuitRefuse, wire.CircuitBusy)
 	}
 	addr := netip.AddrPortFrom(p.Addr.Addr().Unmap(), p.Addr.Port())
-	kind, reason := e.circ.join(id, from, addr, peer, e.cfg.MaxRelayedConns, &e.drops)
-	return circuitReply(id, kind, reason)
+	kind, reason, other := e.circ.join(id, from, addr, peer, e.cfg.MaxRelayedConns, &e.drops)
+	if kind != wire.CircuitActive {
+		return circuitReply(id, kind, reason)
+	}
+	// An Active reply tells the end where the relay sees the other end,
+	// for the ends' direct probes (circuitpath.go).
+	b, _ := wire.AppendCircuitMsg(nil, wire.CircuitMsg{Kind: kind, Circuit: id,
+		Relays: []wire.CircuitRelay{{ID: peer, Addr: other}}})
+	return b
 }
 
 // join records from (at addr) as an end of circuit id with peer, and
 // returns the reply: Active if both ends have joined, Pending if only from
 // has, or a refusal.
-func (c *circuits) join(id [8]byte, from overlay.ID, addr netip.AddrPort, peer overlay.ID, max int, d *drops) (kind, reason byte) {
+func (c *circuits) join(id [8]byte, from overlay.ID, addr netip.AddrPort, peer overlay.ID, max int, d *drops) (kind, reason byte, other netip.AddrPort) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -209,17 +221,17 @@ func (c *circuits) join(id [8]byte, from overlay.ID, addr netip.AddrPort, peer o
 	if rc := c.relayed[id]; rc != nil {
 		switch {
 		case rc.a == from && rc.b == peer:
-			rc.aAddr, rc.last = addr, now
+			rc.aAddr, rc.last, other = addr, now, rc.bAddr
 		case rc.b == from && rc.a == peer:
-			rc.bAddr, rc.last = addr, now
+			rc.bAddr, rc.last, other = addr, now, rc.aAddr
 		default:
 			d.add(dropCircuitBusy)
-			return wire.CircuitRefuse, wire.CircuitBusy
+			return wire.CircuitRefuse, wire.CircuitBusy, other
 		}
 		if rc.active() {
-			return wire.CircuitActive, 0
+			return wire.CircuitActive, 0, other
 		}
-		return wire.CircuitPending, 0
+		return wire.CircuitPending, 0, netip.AddrPort{}
 	}
 	// A node that is an end of too many circuits loses its oldest: it
 	// only ever displaces its own.
@@ -238,10 +250,10 @@ func (c *circuits) join(id [8]byte, from overlay.ID, addr netip.AddrPort, peer o
 		d.add(dropCircuitEvicted)
 	} else if len(c.relayed) >= max {
 		d.add(dropCircuitFull)
-		return wire.CircuitRefuse, wire.CircuitFull
+		return wire.CircuitRefuse, wire.CircuitFull, other
 	}
 	c.relayed[id] = &relayCircuit{id: id, a: from, aAddr: addr, b: peer, created: now, last: now}
-	return wire.CircuitPending, 0
+	return wire.CircuitPending, 0, other
 }
 
 // sweepLocked drops the circuits whose second end never joined, and those
@@ -269,9 +281,8 @@ func (c *circuits) active() int {
 }
 
 // newEnd registers a circuit end of this node, whose frames come from (and
-// go to) the relay at relay, and returns its conn; closing the conn
-// removes it.
-func (e *Engine) newEnd(id [8]byte, relay netip.AddrPort) *nat.CircuitConn {
+// go to) the relay at relay; closing its conn removes it.
+func (e *Engine) newEnd(id [8]byte, relay netip.AddrPort) *circuitEnd {
 	c := e.circ
 	end := &circuitEnd{relay: relay}
 	end.conn = nat.NewCircuitConn(e.sock, id, net.UDPAddrFromAddrPort(relay), func() {
@@ -284,7 +295,14 @@ func (e *Engine) newEnd(id [8]byte, relay netip.AddrPort) *nat.CircuitConn {
 	c.mu.Lock()
 	c.ends[id] = end
 	c.mu.Unlock()
-	return end.conn
+	return end
+}
+
+// end returns this node's end of circuit id, if it has one.
+func (c *circuits) end(id [8]byte) *circuitEnd {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ends[id]
 }
 
 // relayedCount returns the number of circuits this node relays, pending

@@ -116,6 +116,9 @@ type Engine struct {
 	dials    map[overlay.ID]*dial     // establishments in progress
 	sessions map[[8]byte]*session     // ICE sessions in progress
 	viaRelay map[overlay.ID]*session  // peers whose QUIC comes from their relay candidate: the session whose agent to keep
+	// circuitEnds holds the circuit ends that wait for a peer's QUIC
+	// connection (circuitAnswerPath), for the connection to know its circuit.
+	circuitEnds map[overlay.ID]*circuitEnd
 	// expected holds the remote ends of the pairs this node's ICE sessions
 	// selected: no Retry and no per-IP quota for them (admission.go).
 	expected      map[netip.AddrPort]int
@@ -163,7 +166,8 @@ func New(cfg Config, ov *overlay.Overlay, sock *nat.Socket) (*Engine, error) {
 		scope: lifecycle.NewScope(), closing: make(chan struct{}),
 		peers: make(map[overlay.ID]*peerConn), dials: make(map[overlay.ID]*dial),
 		sessions: make(map[[8]byte]*session), viaRelay: make(map[overlay.ID]*session),
-		expected: make(map[netip.AddrPort]int), connsByIP: make(map[netip.Addr]int),
+		circuitEnds: make(map[overlay.ID]*circuitEnd),
+		expected:    make(map[netip.AddrPort]int), connsByIP: make(map[netip.Addr]int),
 		connsBySubnet: make(map[netip.Prefix]int), known: make(map[overlay.ID]time.Time)}
 	e.queue = newAcceptQueue(cfg.AcceptQueue, cfg.AcceptQueuePerPeer, cfg.UnacceptedTimeout, e.refuseStream)
 	var err error
