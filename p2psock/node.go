@@ -381,6 +381,9 @@ type Info struct {
 	Relayed    int          // contacts reached through a relay node
 	Counters   Counters
 	Streams    StreamCounters
+	// NAT is what the node learned of its NAT: its mapping behaviour, and
+	// whether it relays for others.
+	NAT NATInfo
 	// SocketDrops counts packets dropped at the socket because the node did
 	// not take them in time: non-QUIC packets in bursts faster than its
 	// reader (quic-go's transport queues 32, the node's dispatcher 512), and
@@ -451,6 +454,7 @@ func (n *Node) Info() Info {
 	if oi.Observed.IsValid() {
 		inf.PublicAddr = net.UDPAddrFromAddrPort(oi.Observed)
 	}
+	inf.NAT = natInfo(oi, n.eng.Relaying(), inf.Streams.Circuits)
 	_, _, _, inf.SocketDrops = n.sock.Stats()
 	return inf
 }

@@ -175,6 +175,11 @@ func (e *Engine) relays() bool {
 	return !e.cfg.NoRelaying && e.ov.Info().Public
 }
 
+// Relaying reports whether the node relays connections for others now:
+// relaying is on (Config.NoRelaying) and the network sees the node at its
+// own socket address.
+func (e *Engine) Relaying() bool { return e.relays() }
+
 // onCircuitJoin admits from as an end of circuit msg.Circuit, whose other
 // end is msg.Peer: only a node this one has a direct link with, whose
 // frames will come from that link's address; within the budget of
