@@ -63,11 +63,12 @@ func TestVnetConnectNATMatrix(t *testing.T) {
 }
 
 // TestVnetConnectNoPathFailsFast: two nodes behind symmetric NATs in a
-// network where no node offers a relay cannot connect; Connect says so with
+// network where no node relays (no TURN relay, and relaying off) cannot
+// connect; Connect says so with
 // ErrNoPath well before its deadline, and leaves no ICE session behind.
 func TestVnetConnectNoPathFailsFast(t *testing.T) {
 	kinds := []simnet.Kind{simnet.Public, simnet.Public, simnet.Symmetric, simnet.Symmetric}
-	tn, _ := newVnetNet(t, kinds, func(_ int, c *Config) { c.RelayAddr = "" })
+	tn, _ := newVnetNet(t, kinds, func(_ int, c *Config) { c.RelayAddr, c.NoRelaying = "", true })
 	a, b := tn.nodes[2], tn.nodes[3]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -131,6 +131,18 @@ type Config struct {
 	// cannot share the node's socket with QUIC). An empty host means the
 	// host of ListenAddr. Only a node with a public address should relay.
 	RelayAddr string
+	// NoRelaying turns off relaying for others. By default a node that the
+	// network sees at its own socket address (Info.Public) relays the
+	// connections of peers that cannot reach each other directly, on its one
+	// UDP socket, for peers linked to it that both asked for the circuit.
+	NoRelaying bool
+	// RelayRate bounds the bytes per second the node relays for others, in
+	// all (frames past it are dropped: Streams.CircuitBudget). 0 means
+	// 64 MiB/s.
+	RelayRate int
+	// MaxRelayedConns bounds the connections the node relays for others at
+	// once (joins past it are refused: Streams.CircuitsFull). 0 means 256.
+	MaxRelayedConns int
 	// ForceRelay makes every connection this node sets up use a relay, even
 	// when a direct path exists (for testing, or to hide the node's address
 	// from its peers).
@@ -238,6 +250,10 @@ func NewNode(cfg Config) (*Node, error) {
 		RelayAddr:   cfg.RelayAddr,
 		ForceRelay:  cfg.ForceRelay,
 		IgnoreNAT:   cfg.ignoreNAT,
+
+		NoRelaying:      cfg.NoRelaying,
+		RelayRate:       cfg.RelayRate,
+		MaxRelayedConns: cfg.MaxRelayedConns,
 
 		AcceptQueue:        cfg.AcceptQueue,
 		AcceptQueuePerPeer: cfg.AcceptQueuePerPeer,
@@ -366,6 +382,9 @@ type Info struct {
 	Relayed    int          // contacts reached through a relay node
 	Counters   Counters
 	Streams    StreamCounters
+	// NAT is what the node learned of its NAT: its mapping behaviour, and
+	// whether it relays for others.
+	NAT NATInfo
 	// SocketDrops counts packets dropped at the socket because the node did
 	// not take them in time: non-QUIC packets in bursts faster than its
 	// reader (quic-go's transport queues 32, the node's dispatcher 512), and
@@ -378,7 +397,7 @@ type Info struct {
 // "Streams and connections").
 type StreamCounters struct {
 	Conns        int    // live QUIC connections, one per peer
-	RelayedConns int    // of which through a TURN relay
+	RelayedConns int    // of which through a relay (TURN, or a circuit on a public node)
 	Sessions     int    // ICE sessions in progress
 	NoPath       uint64 // ICE sessions that found no path
 	BadSignals   uint64 // malformed signalling or relay messages dropped
@@ -409,6 +428,22 @@ type StreamCounters struct {
 	SessionsEvicted uint64 // incoming sessions without progress ended for a newer offer
 	Candidates      uint64 // remote ICE candidates dropped past a session's bound
 	ChecksThrottled uint64 // ICE checks not sent: their address had not answered and its allowance was spent
+
+	// Circuits is the number of connections this node relays for others
+	// (Config.NoRelaying), RelayedBytes the bytes it relayed for them. The
+	// rest count what it dropped, by reason.
+	Circuits         int
+	RelayedBytes     uint64
+	CircuitMalformed uint64 // circuit frames that did not parse
+	CircuitUnknown   uint64 // circuit frames of no circuit here, or of one whose second end has not joined
+	CircuitStranger  uint64 // circuit frames from an address that is no end of their circuit
+	CircuitBudget    uint64 // circuit frames past Config.RelayRate
+	CircuitQueue     uint64 // circuit frames for this node's own connections, dropped: its reader fell behind
+	CircuitNoRelay   uint64 // circuit joins refused: the node does not relay (Config.NoRelaying, or not public)
+	CircuitNoLink    uint64 // circuit joins refused: their sender had no direct link with the node
+	CircuitBusy      uint64 // circuit joins refused: the circuit ID belongs to other nodes
+	CircuitsFull     uint64 // circuit joins refused: Config.MaxRelayedConns circuits were up
+	CircuitsEvicted  uint64 // circuits dropped: one of their ends joined a newer one past its bound (8)
 }
 
 // Info returns a snapshot of the node's state and counters.
@@ -420,6 +455,7 @@ func (n *Node) Info() Info {
 	if oi.Observed.IsValid() {
 		inf.PublicAddr = net.UDPAddrFromAddrPort(oi.Observed)
 	}
+	inf.NAT = natInfo(oi, n.eng.Relaying(), inf.Streams.Circuits)
 	_, _, _, inf.SocketDrops = n.sock.Stats()
 	return inf
 }

@@ -11,6 +11,7 @@ SYNOPSIS
     p2pcat [flags] -g <group> [-any]   join a group: multicast (or anycast) lines
     p2pcat [flags] id                  print this node's ID
     p2pcat [flags] serve               run a public node: entry point, STUN, TURN relay
+    p2pcat [flags] doctor              print what this node learns of its NAT
     p2pcat [flags] dht add|rm|get|watch <key> [value]
 
 DESCRIPTION
@@ -64,6 +65,12 @@ MODES
         from, a STUN server (every node is one) and a TURN relay on its own
         UDP port (-relay-port). Prints the addresses to bootstrap from. Run it
         on a host with a public address, with -p fixed (default 4000).
+
+    doctor
+        Join the network and print what this node learns of its NAT: its
+        local and public addresses, the NAT's mapping behaviour (none, cone
+        or symmetric) and whether it relays for others, like "tailscale
+        netcheck".
 
     dht add <key> <value>   store <value> under <key> for -ttl (this node owns it)
     dht rm <key> <value>    remove one of this node's values

@@ -238,6 +238,20 @@ func TestDHT(t *testing.T) {
 	require.Equal(t, "laptop\n", get.stdout.String())
 }
 
+// TestDoctor: doctor joins the network and reports what it learned: on
+// loopback, no NAT, and a node that relays for others.
+func TestDoctor(t *testing.T) {
+	e := newEnv(t)
+	anchor := e.start(t, strings.NewReader(""), "-u", "-l")
+	anchor.waitLine(`^listening as`)
+	doc := e.start(t, nil, "doctor")
+	require.Equal(t, 0, doc.wait(), doc.stderr.String())
+	out := doc.stdout.String()
+	require.Regexp(t, `(?m)^public: +127\.0\.0\.1:\d+$`, out)
+	require.Regexp(t, `(?m)^mapping: +none$`, out)
+	require.Regexp(t, `(?m)^relaying: +yes`, out)
+}
+
 // TestErrors: a wrong flag, a bad ID and a missing argument are usage errors
 // (exit 2); an ID nobody has is a runtime failure (exit 1); each prints one
 // line on stderr.

@@ -159,15 +159,28 @@ func (e *Engine) answer(life context.Context, s *session, d *dial, offer wire.Si
 	if err != nil {
 		e.cfg.Logger.Debug("incoming connection failed", "peer", shortID(s.peer), "err", err)
 	}
+	e.finishAnswer(s, d, err)
+}
+
+// finishAnswer completes d with err when the incoming session s ends
+// without the connection, unless another incoming session of the same
+// peer (a circuit that followed a failed ICE session) took d over.
+func (e *Engine) finishAnswer(s *session, d *dial, err error) {
 	e.mu.Lock()
-	if e.dials[s.peer] == d {
-		delete(e.dials, s.peer)
-		if err == nil {
-			err = ErrNoPath
-		}
-		d.completeLocked(nil, err)
+	defer e.mu.Unlock()
+	if e.dials[s.peer] != d {
+		return
 	}
-	e.mu.Unlock()
+	for _, o := range e.sessions {
+		if o != s && !o.outgoing && o.peer == s.peer {
+			return
+		}
+	}
+	delete(e.dials, s.peer)
+	if err == nil {
+		err = ErrNoPath
+	}
+	d.completeLocked(nil, err)
 }
 
 // answerPath runs ICE as the controlled agent, then waits until the peer's

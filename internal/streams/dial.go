@@ -141,6 +141,10 @@ func (e *Engine) dialPeer(ctx context.Context, remote overlay.ID) (*peerConn, er
 		e.cfg.Logger.Debug("no direct path, retrying through a relay", "peer", shortID(remote))
 		pc, err = e.attempt(ctx, remote, true, true)
 	}
+	if errors.Is(err, ErrNoPath) && ctx.Err() == nil {
+		e.cfg.Logger.Debug("no path, connecting through a circuit", "peer", shortID(remote))
+		pc, err = e.circuitAttempt(ctx, remote)
+	}
 	return pc, err
 }
 

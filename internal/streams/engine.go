@@ -71,6 +71,19 @@ type Config struct {
 	// on this UDP "host:port"; an empty host means the host of the node's
 	// socket.
 	RelayAddr string
+	// NoRelaying turns off relaying for others: by default a node that the
+	// network sees at its own socket address (Public) relays the QUIC
+	// packets of peers that cannot reach each other directly, in circuits
+	// on its one socket (docs/PROTOCOL.md, §12.12).
+	NoRelaying bool
+	// RelayRate bounds the bytes per second this node relays in circuits,
+	// in all; frames past it are dropped and counted (Counters.CircuitBudget).
+	// 0 means 64 MiB/s.
+	RelayRate int
+	// MaxRelayedConns bounds the circuits this node relays at once
+	// (counting those only one end has joined); past it, joins are refused
+	// and counted (Counters.CircuitsFull). 0 means 256.
+	MaxRelayedConns int
 	// ForceRelay makes every connection the engine sets up use a relay.
 	ForceRelay bool
 	// IgnoreNAT makes the engine ignore what the overlay knows of the NAT
@@ -90,6 +103,7 @@ type Engine struct {
 	ice    *nat.ICE
 	relay  *nat.Relay  // the node's own TURN relay; nil unless Config.RelayAddr
 	offers relayOffers // the relays contacts offer
+	circ   *circuits   // the circuits this node relays, and its own circuit ends
 
 	scope   *lifecycle.Scope
 	closing chan struct{} // closed when Close begins
@@ -102,6 +116,9 @@ type Engine struct {
 	dials    map[overlay.ID]*dial     // establishments in progress
 	sessions map[[8]byte]*session     // ICE sessions in progress
 	viaRelay map[overlay.ID]*session  // peers whose QUIC comes from their relay candidate: the session whose agent to keep
+	// circuitEnds holds the circuit ends that wait for a peer's QUIC
+	// connection (circuitAnswerPath), for the connection to know its circuit.
+	circuitEnds map[overlay.ID]*circuitEnd
 	// expected holds the remote ends of the pairs this node's ICE sessions
 	// selected: no Retry and no per-IP quota for them (admission.go).
 	expected      map[netip.AddrPort]int
@@ -132,6 +149,8 @@ func (c *Config) defaults() {
 	set(&c.MaxConns, 512)
 	set(&c.MaxConnsPerIP, 16)
 	set(&c.MaxConnsPerSubnet, 32)
+	set(&c.RelayRate, 64<<20)
+	set(&c.MaxRelayedConns, 256)
 	if c.UnacceptedTimeout <= 0 {
 		c.UnacceptedTimeout = 30 * time.Second
 	}
@@ -147,7 +166,8 @@ func New(cfg Config, ov *overlay.Overlay, sock *nat.Socket) (*Engine, error) {
 		scope: lifecycle.NewScope(), closing: make(chan struct{}),
 		peers: make(map[overlay.ID]*peerConn), dials: make(map[overlay.ID]*dial),
 		sessions: make(map[[8]byte]*session), viaRelay: make(map[overlay.ID]*session),
-		expected: make(map[netip.AddrPort]int), connsByIP: make(map[netip.Addr]int),
+		circuitEnds: make(map[overlay.ID]*circuitEnd),
+		expected:    make(map[netip.AddrPort]int), connsByIP: make(map[netip.Addr]int),
 		connsBySubnet: make(map[netip.Prefix]int), known: make(map[overlay.ID]time.Time)}
 	e.queue = newAcceptQueue(cfg.AcceptQueue, cfg.AcceptQueuePerPeer, cfg.UnacceptedTimeout, e.refuseStream)
 	var err error
@@ -155,6 +175,9 @@ func New(cfg Config, ov *overlay.Overlay, sock *nat.Socket) (*Engine, error) {
 		return nil, err
 	}
 	e.offers = relayOffers{ask: e.askRelays, spawn: e.scope.Go}
+	e.circ = newCircuits(cfg.RelayRate)
+	sock.Handle(wire.TypeCircuit, wire.TypeCircuit, e.handleCircuitFrame)
+	ov.Handle(wire.ServiceCircuit, e.handleCircuit)
 	e.ice = nat.NewICE(sock, cfg.Net, cfg.Logger)
 	ov.Handle(wire.ServiceSignal, e.handleSignal)
 	ov.Handle(wire.ServiceRelay, e.handleRelay)
@@ -190,7 +213,7 @@ func (e *Engine) Start() error {
 // them up, and what it turned away, by reason.
 type Counters struct {
 	Conns        int    // live QUIC connections, one per peer
-	RelayedConns int    // of which through a TURN relay
+	RelayedConns int    // of which through a relay (TURN or a circuit)
 	Sessions     int    // ICE sessions in progress
 	NoPath       uint64 // ICE sessions that found no path
 	BadSignals   uint64 // malformed signalling or relay messages dropped
@@ -221,6 +244,22 @@ type Counters struct {
 	SessionsEvicted uint64 // incoming sessions without progress ended for a newer offer
 	Candidates      uint64 // remote candidates dropped past a session's bound
 	ChecksThrottled uint64 // ICE checks not sent: their address never answered and its budget was spent
+
+	// Circuits is the number of circuits this node relays for others
+	// (both ends joined), RelayedBytes the bytes of Circuit frames it
+	// forwarded. The rest count what it dropped, by reason.
+	Circuits         int
+	RelayedBytes     uint64
+	CircuitMalformed uint64 // Circuit frames that did not parse
+	CircuitUnknown   uint64 // Circuit frames of no circuit here, or of one whose second end has not joined
+	CircuitStranger  uint64 // Circuit frames from an address that is no end of their circuit
+	CircuitBudget    uint64 // Circuit frames past Config.RelayRate
+	CircuitQueue     uint64 // Circuit frames for this node's own end, dropped: its reader fell behind
+	CircuitNoRelay   uint64 // joins refused: this node does not relay (Config.NoRelaying, or not public)
+	CircuitNoLink    uint64 // joins refused: their sender had no direct link with this node
+	CircuitBusy      uint64 // joins refused: the circuit ID belongs to other nodes
+	CircuitsFull     uint64 // joins refused: Config.MaxRelayedConns circuits were up
+	CircuitsEvicted  uint64 // circuits dropped: one of their ends joined a newer one past its bound (8)
 }
 
 // Counters returns a snapshot of the engine's counters.
@@ -252,6 +291,12 @@ func (e *Engine) Counters() Counters {
 	c.OffersPerSubnet, c.OffersFull = d.get(dropOfferSubnet), d.get(dropOfferFull)
 	c.SessionsEvicted, c.Candidates = d.get(dropSessionEvicted), d.get(dropCandidates)
 	c.ChecksThrottled = e.ice.ChecksThrottled()
+	c.Circuits, c.RelayedBytes = e.circ.active(), e.circ.relayedBytes.Load()
+	c.CircuitMalformed, c.CircuitUnknown = d.get(dropCircuitMalformed), d.get(dropCircuitUnknown)
+	c.CircuitStranger, c.CircuitBudget = d.get(dropCircuitStranger), d.get(dropCircuitBudget)
+	c.CircuitQueue, c.CircuitNoRelay = d.get(dropCircuitQueue), d.get(dropCircuitNoRelay)
+	c.CircuitNoLink, c.CircuitBusy = d.get(dropCircuitNoLink), d.get(dropCircuitBusy)
+	c.CircuitsFull, c.CircuitsEvicted = d.get(dropCircuitFull), d.get(dropCircuitEvicted)
 	return c
 }
 

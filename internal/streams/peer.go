@@ -32,7 +32,8 @@ type peerConn struct {
 	id      overlay.ID
 	qc      *quic.Conn
 	relayed bool
-	tr      *quic.Transport // a transport of its own over a relayed ICE path; nil on the node's socket
+	tr      *quic.Transport // a transport of its own over a relayed ICE path or a circuit; nil on the node's socket
+	circ    *circuitEnd     // the circuit it runs over, if any (circuitpath.go)
 	// closeAgent closes the ICE agent kept for a path whose other end is a
 	// relay candidate (nil if none); keeps is its session.
 	closeAgent func()
@@ -95,8 +96,12 @@ func (p *peerConn) peerLeft() {
 }
 
 func (p *peerConn) path() Path {
-	return Path{Relayed: p.relayed, Local: p.qc.LocalAddr(), Remote: p.qc.RemoteAddr(),
+	pa := Path{Relayed: p.relayed, Local: p.qc.LocalAddr(), Remote: p.qc.RemoteAddr(),
 		RTT: p.qc.ConnectionStats().SmoothedRTT}
+	if p.circ != nil { // a circuit that found a direct path runs on it
+		pa.Relayed, pa.Remote = p.circ.direct.Load() == nil, p.circ.conn.Target()
+	}
+	return pa
 }
 
 // release frees what the connection held besides itself: a relayed path's
@@ -131,6 +136,13 @@ func (e *Engine) acceptConns(ctx context.Context, ln *quic.Listener, tr *quic.Tr
 		keep := e.viaRelay[id]
 		e.mu.Unlock()
 		pc := &peerConn{id: id, qc: qc, relayed: tr != nil || keep != nil, tr: tr, keeps: keep, incoming: tr == nil}
+		if tr != nil {
+			e.mu.Lock()
+			if end := e.circuitEnds[id]; end != nil && tr.Conn == net.PacketConn(end.conn) {
+				pc.circ = end
+			}
+			e.mu.Unlock()
+		}
 		if keep != nil {
 			pc.closeAgent = keep.closeAgent
 		}

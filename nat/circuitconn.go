@@ -1,0 +1,195 @@
+package nat
+
+import (
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/p2psock/p2psock/internal/wire"
+)
+
+// CircuitConn is the net.PacketConn a quic.Transport runs on for one end of
+// a circuit (docs/PROTOCOL.md, §12.12): every datagram written goes out of
+// the node's Socket inside a Circuit frame, to the relay (or, once a direct
+// path to the peer is known, straight to the peer, which takes the same
+// frames); the frames of the circuit the node receives are handed to
+// Deliver, and ReadFrom returns their payloads. To QUIC the peer is always
+// at the relay's address, so a change of path is invisible to it.
+type CircuitConn struct {
+	sock    *Socket
+	id      [8]byte
+	relay   *net.UDPAddr
+	to      atomic.Pointer[net.UDPAddr] // where frames go now
+	onClose func()
+	in      chan []byte
+	done    chan struct{}
+	once    sync.Once
+
+	mu       sync.Mutex
+	deadline time.Time
+	wake     chan struct{} // closed and replaced when the deadline changes
+
+	dropped atomic.Uint64
+}
+
+// circuitQueue is the number of received datagrams a CircuitConn holds for
+// its reader; more are dropped, as a socket's buffer would.
+const circuitQueue = 512
+
+// NewCircuitConn returns the end of circuit id on sock whose relay is at
+// relay. onClose (may be nil) runs once, when the conn is closed.
+func NewCircuitConn(sock *Socket, id [8]byte, relay *net.UDPAddr, onClose func()) *CircuitConn {
+	c := &CircuitConn{sock: sock, id: id, relay: relay, onClose: onClose,
+		in: make(chan []byte, circuitQueue), done: make(chan struct{}), wake: make(chan struct{})}
+	c.to.Store(relay)
+	return c
+}
+
+// ID returns the circuit's ID.
+func (c *CircuitConn) ID() [8]byte { return c.id }
+
+// Relay returns the relay's address.
+func (c *CircuitConn) Relay() *net.UDPAddr { return c.relay }
+
+// SendTo makes the conn send its frames to addr (the peer's address on a
+// direct path, or the relay's).
+func (c *CircuitConn) SendTo(addr *net.UDPAddr) { c.to.Store(addr) }
+
+// Target returns where the conn sends its frames.
+func (c *CircuitConn) Target() *net.UDPAddr { return c.to.Load() }
+
+// Deliver hands the payload of a received frame to the reader (it is
+// copied). It reports false if the payload was dropped: the reader fell
+// behind, or the conn is closed.
+func (c *CircuitConn) Deliver(payload []byte) bool {
+	if len(payload) > MaxPacket {
+		c.dropped.Add(1)
+		return false
+	}
+	b := getBuf(len(payload))
+	copy(b, payload)
+	select {
+	case <-c.done:
+		putBuf(b)
+		return false
+	default:
+	}
+	select {
+	case c.in <- b:
+		return true
+	default:
+		putBuf(b)
+		c.dropped.Add(1)
+		return false
+	}
+}
+
+// Dropped returns the number of received datagrams dropped because the
+// reader fell behind.
+func (c *CircuitConn) Dropped() uint64 { return c.dropped.Load() }
+
+// ReadFrom returns the next datagram of the circuit; its source is the
+// relay's address.
+func (c *CircuitConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		c.mu.Lock()
+		dl, wake := c.deadline, c.wake
+		c.mu.Unlock()
+		var timer *time.Timer
+		var expired <-chan time.Time
+		if !dl.IsZero() {
+			d := time.Until(dl)
+			if d <= 0 {
+				return 0, nil, os.ErrDeadlineExceeded
+			}
+			timer = time.NewTimer(d)
+			expired = timer.C
+		}
+		var n int
+		var err error
+		again := false
+		select {
+		case pkt := <-c.in:
+			n = copy(b, pkt)
+			putBuf(pkt)
+		case <-c.done:
+			err = net.ErrClosed
+		case <-expired:
+			err = os.ErrDeadlineExceeded
+		case <-wake:
+			again = true
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		if !again {
+			return n, c.relay, nil
+		}
+	}
+}
+
+// WriteTo sends b in a Circuit frame, whatever addr says.
+func (c *CircuitConn) WriteTo(b []byte, _ net.Addr) (int, error) {
+	select {
+	case <-c.done:
+		return 0, net.ErrClosed
+	default:
+	}
+	if len(b) > wire.MaxCircuitPayload {
+		return 0, ErrDatagramTooLarge
+	}
+	buf := getBuf(0)
+	f := wire.AppendCircuitFrame(buf, c.id, b)
+	err := c.sock.WriteTo(f, c.to.Load())
+	putBuf(f)
+	if err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// Close closes the conn; a blocked ReadFrom returns net.ErrClosed.
+func (c *CircuitConn) Close() error {
+	c.once.Do(func() {
+		close(c.done)
+		if c.onClose != nil {
+			c.onClose()
+		}
+	})
+	return nil
+}
+
+// Done is closed when the conn is closed.
+func (c *CircuitConn) Done() <-chan struct{} { return c.done }
+
+// LocalAddr is the node's socket address.
+func (c *CircuitConn) LocalAddr() net.Addr { return c.sock.LocalAddr() }
+
+// SetDeadline sets the read deadline; writes do not block.
+func (c *CircuitConn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }
+
+// SetReadDeadline sets the time ReadFrom gives up at; it reaches a ReadFrom
+// already blocked.
+func (c *CircuitConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	close(c.wake)
+	c.wake = make(chan struct{})
+	c.mu.Unlock()
+	return nil
+}
+
+// SetWriteDeadline does nothing: writes do not block.
+func (c *CircuitConn) SetWriteDeadline(time.Time) error { return nil }
+
+// SetReadBuffer does nothing: the conn queues circuitQueue datagrams.
+// (quic-go would warn about a connection that lacks it.)
+func (c *CircuitConn) SetReadBuffer(int) error { return nil }
+
+// SetWriteBuffer does nothing, as SetReadBuffer.
+func (c *CircuitConn) SetWriteBuffer(int) error { return nil }
