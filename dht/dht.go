@@ -30,7 +30,8 @@ type Config struct {
 	MaxRecords int
 	// MaxBytes bounds the memory a replica's records take: each costs its
 	// encoding (key, value or value hash, signature) plus 256 bytes of
-	// bookkeeping. Default 67108864 bytes (64 MiB).
+	// bookkeeping. Default: the DHT's share of the node's memory budget
+	// (overlay.Budget.Store; 64 MiB of the default).
 	MaxBytes int64
 	// OwnerPercent is the part of MaxRecords and of MaxBytes the records of
 	// one owner may take on a replica, in percent; default 2. A store
@@ -184,8 +185,11 @@ func New(n overlay.Host, cfg Config) (*DHT, error) {
 	if n == nil || n.Overlay() == nil {
 		return nil, errors.New("dht: nil node")
 	}
-	cfg.setDefaults()
 	ov := n.Overlay()
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = ov.Budget().Store()
+	}
+	cfg.setDefaults()
 	d := &DHT{
 		ov: ov, cfg: cfg, net: wire.NetworkTag(ov.Network()), st: newStore(&cfg),
 		own: map[string]map[string]*signedOp{}, tombs: map[string][]*signedOp{}, watches: map[string][]*watch{},

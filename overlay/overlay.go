@@ -43,7 +43,13 @@ type Config struct {
 	ReplayWindow time.Duration
 	// SendTimeout bounds a Send whose context has no deadline; default 20s.
 	SendTimeout time.Duration
-	// RecvQueue is the number of received messages held for Recv; default 128.
+	// MemoryBudget is the most memory, in bytes, that what other nodes
+	// and strangers send this node may make it keep; the tables below whose
+	// field is 0 take their share of it (see Budget). Default 256 MiB
+	// (DefaultMemoryBudget).
+	MemoryBudget int64
+	// RecvQueue is the number of received messages held for Recv; default
+	// its share of MemoryBudget (128 messages of the default).
 	RecvQueue int
 	// Workers bounds the goroutines a node starts for the packets it
 	// receives: at most Workers forward routed fragments to their next hops
@@ -94,14 +100,17 @@ type Config struct {
 	// are counted in Counters.DroppedSourceShare. Default 16.
 	SourceShare int
 	// Duplicates is the number of delivered messages remembered to drop
-	// their copies (each charged to the message's origin); default 65536.
+	// their copies (each charged to the message's origin); default its share of
+	// MemoryBudget (65536 of the default).
 	Duplicates int
 	// Reassembly is the memory, in bytes, for routed messages being
 	// reassembled from their fragments (each charged to the hop its first
-	// fragment came from); default 8 MiB.
+	// fragment came from); default its share of MemoryBudget (8 MiB of the
+	// default).
 	Reassembly int
 	// LinkReassembly is the memory, in bytes, for link messages being
-	// reassembled (each charged to the peer that sends it); default 4 MiB.
+	// reassembled (each charged to the peer that sends it); default its
+	// share of MemoryBudget (4 MiB of the default).
 	LinkReassembly int
 	// Refusals is the number of refusals (nacks) sent per minute at most,
 	// each charged to the hop the refused message came from and to the
@@ -139,8 +148,12 @@ func (c *Config) setDefaults() {
 	def(&c.Refresh, 5*time.Minute)
 	def(&c.ReplayWindow, 2*time.Minute)
 	def(&c.SendTimeout, 20*time.Second)
+	if c.MemoryBudget <= 0 {
+		c.MemoryBudget = DefaultMemoryBudget
+	}
+	b := Budget(c.MemoryBudget)
 	if c.RecvQueue <= 0 {
-		c.RecvQueue = 128
+		c.RecvQueue = b.RecvQueue()
 	}
 	if c.Workers <= 0 {
 		c.Workers = 256
@@ -160,9 +173,9 @@ func (c *Config) setDefaults() {
 		}
 	}
 	defInt(&c.SourceShare, 16)
-	defInt(&c.Duplicates, 1<<16)
-	defInt(&c.Reassembly, 8<<20)
-	defInt(&c.LinkReassembly, 4<<20)
+	defInt(&c.Duplicates, b.Duplicates())
+	defInt(&c.Reassembly, b.Reassembly())
+	defInt(&c.LinkReassembly, b.LinkReassembly())
 	defInt(&c.Refusals, 4096)
 	defInt(&c.StrangerRate, 200)
 	defInt(&c.StrangerRateTotal, 2000)

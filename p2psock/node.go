@@ -77,9 +77,18 @@ type Config struct {
 	// KeepAlive is how long a link through a NAT may stay idle before the
 	// node pings it; 0 means 15 s.
 	KeepAlive time.Duration
+	// MemoryBudget is the most memory, in bytes, that what peers and
+	// strangers send the node may make it keep: messages being reassembled,
+	// the memory of delivered messages, received messages waiting for
+	// RecvFrom, QUIC connections and their unread data, streams waiting for
+	// Accept, and the records of a DHT on the node. Each of those tables
+	// takes a share of it (see overlay.Budget), unless its own limit below
+	// is set; whatever a table cannot take is dropped and counted by reason
+	// in Info. 0 means 256 MiB.
+	MemoryBudget int64
 	// RecvQueue is the number of received messages held for RecvFrom; when
 	// it is full, new messages are not acknowledged and their senders retry.
-	// 0 means 128.
+	// 0 means its share of MemoryBudget (128 messages of the default).
 	RecvQueue int
 	// SendTimeout bounds SendTo and SendToKey when their context has no
 	// deadline; 0 means 20 s.
@@ -92,7 +101,8 @@ type Config struct {
 	// Accept, in all. When it is full, a stream of a peer with fewer waiting
 	// streams than the peer with the most takes the place of that peer's
 	// newest; otherwise it is refused (RESET_STREAM and STOP_SENDING, code
-	// 0) and counted in Info's Streams.QueueFull. 0 means 256.
+	// 0) and counted in Info's Streams.QueueFull. 0 means its share of
+	// MemoryBudget (256 of the default).
 	AcceptQueue int
 	// AcceptQueuePerPeer is the number of streams one peer may have waiting
 	// for Accept; past it, its streams are refused (Streams.PeerQueueFull).
@@ -110,7 +120,8 @@ type Config struct {
 	// reached, a newcomer takes the place of the oldest connection of a peer
 	// without history (that this node never connected to, whose streams the
 	// program never accepted, and that is not in its routing table), or is
-	// refused (Streams.ConnsFull). 0 means 512.
+	// refused (Streams.ConnsFull). 0 means its share of MemoryBudget (128
+	// of the default).
 	MaxConns int
 	// MaxConnsPerIP and MaxConnsPerSubnet bound the connections from one IP
 	// address and from one subnet (IPv4 /24, IPv6 /48; a loopback or
@@ -224,15 +235,16 @@ func NewNode(cfg Config) (*Node, error) {
 	logger := cfg.Logger.With("node", cfg.Identity.ID().String()[:8])
 	var err error
 	n.ov, err = overlay.New(overlay.Config{
-		Identity:    cfg.Identity.priv,
-		Network:     cfg.Network,
-		K:           cfg.BucketSize,
-		Alpha:       cfg.Alpha,
-		KeepAlive:   cfg.KeepAlive,
-		RecvQueue:   cfg.RecvQueue,
-		SendTimeout: cfg.SendTimeout,
-		Difficulty:  cfg.Difficulty,
-		Logger:      logger,
+		Identity:     cfg.Identity.priv,
+		Network:      cfg.Network,
+		K:            cfg.BucketSize,
+		Alpha:        cfg.Alpha,
+		KeepAlive:    cfg.KeepAlive,
+		RecvQueue:    cfg.RecvQueue,
+		MemoryBudget: cfg.MemoryBudget,
+		SendTimeout:  cfg.SendTimeout,
+		Difficulty:   cfg.Difficulty,
+		Logger:       logger,
 	}, sock)
 	if err != nil {
 		sock.Close()

@@ -35,7 +35,8 @@ type Config struct {
 	// Accept, in all. When it is full, a stream of a peer with fewer
 	// waiting streams than the peer with the most takes the place of that
 	// peer's newest; otherwise it is refused (RESET_STREAM and
-	// STOP_SENDING, code 0) and counted in Counters.QueueFull. 0 means 256.
+	// STOP_SENDING, code 0) and counted in Counters.QueueFull. 0 means its
+	// share of the memory budget (overlay.Budget; 256 of the default).
 	AcceptQueue int
 	// AcceptQueuePerPeer is the number of streams one peer may have waiting
 	// for Accept; past it, its streams are refused and counted in
@@ -53,7 +54,8 @@ type Config struct {
 	// a newcomer takes the place of the oldest connection of a peer without
 	// history (that this node never dialled, whose streams the application
 	// never accepted, and that is not in its routing table); if there is
-	// none it is refused and counted in Counters.ConnsFull. 0 means 512.
+	// none it is refused and counted in Counters.ConnsFull. 0 means its share
+	// of the memory budget (overlay.Budget; 128 of the default).
 	MaxConns int
 	// MaxConnsPerIP and MaxConnsPerSubnet bound the connections from one
 	// IP address and from one subnet (overlay.Subnet: IPv4 /24, IPv6 /48,
@@ -133,8 +135,9 @@ type Engine struct {
 	drops      drops         // what the engine turned away, by reason
 }
 
-// defaults fills in the zero fields of c.
-func (c *Config) defaults() {
+// defaults fills in the zero fields of c; the accept queue and the
+// connections take their shares of the node's memory budget b.
+func (c *Config) defaults(b overlay.Budget) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -143,10 +146,10 @@ func (c *Config) defaults() {
 			*v = d
 		}
 	}
-	set(&c.AcceptQueue, 256)
+	set(&c.AcceptQueue, b.AcceptQueue())
 	set(&c.AcceptQueuePerPeer, 64)
 	set(&c.MaxStreamsPerConn, 1024)
-	set(&c.MaxConns, 512)
+	set(&c.MaxConns, b.Conns())
 	set(&c.MaxConnsPerIP, 16)
 	set(&c.MaxConnsPerSubnet, 32)
 	set(&c.RelayRate, 64<<20)
@@ -161,7 +164,7 @@ func (c *Config) defaults() {
 // service handlers (STUN, signalling, relay offers) and starts the node's
 // TURN relay if Config.RelayAddr says so. Then call Start.
 func New(cfg Config, ov *overlay.Overlay, sock *nat.Socket) (*Engine, error) {
-	cfg.defaults()
+	cfg.defaults(ov.Budget())
 	e := &Engine{cfg: cfg, ov: ov, sock: sock, self: ov.ID(),
 		scope: lifecycle.NewScope(), closing: make(chan struct{}),
 		peers: make(map[overlay.ID]*peerConn), dials: make(map[overlay.ID]*dial),

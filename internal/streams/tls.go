@@ -30,9 +30,9 @@ func QUICConfig() *quic.Config {
 		KeepAlivePeriod:                10 * time.Second, // holds NAT mappings of direct paths open
 		MaxIncomingStreams:             1024,             // Config.MaxStreamsPerConn
 		MaxIncomingUniStreams:          -1,
-		InitialStreamReceiveWindow:     1 << 20,
+		InitialStreamReceiveWindow:     overlay.StreamWindowBytes, // grows as the program reads
 		MaxStreamReceiveWindow:         16 << 20,
-		InitialConnectionReceiveWindow: 2 << 20,
+		InitialConnectionReceiveWindow: overlay.ConnWindowBytes,   // the memory budget counts connections in it
 		MaxConnectionReceiveWindow:     32 << 20,
 	}
 }
