@@ -392,15 +392,26 @@ func pickReplicas(peers []overlay.Peer, trusted int, self overlay.ID, k overlay.
 		at++
 	}
 	peers = slices.Insert(peers, at, overlay.Peer{ID: self}) // not limited: a node is no Sybil to itself
-	return diverse(peers, n)
+	return diverse(peers, self, n)
 }
 
-// diverse keeps the first n of peers, at most one per subnet; a peer
-// with no address (this node) is not limited, and does not count toward
-// the limit of its subnet, so that nodes sharing one address (on one
-// machine) still make replica sets of two.
-func diverse(peers []overlay.Peer, n int) []overlay.ID {
-	peers = overlay.Diverse(peers, func(p overlay.Peer) netip.Addr { return p.Addr.Addr() }, 1, n)
+// diverse keeps the first n of peers, at most one per subnet. This node
+// (the peer with no address that pickReplicas inserts) is not limited, and
+// does not count toward the limit of its subnet, so that nodes sharing one
+// address (on one machine) still make replica sets of two; the other peers
+// whose address this node does not know count as one subnet, so that
+// lookup answers naming nodes without an address cannot fill the set.
+func diverse(peers []overlay.Peer, self overlay.ID, n int) []overlay.ID {
+	unknown := netip.IPv6Unspecified()
+	peers = overlay.Diverse(peers, func(p overlay.Peer) netip.Addr {
+		switch {
+		case p.ID == self:
+			return netip.Addr{}
+		case !p.Addr.Addr().IsValid():
+			return unknown
+		}
+		return p.Addr.Addr()
+	}, 1, n)
 	ids := make([]overlay.ID, len(peers))
 	for i, p := range peers {
 		ids[i] = p.ID

@@ -253,7 +253,7 @@ func (d *DHT) closestDiverse(k overlay.Key) []overlay.ID {
 			peers[i].Addr = p.Addr
 		}
 	}
-	return diverse(peers, d.cfg.Replicas)
+	return diverse(peers, d.ov.ID(), d.cfg.Replicas)
 }
 
 // pushAll stores ops on their replica sets (looked up), or on one node.

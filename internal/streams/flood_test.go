@@ -208,6 +208,14 @@ func TestLoopbackConnBudgetKeepsHistory(t *testing.T) {
 		qc, err := at.dial(ctx, b)
 		require.NoError(t, err, "newcomer %d", i)
 		conns = append(conns, qc)
+		// The dialler's handshake ends before b has the connection among its
+		// peers (only those can be evicted): wait for it, as a newcomer
+		// arriving a round trip later would.
+		testnet.Eventually(t, 10*time.Second, "b to take the newcomer", func() bool {
+			b.eng.mu.Lock()
+			defer b.eng.mu.Unlock()
+			return len(b.eng.peers) == min(i+2, maxConns)
+		})
 	}
 	testnet.Eventually(t, 10*time.Second, "newcomers to take the place of peers without history", func() bool {
 		return b.eng.Counters().ConnsEvicted >= 6-(maxConns-1)
