@@ -9,8 +9,8 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"testing"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
