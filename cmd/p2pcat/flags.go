@@ -27,7 +27,10 @@ type options struct {
 	relayPort   int
 	timeout     time.Duration
 	verbose     countFlag
-	machineOnly bool // P2PCAT_MACHINE_ONLY: local discovery without the LAN
+	version     bool
+	relays      listFlag
+	forceRelay  bool
+	machineOnly bool // -no-lan or P2PCAT_MACHINE_ONLY: local discovery without the LAN
 }
 
 // listFlag is a flag that may be given several times (-b a -b b).
@@ -68,6 +71,10 @@ func parseArgs(args []string) (*options, []string, error) {
 	fs.IntVar(&o.relayPort, "relay-port", 3478, "")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "")
 	fs.Var(&o.verbose, "v", "")
+	fs.BoolVar(&o.version, "version", false, "")
+	fs.Var(&o.relays, "relay", "")
+	fs.BoolVar(&o.forceRelay, "force-relay", false, "")
+	fs.BoolVar(&o.machineOnly, "no-lan", false, "")
 	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		return nil, nil, err
@@ -87,6 +94,16 @@ func parseArgs(args []string) (*options, []string, error) {
 	if o.port > 65535 {
 		return nil, nil, cli.Usagef("bad port %d", o.port)
 	}
-	o.machineOnly = os.Getenv("P2PCAT_MACHINE_ONLY") != ""
+	for _, r := range o.relays {
+		if !strings.HasPrefix(r, "turn:") {
+			return nil, nil, cli.Usagef("bad relay %q: want turn://user:password@host:port", r)
+		}
+	}
+	if o.timeout <= 0 {
+		return nil, nil, cli.Usagef("-timeout must be positive")
+	}
+	if os.Getenv("P2PCAT_MACHINE_ONLY") != "" {
+		o.machineOnly = true
+	}
 	return o, pos, nil
 }

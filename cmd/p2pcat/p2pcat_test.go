@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -73,7 +74,8 @@ func newEnv(t *testing.T) *testEnv {
 // (which waits for it to exit at its end).
 func (e *testEnv) start(t *testing.T, stdin io.Reader, args ...string) *proc {
 	e.k++
-	common := []string{"-n", e.network, "-s", "127.0.0.1", "-i", filepath.Join(e.dir, fmt.Sprintf("id%d", e.k))}
+	host, _, _ := net.SplitHostPort(testnet.DistinctLoopbackAddr(e.k))
+	common := []string{"-n", e.network, "-s", host, "-i", filepath.Join(e.dir, fmt.Sprintf("id%d", e.k))}
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	p := &proc{t: t, cancel: cancel, stdout: &syncBuffer{}, stderr: &syncBuffer{}, lines: make(chan string, 64), done: make(chan int, 1), errEOF: make(chan struct{})}
@@ -256,7 +258,7 @@ func TestErrors(t *testing.T) {
 		{"nothing to do", nil, 2, "nothing to do"},
 		{"dht without key", []string{"dht", "get"}, 2, "dht get takes 1 argument"},
 		{"bad entry point", []string{"-b", "nowhere", "-l"}, 2, `bad entry point "nowhere"`},
-		{"unreachable peer", []string{"-timeout", "3s", ghost.ID().String()}, 1, "unreachable"},
+		{"unreachable peer", []string{"-timeout", "3s", ghost.ID().String()}, 1, "no node in the network has that ID"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := e.start(t, strings.NewReader(""), tc.args...)
