@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 
 	"github.com/p2psock/p2psock/internal/cli"
 )
@@ -40,7 +42,7 @@ func helpCmd(_ context.Context, _ *options, _ []string, _ io.Reader, stdout, _ i
 
 // versionCmd is "p2pcat version" and -version: the module's version and
 // the commit it was built from, when the build recorded them.
-func versionCmd(_ context.Context, _ *options, _ []string, _ io.Reader, stdout, _ io.Writer) error {
+func versionCmd(_ context.Context, o *options, _ []string, _ io.Reader, stdout, _ io.Writer) error {
 	version, commit, goVersion := "(devel)", "", ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		goVersion = bi.GoVersion
@@ -56,6 +58,10 @@ func versionCmd(_ context.Context, _ *options, _ []string, _ io.Reader, stdout, 
 			}
 		}
 	}
+	if o != nil && o.jsonOut {
+		printJSON(stdout, map[string]string{"version": version, "commit": strings.TrimSpace(commit), "go": goVersion})
+		return nil
+	}
 	fmt.Fprintf(stdout, "p2pcat %s%s %s\n", version, commit, goVersion)
 	return nil
 }
@@ -70,6 +76,16 @@ func idCmd(_ context.Context, o *options, args []string, _ io.Reader, stdout, st
 		return err
 	}
 	release()
+	if o.jsonOut {
+		printJSON(stdout, map[string]string{"id": id.ID().String()})
+		return nil
+	}
 	fmt.Fprintln(stdout, id.ID())
 	return nil
+}
+
+// printJSON writes v as one line of JSON (-json).
+func printJSON(w io.Writer, v any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintf(w, "%s\n", b)
 }

@@ -28,8 +28,8 @@ func datagramSend(ctx context.Context, o *options, dest string, stdin io.Reader,
 		key = p2psock.KeyOf([]byte(dest[1:]))
 	} else {
 		var err error
-		if id, err = p2psock.ParseID(dest); err != nil {
-			return cli.Usagef("%q is not a node ID (52 base32 characters) or @key", dest)
+		if id, err = peerArg(o, dest); err != nil {
+			return cli.Usagef("%q is not a node ID (52 base32 characters), a ticket or @key", dest)
 		}
 	}
 	return withNode(ctx, o, stderr, nodeSpec{}, func(n *p2psock.Node, _ *dht.DHT) error {
@@ -68,7 +68,7 @@ func datagramSend(ctx context.Context, o *options, dest string, stdin io.Reader,
 // receives until interrupted.
 func datagramListen(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	return withNode(ctx, o, stderr, nodeSpec{}, func(n *p2psock.Node, _ *dht.DHT) error {
-		fmt.Fprintf(stderr, "listening as %s\n", n.ID())
+		announce(o, n, stdout, stderr)
 		return printDatagrams(ctx, n, stdout, o.verbose > 0)
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 
 	"github.com/p2psock/p2psock/internal/cli"
-	"github.com/p2psock/p2psock/p2psock"
 )
 
 // run is p2pcat, with its arguments (without the program name) and its
@@ -73,9 +72,12 @@ func dispatch(ctx context.Context, o *options, pos []string, stdin io.Reader, st
 		}
 		return streamListen(ctx, o, stdin, stdout, stderr)
 	case len(pos) == 1:
-		id, err := p2psock.ParseID(pos[0])
+		id, err := peerArg(o, pos[0])
 		if err != nil {
-			return cli.Usagef("%q is not a node ID (52 base32 characters) nor a command", pos[0])
+			return cli.Usagef("%q is not a node ID (52 base32 characters), a ticket nor a command", pos[0])
+		}
+		if o.from != "" {
+			return forwardFrom(ctx, o, id, stdout, stderr)
 		}
 		return streamConnect(ctx, o, id, stdin, stdout, stderr)
 	case len(pos) > 1:

@@ -44,11 +44,21 @@ func streamConnect(ctx context.Context, o *options, id p2psock.ID, stdin io.Read
 // and stdin goes to one stream at a time.
 func streamListen(ctx context.Context, o *options, stdin io.Reader, stdout, stderr io.Writer) error {
 	return withNode(ctx, o, stderr, nodeSpec{streams: true}, func(n *p2psock.Node, _ *dht.DHT) error {
-		fmt.Fprintf(stderr, "listening as %s\n", n.ID())
+		announce(o, n, stdout, stderr)
+		switch {
+		case o.to != "":
+			to, _ := parseLocalAddr(o.to) // checked by parseArgs
+			timeout := func(ctx context.Context) (context.Context, context.CancelFunc) {
+				return context.WithTimeout(ctx, o.timeout)
+			}
+			return serveStreams(ctx, o, n, stderr, forwardTo(to, timeout))
+		case o.exec != "":
+			return serveStreams(ctx, o, n, stderr, execEach(o.exec, stderr))
+		}
 		in := newPump(stdin)
 		defer in.stop()
 		if !o.keep {
-			c, err := n.AcceptContext(ctx)
+			c, err := acceptAllowed(ctx, o, n, stderr)
 			if err != nil {
 				return err
 			}
@@ -88,7 +98,7 @@ func serveStreams(ctx context.Context, o *options, n *p2psock.Node, stderr io.Wr
 	defer wg.Wait()
 	slots := make(chan struct{}, maxStreams)
 	for {
-		c, err := n.AcceptContext(ctx)
+		c, err := acceptAllowed(ctx, o, n, stderr)
 		if err != nil {
 			return err
 		}
@@ -109,6 +119,36 @@ func serveStreams(ctx context.Context, o *options, n *p2psock.Node, stderr io.Wr
 			}
 		})
 	}
+}
+
+// acceptAllowed accepts the next stream of a peer -allow allows; the
+// others' streams are reset.
+func acceptAllowed(ctx context.Context, o *options, n *p2psock.Node, stderr io.Writer) (*p2psock.Conn, error) {
+	for {
+		c, err := n.AcceptContext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if o.allow == nil || o.allow[peerOf(c)] {
+			return c, nil
+		}
+		if o.verbose > 0 {
+			fmt.Fprintf(stderr, "p2pcat: refused a stream from %s (not in -allow)\n", peerOf(c))
+		}
+		c.Reset()
+	}
+}
+
+// announce prints what others need to reach this listening node: its ID
+// (on stderr, "listening as <ID>") and its ticket ("ticket <ticket>"); with
+// -json, one JSON object on stdout instead.
+func announce(o *options, n *p2psock.Node, stdout, stderr io.Writer) {
+	t := nodeTicket(o, n)
+	if o.jsonOut {
+		printJSON(stdout, map[string]any{"id": n.ID().String(), "ticket": t.String(), "network": n.Info().Network, "addrs": t.addrs})
+		return
+	}
+	fmt.Fprintf(stderr, "listening as %s\nticket %s\n", n.ID(), t)
 }
 
 // peerOf returns the ID of c's peer.
