@@ -193,3 +193,60 @@ func TestForwardSSH(t *testing.T) {
 		require.Equal(t, fmt.Sprintf("session %d\n", i), string(out))
 	}
 }
+
+// TestForwardIperf3: iperf3 measures a TCP stream through a forward, and
+// the same on plain loopback, in one run; the test checks both ran and
+// logs the two rates (docs/BENCHMARKS.md has a run of it). Rates are
+// measured, not asserted.
+func TestForwardIperf3(t *testing.T) {
+	iperf := need(t, "iperf3")
+	e := newEnv(t)
+	port := freeAddr(t, "127.0.0.1")
+	_, p, _ := net.SplitHostPort(port)
+	server := exec.Command(iperf, "-s", "-B", "127.0.0.1", "-p", p)
+	require.NoError(t, server.Start())
+	t.Cleanup(func() {
+		_ = server.Process.Kill()
+		_ = server.Wait()
+	})
+	testnet.Eventually(t, 20*time.Second, "iperf3 listening", func() bool {
+		c, err := net.Dial("tcp", port)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	secs := "5"
+	if testing.Short() {
+		secs = "1"
+	}
+	rate := func(host, port string) string {
+		t.Helper()
+		var out []byte
+		var err error
+		// The server takes one test at a time: a client that comes while
+		// it finishes the last one is told it is busy, and tries again.
+		for range 5 {
+			out, err = exec.Command(iperf, "-c", host, "-p", port, "-t", secs, "-f", "m").CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "busy") {
+				break
+			}
+		}
+		require.NoError(t, err, "%s", out)
+		for _, l := range strings.Split(string(out), "\n") {
+			f := strings.Fields(l)
+			for i := 1; i < len(f) && strings.Contains(l, "receiver"); i++ {
+				if f[i] == "Mbits/sec" {
+					return f[i-1] + " Mbit/s"
+				}
+			}
+		}
+		t.Fatalf("no receiver line in iperf3's output:\n%s", out)
+		return ""
+	}
+	plain := rate("127.0.0.1", p)
+	from := forwardPair(t, e, port)
+	fh, fp, _ := net.SplitHostPort(from)
+	through := rate(fh, fp)
+	t.Logf("iperf3 -t %s: plain loopback %s; through p2pcat -from/-l -to %s", secs, plain, through)
+}
