@@ -6,6 +6,9 @@ const manual = `NAME
 SYNOPSIS
     p2pcat [flags] -l [-k]             listen for streams
     p2pcat [flags] <ID>                open a stream to the node <ID>
+    p2pcat [flags] -l -to <addr>       forward each stream to a local TCP or unix address
+    p2pcat [flags] -l -exec <command>  run <command> for each stream
+    p2pcat [flags] -from <addr> <ID>   forward each connection to <addr> as a stream to <ID>
     p2pcat [flags] -u <ID> | -u @<key> send datagrams (one per stdin line)
     p2pcat [flags] -u -l               receive datagrams
     p2pcat [flags] -g <group> [-any]   join a group: multicast (or anycast) lines
@@ -32,7 +35,8 @@ DESCRIPTION
     to the LAN.
 
 MODES
-    -l  Listen. Prints "listening as <ID>" on stderr, accepts the first
+    -l  Listen. Prints "listening as <ID>" and "ticket <ticket>" on stderr
+        (with -json, {"id": ..., "ticket": ...} on stdout), accepts the first
         stream, copies stdin to it and its bytes to stdout, and refuses
         every other stream meanwhile (their senders fail with status 1).
         It closes its side of the stream once its stdin has ended and it
@@ -43,6 +47,23 @@ MODES
         interrupted. What the peers send goes to stdout (chunks of
         concurrent streams may interleave); stdin goes to one stream at a
         time, and a stream that starts while another has it gets none.
+
+    -l -to host:port, -l -to unix:/path
+        Port forwarding, the listening side (like ssh -R, or dumbpipe
+        listen-tcp): each stream is connected to this local address, until
+        interrupted. Many streams are served at once (up to 64).
+
+    -l -exec <command>
+        Each stream runs <command> (with /bin/sh -c), the stream as its
+        stdin and stdout (netcat -e, socat EXEC); $P2PCAT_PEER is the
+        peer's ID. Its stderr is p2pcat's.
+
+    -from host:port <ID>, -from unix:/path <ID>
+        Port forwarding, the connecting side (like ssh -L, or dumbpipe
+        connect-tcp): listen on this local address and forward each
+        connection made to it as one stream to <ID>, until interrupted.
+        Prints "forwarding <addr> to <ID>" once it listens.
+        For ssh, no -from is needed: ssh -o ProxyCommand='p2pcat %h' user@<ID>
 
     <ID>
         Connect to the node <ID>: stdin goes to the peer, the peer's bytes to
@@ -98,6 +119,16 @@ MODES
     The values of add and rm belong to the identity (-i): they fail while
     another p2pcat holds the identity file.
 
+TICKETS
+    A ticket (p2pcat1...) is one string that holds a node's ID, its network
+    name, addresses it can be joined through (its public and local
+    addresses, and its entry points) and its relays. "p2pcat -l" prints
+    its own; wherever an ID is taken, a ticket may be given instead, and
+    then p2pcat joins through the ticket's addresses (unless -b is given),
+    in the ticket's network (unless -n is) and with its relays (unless
+    -relay is): two machines with no entry point and no LAN in common
+    meet. A ticket may carry a relay's password: share it as you would.
+
     Streams opened to a node that does not take them (serve, -u, -g, dht,
     a busy -l) are refused at once: their senders fail with status 1.
 
@@ -110,7 +141,10 @@ FLAGS
                    config directory, created on first use). If another
                    p2pcat holds it, this one runs with a fresh identity.
     -p port        UDP port (default: any; 4000 for serve)
-    -k             with -l: keep accepting streams
+    -k             with -l: keep accepting streams, concurrently
+    -allow id,...  with -l (and -to, -exec): take streams only from these
+                   IDs (or tickets); the others' streams are refused
+    -json          id, version and the listening line as JSON on stdout
     -u             datagram mode
     -g group       group mode
     -any           with -g: anycast to one member instead of joining
@@ -143,5 +177,8 @@ EXAMPLES
     p2pcat -g chat                           # a group chat in a terminal
     p2pcat serve -p 4000                     # on a public host
     p2pcat -b 203.0.113.5:4000 -l            # behind a NAT, through it
+    p2pcat -l -to 127.0.0.1:22 -allow <ID>   # expose this host's sshd to one peer
+    ssh -o ProxyCommand='p2pcat %h' me@<ID>  # ... and log in from there
+    p2pcat -from 127.0.0.1:8080 <ticket>     # then: curl http://127.0.0.1:8080/
     p2pcat dht add user:alice laptop; p2pcat dht get user:alice
 `
