@@ -28,6 +28,10 @@ DESCRIPTION
     this machine or LAN find each other: "p2pcat -l" in one terminal and
     "p2pcat <ID>" in another just work.
 
+    When stderr is a terminal, a stream shows its progress there, once a
+    second: bytes each way, the rate and whether the path is direct or
+    relayed. Scripts (stderr not a terminal) see none of it.
+
     To be found, every p2pcat announces itself on the LAN by UDP multicast
     (to 239.255.80.80:7447, every few seconds, with its ID and addresses)
     and listens for the others' announcements. -no-lan (or

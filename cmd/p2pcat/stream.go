@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/p2psock/p2psock/dht"
 	"github.com/p2psock/p2psock/p2psock"
@@ -32,7 +30,10 @@ func streamConnect(ctx context.Context, o *options, id p2psock.ID, stdin io.Read
 		}
 		in := newPump(stdin)
 		defer in.stop()
-		return failf("stream to "+short(id), pipe(ctx, c, in, stdout, false))
+		out := &counter{w: stdout}
+		stop := showProgress(stderr, c, &in.sent, &out.n)
+		defer stop()
+		return failf("stream to "+short(id), pipe(ctx, c, in, out, false))
 	})
 }
 
@@ -68,7 +69,10 @@ func streamListen(ctx context.Context, o *options, stdin io.Reader, stdout, stde
 			if o.verbose > 0 {
 				fmt.Fprintf(stderr, "p2pcat: stream from %s (%s)\n", c.RemoteAddr(), pathKind(c))
 			}
-			return failf("stream from "+short(peerOf(c)), pipe(ctx, c, in, stdout, true))
+			out := &counter{w: stdout}
+			stopProgress := showProgress(stderr, c, &in.sent, &out.n)
+			defer stopProgress()
+			return failf("stream from "+short(peerOf(c)), pipe(ctx, c, in, out, true))
 		}
 		input := make(chan *pump, 1)
 		input <- in
@@ -174,6 +178,7 @@ type pump struct {
 	terminal bool // stdin is a terminal
 	stopOnce sync.Once
 	done     chan struct{}
+	sent     atomic.Int64 // bytes written to streams, for the progress line
 }
 
 // newPump starts reading r; stop ends the reading (unless it is blocked in
@@ -261,6 +266,7 @@ func pipe(ctx context.Context, c *p2psock.Conn, in *pump, out io.Writer, accepto
 				}
 				return err
 			}
+			in.sent.Add(int64(len(in.pending)))
 			in.pending = nil
 			wrote = true
 			continue
@@ -306,10 +312,6 @@ func pathKind(c *p2psock.Conn) string {
 
 // isTerminal reports whether r is a terminal.
 func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	w, ok := r.(io.Writer) // an *os.File is both
+	return ok && isTerminalWriter(w)
 }

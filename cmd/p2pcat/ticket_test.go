@@ -38,3 +38,10 @@ func FuzzParseTicket(f *testing.F) {
 		require.Equal(t, tk.id, again.id)
 	})
 }
+
+func TestSize(t *testing.T) {
+	require.Equal(t, "512 B", size(512))
+	require.Equal(t, "1.5 KiB", size(1536))
+	require.Equal(t, "100.0 MiB", size(100<<20))
+	require.Equal(t, "2.00 GiB", size(2<<30))
+}
