@@ -43,8 +43,9 @@ type PathInfo struct {
 //
 // Errors other than io.EOF are *net.OpError: their Err is net.ErrClosed
 // after Close (of the Conn or of the Node), os.ErrDeadlineExceeded (a
-// net.Error whose Timeout is true) past a deadline, and otherwise quic-go's
-// error (a stream or connection error of the peer, say).
+// net.Error whose Timeout is true) past a deadline, ErrReset when the peer
+// reset or refused the stream, and otherwise quic-go's error (the
+// connection's end, say).
 type Conn struct {
 	s             *streams.Stream
 	local, remote *Addr
@@ -85,6 +86,13 @@ func (c *Conn) CloseWrite() error {
 // still delivered; data the peer sends afterwards is discarded. Read and
 // Write fail with net.ErrClosed afterwards. Close is idempotent.
 func (c *Conn) Close() error { return c.s.Close() }
+
+// Reset abandons the stream in both directions, as a TCP RST does: unlike
+// Close, the peer's Read and Write fail with ErrReset instead of ending in
+// io.EOF, so it can tell a stream refused or cut short from one that ended.
+// Data not yet delivered is discarded. Read and Write fail with
+// net.ErrClosed afterwards. Reset after Close does nothing.
+func (c *Conn) Reset() { c.s.Reset() }
 
 // LocalAddr returns this node's *Addr.
 func (c *Conn) LocalAddr() net.Addr { return c.local }

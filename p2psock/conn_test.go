@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,4 +199,30 @@ func TestLoopbackConnectNetworkRelay(t *testing.T) {
 	buf := make([]byte, 2)
 	_, err = io.ReadFull(cb, buf)
 	require.NoError(t, err)
+}
+
+// TestLoopbackConnReset: a stream the peer resets fails on this side with
+// ErrReset, for reads and for writes, where Close would have ended it with
+// io.EOF; and the reset happens even when this side had written and
+// half-closed already (the bytes were not read).
+func TestLoopbackConnReset(t *testing.T) {
+	tn := newLoopbackNet(t, 2, Config{})
+	a, b := tn.nodes[0], tn.nodes[1]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ca, cb := connectPair(t, ctx, a, b)
+	defer ca.Close()
+	_, err := ca.Write([]byte("never read"))
+	require.NoError(t, err)
+	require.NoError(t, ca.CloseWrite())
+	cb.Reset()
+	_, err = io.ReadAll(ca)
+	require.ErrorIs(t, err, ErrReset)
+	require.True(t, strings.HasSuffix(err.Error(), b.ID().String()+": p2psock: stream reset by peer"), err.Error())
+	require.Eventually(t, func() bool {
+		_, err := ca.Write([]byte("x"))
+		return errors.Is(err, ErrReset)
+	}, 10*time.Second, 10*time.Millisecond)
+	_, err = cb.Read(make([]byte, 1))
+	require.ErrorIs(t, err, net.ErrClosed)
 }

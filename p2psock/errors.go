@@ -48,4 +48,9 @@ var (
 	// ErrRefused: the peer refused the connection (it is closing, or it does
 	// not accept streams).
 	ErrRefused = streams.ErrRefused
+	// ErrReset: the peer abandoned the stream (Conn.Reset, or Close before
+	// it read everything) or refused it (its accept queue was full, or the
+	// stream waited too long for Accept): Read and Write fail with it, and
+	// what was written and not yet read is lost.
+	ErrReset = streams.ErrReset
 )

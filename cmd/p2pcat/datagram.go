@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/p2psock/p2psock/dht"
 	"github.com/p2psock/p2psock/internal/cli"
+	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/p2psock"
 )
 
@@ -28,11 +28,11 @@ func datagramSend(ctx context.Context, o *options, dest string, stdin io.Reader,
 		key = p2psock.KeyOf([]byte(dest[1:]))
 	} else {
 		var err error
-		if id, err = p2psock.ParseID(dest); err != nil {
-			return cli.Usagef("%q is not a node ID (52 base32 characters) or @key", dest)
+		if id, err = peerArg(o, dest); err != nil {
+			return cli.Usagef("%q is not a node ID (52 base32 characters), a ticket or @key", dest)
 		}
 	}
-	return withNode(ctx, o, stderr, "", func(n *p2psock.Node, _ *dht.DHT) error {
+	return withNode(ctx, o, stderr, nodeSpec{}, func(n *p2psock.Node, _ *dht.DHT) error {
 		// Replies are printed while lines are sent; the printer has ended
 		// (and written its last line) when this returns.
 		rctx, stop := context.WithCancel(ctx)
@@ -46,14 +46,18 @@ func datagramSend(ctx context.Context, o *options, dest string, stdin io.Reader,
 			_ = printDatagrams(rctx, n, stdout, o.verbose > 0) // ends with rctx
 		}()
 		return eachLine(ctx, o, stdin, func(sctx context.Context, line []byte) error {
-			var err error
-			if byKey {
-				err = n.SendToKey(sctx, line, key)
-			} else {
-				err = n.SendTo(sctx, line, id)
+			if !byKey {
+				return failf("send to "+short(id), n.SendTo(sctx, line, id))
 			}
+			// By key, the node that acknowledged is known: if it is this
+			// one, nobody else has the message, and it would end with
+			// this process.
+			_, from, err := n.Overlay().SendService(sctx, wire.ServiceApp, line, key, true)
 			if err != nil {
-				return fmt.Errorf("send to %s: %w", dest, err)
+				return failf("send to "+dest, err)
+			}
+			if from == n.ID() {
+				return &failure{msg: "send to " + dest + ": this p2pcat is the node closest to the key, and no other node got the message"}
 			}
 			return nil
 		})
@@ -63,8 +67,8 @@ func datagramSend(ctx context.Context, o *options, dest string, stdin io.Reader,
 // datagramListen is "p2pcat -u -l": it prints every message this node
 // receives until interrupted.
 func datagramListen(ctx context.Context, o *options, stdout, stderr io.Writer) error {
-	return withNode(ctx, o, stderr, "", func(n *p2psock.Node, _ *dht.DHT) error {
-		fmt.Fprintf(stderr, "listening as %s\n", n.ID())
+	return withNode(ctx, o, stderr, nodeSpec{}, func(n *p2psock.Node, _ *dht.DHT) error {
+		announce(o, n, stdout, stderr)
 		return printDatagrams(ctx, n, stdout, o.verbose > 0)
 	})
 }
@@ -78,6 +82,9 @@ func printDatagrams(ctx context.Context, n *p2psock.Node, out io.Writer, verbose
 		if err != nil {
 			return err
 		}
+		if m.From == n.ID() {
+			continue // a message of this node's own, to a key it is the closest to
+		}
 		if verbose {
 			how := "to this node"
 			if m.ByKey {
@@ -88,21 +95,4 @@ func printDatagrams(ctx context.Context, n *p2psock.Node, out io.Writer, verbose
 		}
 		fmt.Fprintf(out, "%s\n", m.Data)
 	}
-}
-
-// eachLine calls send with each line of in (a message of up to
-// p2psock.MaxMessageSize), each call bounded by -timeout, until in ends or
-// send fails.
-func eachLine(ctx context.Context, o *options, in io.Reader, send func(ctx context.Context, line []byte) error) error {
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64<<10), p2psock.MaxMessageSize)
-	for sc.Scan() {
-		sctx, cancel := context.WithTimeout(ctx, o.timeout)
-		err := send(sctx, sc.Bytes())
-		cancel()
-		if err != nil {
-			return err
-		}
-	}
-	return sc.Err()
 }

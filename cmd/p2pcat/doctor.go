@@ -19,7 +19,7 @@ const doctorWait = 3 * time.Second
 // its contacts see of it, and prints what it knows of its NAT and paths,
 // like tailscale netcheck.
 func doctor(ctx context.Context, o *options, stdout, stderr io.Writer) error {
-	return withNode(ctx, o, stderr, "", func(n *p2psock.Node, _ *dht.DHT) error {
+	return withNode(ctx, o, stderr, nodeSpec{}, func(n *p2psock.Node, _ *dht.DHT) error {
 		wait, cancel := context.WithTimeout(ctx, doctorWait)
 		defer cancel()
 		tick := time.NewTicker(100 * time.Millisecond)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/p2psock/p2psock/internal/cli"
+	"github.com/p2psock/p2psock/p2psock"
 )
 
 // options are p2pcat's flags (see the manual in help.go).
@@ -27,7 +28,16 @@ type options struct {
 	relayPort   int
 	timeout     time.Duration
 	verbose     countFlag
-	machineOnly bool // P2PCAT_MACHINE_ONLY: local discovery without the LAN
+	version     bool
+	relays      listFlag
+	forceRelay  bool
+	machineOnly bool // -no-lan or P2PCAT_MACHINE_ONLY: local discovery without the LAN
+	to          string
+	exec        string
+	from        string
+	allowList   string
+	allow       map[p2psock.ID]bool // from -allow; nil allows every peer
+	jsonOut     bool
 }
 
 // listFlag is a flag that may be given several times (-b a -b b).
@@ -68,6 +78,15 @@ func parseArgs(args []string) (*options, []string, error) {
 	fs.IntVar(&o.relayPort, "relay-port", 3478, "")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "")
 	fs.Var(&o.verbose, "v", "")
+	fs.BoolVar(&o.version, "version", false, "")
+	fs.Var(&o.relays, "relay", "")
+	fs.BoolVar(&o.forceRelay, "force-relay", false, "")
+	fs.BoolVar(&o.machineOnly, "no-lan", false, "")
+	fs.StringVar(&o.to, "to", "", "")
+	fs.StringVar(&o.exec, "exec", "", "")
+	fs.StringVar(&o.from, "from", "", "")
+	fs.StringVar(&o.allowList, "allow", "", "")
+	fs.BoolVar(&o.jsonOut, "json", false, "")
 	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		return nil, nil, err
@@ -87,6 +106,45 @@ func parseArgs(args []string) (*options, []string, error) {
 	if o.port > 65535 {
 		return nil, nil, cli.Usagef("bad port %d", o.port)
 	}
-	o.machineOnly = os.Getenv("P2PCAT_MACHINE_ONLY") != ""
+	for _, r := range o.relays {
+		if !strings.HasPrefix(r, "turn:") {
+			return nil, nil, cli.Usagef("bad relay %q: want turn://user:password@host:port", r)
+		}
+	}
+	if o.timeout <= 0 {
+		return nil, nil, cli.Usagef("-timeout must be positive")
+	}
+	if o.allowList != "" {
+		o.allow = map[p2psock.ID]bool{}
+		for _, s := range strings.Split(o.allowList, ",") {
+			id, err := p2psock.ParseID(strings.TrimSpace(s))
+			if err != nil {
+				if t, terr := parseTicket(strings.TrimSpace(s)); terr == nil {
+					id, err = t.id, nil
+				}
+			}
+			if err != nil {
+				return nil, nil, cli.Usagef("-allow: %q is not a node ID", s)
+			}
+			o.allow[id] = true
+		}
+	}
+	if (o.to != "" || o.exec != "") && !o.listen {
+		return nil, nil, cli.Usagef("-to and -exec go with -l")
+	}
+	if o.to != "" && o.exec != "" {
+		return nil, nil, cli.Usagef("-to and -exec exclude each other")
+	}
+	if o.to != "" {
+		if _, err := parseLocalAddr(o.to); err != nil {
+			return nil, nil, err
+		}
+	}
+	if o.from != "" && (o.listen || o.udp || o.group != "") {
+		return nil, nil, cli.Usagef("-from goes with an ID, not with -l, -u or -g")
+	}
+	if os.Getenv("P2PCAT_MACHINE_ONLY") != "" {
+		o.machineOnly = true
+	}
 	return o, pos, nil
 }

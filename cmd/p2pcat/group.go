@@ -14,7 +14,7 @@ import (
 // each line of stdin and prints what the other members send; with -any it
 // anycasts each line instead, without joining.
 func groupMode(ctx context.Context, o *options, stdin io.Reader, stdout, stderr io.Writer) error {
-	return withNode(ctx, o, stderr, "", func(n *p2psock.Node, _ *dht.DHT) error {
+	return withNode(ctx, o, stderr, nodeSpec{}, func(n *p2psock.Node, _ *dht.DHT) error {
 		if o.anycast {
 			return anycast(ctx, o, n, stdin)
 		}
@@ -22,14 +22,19 @@ func groupMode(ctx context.Context, o *options, stdin io.Reader, stdout, stderr 
 		g, err := n.Join(jctx, o.group)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("join %s: %w", o.group, err)
+			return failf("join "+o.group, err)
 		}
 		defer g.Close()
 		fmt.Fprintf(stderr, "joined %s as %s\n", o.group, n.ID())
 		rctx, stop := context.WithCancel(ctx)
-		defer stop()
 		recvDone := make(chan error, 1)
+		recvExited := make(chan struct{})
+		defer func() {
+			stop()
+			<-recvExited
+		}()
 		go func() {
+			defer close(recvExited)
 			for {
 				m, err := g.Recv(rctx)
 				if err != nil {
@@ -44,7 +49,7 @@ func groupMode(ctx context.Context, o *options, stdin io.Reader, stdout, stderr 
 		}()
 		err = eachLine(ctx, o, stdin, func(sctx context.Context, line []byte) error {
 			if err := g.Send(sctx, line); err != nil {
-				return fmt.Errorf("send to %s: %w", o.group, err)
+				return failf("send to "+o.group, err)
 			}
 			return nil
 		})
@@ -60,9 +65,16 @@ func groupMode(ctx context.Context, o *options, stdin io.Reader, stdout, stderr 
 				return nil
 			case err := <-recvDone:
 				return err
+			case <-ctx.Done():
+				return ctx.Err()
 			}
 		}
-		return <-recvDone
+		select {
+		case err := <-recvDone:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	})
 }
 
@@ -71,7 +83,7 @@ func anycast(ctx context.Context, o *options, n *p2psock.Node, stdin io.Reader) 
 	g := n.Group(o.group)
 	return eachLine(ctx, o, stdin, func(sctx context.Context, line []byte) error {
 		if err := g.SendAny(sctx, line); err != nil {
-			return fmt.Errorf("anycast to %s: %w", o.group, err)
+			return failf("anycast to "+o.group, err)
 		}
 		return nil
 	})

@@ -4,14 +4,18 @@
 package main
 
 import (
-	"context"
 	"os"
-	"os/signal"
-	"syscall"
+	"time"
+
+	"github.com/p2psock/p2psock/internal/cli"
 )
 
+// stopGrace is how long p2pcat has, after SIGINT or SIGTERM, to half-close
+// its streams and leave the network before it exits regardless.
+const stopGrace = 700 * time.Millisecond
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := cli.NotifyContext(stopGrace)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(exitStatus(err, os.Stderr))

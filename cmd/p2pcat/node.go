@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/p2psock/p2psock/dht"
@@ -17,8 +18,10 @@ import (
 
 // identity loads (or creates) the identity file and, if lock is set, locks
 // it, so that a second p2pcat on the machine does not run with the same ID:
-// if the file is locked, it gets a fresh identity instead. release unlocks.
-func identity(o *options, stderr io.Writer, lock bool) (*p2psock.Identity, func(), error) {
+// if the file is locked, it gets a fresh identity instead, unless own is set
+// (the command needs this identity: dht add and rm act on its values), which
+// makes it fail. release unlocks.
+func identity(o *options, stderr io.Writer, lock, own bool) (*p2psock.Identity, func(), error) {
 	path, err := cli.IdentityFile(o.identity, "p2pcat", "identity")
 	if err != nil {
 		return nil, nil, err
@@ -34,6 +37,9 @@ func identity(o *options, stderr io.Writer, lock bool) (*p2psock.Identity, func(
 		}
 		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 			f.Close()
+			if own {
+				return nil, nil, &failure{msg: path + " is in use by another p2pcat, and this command needs that identity (stop it, or give -i)", err: err}
+			}
 			id, err := p2psock.NewIdentity()
 			if o.verbose > 0 && err == nil {
 				fmt.Fprintf(stderr, "p2pcat: %s is in use by another p2pcat; using a fresh identity\n", path)
@@ -51,11 +57,15 @@ func identity(o *options, stderr io.Writer, lock bool) (*p2psock.Identity, func(
 }
 
 // nodeOptions says how this process's node joins the network, from the
-// flags: -n, -b, -s and -p, -v.
+// flags: -n, -b, -s and -p, -relay, -force-relay, -no-lan, -v. With -b the
+// node only joins: if no entry point answers, starting it fails.
 func (o *options) nodeOptions(stderr io.Writer) cli.Options {
 	no := cli.Options{
 		Network:     o.network,
 		Bootstrap:   o.bootstrap,
+		JoinOnly:    len(o.bootstrap) > 0, // a dead entry point is an error, not a new network
+		Relays:      o.relays,
+		ForceRelay:  o.forceRelay,
 		MachineOnly: o.machineOnly,
 		Logger:      cli.NewLogger(stderr, int(o.verbose)),
 	}
@@ -67,27 +77,69 @@ func (o *options) nodeOptions(stderr io.Writer) cli.Options {
 	return no
 }
 
+// nodeSpec says what a mode needs of its node.
+type nodeSpec struct {
+	// relayAddr is the node's TURN relay address ("" for none).
+	relayAddr string
+	// streams means the mode accepts streams itself; otherwise the node
+	// refuses (resets) every stream a peer opens, so that its sender fails
+	// at once instead of waiting for an Accept that never comes.
+	streams bool
+	// ownID means the mode needs the identity file's identity (identity).
+	ownID bool
+}
+
 // withNode starts and binds this process's node, with a DHT attached (every
 // p2pcat node stores records for the network, whatever its mode), runs f
-// with them, and closes them afterwards. relayAddr is the node's TURN relay
-// address ("" for none).
-func withNode(ctx context.Context, o *options, stderr io.Writer, relayAddr string, f func(*p2psock.Node, *dht.DHT) error) error {
-	id, release, err := identity(o, stderr, true)
+// with them, and closes them afterwards (the node leaves the network).
+func withNode(ctx context.Context, o *options, stderr io.Writer, spec nodeSpec, f func(*p2psock.Node, *dht.DHT) error) error {
+	id, release, err := identity(o, stderr, true, spec.ownID)
 	if err != nil {
 		return err
 	}
 	defer release()
 	cfg := o.nodeOptions(stderr).Config(id)
-	cfg.RelayAddr = relayAddr
+	cfg.RelayAddr = spec.relayAddr
 	bctx, cancel := context.WithTimeout(ctx, o.timeout)
 	n, d, err := cli.StartNode(bctx, cfg, dht.Config{})
 	cancel()
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if len(o.bootstrap) > 0 {
+			return failf("joining the network through -b "+strings.Join(o.bootstrap, ","), err)
+		}
+		return failf("joining the network", err)
 	}
 	defer n.Close()
 	defer d.Close()
+	if !spec.streams {
+		stop := refuseStreams(ctx, n)
+		defer stop()
+	}
 	return f(n, d)
+}
+
+// refuseStreams resets every stream peers open to n until stop is called;
+// stop returns once it has stopped.
+func refuseStreams(ctx context.Context, n *p2psock.Node) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := n.AcceptContext(ctx)
+			if err != nil {
+				return
+			}
+			c.Reset()
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // short is how p2pcat shows a peer's ID where the whole is too long: its

@@ -11,15 +11,18 @@ import (
 	"github.com/p2psock/p2psock/p2psock"
 )
 
-// serve is "p2pcat serve": a public node (an entry point, a STUN server and
+// serveCmd is "p2pcat serve": a public node (an entry point, a STUN server and
 // a TURN relay) until interrupted. It prints the addresses to bootstrap
 // from.
-func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
+func serveCmd(ctx context.Context, o *options, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	if err := noArgs("serve", args); err != nil {
+		return err
+	}
 	if o.port < 0 {
 		o.port = 4000
 	}
 	relay := net.JoinHostPort(o.host, strconv.Itoa(o.relayPort))
-	return withNode(ctx, o, stderr, relay, func(n *p2psock.Node, _ *dht.DHT) error {
+	return withNode(ctx, o, stderr, nodeSpec{relayAddr: relay}, func(n *p2psock.Node, _ *dht.DHT) error {
 		fmt.Fprintf(stdout, "serving as %s\n", n.ID())
 		port := n.UDPAddr().Port
 		for _, ip := range hostIPs(o.host) {
@@ -28,7 +31,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "TURN relay on UDP port %d; STUN on UDP port %d\n", o.relayPort, port)
 		<-ctx.Done()
-		return nil
+		return ctx.Err()
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +34,8 @@ func TestExitStatus(t *testing.T) {
 		{"usage wrapped", fmt.Errorf("parsing: %w", Usagef("bad port %d", 70000)), ExitUsage, "prog: bad port 70000 (see prog -h)\nusage: prog [flags]\n"},
 		{"usage reported", UsageError{Msg: "flag provided but not defined: -x", Reported: true}, ExitUsage, ""},
 		{"failure", errors.New("no route"), ExitFailure, "prog: no route\n"},
+		{"SIGINT", Interrupted{Signal: syscall.SIGINT}, 130, ""},
+		{"SIGTERM", fmt.Errorf("stopping: %w", Interrupted{Signal: syscall.SIGTERM}), 143, ""},
 		{"failure on lines", errors.Join(errors.New("first"), errors.New("second")), ExitFailure, "prog: first; second\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,9 +117,10 @@ func TestNewLogger(t *testing.T) {
 func TestOptionsConfig(t *testing.T) {
 	id, err := p2psock.NewIdentity()
 	require.NoError(t, err)
-	o := Options{Network: "n", Bootstrap: []string{"a:1"}, Listen: "127.0.0.1:0", MachineOnly: true}
-	require.Equal(t, p2psock.Config{Identity: id, Network: "n", Bootstrap: []string{"a:1"}, ListenAddr: "127.0.0.1:0",
-		LocalDiscovery: true, MachineOnlyDiscovery: true}, o.Config(id))
+	o := Options{Network: "n", Bootstrap: []string{"a:1"}, JoinOnly: true, Listen: "127.0.0.1:0", MachineOnly: true,
+		Relays: []string{"turn://u:p@h:3478"}, ForceRelay: true}
+	require.Equal(t, p2psock.Config{Identity: id, Network: "n", Bootstrap: []string{"a:1"}, JoinOnly: true, ListenAddr: "127.0.0.1:0",
+		LocalDiscovery: true, MachineOnlyDiscovery: true, Relays: []string{"turn://u:p@h:3478"}, ForceRelay: true}, o.Config(id))
 }
 
 func TestIdentityFile(t *testing.T) {
@@ -166,4 +170,14 @@ func TestStartNode(t *testing.T) {
 
 	_, _, err = StartNode(ctx, p2psock.Config{ListenAddr: "no such address"}, dht.Config{})
 	require.Error(t, err)
+}
+
+func TestInterruptedBy(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	require.NoError(t, InterruptedBy(ctx))
+	cancel(Interrupted{Signal: syscall.SIGTERM})
+	require.Equal(t, Interrupted{Signal: syscall.SIGTERM}, InterruptedBy(ctx))
+	plain, stop := context.WithCancel(context.Background())
+	stop()
+	require.Equal(t, Interrupted{Signal: syscall.SIGINT}, InterruptedBy(plain))
 }

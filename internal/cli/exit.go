@@ -48,13 +48,19 @@ type Program struct {
 // ExitStatus reports err on stderr, in one line that starts with the
 // program's name, and returns the exit status: ExitOK for nil and for
 // flag.ErrHelp (the help is already printed), ExitUsage for a UsageError
-// (followed by Hint and Usage, unless it was reported already), and
+// (followed by Hint and Usage, unless it was reported already), 128 plus
+// the signal's number for Interrupted (reported by nothing more), and
 // ExitFailure for any other error.
 func (p Program) ExitStatus(err error, stderr io.Writer) int {
-	var ue UsageError
+	var (
+		ue UsageError
+		in Interrupted
+	)
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return ExitOK
+	case errors.As(err, &in):
+		return in.Status()
 	case errors.As(err, &ue):
 		if !ue.Reported {
 			fmt.Fprintf(stderr, "%s: %s%s\n", p.Name, ue.Msg, p.Hint)

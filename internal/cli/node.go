@@ -17,6 +17,13 @@ type Options struct {
 	Network string
 	// Bootstrap lists entry points, "host:port" of nodes in the network.
 	Bootstrap []string
+	// JoinOnly makes starting the node fail when no entry point of
+	// Bootstrap answers, instead of starting a new network.
+	JoinOnly bool
+	// Relays lists TURN relays, "turn://user:password@host:port".
+	Relays []string
+	// ForceRelay makes every connection go through a relay.
+	ForceRelay bool
 	// Listen is the UDP "host:port" to bind; "" is every interface, a free
 	// port.
 	Listen string
@@ -37,6 +44,9 @@ func (o Options) Config(id *p2psock.Identity) p2psock.Config {
 		ListenAddr:           o.Listen,
 		Network:              o.Network,
 		Bootstrap:            o.Bootstrap,
+		JoinOnly:             o.JoinOnly,
+		Relays:               o.Relays,
+		ForceRelay:           o.ForceRelay,
 		LocalDiscovery:       true,
 		MachineOnlyDiscovery: o.MachineOnly,
 		Logger:               o.Logger,

@@ -17,7 +17,19 @@ var (
 	// ErrRefused: the peer refused the connection (it is closing, or it does
 	// not accept streams).
 	ErrRefused = errors.New("p2psock: connection refused by peer")
+	// ErrReset: the peer abandoned the stream (Stream.Reset, or Close
+	// before it read everything) or refused it (its accept queue was full,
+	// or the stream sat unaccepted too long): what was written and not yet
+	// read is lost.
+	ErrReset = errors.New("p2psock: stream reset by peer")
 )
+
+// resetError is a stream error the peer sent: it matches ErrReset and
+// quic-go's *quic.StreamError, and says only the former.
+type resetError struct{ quic error }
+
+func (e *resetError) Error() string   { return ErrReset.Error() }
+func (e *resetError) Unwrap() []error { return []error{ErrReset, e.quic} }
 
 // errYield ends this node's outgoing attempt when the peer's simultaneous
 // offer goes ahead instead (§12.4 of docs/PROTOCOL.md).

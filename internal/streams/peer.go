@@ -19,6 +19,7 @@ const (
 	closeReplaced   quic.ApplicationErrorCode = 0x101 // a newer connection to the same peer replaced it
 	closeBadStream  quic.ApplicationErrorCode = 0x102 // a stream began with an unknown version byte
 	closeEvicted    quic.ApplicationErrorCode = 0x103 // the node had no room, and the peer had no history with it
+	codeReset       quic.ApplicationErrorCode = 0x104 // a stream the program reset (Stream.Reset)
 )
 
 // versionWait bounds how long a stream a peer opened may take to send its

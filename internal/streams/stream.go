@@ -82,6 +82,20 @@ func (s *Stream) CloseWrite() error {
 	return nil
 }
 
+// Reset abandons the stream in both directions: RESET_STREAM and
+// STOP_SENDING (code codeReset) instead of a FIN, so that the peer's Read
+// and Write fail with ErrReset rather than end in io.EOF, and what was
+// written and not yet delivered is discarded. Read and Write fail with
+// net.ErrClosed afterwards. Reset after Close does nothing.
+func (s *Stream) Reset() {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		refuse(s.qs, codeReset)
+		s.qs.SetDeadline(time.Now())
+		s.pc.streamClosed(s)
+	})
+}
+
 // Close closes the stream in both directions: FIN after the data written,
 // then STOP_SENDING (code 0). Read and Write fail with net.ErrClosed
 // afterwards. Close is idempotent.
@@ -125,17 +139,23 @@ func (s *Stream) Stats() quic.ConnectionStats { return s.pc.qc.ConnectionStats()
 // mapErr maps a quic-go error to what net callers test for: net.ErrClosed
 // after Close (of the stream, or of the engine, which closes its
 // connections with closeNodeClosed), os.ErrDeadlineExceeded past a
-// deadline, and otherwise quic-go's error.
+// deadline, ErrReset (still matching the *quic.StreamError) when the peer
+// reset or stopped the stream, and otherwise quic-go's error.
 func (s *Stream) mapErr(err error) error {
 	if s.isClosed() {
 		return net.ErrClosed
 	}
-	var ae *quic.ApplicationError
+	var (
+		ae *quic.ApplicationError
+		se *quic.StreamError
+	)
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return os.ErrDeadlineExceeded
 	case errors.As(err, &ae) && ae.ErrorCode == closeNodeClosed && !ae.Remote:
 		return net.ErrClosed
+	case errors.As(err, &se) && se.Remote:
+		return &resetError{err}
 	}
 	return err
 }
