@@ -198,4 +198,8 @@ func TestLoopbackConnectNetworkRelay(t *testing.T) {
 	buf := make([]byte, 2)
 	_, err = io.ReadFull(cb, buf)
 	require.NoError(t, err)
+	// The relay counted what it moved, both ways (the metrics' relay bytes).
+	in, out := tn.nodes[0].eng.RelayBytes()
+	require.Positive(t, in)
+	require.Positive(t, out)
 }
