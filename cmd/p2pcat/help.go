@@ -11,6 +11,7 @@ SYNOPSIS
     p2pcat [flags] -g <group> [-any]   join a group: multicast (or anycast) lines
     p2pcat [flags] id                  print this node's ID
     p2pcat [flags] serve               run a public node: entry point, STUN, TURN relay
+    p2pcat [flags] view [host:port]    run a node and serve a live page of what it sees
     p2pcat [flags] dht add|rm|get|watch <key> [value]
 
 DESCRIPTION
@@ -64,6 +65,16 @@ MODES
         from, a STUN server (every node is one) and a TURN relay on its own
         UDP port (-relay-port). Prints the addresses to bootstrap from. Run it
         on a host with a public address, with -p fixed (default 4000).
+
+    view [host:port]
+        Run a node until interrupted and serve, on the TCP address (default
+        a free port on 127.0.0.1), a web page of the node and what it knows
+        of the network: its ID, addresses and NAT, its routing table drawn
+        as the ID ring (direct and relayed links, RTTs), its connections,
+        group trees and DHT records, and its counters as charts, all
+        updating live; and its Prometheus metrics at /metrics. Prints
+        "view: http://..." on stderr. The page has no password: keep it on
+        a loopback address.
 
     dht add <key> <value>   store <value> under <key> for -ttl (this node owns it)
     dht rm <key> <value>    remove one of this node's values

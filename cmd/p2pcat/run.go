@@ -68,6 +68,8 @@ func dispatch(ctx context.Context, o *options, pos []string, stdin io.Reader, st
 			return err
 		}
 		return serve(ctx, o, stdout, stderr)
+	case arg(0) == "view":
+		return viewCmd(ctx, o, pos[1:], stderr)
 	case arg(0) == "dht":
 		return dhtCmd(ctx, o, pos[1:], stdout, stderr)
 	case o.group != "":
@@ -99,5 +101,5 @@ func dispatch(ctx context.Context, o *options, pos []string, stdin io.Reader, st
 	case len(pos) > 1:
 		return cli.Usagef("unexpected argument %q", pos[1])
 	}
-	return cli.Usagef("nothing to do: give an ID, -l, -u, -g, id, serve or dht")
+	return cli.Usagef("nothing to do: give an ID, -l, -u, -g, id, serve, view or dht")
 }
