@@ -3,6 +3,7 @@ package p2psock
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -148,4 +149,49 @@ func TestCollector(t *testing.T) {
 	require.Equal(t, 1.0, value("p2psock_group_operations_total", map[string]string{"op": "publish"}))
 	require.Equal(t, 1.0, value("p2psock_group_trees", nil))
 	require.Positive(t, value("p2psock_overlay_bytes_total", map[string]string{"direction": "out"}))
+}
+
+// TestDebugServerRefuses: the debug server answers only requests that name
+// it by IP address or localhost (a page elsewhere cannot reach it by
+// rebinding its own name), and at most 16 pages at once get live updates.
+func TestDebugServerRefuses(t *testing.T) {
+	testnet.CheckLeaks(t)
+	n, err := NewNode(Config{ListenAddr: testnet.DistinctLoopbackAddr(0), DebugAddr: "127.0.0.1:0", Difficulty: testnet.Difficulty})
+	require.NoError(t, err)
+	defer n.Close()
+	addr := n.DebugAddr().String()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	get := func(host, path string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest("GET", "http://"+addr+path, nil)
+		require.NoError(t, err)
+		req.Host = host
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		return resp
+	}
+	for host, want := range map[string]int{addr: 200, "localhost:80": 200, "[::1]:80": 200, "attacker.example": 403, "attacker.example:" + strings.Split(addr, ":")[1]: 403} {
+		resp := get(host, "/api/snapshot")
+		resp.Body.Close()
+		require.Equal(t, want, resp.StatusCode, "Host %q", host)
+	}
+	var streams []*http.Response
+	defer func() {
+		for _, r := range streams {
+			r.Body.Close()
+		}
+	}()
+	for range 16 {
+		resp := get(addr, "/events")
+		require.Equal(t, 200, resp.StatusCode)
+		streams = append(streams, resp)
+	}
+	resp := get(addr, "/events")
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "a 17th page")
+	clients, badHost := n.debug.Refused()
+	require.Equal(t, uint64(1), clients)
+	require.Equal(t, uint64(2), badHost)
 }
