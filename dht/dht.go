@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/p2psock/p2psock/internal/lifecycle"
+	"github.com/p2psock/p2psock/internal/metrics"
 	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/overlay"
 )
@@ -170,6 +171,7 @@ type DHT struct {
 	notifies  *lifecycle.Budget
 	closeOnce sync.Once
 	pushing   atomic.Bool
+	ops       *metrics.Ops // the program's calls, by operation (held.go)
 }
 
 type watch struct {
@@ -193,8 +195,9 @@ func New(n overlay.Host, cfg Config) (*DHT, error) {
 	d := &DHT{
 		ov: ov, cfg: cfg, net: wire.NetworkTag(ov.Network()), st: newStore(&cfg),
 		own: map[string]map[string]*signedOp{}, tombs: map[string][]*signedOp{}, watches: map[string][]*watch{},
-		scope: lifecycle.NewScope(), notifies: lifecycle.NewBudget(cfg.Workers),
+		scope: lifecycle.NewScope(), notifies: lifecycle.NewBudget(cfg.Workers), ops: newOps(),
 	}
+	ov.Attach(AttachName, d)
 	d.ov.Handle(wire.ServiceDHT, d.handle)
 	d.scope.Go(d.maintain)
 	return d, nil
@@ -208,6 +211,7 @@ func (d *DHT) closed() bool { return d.scope.Stopping() }
 // waiting for the requests they had under way.
 func (d *DHT) Close() error {
 	d.closeOnce.Do(func() {
+		d.ov.Detach(AttachName, d)
 		d.scope.Close()
 		d.mu.Lock()
 		for _, ws := range d.watches {
@@ -289,7 +293,8 @@ func (d *DHT) nextSeq() uint64 {
 // signed by this node. Values of other owners under the key are kept; an
 // equal value of this node gets the new TTL. It returns once at least one
 // replica stored it.
-func (d *DHT) Add(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+func (d *DHT) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (err error) {
+	defer func(start time.Time) { d.ops.Done("add", start, err) }(time.Now())
 	if ttl == 0 {
 		ttl = d.cfg.DefaultTTL
 	}
@@ -319,7 +324,8 @@ func (d *DHT) Add(ctx context.Context, key string, value []byte, ttl time.Durati
 // Remove takes one of this node's values from key (a[key] -= value). Values
 // of other owners are untouched: replicas apply a removal only to the values
 // of the node that signed it.
-func (d *DHT) Remove(ctx context.Context, key string, value []byte) error {
+func (d *DHT) Remove(ctx context.Context, key string, value []byte) (err error) {
+	defer func(start time.Time) { d.ops.Done("remove", start, err) }(time.Now())
 	d.mu.Lock()
 	exp := time.Now().Add(d.cfg.DefaultTTL)
 	if add := d.own[key][string(value)]; add != nil {
@@ -339,7 +345,8 @@ func (d *DHT) Remove(ctx context.Context, key string, value []byte) error {
 }
 
 // Delete removes every value of this node under key.
-func (d *DHT) Delete(ctx context.Context, key string) error {
+func (d *DHT) Delete(ctx context.Context, key string) (err error) {
+	defer func(start time.Time) { d.ops.Done("delete", start, err) }(time.Now())
 	d.mu.Lock()
 	exp := time.Now().Add(d.cfg.DefaultTTL)
 	for _, add := range d.own[key] {
@@ -488,7 +495,8 @@ func (d *DHT) Get(ctx context.Context, key string) ([]Record, error) {
 }
 
 // GetFrom is Get for the values of one owner (all owners if owner is zero).
-func (d *DHT) GetFrom(ctx context.Context, key string, owner overlay.ID) ([]Record, error) {
+func (d *DHT) GetFrom(ctx context.Context, key string, owner overlay.ID) (_ []Record, err error) {
+	defer func(start time.Time) { d.ops.Done("get", start, err) }(time.Now())
 	if d.closed() {
 		return nil, ErrClosed
 	}

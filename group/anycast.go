@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"math/rand/v2"
+	"time"
 
 	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/overlay"
@@ -12,7 +13,9 @@ import (
 // k's tree on the way to the root gives it to a member in its subtree. It
 // fails with ErrEmptyGroup if the group has no member, and with
 // ErrTooLarge if data is larger than MaxData.
-func (g *Groups) Anycast(ctx context.Context, k overlay.Key, data []byte) error {
+func (g *Groups) Anycast(ctx context.Context, k overlay.Key, data []byte) (err error) {
+	defer func(start time.Time) { g.ops.Done("anycast", start, err) }(time.Now())
+
 	return g.call(ctx, func(ctx context.Context) error {
 		if len(data) > MaxData {
 			return tooLarge(len(data))

@@ -14,7 +14,9 @@ import (
 // was given, so about N−1 messages reach every node in O(log N) steps. It
 // returns the errors of this node's own sends, joined. Data larger than
 // MaxData fails with ErrTooLarge.
-func (g *Groups) Broadcast(ctx context.Context, data []byte) error {
+func (g *Groups) Broadcast(ctx context.Context, data []byte) (err error) {
+	defer func(start time.Time) { g.ops.Done("broadcast", start, err) }(time.Now())
+
 	return g.call(ctx, func(ctx context.Context) error {
 		if len(data) > MaxData {
 			return tooLarge(len(data))

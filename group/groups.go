@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/p2psock/p2psock/internal/lifecycle"
+	"github.com/p2psock/p2psock/internal/metrics"
 	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/overlay"
 )
@@ -56,6 +57,7 @@ type Groups struct {
 	closeOnce sync.Once
 
 	malformed, badEnvelope, refused, memberFull, givenUp atomic.Uint64
+	ops                                                  *metrics.Ops // the program's calls, by operation (treeview.go)
 
 	mu      sync.Mutex
 	trees   map[overlay.Key]*tree
@@ -75,7 +77,7 @@ func New(h overlay.Host, cfg Config) *Groups {
 	g := &Groups{ov: ov, self: ov.ID(), tag: wire.NetworkTag(ov.Network()), cfg: cfg, log: cfg.Logger,
 		scope: lifecycle.NewScope(), work: lifecycle.NewBudget(cfg.MaxBackground),
 		trees: map[overlay.Key]*tree{}, anyWait: map[[16]byte]chan byte{}, bseen: map[[16]byte]time.Time{},
-		drained: make(chan struct{}, 1)}
+		drained: make(chan struct{}, 1), ops: newOps()}
 	ov.Handle(wire.ServiceGroup, g.handle)
 	ov.HandleLink(wire.ServiceGroup, func(from overlay.ID, data []byte) bool {
 		_, ok := g.handle(overlay.Message{Data: data, From: from, To: g.self.Key(), Service: wire.ServiceGroup})

@@ -12,7 +12,9 @@ import (
 // Publish multicasts data to every member of group k: to the root, which
 // sends it down the tree. It returns once the root has accepted it. Data
 // larger than MaxData fails with ErrTooLarge.
-func (g *Groups) Publish(ctx context.Context, k overlay.Key, data []byte) error {
+func (g *Groups) Publish(ctx context.Context, k overlay.Key, data []byte) (err error) {
+	defer func(start time.Time) { g.ops.Done("publish", start, err) }(time.Now())
+
 	return g.call(ctx, func(ctx context.Context) error {
 		if len(data) > MaxData {
 			return tooLarge(len(data))

@@ -180,7 +180,8 @@ type Member struct {
 
 // Join makes this node a member of the group with key k. It returns once
 // the node is attached to the group's tree (or is its root).
-func (g *Groups) Join(ctx context.Context, k overlay.Key) (*Member, error) {
+func (g *Groups) Join(ctx context.Context, k overlay.Key) (_ *Member, err error) {
+	defer func(start time.Time) { g.ops.Done("join", start, err) }(time.Now())
 	m := &Member{g: g, key: k, ch: make(chan Message, g.cfg.MemberQueue)}
 	g.mu.Lock()
 	if g.closed.Load() {

@@ -24,6 +24,7 @@ type Relay struct {
 	srv    *turn.Server
 	pc     net.PacketConn
 	secret string
+	bytes  *relayBytes // what the relay sockets moved (relaybytes.go)
 }
 
 // Realm is the TURN realm of every p2psock relay.
@@ -55,9 +56,9 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 	}
 	key := make([]byte, 32)
 	rand.Read(key)
-	r := &Relay{pc: cfg.PacketConn, secret: base64.StdEncoding.EncodeToString(key)}
+	r := &Relay{pc: cfg.PacketConn, secret: base64.StdEncoding.EncodeToString(key), bytes: &relayBytes{}}
 	logs := slogFactory{cfg.Logger}
-	gen := &relayAddrs{net: cfg.Net, publicIP: cfg.PublicIP, bindIP: cfg.PacketConn.LocalAddr().(*net.UDPAddr).IP}
+	gen := &relayAddrs{net: cfg.Net, publicIP: cfg.PublicIP, bindIP: cfg.PacketConn.LocalAddr().(*net.UDPAddr).IP, bytes: r.bytes}
 	srv, err := turn.NewServer(turn.ServerConfig{
 		Realm:         Realm,
 		AuthHandler:   turn.NewLongTermAuthHandler(r.secret, logs.NewLogger("turn")),
@@ -101,6 +102,7 @@ type relayAddrs struct {
 	net      transport.Net
 	publicIP func() net.IP
 	bindIP   net.IP
+	bytes    *relayBytes
 }
 
 func (g *relayAddrs) Validate() error { return nil }
@@ -121,7 +123,7 @@ func (g *relayAddrs) AllocatePacketConn(network string, port int) (net.PacketCon
 			ip = p
 		}
 	}
-	return pc, &net.UDPAddr{IP: ip, Port: ua.Port}, nil
+	return &countingConn{PacketConn: pc, b: g.bytes}, &net.UDPAddr{IP: ip, Port: ua.Port}, nil
 }
 
 func (g *relayAddrs) AllocateConn(string, int) (net.Conn, net.Addr, error) {

@@ -143,6 +143,8 @@ func (o *Overlay) lookup(ctx context.Context, target Key) []ID {
 // lookupCandidates is lookup returning the nodes as candidates: how this
 // node learned of them.
 func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate {
+	start, rounds := time.Now(), 0
+	defer func() { o.lookups.observe(start, rounds) }()
 	type entry struct {
 		cand    candidate
 		queried bool
@@ -199,6 +201,7 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 		if len(batch) == 0 {
 			break
 		}
+		rounds++
 		var wg sync.WaitGroup
 		for _, e := range batch {
 			wg.Go(func() {

@@ -246,6 +246,8 @@ type Overlay struct {
 	linkReasm    *fairShare[linkKey, *linkReassembly]
 	linkDone     *fairShare[linkKey, time.Time]
 	ctr          counters
+	lookups      lookupStats            // lookupstats.go
+	attached     sync.Map               // service name -> the service (attach.go)
 	probes       map[[16]byte]chan ID   // Join's probes in flight: msgID -> the node each arrived from
 	proofWait    map[ID][]chan struct{} // Join's probes waiting for a contact's challenge
 	answered     map[ID]answeredProof   // the latest challenges this node answered

@@ -199,6 +199,10 @@ func TestLoopbackConnectNetworkRelay(t *testing.T) {
 	buf := make([]byte, 2)
 	_, err = io.ReadFull(cb, buf)
 	require.NoError(t, err)
+	// The relay counted what it moved, both ways (the metrics' relay bytes).
+	in, out := tn.nodes[0].eng.RelayBytes()
+	require.Positive(t, in)
+	require.Positive(t, out)
 }
 
 // TestLoopbackConnReset: a stream the peer resets fails on this side with

@@ -13,6 +13,7 @@ import (
 	"github.com/p2psock/p2psock/group"
 	"github.com/p2psock/p2psock/internal/lan"
 	"github.com/p2psock/p2psock/internal/streams"
+	"github.com/p2psock/p2psock/internal/view"
 	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/nat"
 	"github.com/p2psock/p2psock/overlay"
@@ -158,6 +159,18 @@ type Config struct {
 	// when a direct path exists (for testing, or to hide the node's address
 	// from its peers).
 	ForceRelay bool
+	// DebugAddr, if set, makes the node serve, on this TCP "host:port", a
+	// web page of the node and what it knows of the network (its routing
+	// table as a picture of the ID ring, its connections and their paths,
+	// its group trees, the records of its DHT, its counters as live charts)
+	// and its Prometheus metrics at /metrics (see Collector). The page
+	// updates itself over server-sent events. It has no authentication and
+	// shows the node's contacts and their addresses, so give it a loopback
+	// address: "127.0.0.1:0" picks a free port (Node.DebugAddr says which).
+	// "" (the default) serves nothing. The name says what it is for: a
+	// person or a Prometheus server looking inside one node, not peers.
+	DebugAddr string
+
 	// ignoreNAT makes the node ignore what it knows of its NAT (its type, and
 	// that there is one) when it decides on relay candidates (tests of the
 	// relay fallback).
@@ -184,6 +197,7 @@ type Node struct {
 	ov     *overlay.Overlay
 	groups *group.Groups
 	eng    *streams.Engine // Connect, Accept and their connections
+	debug  *view.Server    // Config.DebugAddr's server; nil without one
 
 	mu      sync.Mutex
 	disc    *lan.Discovery // nil unless Config.LocalDiscovery, from Bind on
@@ -286,6 +300,10 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ov.Start()
+	if err := n.startDebug(); err != nil {
+		n.Close()
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -492,6 +510,9 @@ func (n *Node) Close() error {
 	}
 	n.closed = true
 	n.mu.Unlock()
+	if n.debug != nil {
+		n.debug.Close()
+	}
 	n.groups.Close()
 	n.closeDiscovery()
 	n.eng.Close()

@@ -24,6 +24,7 @@ var commands = map[string]commandFunc{
 	"id":      idCmd,
 	"serve":   serveCmd,
 	"version": versionCmd,
+	"view":    viewCommand,
 }
 
 // noArgs fails with a usage error if a command that takes no argument got
@@ -97,4 +98,9 @@ func doctorCmd(ctx context.Context, o *options, args []string, _ io.Reader, stdo
 		return err
 	}
 	return doctor(ctx, o, stdout, stderr)
+}
+
+// viewCommand is "p2pcat view [host:port]": a node and its live page.
+func viewCommand(ctx context.Context, o *options, args []string, _ io.Reader, _, stderr io.Writer) error {
+	return viewCmd(ctx, o, args, stderr)
 }

@@ -15,6 +15,7 @@ SYNOPSIS
     p2pcat [flags] id                  print this node's ID
     p2pcat [flags] serve               run a public node: entry point, STUN, TURN relay
     p2pcat [flags] doctor              print what this node learns of its NAT
+    p2pcat [flags] view [host:port]    run a node and serve a live page of what it sees
     p2pcat [flags] dht add|rm|get|watch <key> [value]
     p2pcat help | version              this manual; the version
 
@@ -119,6 +120,16 @@ MODES
         local and public addresses, the NAT's mapping behaviour (none, cone
         or symmetric) and whether it relays for others, like "tailscale
         netcheck".
+
+    view [host:port]
+        Run a node until interrupted and serve, on the TCP address (default
+        a free port on 127.0.0.1), a web page of the node and what it knows
+        of the network: its ID, addresses and NAT, its routing table drawn
+        as the ID ring (direct and relayed links, RTTs), its connections,
+        group trees and DHT records, and its counters as charts, all
+        updating live; and its Prometheus metrics at /metrics. Prints
+        "view: http://..." on stderr. The page has no password: keep it on
+        a loopback address.
 
     dht add <key> <value>   store <value> under <key> for -ttl (this node owns it);
                             fails if no other node is there to keep it

@@ -2,7 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/p2psock/p2psock/internal/cli"
 	"github.com/p2psock/p2psock/internal/testnet"
@@ -38,4 +46,57 @@ func TestUsage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDemoView: with -view, every node serves its page, and the demo keeps
+// the network up until interrupted.
+func TestDemoView(t *testing.T) {
+	testnet.CheckLeaks(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-view"}, out, io.Discard) }()
+	var url string
+	testnet.Eventually(t, 2*time.Minute, "the list of view pages", func() bool {
+		m := regexp.MustCompile(`n06 \S+\s+(http://\S+/)`).FindStringSubmatch(out.String())
+		if m != nil {
+			url = m[1]
+		}
+		return m != nil
+	})
+	resp, err := http.Get(url + "api/snapshot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct{ Node struct{ NAT string } }
+	err = json.NewDecoder(resp.Body).Decode(&s)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(s.Node.NAT, "symmetric") {
+		t.Errorf("n06 is behind a symmetric NAT; its page says %q", s.Node.NAT)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -37,7 +37,7 @@ func exitCode(err error, stderr io.Writer) int {
 	return cli.Program{Name: "demo", Usage: usage}.ExitStatus(err, stderr)
 }
 
-const usage = "usage: demo [-public n] [-nat n]\n"
+const usage = "usage: demo [-public n] [-nat n] [-view]\n"
 
 type member struct {
 	name string
@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("demo", usage, stderr)
 	public := fs.Int("public", 12, "nodes with a public address")
 	natted := fs.Int("nat", 9, "nodes behind NATs (full-cone, port-restricted, symmetric in turn)")
+	view := fs.Bool("view", false, "serve each node's live view page on 127.0.0.1 and keep the network up until interrupted")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -64,6 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer sn.Close()
+	interrupt := ctx
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 
@@ -86,6 +88,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		cfg := p2psock.Config{PacketConn: pc}
+		if *view {
+			cfg.DebugAddr = "127.0.0.1:0" // a page per node (view.go)
+		}
 		if kind == simnet.Public {
 			cfg.RelayAddr = ":3478" // public nodes offer a TURN relay
 		}
@@ -205,6 +210,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := sym.node.Info().Counters
 	fmt.Fprintf(stdout, "  packets in/out %d/%d, messages sent/received/forwarded %d/%d/%d, dropped %d\n",
 		c.PacketsIn, c.PacketsOut, c.MessagesSent, c.MessagesReceived, c.MessagesForwarded, c.Dropped)
+	if *view {
+		return serveViews(interrupt, stdout, members)
+	}
 	return nil
 }
 

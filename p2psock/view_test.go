@@ -1,0 +1,163 @@
+package p2psock
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/internal/testnet"
+)
+
+// browser starts headless Chromium for the test and returns its context.
+// Without Chromium the test is skipped, or fails under CI=true (.ci/run
+// installs Debian's chromium). The errors the page logs are collected in
+// the returned function's result.
+func browser(t *testing.T) (context.Context, func() []string) {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium not found (Debian package chromium); CI must have it")
+		}
+		t.Skip("chromium not found: install Debian's chromium package to test the view page")
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("hide-scrollbars", true),
+		chromedp.WindowSize(1400, 1000), chromedp.UserDataDir(t.TempDir()))
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	var (
+		mu   sync.Mutex
+		errs []string
+	)
+	require.NoError(t, chromedp.Listen(ctx, func(ev any) {
+		var msg string
+		switch ev := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError {
+				var parts []string
+				for _, a := range ev.Args {
+					parts = append(parts, string(a.Value)+a.Description)
+				}
+				msg = "console.error: " + strings.Join(parts, " ")
+			}
+		case *runtime.EventExceptionThrown:
+			msg = "exception: " + ev.ExceptionDetails.Text
+			if ev.ExceptionDetails.Exception != nil {
+				msg += " " + ev.ExceptionDetails.Exception.Description
+			}
+		case *log.EventEntryAdded:
+			if ev.Entry.Level == log.EntryLevelError {
+				msg = fmt.Sprintf("log: %s (%s)", ev.Entry.Text, ev.Entry.URL)
+			}
+		}
+		if msg != "" {
+			mu.Lock()
+			errs = append(errs, msg)
+			mu.Unlock()
+		}
+	}))
+	return ctx, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), errs...)
+	}
+}
+
+// TestViewPage opens the view page of a node of a 20-node loopback network
+// in headless Chromium: it loads with no console error, shows the node's
+// ID and its contacts, and a node that joins, and one that leaves, show on
+// it without a reload. P2PSOCK_VIEW_SCREENSHOTS=dir saves screenshots there.
+func TestViewPage(t *testing.T) {
+	ctx, pageErrors := browser(t)
+	tn := newDHTNet(t, 20, func(i int) Config {
+		if i == 0 {
+			return Config{DebugAddr: "127.0.0.1:0"}
+		}
+		return Config{}
+	})
+	nd := tn.Nodes[0]
+	require.NotNil(t, nd.DebugAddr())
+	require.Nil(t, tn.Nodes[1].DebugAddr())
+
+	// Some life for the page: records in the DHT, a group, connections.
+	cctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := 1; i <= 4; i++ {
+		require.NoError(t, tn.Nodes[i].d.Add(cctx, fmt.Sprintf("user:%d", i), []byte("laptop"), time.Hour))
+	}
+	for _, i := range []int{0, 3, 7, 11} {
+		g, err := tn.Nodes[i].Join(cctx, "room:lobby")
+		require.NoError(t, err)
+		defer g.Close()
+	}
+	for _, i := range []int{5, 9} {
+		peer := tn.Nodes[i]
+		go func() {
+			c, err := peer.Accept()
+			if err == nil {
+				io.Copy(io.Discard, c)
+			}
+		}()
+		c, err := nd.Connect(cctx, peer.ID())
+		require.NoError(t, err)
+		defer c.Close()
+		_, err = c.Write(make([]byte, 256<<10))
+		require.NoError(t, err)
+	}
+	testnet.Eventually(t, 30*time.Second, "node 0 knows the 19 others", func() bool { return len(nd.Contacts()) >= 19 })
+	want := len(nd.Contacts())
+
+	url := "http://" + nd.DebugAddr().String() + "/"
+	wait := func(what, expr string) {
+		t.Helper()
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second),
+			chromedp.WithPollingInterval(100*time.Millisecond)))
+		require.NoError(t, err, "waiting for the page to show %s (%s)", what, expr)
+	}
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(url)))
+	wait("the node's ID", fmt.Sprintf(`document.querySelector("#node-id").textContent === %q`, nd.ID().String()))
+	wait("its contacts", fmt.Sprintf(`document.querySelectorAll("#contacts tbody tr").length >= %d && p2pview.ring.nodes(".contact").length >= %d && Number(document.querySelector("#contact-count").textContent) >= %d`, want, want, want))
+	wait("a few snapshots for the charts", `p2pview.snapshots >= 4`)
+	wait("the group tree", `document.querySelectorAll("#groups tbody tr").length === 1`)
+	wait("the connections", `document.querySelectorAll("#conns tbody tr").length >= 2`)
+	shot(t, ctx, "view.png")
+
+	has := func(id ID) string {
+		return fmt.Sprintf(`document.querySelector('#contacts tr[data-id=%q]') !== null && p2pview.ring.getElementById(%q).nonempty()`, id.String(), id.String())
+	}
+	joiner := tn.Add()
+	wait("the node that joined", has(joiner.ID()))
+	leaver := tn.Nodes[13]
+	wait("the node that will leave", has(leaver.ID()))
+	require.NoError(t, leaver.Close())
+	wait("the node that left, gone", "!("+has(leaver.ID())+")")
+	require.Empty(t, pageErrors(), "the page logged errors")
+}
+
+// shot saves a screenshot of the page as name in $P2PSOCK_VIEW_SCREENSHOTS,
+// if set.
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("P2PSOCK_VIEW_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, name), png, 0o644))
+}
