@@ -120,7 +120,7 @@ type Config struct {
 	// this node at once (counting those in their handshake). When it is
 	// reached, a newcomer takes the place of the oldest connection of a peer
 	// without history (that this node never connected to, whose streams the
-	// program never accepted, and that is not in its routing table), or is
+	// program never accepted; peers outside its routing table first), or is
 	// refused (Streams.ConnsFull). 0 means its share of MemoryBudget (128
 	// of the default).
 	MaxConns int

@@ -141,17 +141,26 @@ func (e *Engine) connContext(ctx context.Context, ci *quic.ClientInfo) (context.
 	return ctx, nil
 }
 
-// evictableLocked returns the oldest incoming connection of a peer without
-// history, or nil: a peer has history if this node dialled it, if the
-// application accepted a stream of it, or if it is in the routing table
-// (contacts).
+// evictableLocked returns the incoming connection a newcomer may take the
+// place of, or nil: the oldest of a peer without history (this node never
+// dialled it, and the application never accepted a stream of it), among
+// those outside the routing table (contacts) first. A routing-table contact
+// is no proof of good will (anyone may join), so it is only preferred, not
+// protected.
 func (e *Engine) evictableLocked(contacts map[overlay.ID]bool) *peerConn {
 	var victim *peerConn
 	for _, pc := range e.peers {
-		if !pc.incoming || pc.history.Load() || contacts[pc.id] {
+		if !pc.incoming || pc.history.Load() {
 			continue
 		}
-		if victim == nil || pc.since.Before(victim.since) {
+		switch {
+		case victim == nil:
+			victim = pc
+		case contacts[pc.id] != contacts[victim.id]:
+			if !contacts[pc.id] {
+				victim = pc
+			}
+		case pc.since.Before(victim.since):
 			victim = pc
 		}
 	}

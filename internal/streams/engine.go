@@ -53,7 +53,7 @@ type Config struct {
 	// in their handshake) to the node's socket at once. When it is reached,
 	// a newcomer takes the place of the oldest connection of a peer without
 	// history (that this node never dialled, whose streams the application
-	// never accepted, and that is not in its routing table); if there is
+	// never accepted; peers outside the routing table first); if there is
 	// none it is refused and counted in Counters.ConnsFull. 0 means its share
 	// of the memory budget (overlay.Budget; 128 of the default).
 	MaxConns int

@@ -32,7 +32,7 @@ func QUICConfig() *quic.Config {
 		MaxIncomingUniStreams:          -1,
 		InitialStreamReceiveWindow:     overlay.StreamWindowBytes, // grows as the program reads
 		MaxStreamReceiveWindow:         16 << 20,
-		InitialConnectionReceiveWindow: overlay.ConnWindowBytes,   // the memory budget counts connections in it
+		InitialConnectionReceiveWindow: overlay.ConnWindowBytes, // the memory budget counts connections in it
 		MaxConnectionReceiveWindow:     32 << 20,
 	}
 }
