@@ -11,6 +11,9 @@ const DefaultMemoryBudget = 256 << 20
 //
 //	route reassembly          B/32   (8 MiB of the default)
 //	link reassembly           B/64   (4 MiB)
+//	                          each at least SourceShare (16) messages of
+//	                          64 KiB, 1 MiB, so that one source's share
+//	                          holds a message of the largest size
 //	duplicate memory          B/64, at about 64 bytes an entry (65,536 entries)
 //	received messages         B/32, at most 64 KiB each (128 messages)
 //	QUIC connections          B/2, a connection's unread data at most
@@ -18,8 +21,9 @@ const DefaultMemoryBudget = 256 << 20
 //	streams waiting for Accept  B/256 (256 streams)
 //	DHT records               B/4    (64 MiB)
 //
-// which add up to less than B. Every table's drops are counted by reason
-// (Counters, and the counters of the streams and the DHT).
+// which add up to less than B for a budget of 16 MiB or more. Every
+// table's drops are counted by reason (Counters, and the counters of the
+// streams and the DHT).
 type Budget int64
 
 // Sizes the shares are counted in.

@@ -174,8 +174,11 @@ func (c *Config) setDefaults() {
 	}
 	defInt(&c.SourceShare, 16)
 	defInt(&c.Duplicates, b.Duplicates())
-	defInt(&c.Reassembly, b.Reassembly())
-	defInt(&c.LinkReassembly, b.LinkReassembly())
+	// A source's share of a reassembly table holds at least one message
+	// of the largest size, whatever the budget: a smaller share would
+	// refuse every large message (from 32 MiB down, routed ones).
+	defInt(&c.Reassembly, max(b.Reassembly(), c.SourceShare*MaxMessage))
+	defInt(&c.LinkReassembly, max(b.LinkReassembly(), c.SourceShare*MaxMessage))
 	defInt(&c.Refusals, 4096)
 	defInt(&c.StrangerRate, 200)
 	defInt(&c.StrangerRateTotal, 2000)
