@@ -16,9 +16,11 @@ const DefaultMemoryBudget = 256 << 20
 //	                          holds a message of the largest size
 //	duplicate memory          B/64, at about 64 bytes an entry (65,536 entries)
 //	received messages         B/32, at most 64 KiB each (128 messages)
-//	QUIC connections          B/2, a connection's unread data at most
-//	                          its initial receive window, 1 MiB (128 connections)
-//	streams waiting for Accept  B/256 (256 streams)
+//	QUIC connections          B/2, each counted as its initial receive window
+//	                          (1 MiB: a peer's unread data) plus the state
+//	                          of 256 open streams at 4 KiB (64 connections
+//	                          of 256 streams)
+//	streams waiting for Accept  B/256, at 4 KiB each (256 streams)
 //	DHT records               B/4    (64 MiB)
 //
 // which add up to less than B for a budget of 16 MiB or more. Every
@@ -35,7 +37,11 @@ const (
 	ConnWindowBytes = 1 << 20
 	// StreamWindowBytes is the initial QUIC stream receive window.
 	StreamWindowBytes = 512 << 10
-	streamStateBytes  = 1 << 20 / 256 // bookkeeping of a stream waiting for Accept, counted generously
+	streamStateBytes  = 4 << 10 // the state of an open stream, counted generously
+	// StreamsPerConn is the number of streams a peer may have open on its
+	// connection, counted in the connection's share.
+	StreamsPerConn = 256
+	connBytes      = ConnWindowBytes + StreamsPerConn*streamStateBytes
 )
 
 func (b Budget) bytes() int64 {
@@ -60,7 +66,7 @@ func (b Budget) Duplicates() int { return atLeast1(b.bytes() / 64 / duplicateEnt
 func (b Budget) RecvQueue() int { return atLeast1(b.bytes() / 32 / MaxMessage) }
 
 // Conns is the number of QUIC connections peers may have open at once.
-func (b Budget) Conns() int { return atLeast1(b.bytes() / 2 / ConnWindowBytes) }
+func (b Budget) Conns() int { return atLeast1(b.bytes() / 2 / connBytes) }
 
 // AcceptQueue is the number of streams that may wait for Accept.
 func (b Budget) AcceptQueue() int { return atLeast1(b.bytes() / 256 / streamStateBytes) }

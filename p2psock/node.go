@@ -114,14 +114,14 @@ type Config struct {
 	UnacceptedTimeout time.Duration
 	// MaxStreamsPerConn is the number of streams one peer may have open at
 	// once on its connection to this node (QUIC's MaxIncomingStreams). 0
-	// means 1024.
+	// means 256, which MemoryBudget counts in each connection's share.
 	MaxStreamsPerConn int
 	// MaxConns is the number of QUIC connections peers may have open to
 	// this node at once (counting those in their handshake). When it is
 	// reached, a newcomer takes the place of the oldest connection of a peer
 	// without history (that this node never connected to, whose streams the
 	// program never accepted; peers outside its routing table first), or is
-	// refused (Streams.ConnsFull). 0 means its share of MemoryBudget (128
+	// refused (Streams.ConnsFull). 0 means its share of MemoryBudget (64
 	// of the default).
 	MaxConns int
 	// MaxConnsPerIP and MaxConnsPerSubnet bound the connections from one IP

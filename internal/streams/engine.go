@@ -47,7 +47,8 @@ type Config struct {
 	UnacceptedTimeout time.Duration
 	// MaxStreamsPerConn is the number of streams a peer may have open at
 	// once on its connection (QUIC's MaxIncomingStreams; it cannot open
-	// unidirectional streams). 0 means 1024.
+	// unidirectional streams). 0 means overlay.StreamsPerConn (256), which
+	// the memory budget counts in each connection's share.
 	MaxStreamsPerConn int
 	// MaxConns is the number of QUIC connections peers may have open (or
 	// in their handshake) to the node's socket at once. When it is reached,
@@ -55,7 +56,7 @@ type Config struct {
 	// history (that this node never dialled, whose streams the application
 	// never accepted; peers outside the routing table first); if there is
 	// none it is refused and counted in Counters.ConnsFull. 0 means its share
-	// of the memory budget (overlay.Budget; 128 of the default).
+	// of the memory budget (overlay.Budget; 64 of the default).
 	MaxConns int
 	// MaxConnsPerIP and MaxConnsPerSubnet bound the connections from one
 	// IP address and from one subnet (overlay.Subnet: IPv4 /24, IPv6 /48,
@@ -148,7 +149,7 @@ func (c *Config) defaults(b overlay.Budget) {
 	}
 	set(&c.AcceptQueue, b.AcceptQueue())
 	set(&c.AcceptQueuePerPeer, 64)
-	set(&c.MaxStreamsPerConn, 1024)
+	set(&c.MaxStreamsPerConn, overlay.StreamsPerConn)
 	set(&c.MaxConns, b.Conns())
 	set(&c.MaxConnsPerIP, 16)
 	set(&c.MaxConnsPerSubnet, 32)

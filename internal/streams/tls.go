@@ -27,8 +27,8 @@ func QUICConfig() *quic.Config {
 	return &quic.Config{
 		HandshakeIdleTimeout:           5 * time.Second,
 		MaxIdleTimeout:                 30 * time.Second,
-		KeepAlivePeriod:                10 * time.Second, // holds NAT mappings of direct paths open
-		MaxIncomingStreams:             1024,             // Config.MaxStreamsPerConn
+		KeepAlivePeriod:                10 * time.Second,       // holds NAT mappings of direct paths open
+		MaxIncomingStreams:             overlay.StreamsPerConn, // Config.MaxStreamsPerConn
 		MaxIncomingUniStreams:          -1,
 		InitialStreamReceiveWindow:     overlay.StreamWindowBytes, // grows as the program reads
 		MaxStreamReceiveWindow:         16 << 20,
