@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"sync"
 
@@ -128,10 +129,29 @@ func (o *Overlay) lookupDisjoint(ctx context.Context, target Key) disjointResult
 	// A node is contradicted when nodes found alive by other paths, closer
 	// to the target than it and than everything it answered, are missing
 	// from its answer: an honest node near the target knows its neighbours.
+	// A node left out of an answer that holds Config.SubnetPerBucket nodes
+	// of its subnet already does not count: the diversity limits left it
+	// out (a crowd on one subnet must not make honest nodes look like liars).
+	subnet := func(id ID) netip.Prefix {
+		if en := entries[id]; en != nil {
+			return Subnet(en.cand.addr.Addr())
+		}
+		return netip.Prefix{}
+	}
 	contradicted := func(id ID) bool {
 		e := entries[id]
 		if len(e.answer) == 0 {
 			return false
+		}
+		perSubnet := map[netip.Prefix]int{}
+		for _, a := range e.answer {
+			if s := subnet(a); s.IsValid() {
+				perSubnet[s]++
+			}
+		}
+		limited := func(x ID) bool {
+			s := subnet(x)
+			return s.IsValid() && o.cfg.SubnetPerBucket > 0 && perSubnet[s] >= o.cfg.SubnetPerBucket
 		}
 		far := e.answer[0]
 		for _, a := range e.answer {
@@ -141,7 +161,7 @@ func (o *Overlay) lookupDisjoint(ctx context.Context, target Key) disjointResult
 		}
 		missing := 0
 		for _, x := range alive {
-			if x == id || entries[x].path == e.path || slices.Contains(e.answer, x) {
+			if x == id || entries[x].path == e.path || slices.Contains(e.answer, x) || limited(x) {
 				continue
 			}
 			if cmpDistance(x.Key(), id.Key(), target) < 0 && cmpDistance(x.Key(), far.Key(), target) < 0 {
