@@ -19,14 +19,14 @@ import (
 // serviceQueue is the number of messages a service holds for RecvFrom.
 const serviceQueue = 128
 
-// Service is a named service of a node: a message stream, a call handler, a
-// stream listener and a packet conn of its own, apart from the node's
-// default ones and from those of its other services. Get one with
-// Node.Service. Its methods are safe for concurrent use.
+// Service is a named service of a node: a message stream, a call handler
+// and a packet conn of its own, apart from the node's default ones and from
+// those of its other services. Get one with Node.Service. Its methods are
+// safe for concurrent use.
 //
 // A node offers a service from the call to Node.Service until Close: peers'
-// messages to it wait for RecvFrom, and their calls, streams and datagrams
-// are taken once Handle, Listen and ListenPacket have been called. Anything
+// messages to it wait for RecvFrom, and their calls and datagrams are taken
+// once Handle and ListenPacket have been called. Anything
 // sent to a service a node does not offer (or to a part of it not set up)
 // fails at once with ErrNoService.
 type Service struct {
