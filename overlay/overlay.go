@@ -241,6 +241,10 @@ type Overlay struct {
 
 	recv     chan Message
 	services [256]Handler
+	// asyncServices are the services answered later (async.go), answers
+	// their messages' state.
+	asyncServices [256]AsyncHandler
+	answers       answers
 
 	sealer sealer // end-to-end sealing keys (seal.go)
 
@@ -312,6 +316,7 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 		acks:       make(map[[16]byte]chan ackResult),
 		reasm:      newFairShare[msgKey, *reassembly](cfg.Reassembly, cfg.SourceShare, true),
 		seen:       newFairShare[msgKey, int64](cfg.Duplicates, cfg.SourceShare, true),
+		answers:    answers{m: make(map[msgKey]*answer)},
 		nacked:     newFairShare[msgKey, int64](cfg.Refusals, cfg.SourceShare, false),
 		nackedBy:   newFairShare[msgKey, int64](cfg.Refusals, cfg.SourceShare, false),
 		paths:      make(map[ID]verifiedPath),

@@ -114,8 +114,8 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 	if o.isClosed() {
 		return nil, ID{}, o.errClosed("send")
 	}
-	if len(payload) > MaxMessage {
-		return nil, ID{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(payload), MaxMessage)
+	if limit := maxPayload(service); len(payload) > limit {
+		return nil, ID{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(payload), limit)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -151,7 +151,7 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 		switch d.send(ctx, frames) {
 		case local:
 			m := Message{Data: slices.Clone(payload), From: o.self, To: dest, ByKey: byKey, Service: service}
-			if reply, ok, known := o.deliverLocal(m); !known {
+			if reply, ok, known := o.deliverLocalCtx(ctx, m); !known {
 				return nil, ID{}, fmt.Errorf("%w: service %d", ErrNoService, service)
 			} else if ok {
 				o.ctr.sent.Add(1)
@@ -221,6 +221,16 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 			wait = time.Second
 		}
 	}
+}
+
+// maxPayload is the largest payload of a message of service: MaxMessage
+// for the application's, MaxReply for a service, which may add a header of
+// its own to MaxMessage bytes of its user's.
+func maxPayload(service byte) int {
+	if service == wire.ServiceApp {
+		return MaxMessage
+	}
+	return MaxReply
 }
 
 // encodeMessage signs a message and splits it into route frames.
@@ -543,6 +553,10 @@ func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]by
 		}
 		return
 	}
+	if ah := o.asyncHandler(h.Service); ah != nil && h.Service != wire.ServiceApp {
+		o.handOver(ah, h, payload, hops)
+		return
+	}
 	if h.Service != wire.ServiceApp {
 		handler := o.handler(h.Service)
 		if handler == nil {
@@ -551,7 +565,7 @@ func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]by
 			return
 		}
 		m := Message{Data: payload, From: h.Origin, To: Key(h.Dest), ByKey: h.Mode != wire.ModeID, Hops: hops, Service: h.Service}
-		if reply, ok := handler(m); ok && len(reply) <= MaxMessage {
+		if reply, ok := handler(m); ok && len(reply) <= MaxReply {
 			o.ctr.received.Add(1)
 			o.sendControl(wire.KindAck, h, reply)
 		} else {
@@ -589,6 +603,16 @@ func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]by
 // handler, or to the receive queue. known is false for a service with no
 // handler.
 func (o *Overlay) deliverLocal(m Message) (reply []byte, ok, known bool) {
+	return o.deliverLocalCtx(context.Background(), m)
+}
+
+// deliverLocalCtx is deliverLocal for a sender whose wait for an
+// asynchronous service's answer ends with ctx.
+func (o *Overlay) deliverLocalCtx(ctx context.Context, m Message) (reply []byte, ok, known bool) {
+	if ah := o.asyncHandler(m.Service); ah != nil && m.Service != wire.ServiceApp {
+		reply, ok = o.deliverAsyncLocal(ctx, ah, m)
+		return reply, ok, true
+	}
 	if m.Service != wire.ServiceApp {
 		handler := o.handler(m.Service)
 		if handler == nil {
@@ -633,6 +657,7 @@ func (o *Overlay) expire(now time.Time) {
 	nackHorizon := now.Add(-time.Minute).UnixMilli()
 	o.nacked.removeIf(func(_ msgKey, ts int64) bool { return ts < nackHorizon })
 	o.nackedBy.removeIf(func(_ msgKey, ts int64) bool { return ts < nackHorizon })
+	o.expireAnswersLocked(now)
 }
 
 // maintain runs the periodic work of the overlay until Close.

@@ -20,9 +20,21 @@ var (
 	ErrUnreachable = overlay.ErrUnreachable
 	// ErrMessageTooLarge: the message is larger than MaxMessageSize.
 	ErrMessageTooLarge = overlay.ErrMessageTooLarge
-	// ErrNoService: the destination does not offer the service a message was
-	// sent to (see Node.Overlay).
+	// ErrNoService: the destination does not offer the service a message,
+	// call, datagram or stream was sent to (a Service, or a part of it that
+	// is not set up: calls without Handle, streams without Listen,
+	// datagrams without ListenPacket; or an overlay service, see
+	// Node.Overlay).
 	ErrNoService = overlay.ErrNoService
+	// ErrBusy: the peer refused a call because it runs as many call
+	// handlers as it allows (its Config.MaxCallHandlers).
+	ErrBusy = errors.New("p2psock: peer busy: too many calls in progress")
+	// ErrInUse: the service already has a listener (Listen) or a packet
+	// conn (ListenPacket) open.
+	ErrInUse = errors.New("p2psock: service already has one open")
+	// ErrServiceCollision: Node.Service was given a name whose hash is that
+	// of another service the node offers.
+	ErrServiceCollision = errors.New("p2psock: service name's hash collides with another service's")
 	// ErrUndecryptable: the destination could not open the message sealed
 	// to its ID (the message was sealed to another key).
 	ErrUndecryptable = overlay.ErrUndecryptable

@@ -170,6 +170,11 @@ type Config struct {
 	// "" (the default) serves nothing. The name says what it is for: a
 	// person or a Prometheus server looking inside one node, not peers.
 	DebugAddr string
+	// MaxCallHandlers is the number of call handlers (Service.Handle) the
+	// node runs at once, over all its services; a call past it is refused
+	// at once with ErrBusy and counted in Info's Services.CallsBusy. 0
+	// means DefaultMaxCallHandlers (64).
+	MaxCallHandlers int
 
 	// ignoreNAT makes the node ignore what it knows of its NAT (its type, and
 	// that there is one) when it decides on relay candidates (tests of the
@@ -198,6 +203,16 @@ type Node struct {
 	groups *group.Groups
 	eng    *streams.Engine // Connect, Accept and their connections
 	debug  *view.Server    // Config.DebugAddr's server; nil without one
+
+	// life ends when Close begins: the context of call handlers.
+	life   context.Context
+	cancel context.CancelFunc
+
+	svcMu     sync.Mutex
+	services  map[wire.NameHash]*Service // the named services offered
+	svcCtr    serviceCounters
+	callSlots chan struct{} // a token per running call handler
+	calls     sync.WaitGroup
 
 	mu      sync.Mutex
 	disc    *lan.Discovery // nil unless Config.LocalDiscovery, from Bind on
@@ -245,7 +260,12 @@ func NewNode(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("p2psock: opening socket: %w", err)
 		}
 	}
-	n := &Node{cfg: cfg, id: cfg.Identity, sock: sock}
+	if cfg.MaxCallHandlers <= 0 {
+		cfg.MaxCallHandlers = DefaultMaxCallHandlers
+	}
+	n := &Node{cfg: cfg, id: cfg.Identity, sock: sock, services: make(map[wire.NameHash]*Service),
+		callSlots: make(chan struct{}, cfg.MaxCallHandlers)}
+	n.life, n.cancel = context.WithCancel(context.Background())
 	logger := cfg.Logger.With("node", cfg.Identity.ID().String()[:8])
 	var err error
 	n.ov, err = overlay.New(overlay.Config{
@@ -264,6 +284,7 @@ func NewNode(cfg Config) (*Node, error) {
 		sock.Close()
 		return nil, err
 	}
+	n.ov.HandleAsync(wire.ServiceNamed, n.onNamed)
 	n.groups = group.New(n.ov, group.Config{Logger: cfg.Logger})
 	sock.Handle(wire.FirstType, wire.LastType, n.ov.HandlePacket)
 	sock.Prefer(n.ov.Known)
@@ -412,6 +433,8 @@ type Info struct {
 	Relayed    int          // contacts reached through a relay node
 	Counters   Counters
 	Streams    StreamCounters
+	// Services counts what the node's named services turned away.
+	Services ServiceCounters
 	// NAT is what the node learned of its NAT: its mapping behaviour, and
 	// whether it relays for others.
 	NAT NATInfo
@@ -481,7 +504,7 @@ func (n *Node) Info() Info {
 	oi := n.ov.Info()
 	inf := Info{ID: n.ID(), Network: oi.Network, LocalAddr: n.UDPAddr(), Public: oi.Public,
 		Contacts: oi.Contacts, Relayed: oi.Relayed, Counters: oi.Counters,
-		Streams: StreamCounters(n.eng.Counters())}
+		Streams: StreamCounters(n.eng.Counters()), Services: n.svcCtr.get()}
 	if oi.Observed.IsValid() {
 		inf.PublicAddr = net.UDPAddrFromAddrPort(oi.Observed)
 	}
@@ -513,6 +536,7 @@ func (n *Node) Close() error {
 	if n.debug != nil {
 		n.debug.Close()
 	}
+	n.cancel()
 	n.groups.Close()
 	n.closeDiscovery()
 	n.eng.Close()
@@ -520,6 +544,7 @@ func (n *Node) Close() error {
 	if serr := n.sock.Close(); err == nil {
 		err = serr
 	}
+	n.calls.Wait()
 	return err
 }
 

@@ -305,7 +305,7 @@ func FuzzParseRoute(f *testing.F) {
 			require.GreaterOrEqual(t, r.Msg.Length, uint32(SealOverhead))
 			require.LessOrEqual(t, r.Msg.Length, uint32(MaxSealed))
 		} else {
-			require.LessOrEqual(t, r.Msg.Length, uint32(MaxMessage))
+			require.LessOrEqual(t, r.Msg.Length, uint32(MaxRouted))
 		}
 		require.LessOrEqual(t, int(r.FragCount), MaxFragments)
 		require.Equal(t, FragmentCount(int(r.Msg.Length)), int(r.FragCount))

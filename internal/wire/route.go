@@ -117,7 +117,7 @@ func ParseRoute(body []byte) (Route, error) {
 	if r.Msg.Sealed && (r.Msg.Mode != ModeID || r.Msg.Length < SealOverhead) {
 		return r, ErrMalformed // only a message to an ID can be sealed, and a sealed payload is never empty
 	}
-	if r.Msg.Length > MaxMessage && (!r.Msg.Sealed || r.Msg.Length > MaxSealed) {
+	if r.Msg.Length > MaxRouted && (!r.Msg.Sealed || r.Msg.Length > MaxSealed) {
 		return r, ErrLong
 	}
 	if int(r.FragCount) != FragmentCount(int(r.Msg.Length)) || r.FragIndex >= r.FragCount {

@@ -59,8 +59,11 @@ const (
 	// SealOverhead is what sealing adds to a payload: the 32-byte HPKE
 	// encapsulated key (DHKEM X25519) and the 16-byte AEAD tag.
 	SealOverhead = 32 + 16
-	// MaxSealed is the largest sealed payload: a sealed MaxMessage.
-	MaxSealed = MaxMessage + SealOverhead
+	// MaxRouted is the largest payload of a routed message in the clear:
+	// MaxMessage, and room for the header of a named service.
+	MaxRouted = MaxMessage + MaxServiceHeader
+	// MaxSealed is the largest sealed payload: a sealed MaxRouted.
+	MaxSealed = MaxRouted + SealOverhead
 	// MaxFragments is the largest fragment count of a message. A sealed
 	// MaxMessage takes no more fragments than a clear one (69).
 	MaxFragments = (MaxSealed + MaxChunk - 1) / MaxChunk

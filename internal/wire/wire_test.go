@@ -819,11 +819,11 @@ func TestRouteRejects(t *testing.T) {
 		{"last fragment full chunk", mk(MaxChunk+10, 1, func(r *Route) { r.Chunk = make([]byte, MaxChunk) }), ErrMalformed},
 		{"single fragment chunk empty", mk(5, 0, func(r *Route) { r.Chunk = nil }), ErrMalformed},
 		{"empty message with chunk", mk(0, 0, func(r *Route) { r.Chunk = []byte{1} }), ErrMalformed},
-		{"Length MaxMessage+1", mk(0, 0, func(r *Route) {
-			r.Msg.Length = MaxMessage + 1
-			r.FragCount = uint16(FragmentCount(MaxMessage + 1))
+		{"Length MaxRouted+1", mk(0, 0, func(r *Route) {
+			r.Msg.Length = MaxRouted + 1
+			r.FragCount = uint16(FragmentCount(MaxRouted + 1))
 			r.FragIndex = r.FragCount - 1
-			r.Chunk = make([]byte, MaxMessage+1-int(r.FragIndex)*MaxChunk)
+			r.Chunk = make([]byte, MaxRouted+1-int(r.FragIndex)*MaxChunk)
 		}), ErrLong},
 		{"Length 0xFFFFFFFF", mk(0, 0, func(r *Route) { r.Msg.Length = 0xFFFFFFFF }), ErrLong},
 		{"Kind 3", mk(1, 0, func(r *Route) { r.Msg.Kind = 3 }), ErrMalformed},
