@@ -384,9 +384,8 @@ func TestMemoryBudgetUnderFlood(t *testing.T) {
 	found, err := honest.Lookup(hctx, v.id.Key())
 	require.NoError(t, err)
 	require.Contains(t, found, v.id, "a lookup of the victim's ID finds it")
-	stored := before
 	require.NoError(t, hd.Add(hctx, keysOf(v.id, append(attackers, attackerNode{Node: honest}), 1)[0], []byte("honest"), 0))
-	stored = v.sample(t)
+	stored := v.sample(t)
 	require.Greater(t, stored["dhtRecords"]+stored["dhtEvicted"], last["dhtRecords"]+last["dhtEvicted"],
 		"the victim stored the honest record")
 }

@@ -2,6 +2,7 @@ package p2psock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -92,7 +93,7 @@ func (n *Node) serveCall(s *Service, h CallHandler, req Message, reply overlay.R
 		switch {
 		case err != nil:
 			n.svcCtr.callErrors.Add(1)
-			if _, panicked := err.(handlerPanic); panicked {
+			if hp := (handlerPanic{}); errors.As(err, &hp) {
 				n.svcCtr.panics.Add(1)
 			}
 			msg := err.Error()

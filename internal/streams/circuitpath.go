@@ -77,7 +77,7 @@ func (e *Engine) onProbe(end *circuitEnd, p []byte, src netip.AddrPort) {
 		var ack [probeLen]byte
 		ack[0] = probeAckKind
 		copy(ack[1:], p[1:])
-		e.sock.WriteTo(wire.AppendCircuitFrame(nil, end.conn.ID(), ack[:]), to)
+		_ = e.sock.WriteTo(wire.AppendCircuitFrame(nil, end.conn.ID(), ack[:]), to) // best effort: the prober sends again
 		end.probes.mu.Lock()
 		end.probes.inbound = src
 		end.probes.mu.Unlock()
@@ -113,7 +113,7 @@ func (e *Engine) sendProbe(end *circuitEnd, addr netip.AddrPort) {
 	end.probes.mu.Lock()
 	end.probes.nonce = [8]byte(p[1:])
 	end.probes.mu.Unlock()
-	e.sock.WriteTo(wire.AppendCircuitFrame(nil, end.conn.ID(), p[:]), net.UDPAddrFromAddrPort(addr))
+	_ = e.sock.WriteTo(wire.AppendCircuitFrame(nil, end.conn.ID(), p[:]), net.UDPAddrFromAddrPort(addr)) // best effort: probes repeat
 }
 
 // upgradePath probes for a direct path for the connection pc over the

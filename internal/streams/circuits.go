@@ -303,13 +303,6 @@ func (e *Engine) newEnd(id [8]byte, relay netip.AddrPort) *circuitEnd {
 	return end
 }
 
-// end returns this node's end of circuit id, if it has one.
-func (c *circuits) end(id [8]byte) *circuitEnd {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ends[id]
-}
-
 // relayedCount returns the number of circuits this node relays, pending
 // ones included.
 func (c *circuits) relayedCount() int {

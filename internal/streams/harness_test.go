@@ -40,13 +40,8 @@ func newNetAt(t *testing.T, n int, addr func(i int) string, cfg func(i int, c *C
 	return testnet.Start(t, n, start, func(nd *node) string { return nd.Addr() }).Nodes
 }
 
-// startNode opens an overlay node with an engine and joins it through
-// entries.
-func startNode(t testing.TB, i int, entries []string, cfg func(i int, c *Config)) (*node, error) {
-	return startNodeAt(t, i, testnet.LoopbackAddr(i), entries, cfg)
-}
-
-// startNodeAt is startNode listening on addr.
+// startNodeAt opens an overlay node with an engine listening on addr and
+// joins it through entries.
 func startNodeAt(t testing.TB, i int, addr string, entries []string, cfg func(i int, c *Config)) (*node, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

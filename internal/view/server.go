@@ -66,7 +66,7 @@ func Listen(addr string, src Source, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /events", s.events)
 	mux.Handle("GET /", http.FileServerFS(static))
 	s.srv = &http.Server{Handler: s.checkHost(mux), ReadHeaderTimeout: 10 * time.Second}
-	s.wg.Go(func() { s.srv.Serve(ln) })
+	s.wg.Go(func() { _ = s.srv.Serve(ln) }) // it ends with http.ErrServerClosed at Close
 	return s, nil
 }
 
@@ -115,7 +115,7 @@ func (s *Server) checkHost(h http.Handler) http.Handler {
 func (s *Server) snapshot(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(s.src.Snapshot())
+	_ = json.NewEncoder(w).Encode(s.src.Snapshot()) // a page gone away: nothing to tell it
 }
 
 // events streams a snapshot every Config.Interval as server-sent events,
