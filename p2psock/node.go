@@ -443,12 +443,14 @@ type StreamCounters struct {
 	Waiting      int    // streams waiting for Accept
 
 	// StreamsRefused counts the streams peers opened that the node refused
-	// (RESET_STREAM and STOP_SENDING), for any of the four reasons below.
+	// (RESET_STREAM and STOP_SENDING, or NoService), for any of the five
+	// reasons below.
 	StreamsRefused uint64
 	QueueFull      uint64 // the accept queue was full (Config.AcceptQueue)
 	PeerQueueFull  uint64 // the peer had Config.AcceptQueuePerPeer streams waiting
 	Unaccepted     uint64 // reset after Config.UnacceptedTimeout without an Accept
 	BadStreams     uint64 // the first byte was not the stream version, or did not come in time
+	NoService      uint64 // to a named service that does not listen (answered NoService)
 
 	Retries        uint64 // QUIC Retries sent to sources no ICE session of the node validated
 	ConnsPerIP     uint64 // connections refused: their IP had Config.MaxConnsPerIP

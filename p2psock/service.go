@@ -13,7 +13,7 @@ import (
 
 // A node offers any number of named services. Each has its own messages,
 // calls, streams and datagrams; its name travels as an 8-byte hash
-// (docs/PROTOCOL.md, §7.8). A peer that sends to a service this node does
+// (docs/PROTOCOL.md, §7.11). A peer that sends to a service this node does
 // not offer is told so at once, and its call fails with ErrNoService.
 
 // serviceQueue is the number of messages a service holds for RecvFrom.
@@ -26,7 +26,8 @@ const serviceQueue = 128
 //
 // A node offers a service from the call to Node.Service until Close: peers'
 // messages to it wait for RecvFrom, and their calls and datagrams are taken
-// once Handle and ListenPacket have been called. Anything
+// once Handle and ListenPacket have been called, and their streams once
+// Listen has been. Anything
 // sent to a service a node does not offer (or to a part of it not set up)
 // fails at once with ErrNoService.
 type Service struct {
@@ -40,6 +41,7 @@ type Service struct {
 	closed  bool
 	handler CallHandler
 	pc      *PacketConn
+	ln      *Listener
 }
 
 // ServiceCounters count what a node's named services turned away, by
@@ -68,8 +70,6 @@ func (c *serviceCounters) get() ServiceCounters {
 // Connect use: its Service's messages and streams are the Node's. Two names
 // whose hashes collide (a chance of 2⁻⁶⁴ for a pair) cannot both be
 // offered: the second's calls fail with ErrServiceCollision.
-// Streams to named services are not carried yet: use the default service's
-// Connect and Accept.
 func (n *Node) Service(name string) *Service {
 	h := wire.HashName(name)
 	n.svcMu.Lock()
@@ -90,7 +90,7 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // Name returns the service's name.
 func (s *Service) Name() string { return s.name }
 
-// Close stops offering the service: its packet conn closes,
+// Close stops offering the service: its packet conn and listener close,
 // pending RecvFrom calls fail with net.ErrClosed, and peers' messages, calls
 // and streams to it fail with ErrNoService. A later Node.Service with the
 // same name offers it anew. Close is idempotent.
@@ -102,8 +102,11 @@ func (s *Service) Close() error {
 	}
 	s.closed = true
 	close(s.done)
-	pc := s.pc
+	pc, ln := s.pc, s.ln
 	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
 	s.n.svcMu.Lock()
 	if s.n.services[s.hash] == s {
 		delete(s.n.services, s.hash)

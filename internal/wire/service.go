@@ -5,7 +5,7 @@ import "crypto/sha256"
 // Named services share one overlay service, ServiceNamed: every message to
 // a named service starts with a ServiceHeader (its kind and the hash of the
 // service's name), and every acknowledgement of one starts with a status
-// byte (docs/PROTOCOL.md, §7.8). A stream to a named service starts with
+// byte (docs/PROTOCOL.md, §7.11). A stream to a named service starts with
 // StreamVersionNamed and the name's hash (§12.8).
 
 // ServiceNamed is the overlay service of messages to named services.
