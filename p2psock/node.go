@@ -272,7 +272,7 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ov.HandleAsync(wire.ServiceNamed, n.onNamed)
-	n.groups = group.New(n.ov, group.Config{Logger: cfg.Logger})
+	n.groups = group.New(n.ov, group.Config{Logger: cfg.Logger, OnBroadcast: n.onBroadcast})
 	sock.Handle(wire.FirstType, wire.LastType, n.ov.HandlePacket)
 	sock.Prefer(n.ov.Known)
 	n.eng, err = streams.New(streams.Config{

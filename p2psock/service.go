@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/p2psock/p2psock/group"
 	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/overlay"
 )
@@ -34,8 +35,10 @@ type Service struct {
 	n    *Node
 	name string
 	hash wire.NameHash
-	recv chan Message
-	done chan struct{} // closed by Close
+	// scope is the full digest of the name, that scopes its broadcasts.
+	scope overlay.Key
+	recv  chan Message
+	done  chan struct{} // closed by Close
 
 	mu      sync.Mutex
 	closed  bool
@@ -49,19 +52,23 @@ type Service struct {
 type ServiceCounters struct {
 	NoService  uint64 // messages, calls and datagrams to a service (or a part of one) this node does not offer, refused
 	Malformed  uint64 // named-service messages whose header did not parse, dropped
-	QueueFull  uint64 // messages refused (their senders retry) and datagrams dropped for a full receive queue
+	QueueFull  uint64 // messages refused (their senders retry), datagrams and broadcasts dropped for a full receive queue
 	CallsBusy  uint64 // calls refused because Config.MaxCallHandlers handlers were running
 	CallErrors uint64 // calls whose handler returned an error or panicked
 	CallPanics uint64 // of which panicked
+	// OtherBroadcasts counts the broadcasts to a service this node does
+	// not offer: passed on to the rest of the network, not delivered here.
+	OtherBroadcasts uint64
 }
 
 type serviceCounters struct {
-	noService, malformed, queueFull, busy, callErrors, panics atomic.Uint64
+	noService, malformed, queueFull, busy, callErrors, panics, broadcasts atomic.Uint64
 }
 
 func (c *serviceCounters) get() ServiceCounters {
 	return ServiceCounters{NoService: c.noService.Load(), Malformed: c.malformed.Load(), QueueFull: c.queueFull.Load(),
-		CallsBusy: c.busy.Load(), CallErrors: c.callErrors.Load(), CallPanics: c.panics.Load()}
+		CallsBusy: c.busy.Load(), CallErrors: c.callErrors.Load(), CallPanics: c.panics.Load(),
+		OtherBroadcasts: c.broadcasts.Load()}
 }
 
 // Service returns the node's service called name, offering it from now on;
@@ -80,7 +87,8 @@ func (n *Node) Service(name string) *Service {
 		}
 		return &Service{n: n, name: name, hash: h, closed: true, done: closedChan}
 	}
-	s := &Service{n: n, name: name, hash: h, recv: make(chan Message, serviceQueue), done: make(chan struct{})}
+	s := &Service{n: n, name: name, hash: h, scope: overlay.Key(wire.NameDigest(name)),
+		recv: make(chan Message, serviceQueue), done: make(chan struct{})}
 	n.services[h] = s
 	return s
 }
@@ -176,6 +184,41 @@ func (s *Service) RecvFrom(ctx context.Context) (Message, error) {
 		return Message{}, s.n.opErr("recv", net.ErrClosed)
 	case <-s.n.life.Done():
 		return Message{}, s.n.opErr("recv", net.ErrClosed)
+	}
+}
+
+// Broadcast sends data to the service on every node of the network that
+// offers it, this one included; it arrives through the service's RecvFrom
+// with Message.Broadcast set (a node whose queue is full loses it). It
+// travels as the node's Broadcast does, through every node (those that do
+// not offer the service pass it on), in about N−1 messages and O(log N)
+// steps, and returns the errors of this node's own sends, joined. Data
+// larger than group.MaxData fails with an error matching
+// ErrMessageTooLarge.
+func (s *Service) Broadcast(ctx context.Context, data []byte) error {
+	if s.name == "" {
+		return s.n.Broadcast(ctx, data)
+	}
+	if err := s.state("broadcast"); err != nil {
+		return err
+	}
+	return s.n.groups.BroadcastTo(ctx, s.scope, data)
+}
+
+// onBroadcast takes a broadcast to a named service (group.Config.OnBroadcast):
+// to the service's receive queue if this node offers it.
+func (n *Node) onBroadcast(m group.Message) {
+	n.svcMu.Lock()
+	s := n.services[wire.NameHash(m.Group[:wire.NameHashLen])]
+	n.svcMu.Unlock()
+	if s == nil || s.name == "" || s.scope != m.Group {
+		n.svcCtr.broadcasts.Add(1)
+		return
+	}
+	select {
+	case s.recv <- Message{Data: m.Data, From: m.From, To: n.ID().Key(), Broadcast: true}:
+	default:
+		n.svcCtr.queueFull.Add(1)
 	}
 }
 

@@ -44,8 +44,15 @@ type NameHash [NameHashLen]byte
 
 // HashName returns the hash of the service name.
 func HashName(name string) NameHash {
-	s := sha256.Sum256([]byte("p2psock service " + name))
+	s := NameDigest(name)
 	return NameHash(s[:NameHashLen])
+}
+
+// NameDigest returns SHA-256("p2psock service " + name), of which the
+// name's hash is the start: the scope of the service's broadcasts
+// (docs/PROTOCOL.md, §11.10).
+func NameDigest(name string) [32]byte {
+	return sha256.Sum256([]byte("p2psock service " + name))
 }
 
 // ServiceHeader opens every message to a named service.
