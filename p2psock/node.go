@@ -163,6 +163,12 @@ type Config struct {
 	// at once with ErrBusy and counted in Info's Services.CallsBusy. 0
 	// means DefaultMaxCallHandlers (64).
 	MaxCallHandlers int
+	// DatagramsOverOverlay makes every datagram of a PacketConn travel as a
+	// routed overlay message, acknowledged end to end (WriteTo returns once
+	// the peer took it, or fails). By default (false) a datagram to a peer
+	// this node has a QUIC connection with, small enough for one QUIC
+	// datagram, goes as one: unacknowledged, and faster.
+	DatagramsOverOverlay bool
 
 	// ignoreNAT makes the node ignore what it knows of its NAT (its type, and
 	// that there is one) when it decides on relay candidates (tests of the
@@ -296,6 +302,7 @@ func NewNode(cfg Config) (*Node, error) {
 		MaxConns:           cfg.MaxConns,
 		MaxConnsPerIP:      cfg.MaxConnsPerIP,
 		MaxConnsPerSubnet:  cfg.MaxConnsPerSubnet,
+		OnDatagram:         n.onDatagram,
 	}, n.ov, sock)
 	if err != nil {
 		sock.Close()

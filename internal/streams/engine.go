@@ -88,6 +88,10 @@ type Config struct {
 	MaxRelayedConns int
 	// ForceRelay makes every connection the engine sets up use a relay.
 	ForceRelay bool
+	// OnDatagram receives the QUIC datagrams peers send (SendDatagram),
+	// with the peer's proven ID, on one goroutine per connection; it must
+	// not block. Default nil: the connections do not receive datagrams.
+	OnDatagram func(from overlay.ID, data []byte)
 	// IgnoreNAT makes the engine ignore what the overlay knows of the NAT
 	// (its type, and that there is one) when it decides on relay
 	// candidates (tests of the relay fallback).

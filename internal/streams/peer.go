@@ -196,6 +196,9 @@ func (e *Engine) acceptStreams(life context.Context, pc *peerConn) {
 		e.forget(pc)
 		pc.release()
 	}()
+	if e.cfg.OnDatagram != nil && pc.qc.ConnectionState().SupportsDatagrams.Local {
+		e.scope.Go(func(life context.Context) { e.receiveDatagrams(life, pc) })
+	}
 	for {
 		qs, err := pc.qc.AcceptStream(life)
 		if err != nil {
