@@ -14,14 +14,24 @@ import (
 // was given, so about N−1 messages reach every node in O(log N) steps. It
 // returns the errors of this node's own sends, joined. Data larger than
 // MaxData fails with ErrTooLarge.
-func (g *Groups) Broadcast(ctx context.Context, data []byte) (err error) {
+func (g *Groups) Broadcast(ctx context.Context, data []byte) error {
+	return g.BroadcastTo(ctx, overlay.Key{}, data)
+}
+
+// BroadcastTo is Broadcast with a scope, which travels signed in the
+// envelope's group field: a broadcast of scope zero is Broadcast's (it
+// reaches each node's receive queue); one of another scope is handed, at
+// every node, to Config.OnBroadcast, which decides where it goes (package
+// p2psock scopes the broadcasts of a named service so). Every node passes
+// it on, whatever its scope.
+func (g *Groups) BroadcastTo(ctx context.Context, scope overlay.Key, data []byte) (err error) {
 	defer func(start time.Time) { g.ops.Done("broadcast", start, err) }(time.Now())
 
 	return g.call(ctx, func(ctx context.Context) error {
 		if len(data) > MaxData {
 			return tooLarge(len(data))
 		}
-		return g.broadcastStep(ctx, g.seal(wire.EnvBroadcast, overlay.Key{}, data), 0)
+		return g.broadcastStep(ctx, g.seal(wire.EnvBroadcast, scope, data), 0)
 	})
 }
 
@@ -36,7 +46,13 @@ func (g *Groups) broadcastStep(ctx context.Context, e *envelope, height int) err
 	g.startUpkeepLocked()
 	g.bseen[e.MsgID] = time.Now()
 	g.mu.Unlock()
-	g.ov.Deliver(overlay.Message{Data: e.Data, From: e.Origin, To: g.self.Key(), Broadcast: true})
+	if e.Group == (overlay.Key{}) {
+		g.ov.Deliver(overlay.Message{Data: e.Data, From: e.Origin, To: g.self.Key(), Broadcast: true})
+	} else if g.cfg.OnBroadcast != nil {
+		g.cfg.OnBroadcast(Message{Data: e.Data, From: e.Origin, Group: e.Group})
+	} else {
+		g.unscoped.Add(1)
+	}
 	var errs []error
 	for b, id := range g.ov.BucketHeads(height) {
 		err := g.send(ctx, id, wire.GroupMsg{Type: wire.GroupBcast, Height: uint16(b + 1), Envelope: e.raw})

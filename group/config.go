@@ -88,6 +88,13 @@ type Config struct {
 	// in parallel. Default 1 s.
 	CloseTimeout time.Duration
 
+	// OnBroadcast receives, at this node, the broadcasts sent with
+	// BroadcastTo a non-zero scope (Message.Group is the scope); it runs
+	// on the goroutine that passes the broadcast on, so it must not block.
+	// Default nil: such broadcasts are passed on but not delivered here
+	// (Stats.Unscoped).
+	OnBroadcast func(Message)
+
 	// Logger receives debug logs. Default: none.
 	Logger *slog.Logger
 }

@@ -56,8 +56,8 @@ type Groups struct {
 	closed    atomic.Bool       // set (under mu) when Close stops serving
 	closeOnce sync.Once
 
-	malformed, badEnvelope, refused, memberFull, givenUp atomic.Uint64
-	ops                                                  *metrics.Ops // the program's calls, by operation (treeview.go)
+	malformed, badEnvelope, refused, memberFull, givenUp, unscoped atomic.Uint64
+	ops                                                            *metrics.Ops // the program's calls, by operation (treeview.go)
 
 	mu      sync.Mutex
 	trees   map[overlay.Key]*tree
@@ -174,6 +174,10 @@ type Stats struct {
 	// GivenUp is the number of multicasts given up for a child that did
 	// not acknowledge them in three tries.
 	GivenUp uint64
+	// Unscoped is the number of broadcasts of a non-zero scope
+	// (BroadcastTo) passed on but not delivered here: Config.OnBroadcast
+	// is nil.
+	Unscoped uint64
 	// Background is the number of goroutines of background work for
 	// received messages running now (at most Config.MaxBackground).
 	Background int
@@ -188,6 +192,7 @@ func (g *Groups) Stats() Stats {
 		Refused:     g.refused.Load(),
 		MemberFull:  g.memberFull.Load(),
 		GivenUp:     g.givenUp.Load(),
+		Unscoped:    g.unscoped.Load(),
 		Background:  g.work.InUse(),
 	}
 }

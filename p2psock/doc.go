@@ -41,6 +41,20 @@
 // TURN relay for the others. Config.STUNServers and Config.Relays add outside
 // servers.
 //
+// # Services
+//
+// A node offers any number of named services, each with its own messages,
+// calls, streams, datagrams and broadcasts; the Node's own methods are the
+// default service's. A message, call or stream to a service the peer does
+// not offer fails at once with ErrNoService.
+//
+//	chat := n.Service("chat")
+//	err = chat.SendTo(ctx, data, peerID)                    // chat.RecvFrom on the peer
+//	reply, err := n.Service("kv").Call(ctx, peerID, req)    // the peer's Service("kv").Handle answers
+//	l, err := n.Service("web").Listen()                     // http.Serve(l, handler)
+//	c, err := n.Service("web").Dial(ctx, peerID)            // a *Conn on the same QUIC connection
+//	pc, err := n.Service("game").ListenPacket()             // a net.PacketConn by ID
+//
 // # Finding each other
 //
 // A node joins through the entry points in Config.Bootstrap (any node of the

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
+	"net"
+	"net/http"
 	"strings"
 
 	"github.com/p2psock/p2psock/p2psock"
@@ -91,4 +94,42 @@ func ExampleService_ListenPacket() {
 	}
 	fmt.Println(string(buf[:n]), from.String() == b.ID().String())
 	// Output: ping true
+}
+
+// HTTP served on a service's stream listener; a peer reaches it with
+// Service.Dial, on the same QUIC connection as its other streams to that
+// node.
+func ExampleService_Listen() {
+	ctx := context.Background()
+	a, b := twoNodes(ctx)
+	defer a.Close()
+	defer b.Close()
+
+	l, err := a.Service("web").Listen()
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello, %s", r.URL.Path[1:])
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return b.Service("web").Dial(ctx, a.ID())
+	}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get("http://" + a.ID().String() + "/web")
+	if err != nil {
+		log.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(string(body))
+
+	_, err = b.Service("ftp").Dial(ctx, a.ID())
+	fmt.Println(errors.Is(err, p2psock.ErrNoService))
+	// Output:
+	// hello, web
+	// true
 }

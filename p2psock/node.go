@@ -175,6 +175,12 @@ type Config struct {
 	// at once with ErrBusy and counted in Info's Services.CallsBusy. 0
 	// means DefaultMaxCallHandlers (64).
 	MaxCallHandlers int
+	// DatagramsOverOverlay makes every datagram of a PacketConn travel as a
+	// routed overlay message, acknowledged end to end (WriteTo returns once
+	// the peer took it, or fails). By default (false) a datagram to a peer
+	// this node has a QUIC connection with, small enough for one QUIC
+	// datagram, goes as one: unacknowledged, and faster.
+	DatagramsOverOverlay bool
 
 	// ignoreNAT makes the node ignore what it knows of its NAT (its type, and
 	// that there is one) when it decides on relay candidates (tests of the
@@ -285,7 +291,7 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ov.HandleAsync(wire.ServiceNamed, n.onNamed)
-	n.groups = group.New(n.ov, group.Config{Logger: cfg.Logger})
+	n.groups = group.New(n.ov, group.Config{Logger: cfg.Logger, OnBroadcast: n.onBroadcast})
 	sock.Handle(wire.FirstType, wire.LastType, n.ov.HandlePacket)
 	sock.Prefer(n.ov.Known)
 	n.eng, err = streams.New(streams.Config{
@@ -309,6 +315,7 @@ func NewNode(cfg Config) (*Node, error) {
 		MaxConns:           cfg.MaxConns,
 		MaxConnsPerIP:      cfg.MaxConnsPerIP,
 		MaxConnsPerSubnet:  cfg.MaxConnsPerSubnet,
+		OnDatagram:         n.onDatagram,
 	}, n.ov, sock)
 	if err != nil {
 		sock.Close()
@@ -460,12 +467,14 @@ type StreamCounters struct {
 	Waiting      int    // streams waiting for Accept
 
 	// StreamsRefused counts the streams peers opened that the node refused
-	// (RESET_STREAM and STOP_SENDING), for any of the four reasons below.
+	// (RESET_STREAM and STOP_SENDING, or NoService), for any of the five
+	// reasons below.
 	StreamsRefused uint64
 	QueueFull      uint64 // the accept queue was full (Config.AcceptQueue)
 	PeerQueueFull  uint64 // the peer had Config.AcceptQueuePerPeer streams waiting
 	Unaccepted     uint64 // reset after Config.UnacceptedTimeout without an Accept
 	BadStreams     uint64 // the first byte was not the stream version, or did not come in time
+	NoService      uint64 // to a named service that does not listen (answered NoService)
 
 	Retries        uint64 // QUIC Retries sent to sources no ICE session of the node validated
 	ConnsPerIP     uint64 // connections refused: their IP had Config.MaxConnsPerIP

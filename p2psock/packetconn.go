@@ -86,9 +86,15 @@ func (pc *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
-// WriteTo sends p to the service on the node addr names (an *Addr) and
-// returns once that node took it. It fails with ErrNoService if that node
-// has no packet conn open on the service, ErrUnreachable if it could not be
+// WriteTo sends p to the service on the node addr names (an *Addr). Where
+// this node has a QUIC connection to that node and p fits in one QUIC
+// datagram (about 1,100 bytes), p goes as one, unacknowledged: WriteTo
+// returns once it is queued, and p may be lost, as UDP loses it (a peer
+// without a packet conn on the service drops it and counts it). Otherwise
+// p travels over the overlay and WriteTo returns once that node took it
+// (packet_path.go; Config.DatagramsOverOverlay always takes this path).
+// It fails with ErrNoService if that node has no packet conn open on the
+// service (over the overlay only), ErrUnreachable if it could not be
 // reached, os.ErrDeadlineExceeded past the write deadline, net.ErrClosed
 // after Close, and ErrMessageTooLarge above MaxMessageSize bytes; errors
 // are *net.OpError.
@@ -101,7 +107,8 @@ func (pc *PacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 }
 
 // WriteToKey sends p to the service on the live node whose ID is closest
-// to key; errors are as for WriteTo.
+// to key, always over the overlay (acknowledged); errors are as for
+// WriteTo.
 func (pc *PacketConn) WriteToKey(p []byte, key Key) (int, error) {
 	return pc.write(p, key, true, nil)
 }
@@ -111,6 +118,15 @@ func (pc *PacketConn) write(p []byte, dest Key, byKey bool, addr net.Addr) (int,
 	case <-pc.done:
 		return 0, pc.opErr("write", addr, net.ErrClosed)
 	default:
+	}
+	if pc.wd.expired() {
+		return 0, pc.opErr("write", addr, os.ErrDeadlineExceeded)
+	}
+	if err := pc.s.state("write"); err != nil {
+		return 0, err
+	}
+	if !byKey && pc.s.sendQUICDatagram(p, ID(dest)) {
+		return len(p), nil
 	}
 	ctx, cancel := context.WithCancel(pc.s.n.life)
 	defer cancel()

@@ -1,6 +1,8 @@
 package p2psock
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"net"
 	"os"
@@ -9,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/internal/testnet"
 )
 
 // Datagrams go both ways by ID and by key, from concurrent writers, and
@@ -102,4 +106,59 @@ func TestPacketConnDeadlines(t *testing.T) {
 	require.NoError(t, pc.Close(), "Close is idempotent")
 	_, err = pc.WriteTo([]byte("x"), &Addr{a.ID()})
 	require.ErrorIs(t, err, net.ErrClosed)
+}
+
+// Where a QUIC connection to the peer exists, a datagram that fits in a
+// QUIC datagram goes as one (no routed overlay message is sent; one to a
+// service without a packet conn is dropped and counted at the peer, not
+// refused); a larger one still goes over the overlay.
+func TestPacketConnQUICDatagrams(t *testing.T) {
+	tn := newLoopbackNet(t, 2, Config{})
+	a, b := tn.nodes[0], tn.nodes[1]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ca, cb := connectPair(t, ctx, a, b) // the QUIC connection
+	defer ca.Close()
+	defer cb.Close()
+	pa, err := a.Service("dg").ListenPacket()
+	require.NoError(t, err)
+	defer pa.Close()
+	pb, err := b.Service("dg").ListenPacket()
+	require.NoError(t, err)
+	defer pb.Close()
+
+	sent := a.Overlay().Info().Counters.MessagesSent
+	msg := bytes.Repeat([]byte{7}, 1000)
+	for range 20 { // a datagram may be lost; one of 20 arrives
+		_, err := pa.WriteTo(msg, &Addr{b.ID()})
+		require.NoError(t, err)
+	}
+	buf := make([]byte, 5000)
+	require.NoError(t, pb.SetReadDeadline(time.Now().Add(10*time.Second)))
+	n, from, err := pb.ReadFrom(buf)
+	require.NoError(t, err)
+	require.Equal(t, msg, buf[:n])
+	require.Equal(t, a.ID(), from.(*Addr).ID)
+	require.Equal(t, sent, a.Overlay().Info().Counters.MessagesSent, "no routed message was sent")
+
+	pn, err := a.Service("nobody").ListenPacket()
+	require.NoError(t, err)
+	defer pn.Close()
+	_, err = pn.WriteTo([]byte("x"), &Addr{b.ID()})
+	require.NoError(t, err, "a QUIC datagram is not acknowledged")
+	testnet.Eventually(t, 10*time.Second, "the peer to count the datagram to a service it does not offer", func() bool {
+		return b.Info().Services.NoService >= 1
+	})
+
+	big := bytes.Repeat([]byte{8}, 4000)
+	_, err = pa.WriteTo(big, &Addr{b.ID()})
+	require.NoError(t, err)
+	require.Greater(t, a.Overlay().Info().Counters.MessagesSent, sent, "a large datagram goes over the overlay")
+	for { // past the small datagrams still queued
+		n, _, err := pb.ReadFrom(buf)
+		require.NoError(t, err)
+		if n == len(big) {
+			break
+		}
+	}
 }

@@ -7,13 +7,14 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/p2psock/p2psock/group"
 	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/overlay"
 )
 
 // A node offers any number of named services. Each has its own messages,
 // calls, streams and datagrams; its name travels as an 8-byte hash
-// (docs/PROTOCOL.md, §7.8). A peer that sends to a service this node does
+// (docs/PROTOCOL.md, §7.11). A peer that sends to a service this node does
 // not offer is told so at once, and its call fails with ErrNoService.
 
 // serviceQueue is the number of messages a service holds for RecvFrom.
@@ -26,20 +27,24 @@ const serviceQueue = 128
 //
 // A node offers a service from the call to Node.Service until Close: peers'
 // messages to it wait for RecvFrom, and their calls and datagrams are taken
-// once Handle and ListenPacket have been called. Anything
+// once Handle and ListenPacket have been called, and their streams once
+// Listen has been. Anything
 // sent to a service a node does not offer (or to a part of it not set up)
 // fails at once with ErrNoService.
 type Service struct {
 	n    *Node
 	name string
 	hash wire.NameHash
-	recv chan Message
-	done chan struct{} // closed by Close
+	// scope is the full digest of the name, that scopes its broadcasts.
+	scope overlay.Key
+	recv  chan Message
+	done  chan struct{} // closed by Close
 
 	mu      sync.Mutex
 	closed  bool
 	handler CallHandler
 	pc      *PacketConn
+	ln      *Listener
 }
 
 // ServiceCounters count what a node's named services turned away, by
@@ -47,19 +52,23 @@ type Service struct {
 type ServiceCounters struct {
 	NoService  uint64 // messages, calls and datagrams to a service (or a part of one) this node does not offer, refused
 	Malformed  uint64 // named-service messages whose header did not parse, dropped
-	QueueFull  uint64 // messages refused (their senders retry) and datagrams dropped for a full receive queue
+	QueueFull  uint64 // messages refused (their senders retry), datagrams and broadcasts dropped for a full receive queue
 	CallsBusy  uint64 // calls refused because Config.MaxCallHandlers handlers were running
 	CallErrors uint64 // calls whose handler returned an error or panicked
 	CallPanics uint64 // of which panicked
+	// OtherBroadcasts counts the broadcasts to a service this node does
+	// not offer: passed on to the rest of the network, not delivered here.
+	OtherBroadcasts uint64
 }
 
 type serviceCounters struct {
-	noService, malformed, queueFull, busy, callErrors, panics atomic.Uint64
+	noService, malformed, queueFull, busy, callErrors, panics, broadcasts atomic.Uint64
 }
 
 func (c *serviceCounters) get() ServiceCounters {
 	return ServiceCounters{NoService: c.noService.Load(), Malformed: c.malformed.Load(), QueueFull: c.queueFull.Load(),
-		CallsBusy: c.busy.Load(), CallErrors: c.callErrors.Load(), CallPanics: c.panics.Load()}
+		CallsBusy: c.busy.Load(), CallErrors: c.callErrors.Load(), CallPanics: c.panics.Load(),
+		OtherBroadcasts: c.broadcasts.Load()}
 }
 
 // Service returns the node's service called name, offering it from now on;
@@ -68,8 +77,6 @@ func (c *serviceCounters) get() ServiceCounters {
 // Connect use: its Service's messages and streams are the Node's. Two names
 // whose hashes collide (a chance of 2⁻⁶⁴ for a pair) cannot both be
 // offered: the second's calls fail with ErrServiceCollision.
-// Streams to named services are not carried yet: use the default service's
-// Connect and Accept.
 func (n *Node) Service(name string) *Service {
 	h := wire.HashName(name)
 	n.svcMu.Lock()
@@ -80,7 +87,8 @@ func (n *Node) Service(name string) *Service {
 		}
 		return &Service{n: n, name: name, hash: h, closed: true, done: closedChan}
 	}
-	s := &Service{n: n, name: name, hash: h, recv: make(chan Message, serviceQueue), done: make(chan struct{})}
+	s := &Service{n: n, name: name, hash: h, scope: overlay.Key(wire.NameDigest(name)),
+		recv: make(chan Message, serviceQueue), done: make(chan struct{})}
 	n.services[h] = s
 	return s
 }
@@ -90,7 +98,7 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // Name returns the service's name.
 func (s *Service) Name() string { return s.name }
 
-// Close stops offering the service: its packet conn closes,
+// Close stops offering the service: its packet conn and listener close,
 // pending RecvFrom calls fail with net.ErrClosed, and peers' messages, calls
 // and streams to it fail with ErrNoService. A later Node.Service with the
 // same name offers it anew. Close is idempotent.
@@ -102,8 +110,11 @@ func (s *Service) Close() error {
 	}
 	s.closed = true
 	close(s.done)
-	pc := s.pc
+	pc, ln := s.pc, s.ln
 	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
 	s.n.svcMu.Lock()
 	if s.n.services[s.hash] == s {
 		delete(s.n.services, s.hash)
@@ -173,6 +184,41 @@ func (s *Service) RecvFrom(ctx context.Context) (Message, error) {
 		return Message{}, s.n.opErr("recv", net.ErrClosed)
 	case <-s.n.life.Done():
 		return Message{}, s.n.opErr("recv", net.ErrClosed)
+	}
+}
+
+// Broadcast sends data to the service on every node of the network that
+// offers it, this one included; it arrives through the service's RecvFrom
+// with Message.Broadcast set (a node whose queue is full loses it). It
+// travels as the node's Broadcast does, through every node (those that do
+// not offer the service pass it on), in about N−1 messages and O(log N)
+// steps, and returns the errors of this node's own sends, joined. Data
+// larger than group.MaxData fails with an error matching
+// ErrMessageTooLarge.
+func (s *Service) Broadcast(ctx context.Context, data []byte) error {
+	if s.name == "" {
+		return s.n.Broadcast(ctx, data)
+	}
+	if err := s.state("broadcast"); err != nil {
+		return err
+	}
+	return s.n.groups.BroadcastTo(ctx, s.scope, data)
+}
+
+// onBroadcast takes a broadcast to a named service (group.Config.OnBroadcast):
+// to the service's receive queue if this node offers it.
+func (n *Node) onBroadcast(m group.Message) {
+	n.svcMu.Lock()
+	s := n.services[wire.NameHash(m.Group[:wire.NameHashLen])]
+	n.svcMu.Unlock()
+	if s == nil || s.name == "" || s.scope != m.Group {
+		n.svcCtr.broadcasts.Add(1)
+		return
+	}
+	select {
+	case s.recv <- Message{Data: m.Data, From: m.From, To: n.ID().Key(), Broadcast: true}:
+	default:
+		n.svcCtr.queueFull.Add(1)
 	}
 }
 

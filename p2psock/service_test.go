@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/internal/testnet"
 )
 
 // Two services on one node are reached each by its name, by ID and by key,
@@ -190,4 +192,44 @@ func TestServiceCallBound(t *testing.T) {
 	require.Equal(t, uint64(1), a.Info().Services.CallsBusy)
 	close(release)
 	require.NoError(t, <-first)
+}
+
+// A service's broadcast reaches the service on every node that offers it,
+// the sender's included, passes through a node that does not (counted
+// there), and never reaches the nodes' default RecvFrom.
+func TestServiceBroadcast(t *testing.T) {
+	tn := newLoopbackNet(t, 5, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var news []*Service
+	for _, nd := range tn.nodes[:4] {
+		news = append(news, nd.Service("news"))
+	}
+	other := tn.nodes[4]
+	tn.nodes[0].Service("weather") // another service gets nothing
+
+	require.NoError(t, news[1].Broadcast(ctx, []byte("headline")))
+	for i, s := range news {
+		m, err := s.RecvFrom(ctx)
+		require.NoError(t, err, "node %d", i)
+		require.Equal(t, "headline", string(m.Data))
+		require.True(t, m.Broadcast)
+		require.Equal(t, tn.nodes[1].ID(), m.From)
+	}
+	testnet.Eventually(t, 10*time.Second, "the node without the service to pass the broadcast on", func() bool {
+		return other.Info().Services.OtherBroadcasts == 1
+	})
+
+	// The default service's broadcasts still reach RecvFrom, and no
+	// "headline" came there before them.
+	require.NoError(t, tn.nodes[2].Broadcast(ctx, []byte("marker")))
+	seen := map[ID]bool{}
+	for len(seen) < len(tn.nodes) {
+		r := tn.expectFunc(func(r received) bool {
+			require.NotEqual(t, "headline", string(r.msg.Data), "a service broadcast reached the default queue")
+			return string(r.msg.Data) == "marker"
+		})
+		seen[r.at] = true
+	}
+	require.ErrorIs(t, tn.nodes[0].Service("weather").Broadcast(ctx, make([]byte, 2*MaxMessageSize)), ErrMessageTooLarge)
 }

@@ -12,6 +12,7 @@ const (
 	dropPeerQueueFull                      // stream: its peer had Config.AcceptQueuePerPeer streams waiting
 	dropUnaccepted                         // stream: it waited Config.UnacceptedTimeout without an Accept
 	dropBadVersion                         // stream: its first byte was not the version, or did not come in time
+	dropNoService                          // stream: to a named service that does not listen
 	dropConnIP                             // connection: its IP had Config.MaxConnsPerIP connections
 	dropConnSubnet                         // connection: its subnet had Config.MaxConnsPerSubnet connections
 	dropConnFull                           // connection: Config.MaxConns were up and none could be evicted

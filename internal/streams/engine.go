@@ -89,6 +89,10 @@ type Config struct {
 	MaxRelayedConns int
 	// ForceRelay makes every connection the engine sets up use a relay.
 	ForceRelay bool
+	// OnDatagram receives the QUIC datagrams peers send (SendDatagram),
+	// with the peer's proven ID, on one goroutine per connection; it must
+	// not block. Default nil: the connections do not receive datagrams.
+	OnDatagram func(from overlay.ID, data []byte)
 	// IgnoreNAT makes the engine ignore what the overlay knows of the NAT
 	// (its type, and that there is one) when it decides on relay
 	// candidates (tests of the relay fallback).
@@ -227,12 +231,13 @@ type Counters struct {
 	Waiting      int    // streams waiting for Accept
 
 	// StreamsRefused counts the streams peers opened that were refused, for
-	// any of the four reasons below.
+	// any of the five reasons below.
 	StreamsRefused uint64
 	QueueFull      uint64 // the accept queue was full (Config.AcceptQueue)
 	PeerQueueFull  uint64 // the peer had Config.AcceptQueuePerPeer streams waiting
 	Unaccepted     uint64 // reset after Config.UnacceptedTimeout without an Accept
 	BadStreams     uint64 // the first byte was not the stream version, or did not come in time
+	NoService      uint64 // to a named service that does not listen (answered NoService)
 
 	Retries        uint64 // QUIC Retries sent to sources no ICE session of the node validated
 	ConnsPerIP     uint64 // connections refused: their IP had Config.MaxConnsPerIP
@@ -287,7 +292,8 @@ func (e *Engine) Counters() Counters {
 	d := &e.drops
 	c.QueueFull, c.PeerQueueFull = d.get(dropQueueFull), d.get(dropPeerQueueFull)
 	c.Unaccepted, c.BadStreams = d.get(dropUnaccepted), d.get(dropBadVersion)
-	c.StreamsRefused = c.QueueFull + c.PeerQueueFull + c.Unaccepted + c.BadStreams
+	c.NoService = d.get(dropNoService)
+	c.StreamsRefused = c.QueueFull + c.PeerQueueFull + c.Unaccepted + c.BadStreams + c.NoService
 	c.Retries = e.retries.Load()
 	c.ConnsPerIP, c.ConnsPerSubnet = d.get(dropConnIP), d.get(dropConnSubnet)
 	c.ConnsFull, c.ConnsEvicted, c.ConnsReplaced = d.get(dropConnFull), d.get(dropConnEvicted), d.get(dropConnReplaced)

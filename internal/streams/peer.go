@@ -189,13 +189,17 @@ func (e *Engine) adopt(pc *peerConn) bool {
 
 // acceptStreams admits the peer's streams until the connection ends or the
 // engine's lifetime does, one after another on this one goroutine: it reads
-// each stream's version byte (within versionWait) and queues the stream for
-// Accept. A stream waits in the queue as data, not as a goroutine.
+// each stream's opening (within versionWait) and queues the stream for
+// Accept (the queue answers a stream to a named service, service.go). A
+// stream waits in the queue as data, not as a goroutine.
 func (e *Engine) acceptStreams(life context.Context, pc *peerConn) {
 	defer func() {
 		e.forget(pc)
 		pc.release()
 	}()
+	if e.cfg.OnDatagram != nil && pc.qc.ConnectionState().SupportsDatagrams.Local {
+		e.scope.Go(func(life context.Context) { e.receiveDatagrams(life, pc) })
+	}
 	for {
 		qs, err := pc.qc.AcceptStream(life)
 		if err != nil {
@@ -209,8 +213,8 @@ func (e *Engine) acceptStreams(life context.Context, pc *peerConn) {
 			continue
 		}
 		qs.SetReadDeadline(time.Now().Add(versionWait))
-		var v [1]byte
-		if _, err := qs.Read(v[:]); err != nil || v[0] != streamVersion {
+		tag, ok := readOpening(qs)
+		if !ok {
 			if life.Err() != nil {
 				return
 			}
@@ -219,7 +223,7 @@ func (e *Engine) acceptStreams(life context.Context, pc *peerConn) {
 			continue
 		}
 		qs.SetReadDeadline(time.Time{})
-		e.queue.push(newStream(qs, pc))
+		e.queue.push(newStream(qs, pc), tag)
 	}
 }
 
@@ -229,26 +233,22 @@ func refuse(qs *quic.Stream, code quic.ApplicationErrorCode) {
 	qs.CancelWrite(quic.StreamErrorCode(code))
 }
 
-// refuseStream stops a stream the accept queue drops (code 0), and counts
+// refuseStream stops a stream the accept queue drops (code 0; a stream to
+// a named service that does not listen is answered NoService), and counts
 // it by reason.
 func (e *Engine) refuseStream(s *Stream, reason dropReason) {
 	e.drops.add(reason)
-	refuse(s.qs, 0)
+	if reason == dropNoService {
+		s.answerNoService()
+	} else {
+		refuse(s.qs, 0)
+	}
 	s.pc.streamClosed(s)
 }
 
-// Accept waits for the next stream a peer opened. It fails with
-// net.ErrClosed once the engine is closing, or with ctx's error.
+// Accept waits for the next stream a peer opened to the default service.
+// It fails with net.ErrClosed once the engine is closing, or with ctx's
+// error.
 func (e *Engine) Accept(ctx context.Context) (*Stream, error) {
-	if e.isClosing() {
-		return nil, net.ErrClosed
-	}
-	s, err := e.queue.pop(ctx, e.closing)
-	if err != nil {
-		return nil, err
-	}
-	if !s.pc.history.Swap(true) {
-		e.remember(s.pc.id)
-	}
-	return s, nil
+	return e.AcceptService(ctx, ServiceTag{})
 }

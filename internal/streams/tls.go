@@ -42,6 +42,7 @@ func QUICConfig() *quic.Config {
 func (e *Engine) quicConfig() *quic.Config {
 	c := QUICConfig()
 	c.MaxIncomingStreams = int64(e.cfg.MaxStreamsPerConn)
+	c.EnableDatagrams = e.cfg.OnDatagram != nil // datagram.go
 	return c
 }
 

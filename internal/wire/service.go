@@ -5,7 +5,7 @@ import "crypto/sha256"
 // Named services share one overlay service, ServiceNamed: every message to
 // a named service starts with a ServiceHeader (its kind and the hash of the
 // service's name), and every acknowledgement of one starts with a status
-// byte (docs/PROTOCOL.md, §7.8). A stream to a named service starts with
+// byte (docs/PROTOCOL.md, §7.11). A stream to a named service starts with
 // StreamVersionNamed and the name's hash (§12.8).
 
 // ServiceNamed is the overlay service of messages to named services.
@@ -44,8 +44,15 @@ type NameHash [NameHashLen]byte
 
 // HashName returns the hash of the service name.
 func HashName(name string) NameHash {
-	s := sha256.Sum256([]byte("p2psock service " + name))
+	s := NameDigest(name)
 	return NameHash(s[:NameHashLen])
+}
+
+// NameDigest returns SHA-256("p2psock service " + name), of which the
+// name's hash is the start: the scope of the service's broadcasts
+// (docs/PROTOCOL.md, §11.10).
+func NameDigest(name string) [32]byte {
+	return sha256.Sum256([]byte("p2psock service " + name))
 }
 
 // ServiceHeader opens every message to a named service.
