@@ -299,7 +299,7 @@ func FuzzParseRoute(f *testing.F) {
 		}
 		require.LessOrEqual(t, HeaderLen+len(data), MaxFrame, "an accepted Route frame fits MaxFrame")
 		require.LessOrEqual(t, r.Msg.Kind, KindNack)
-		require.LessOrEqual(t, r.Msg.Mode, ModeKey)
+		require.LessOrEqual(t, r.Msg.Mode, ModeKeyDirect)
 		if r.Msg.Sealed {
 			require.Equal(t, ModeID, r.Msg.Mode, "only a message to an ID is sealed")
 			require.GreaterOrEqual(t, r.Msg.Length, uint32(SealOverhead))
