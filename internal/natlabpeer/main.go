@@ -31,7 +31,7 @@
 // from its own name, closes its writing side (CloseWrite), reads the peer's
 // data to EOF and checks its SHA-256. Each prints one line:
 //
-//	CONNECT ok path=direct|relayed time=<Connect's duration, "-" when accepting> bytes=N remote=<ID> ...
+//	CONNECT ok path=direct|relayed|relayed→direct time=<Connect's duration, "-" when accepting> bytes=N remote=<ID> ...
 //	CONNECT FAIL role=connect|accept ...: <error>
 //
 // It prints a RESULT line when all of this is over. Then it lingers, so that
@@ -39,7 +39,8 @@
 // until SIGTERM/SIGINT, until the -stop-file exists, or until -linger has
 // passed, and prints a FINAL line, which also counts what arrived while it
 // lingered. RESULT and FINAL carry the stream test's result as
-// connect=direct|relayed|failed (the path kind), connect_ms=<Connect's
+// connect=direct|relayed|relayed→direct|failed (the path kind at connect,
+// and at the end of the transfer if it changed), connect_ms=<Connect's
 // duration on the connecting node, "-" otherwise> and stream=PASS|FAIL (the
 // whole stream test, peer ID and data included); connect and stream are "off"
 // with -connect=false. It exits 0 only if all four checks passed within
@@ -665,7 +666,9 @@ func streamData(name string, n int) []byte {
 // runConnect runs this node's part of the stream test: the node whose name
 // sorts first connects, the other accepts a stream that the other node opens
 // by notAfter plus the connect timeout at the latest. It returns the path
-// kind ("direct", "relayed" or "failed"), Connect's duration in milliseconds
+// kind ("direct", "relayed" or "failed"; "relayed→direct" when the
+// connection started relayed and was direct at the end of the transfer, or
+// the reverse), Connect's duration in milliseconds
 // ("-" on the accepting node) and whether the test passed. A signal ends it
 // early and sets *intr.
 func runConnect(nd *p2psock.Node, ps *peers, self, other string, cs *connSpec, notAfter time.Time,
@@ -722,10 +725,7 @@ func runConnect(nd *p2psock.Node, ps *peers, self, other string, cs *connSpec, n
 		}
 	}
 	defer c.Close()
-	path := "direct"
-	if c.Path().Relayed {
-		path = "relayed"
-	}
+	path := pathKind(c.Path())
 	ra, ok := c.RemoteAddr().(*p2psock.Addr)
 	if !ok || ra.ID != otherID {
 		say("CONNECT FAIL role=%s %s -> %s: stream's RemoteAddr is %v, want %s (%s)", role, self, other, c.RemoteAddr(), otherID, other)
@@ -750,6 +750,9 @@ func runConnect(nd *p2psock.Node, ps *peers, self, other string, cs *connSpec, n
 	want := sha256.Sum256(streamData(other, cs.bytes))
 	sum := sha256.Sum256(got)
 	p := c.Path()
+	if end := pathKind(p); end != path {
+		path += "→" + end // the connection changed path during the transfer
+	}
 	connTime := "-"
 	if connecting {
 		connTime = ms(took)
@@ -771,4 +774,12 @@ func runConnect(nd *p2psock.Node, ps *peers, self, other string, cs *connSpec, n
 		return path, connMS, true
 	}
 	return path, connMS, false
+}
+
+// pathKind is the kind of path p: "direct" or "relayed".
+func pathKind(p p2psock.PathInfo) string {
+	if p.Relayed {
+		return "relayed"
+	}
+	return "direct"
 }

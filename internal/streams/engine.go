@@ -106,6 +106,9 @@ type Engine struct {
 	relay  *nat.Relay  // the node's own TURN relay; nil unless Config.RelayAddr
 	offers relayOffers // the relays contacts offer
 	circ   *circuits   // the circuits this node relays, and its own circuit ends
+	// hardNAT, if set (tests), says whether this node's NAT maps per
+	// destination instead of the overlay's view (mappingDependent).
+	hardNAT func() bool
 
 	scope   *lifecycle.Scope
 	closing chan struct{} // closed when Close begins
