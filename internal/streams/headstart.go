@@ -3,6 +3,7 @@ package streams
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,17 +49,22 @@ func (e *Engine) answerFlags() byte {
 	return 0
 }
 
-// mayGiveWay reports whether an attempt to remote (relay: with relay
-// candidates) may give way to a circuit: not when it gathers TURN
-// candidates (their pair needs its time to be nominated) or the node uses
-// relays only, and only when there is a relay to offer.
-func (e *Engine) mayGiveWay(remote overlay.ID, relay bool) bool {
-	return !relay && !e.cfg.ForceRelay && len(e.circuitRelays(remote)) > 0
+// mayGiveWay reports whether an attempt to remote (relay: one that gathers
+// relay candidates) may give way to a circuit: not when it has TURN
+// servers to gather from (a relayed pair needs its time to be nominated)
+// or the node uses relays only, and only when there is a relay to offer
+// for a circuit.
+func (e *Engine) mayGiveWay(ctx context.Context, remote overlay.ID, relay bool) bool {
+	if e.cfg.ForceRelay || len(e.circuitRelays(remote)) == 0 {
+		return false
+	}
+	return !relay || len(e.turnServers(ctx)) == 0
 }
 
 // headStart arranges for the ICE attempt of session s (agent a) to give
-// way after its head start: cancel ends the attempt if, by then, no check
-// of a has worked. rtt is the offer's round trip. It returns whether the
+// way after its head start: cancel ends the attempt if, by then, ICE has
+// not connected and no check of a has worked, or, if one has, after a
+// second head start without ICE connecting. rtt is the offer's round trip. It returns whether the
 // attempt gave way, and a function that disarms the timer. If both ends'
 // NATs map per destination (ans has HardNAT), the attempt gives way at
 // once: now reports it.
@@ -68,13 +74,29 @@ func (e *Engine) headStart(s *session, a *ice.Agent, ans wire.Signal, rtt time.D
 		gaveWay.Store(true)
 		return gaveWay, true, func() {}
 	}
-	t := time.AfterFunc(iceHeadStart+2*rtt, func() {
-		if s.progress.Load() || anyPairWorks(a) {
+	var mu sync.Mutex
+	var t *time.Timer
+	extended := false
+	check := func() {
+		if s.progress.Load() {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !extended && anyPairWorks(a) {
+			// A check worked: one more head start for the pair to be
+			// nominated, and no more (a working pair that ICE does not
+			// select in that time is not worth the wait).
+			extended = true
+			t.Reset(iceHeadStart + 2*rtt)
 			return
 		}
 		gaveWay.Store(true)
 		cancel()
-	})
+	}
+	mu.Lock()
+	t = time.AfterFunc(iceHeadStart+2*rtt, check)
+	mu.Unlock()
 	return gaveWay, false, func() { t.Stop() }
 }
 
