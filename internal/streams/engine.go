@@ -86,6 +86,11 @@ type Config struct {
 	// (counting those only one end has joined); past it, joins are refused
 	// and counted (Counters.CircuitsFull). 0 means 256.
 	MaxRelayedConns int
+	// NoPortMapping turns off port mapping: by default a node that the
+	// network sees behind a NAT asks the router for a mapping of its port
+	// (NAT-PMP, then UPnP-IGD), renews it, offers the mapped address as a
+	// candidate and removes the mapping on Close.
+	NoPortMapping bool
 	// ForceRelay makes every connection the engine sets up use a relay.
 	ForceRelay bool
 	// IgnoreNAT makes the engine ignore what the overlay knows of the NAT
@@ -124,6 +129,7 @@ type Engine struct {
 	// circuitEnds holds the circuit ends that wait for a peer's QUIC
 	// connection (circuitAnswerPath), for the connection to know its circuit.
 	circuitEnds map[overlay.ID]*circuitEnd
+	portMapper  *nat.PortMapper // set once the node asks for a port mapping (portmap.go)
 	// expected holds the remote ends of the pairs this node's ICE sessions
 	// selected: no Retry and no per-IP quota for them (admission.go).
 	expected      map[netip.AddrPort]int
@@ -212,6 +218,9 @@ func (e *Engine) Start() error {
 	e.ln = ln
 	e.mu.Unlock()
 	e.scope.Go(func(ctx context.Context) { e.acceptConns(ctx, ln, nil, overlay.ID{}) })
+	if !e.cfg.NoPortMapping && !e.cfg.ForceRelay {
+		e.scope.Go(e.portMap)
+	}
 	return nil
 }
 
