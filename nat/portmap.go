@@ -89,6 +89,9 @@ func (m *PortMapper) Mapping() (PortMapping, bool) {
 	return m.mapping, m.ok
 }
 
+// Local returns the socket address the mapping forwards to.
+func (m *PortMapper) Local() netip.AddrPort { return m.local }
+
 // Status describes the mapper's state: "nat-pmp" or "upnp" with the
 // mapped address, "trying", or "none" (no router granted one).
 func (m *PortMapper) Status() string {

@@ -114,6 +114,9 @@ type Engine struct {
 	// hardNAT, if set (tests), says whether this node's NAT maps per
 	// destination instead of the overlay's view (mappingDependent).
 	hardNAT func() bool
+	// portMapper is set once the node asks for a port mapping (portmap.go);
+	// read on the packet path, under Engine.mu or not.
+	portMapper atomic.Pointer[nat.PortMapper]
 
 	scope   *lifecycle.Scope
 	closing chan struct{} // closed when Close begins
@@ -129,7 +132,6 @@ type Engine struct {
 	// circuitEnds holds the circuit ends that wait for a peer's QUIC
 	// connection (circuitAnswerPath), for the connection to know its circuit.
 	circuitEnds map[overlay.ID]*circuitEnd
-	portMapper  *nat.PortMapper // set once the node asks for a port mapping (portmap.go)
 	// expected holds the remote ends of the pairs this node's ICE sessions
 	// selected: no Retry and no per-IP quota for them (admission.go).
 	expected      map[netip.AddrPort]int

@@ -32,8 +32,12 @@ const iceHeadStart = 500 * time.Millisecond
 var errGiveWay = errors.New("p2psock: ICE gives way to a circuit")
 
 // mappingDependent reports whether this node's NAT maps per destination (a
-// symmetric NAT), as its contacts see it.
+// symmetric NAT), as its contacts see it, and the router granted it no
+// port mapping (which peers reach from anywhere).
 func (e *Engine) mappingDependent() bool {
+	if _, ok := e.mappedCandidate(); ok {
+		return false
+	}
 	if e.hardNAT != nil {
 		return e.hardNAT()
 	}

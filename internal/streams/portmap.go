@@ -46,9 +46,7 @@ func (e *Engine) portMap(life context.Context) {
 		}
 	}
 	m := nat.StartPortMapper(local, netip.Addr{}, e.cfg.Logger)
-	e.mu.Lock()
-	e.portMapper = m
-	e.mu.Unlock()
+	e.portMapper.Store(m)
 	<-life.Done()
 	m.Close()
 }
@@ -82,9 +80,7 @@ func (e *Engine) lanAddr() (netip.AddrPort, bool) {
 // address, "trying", "none" (no router granted one), or "off" (not asked
 // for: Config.NoPortMapping, or the node is not behind a NAT).
 func (e *Engine) PortMapping() string {
-	e.mu.Lock()
-	m := e.portMapper
-	e.mu.Unlock()
+	m := e.portMapper.Load()
 	if m == nil {
 		return "off"
 	}
@@ -94,9 +90,7 @@ func (e *Engine) PortMapping() string {
 // mappedCandidate returns the port mapping as a server-reflexive
 // candidate, if there is one.
 func (e *Engine) mappedCandidate() (string, bool) {
-	e.mu.Lock()
-	m := e.portMapper
-	e.mu.Unlock()
+	m := e.portMapper.Load()
 	if m == nil {
 		return "", false
 	}
@@ -104,10 +98,7 @@ func (e *Engine) mappedCandidate() (string, bool) {
 	if !ok {
 		return "", false
 	}
-	local, ok := e.lanAddr()
-	if !ok {
-		return "", false
-	}
+	local := m.Local()
 	c, err := ice.NewCandidateServerReflexive(&ice.CandidateServerReflexiveConfig{
 		Network: "udp", Address: p.External.Addr().String(), Port: int(p.External.Port()), Component: 1,
 		RelAddr: local.Addr().String(), RelPort: int(local.Port())})
