@@ -182,6 +182,7 @@ func main() {
 		connect   = flag.Bool("connect", true, "NATed node: test a stream to -send-to after the message checks")
 		connTO    = flag.Duration("connect-timeout", 20*time.Second, "time allowed for Connect")
 		connBytes = flag.Int("connect-bytes", 1<<20, "bytes sent each way on the stream")
+		waitMap   = flag.Duration("wait-portmap", 0, "NATed node: before the stream test, wait up to this long for the router to grant a port mapping (0: do not wait)")
 	)
 	flag.Var(&bootstrap, "bootstrap", "entry point `host:port` (repeatable or comma-separated)")
 	flag.Var(&peerList, "peers", "`names` of every node in the test, comma-separated")
@@ -271,7 +272,7 @@ func main() {
 	}
 	var cs *connSpec
 	if *connect {
-		cs = &connSpec{timeout: *connTO, bytes: *connBytes}
+		cs = &connSpec{timeout: *connTO, bytes: *connBytes, waitMap: *waitMap}
 	}
 	os.Exit(runNATed(ctx, nd, ps, self, *sendTo, bound, *timeout, *linger, *stopFile, *hardKey, cs, sig))
 }
@@ -649,6 +650,7 @@ func lingerUntil(sig <-chan os.Signal, linger time.Duration, stopFile string) {
 type connSpec struct {
 	timeout time.Duration // for Connect
 	bytes   int           // sent each way
+	waitMap time.Duration // to wait for a port mapping first, if not 0
 }
 
 // xferTimeout bounds the data exchange on an established stream.
@@ -688,6 +690,9 @@ func runConnect(nd *p2psock.Node, ps *peers, self, other string, cs *connSpec, n
 	}()
 	defer func() { *intr = interrupted.Load() }()
 
+	if cs.waitMap > 0 {
+		waitPortMapping(nd, cs.waitMap)
+	}
 	connecting := self < other
 	role := "accept"
 	if connecting {
@@ -782,4 +787,18 @@ func pathKind(p p2psock.PathInfo) string {
 		return "relayed"
 	}
 	return "direct"
+}
+
+// waitPortMapping waits up to limit for the node's router to grant it a
+// port mapping, and prints what it got.
+func waitPortMapping(nd *p2psock.Node, limit time.Duration) {
+	t0 := time.Now()
+	for {
+		st := nd.Info().NAT.PortMapping
+		if strings.HasPrefix(st, "nat-pmp ") || strings.HasPrefix(st, "upnp ") || time.Since(t0) > limit {
+			say("portmap %s after %s", strings.ReplaceAll(st, " ", "="), ms(time.Since(t0)))
+			return
+		}
+		time.Sleep(50 * time.Millisecond) // polling Info: it has no event for this
+	}
 }
