@@ -142,7 +142,7 @@ func (d *dial) wait(ctx context.Context) (*peerConn, error) {
 // both sides relayed, then through a circuit.
 func (e *Engine) dialPeer(ctx context.Context, remote overlay.ID) (*peerConn, error) {
 	relay := e.offerRelay(ctx)
-	pc, err := e.attempt(ctx, remote, relay, false, e.mayGiveWay(ctx, remote, relay))
+	pc, err := e.attempt(ctx, remote, relay, false, e.mayGiveWay(ctx, remote))
 	circuitTried := false
 	if errors.Is(err, errGiveWay) {
 		e.cfg.Logger.Debug("ICE found no pair in its head start, connecting through a circuit", "peer", shortID(remote))

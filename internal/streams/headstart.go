@@ -53,16 +53,16 @@ func (e *Engine) answerFlags() byte {
 	return 0
 }
 
-// mayGiveWay reports whether an attempt to remote (relay: one that gathers
-// relay candidates) may give way to a circuit: not when it has TURN
-// servers to gather from (a relayed pair needs its time to be nominated)
-// or the node uses relays only, and only when there is a relay to offer
-// for a circuit.
-func (e *Engine) mayGiveWay(ctx context.Context, remote overlay.ID, relay bool) bool {
+// mayGiveWay reports whether an attempt to remote may give way to a
+// circuit: only when there is a relay to offer for one, and the node knows
+// no TURN server (configured relays keep their own fallback: the attempt
+// gathers relay candidates, or the next one does) and does not use relays
+// only.
+func (e *Engine) mayGiveWay(ctx context.Context, remote overlay.ID) bool {
 	if e.cfg.ForceRelay || len(e.circuitRelays(remote)) == 0 {
 		return false
 	}
-	return !relay || len(e.turnServers(ctx)) == 0
+	return len(e.turnServers(ctx)) == 0
 }
 
 // headStart arranges for the ICE attempt of session s (agent a) to give
