@@ -5,3 +5,7 @@ import "errors"
 // ErrDatagramTooLarge is returned by CircuitConn.WriteTo for a datagram
 // that does not fit in a Circuit frame (wire.MaxCircuitPayload bytes).
 var ErrDatagramTooLarge = errors.New("nat: datagram too large for a circuit frame")
+
+// ErrNoPortMapping is the error of a port mapping attempt that no router
+// granted: no NAT-PMP or UPnP-IGD answer, or every one refused.
+var ErrNoPortMapping = errors.New("nat: no port mapping")

@@ -21,6 +21,10 @@ type NATInfo struct {
 	Relaying bool
 	// RelayedConns is the number of connections it relays for others now.
 	RelayedConns int
+	// PortMapping is the node's port mapping on its router: the protocol
+	// ("nat-pmp" or "upnp") and the mapped address, "trying", "none" (no
+	// router granted one) or "off" (Config.NoPortMapping, or no NAT seen).
+	PortMapping string
 }
 
 // natInfo derives NATInfo from the overlay's view.

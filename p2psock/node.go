@@ -148,6 +148,12 @@ type Config struct {
 	// connections of peers that cannot reach each other directly, on its one
 	// UDP socket, for peers linked to it that both asked for the circuit.
 	NoRelaying bool
+	// NoPortMapping turns off port mapping. By default a node that the
+	// network sees behind a NAT asks the router in front of it for a
+	// mapping of its UDP port (NAT-PMP, then UPnP-IGD), renews it, offers
+	// the mapped address to peers as a candidate and removes the mapping on
+	// Close (Info.NAT.PortMapping says what it got).
+	NoPortMapping bool
 	// RelayRate bounds the bytes per second the node relays for others, in
 	// all (frames past it are dropped: Streams.CircuitBudget). 0 means
 	// 64 MiB/s.
@@ -305,6 +311,7 @@ func NewNode(cfg Config) (*Node, error) {
 		IgnoreNAT:   cfg.ignoreNAT,
 
 		NoRelaying:      cfg.NoRelaying,
+		NoPortMapping:   cfg.NoPortMapping,
 		RelayRate:       cfg.RelayRate,
 		MaxRelayedConns: cfg.MaxRelayedConns,
 
@@ -518,6 +525,7 @@ func (n *Node) Info() Info {
 		inf.PublicAddr = net.UDPAddrFromAddrPort(oi.Observed)
 	}
 	inf.NAT = natInfo(oi, n.eng.Relaying(), inf.Streams.Circuits)
+	inf.NAT.PortMapping = n.eng.PortMapping()
 	_, _, _, inf.SocketDrops = n.sock.Stats()
 	return inf
 }

@@ -51,6 +51,7 @@ func doctor(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "public:     %s\n", public)
 		fmt.Fprintf(stdout, "nat:        %s\n", describeNAT(inf.NAT.Mapping))
 		fmt.Fprintf(stdout, "mapping:    %s\n", inf.NAT.Mapping)
+		fmt.Fprintf(stdout, "port map:   %s\n", inf.NAT.PortMapping)
 		fmt.Fprintf(stdout, "relaying:   %s (for others; %d connections now)\n", yes[inf.NAT.Relaying], inf.NAT.RelayedConns)
 		fmt.Fprintf(stdout, "contacts:   %d (%d through a relay node)\n", inf.Contacts, inf.Relayed)
 		return nil

@@ -31,7 +31,7 @@
 // from its own name, closes its writing side (CloseWrite), reads the peer's
 // data to EOF and checks its SHA-256. Each prints one line:
 //
-//	CONNECT ok path=direct|relayed time=<Connect's duration, "-" when accepting> bytes=N remote=<ID> ...
+//	CONNECT ok path=direct|relayed|relayed→direct time=<Connect's duration, "-" when accepting> bytes=N remote=<ID> ...
 //	CONNECT FAIL role=connect|accept ...: <error>
 //
 // It prints a RESULT line when all of this is over. Then it lingers, so that
@@ -39,7 +39,8 @@
 // until SIGTERM/SIGINT, until the -stop-file exists, or until -linger has
 // passed, and prints a FINAL line, which also counts what arrived while it
 // lingered. RESULT and FINAL carry the stream test's result as
-// connect=direct|relayed|failed (the path kind), connect_ms=<Connect's
+// connect=direct|relayed|relayed→direct|failed (the path kind at connect,
+// and at the end of the transfer if it changed), connect_ms=<Connect's
 // duration on the connecting node, "-" otherwise> and stream=PASS|FAIL (the
 // whole stream test, peer ID and data included); connect and stream are "off"
 // with -connect=false. It exits 0 only if all four checks passed within
@@ -181,6 +182,7 @@ func main() {
 		connect   = flag.Bool("connect", true, "NATed node: test a stream to -send-to after the message checks")
 		connTO    = flag.Duration("connect-timeout", 20*time.Second, "time allowed for Connect")
 		connBytes = flag.Int("connect-bytes", 1<<20, "bytes sent each way on the stream")
+		waitMap   = flag.Duration("wait-portmap", 0, "NATed node: before the stream test, wait up to this long for the router to grant a port mapping (0: do not wait)")
 	)
 	flag.Var(&bootstrap, "bootstrap", "entry point `host:port` (repeatable or comma-separated)")
 	flag.Var(&peerList, "peers", "`names` of every node in the test, comma-separated")
@@ -270,7 +272,7 @@ func main() {
 	}
 	var cs *connSpec
 	if *connect {
-		cs = &connSpec{timeout: *connTO, bytes: *connBytes}
+		cs = &connSpec{timeout: *connTO, bytes: *connBytes, waitMap: *waitMap}
 	}
 	os.Exit(runNATed(ctx, nd, ps, self, *sendTo, bound, *timeout, *linger, *stopFile, *hardKey, cs, sig))
 }
@@ -648,6 +650,7 @@ func lingerUntil(sig <-chan os.Signal, linger time.Duration, stopFile string) {
 type connSpec struct {
 	timeout time.Duration // for Connect
 	bytes   int           // sent each way
+	waitMap time.Duration // to wait for a port mapping first, if not 0
 }
 
 // xferTimeout bounds the data exchange on an established stream.
@@ -665,7 +668,9 @@ func streamData(name string, n int) []byte {
 // runConnect runs this node's part of the stream test: the node whose name
 // sorts first connects, the other accepts a stream that the other node opens
 // by notAfter plus the connect timeout at the latest. It returns the path
-// kind ("direct", "relayed" or "failed"), Connect's duration in milliseconds
+// kind ("direct", "relayed" or "failed"; "relayed→direct" when the
+// connection started relayed and was direct at the end of the transfer, or
+// the reverse), Connect's duration in milliseconds
 // ("-" on the accepting node) and whether the test passed. A signal ends it
 // early and sets *intr.
 func runConnect(nd *p2psock.Node, ps *peers, self, other string, cs *connSpec, notAfter time.Time,
@@ -685,6 +690,9 @@ func runConnect(nd *p2psock.Node, ps *peers, self, other string, cs *connSpec, n
 	}()
 	defer func() { *intr = interrupted.Load() }()
 
+	if cs.waitMap > 0 {
+		waitPortMapping(nd, cs.waitMap)
+	}
 	connecting := self < other
 	role := "accept"
 	if connecting {
@@ -722,10 +730,7 @@ func runConnect(nd *p2psock.Node, ps *peers, self, other string, cs *connSpec, n
 		}
 	}
 	defer c.Close()
-	path := "direct"
-	if c.Path().Relayed {
-		path = "relayed"
-	}
+	path := pathKind(c.Path())
 	ra, ok := c.RemoteAddr().(*p2psock.Addr)
 	if !ok || ra.ID != otherID {
 		say("CONNECT FAIL role=%s %s -> %s: stream's RemoteAddr is %v, want %s (%s)", role, self, other, c.RemoteAddr(), otherID, other)
@@ -750,6 +755,9 @@ func runConnect(nd *p2psock.Node, ps *peers, self, other string, cs *connSpec, n
 	want := sha256.Sum256(streamData(other, cs.bytes))
 	sum := sha256.Sum256(got)
 	p := c.Path()
+	if end := pathKind(p); end != path {
+		path += "→" + end // the connection changed path during the transfer
+	}
 	connTime := "-"
 	if connecting {
 		connTime = ms(took)
@@ -771,4 +779,26 @@ func runConnect(nd *p2psock.Node, ps *peers, self, other string, cs *connSpec, n
 		return path, connMS, true
 	}
 	return path, connMS, false
+}
+
+// pathKind is the kind of path p: "direct" or "relayed".
+func pathKind(p p2psock.PathInfo) string {
+	if p.Relayed {
+		return "relayed"
+	}
+	return "direct"
+}
+
+// waitPortMapping waits up to limit for the node's router to grant it a
+// port mapping, and prints what it got.
+func waitPortMapping(nd *p2psock.Node, limit time.Duration) {
+	t0 := time.Now()
+	for {
+		st := nd.Info().NAT.PortMapping
+		if strings.HasPrefix(st, "nat-pmp ") || strings.HasPrefix(st, "upnp ") || time.Since(t0) > limit {
+			say("portmap %s after %s", strings.ReplaceAll(st, " ", "="), ms(time.Since(t0)))
+			return
+		}
+		time.Sleep(50 * time.Millisecond) // polling Info: it has no event for this
+	}
 }

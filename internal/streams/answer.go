@@ -109,7 +109,7 @@ func (e *Engine) onOffer(from overlay.ID, offer wire.Signal) []byte {
 	s := newSession(e.scope.Context(), from, false)
 	s.id, s.subnet, s.history = offer.Session, subnet, history
 	relay := e.wantRelay() || offer.Flags&wire.SignalFlagWantRelay != 0
-	ans := wire.Signal{Kind: wire.SignalAnswer, Session: s.id, Ufrag: s.ufrag, Pwd: s.pwd, Candidates: e.hostCandidates()}
+	ans := wire.Signal{Kind: wire.SignalAnswer, Session: s.id, Flags: e.answerFlags(), Ufrag: s.ufrag, Pwd: s.pwd, Candidates: e.hostCandidates()}
 	if relay {
 		ans.Flags |= wire.SignalFlagRelay
 	}

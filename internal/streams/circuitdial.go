@@ -348,11 +348,25 @@ func (e *Engine) circuitAnswerPath(ctx context.Context, s *session, d *dial, rel
 			cc.Close()
 			return nil
 		}
+		e.endICEAnswers(s)
 		e.watchPath(d.pc, end, relay.ID, s.peer, peerAddr)
 		return nil
 	case <-ctx.Done():
 		tr.Close()
 		cc.Close()
 		return ctx.Err()
+	}
+}
+
+// endICEAnswers ends the incoming ICE sessions of circuit session s's peer
+// that found no pair: the peer's ICE attempt gave way to the circuit
+// (headstart.go), which now carries the connection.
+func (e *Engine) endICEAnswers(s *session) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, o := range e.sessions {
+		if o != s && !o.outgoing && o.peer == s.peer && !o.progress.Load() {
+			o.fail()
+		}
 	}
 }

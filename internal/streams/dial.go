@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
+	"time"
 
 	"github.com/pion/ice/v2"
 	"github.com/quic-go/quic-go"
@@ -132,16 +134,30 @@ func (d *dial) wait(ctx context.Context) (*peerConn, error) {
 	}
 }
 
-// dialPeer sets up a connection to remote. If the first attempt finds no
-// path and a relay is available, it tries again with both sides relayed.
+// dialPeer sets up a connection to remote. When a public node can relay
+// a circuit for the pair, the first attempt's ICE has a head start only
+// (headstart.go), then the circuit takes over, and upgrades to a direct
+// path on its own; if no circuit can be set up, ICE gets its full time. If
+// an attempt finds no path and a relay is available, it tries again with
+// both sides relayed, then through a circuit.
 func (e *Engine) dialPeer(ctx context.Context, remote overlay.ID) (*peerConn, error) {
 	relay := e.offerRelay(ctx)
-	pc, err := e.attempt(ctx, remote, relay, false)
+	pc, err := e.attempt(ctx, remote, relay, false, e.mayGiveWay(ctx, remote))
+	circuitTried := false
+	if errors.Is(err, errGiveWay) {
+		e.cfg.Logger.Debug("ICE found no pair in its head start, connecting through a circuit", "peer", shortID(remote))
+		pc, err = e.circuitAttempt(ctx, remote)
+		if pc != nil || !errors.Is(err, ErrNoPath) || ctx.Err() != nil {
+			return pc, err
+		}
+		circuitTried = true
+		pc, err = e.attempt(ctx, remote, relay, false, false)
+	}
 	if errors.Is(err, ErrNoPath) && !relay && ctx.Err() == nil && len(e.turnServers(ctx)) > 0 {
 		e.cfg.Logger.Debug("no direct path, retrying through a relay", "peer", shortID(remote))
-		pc, err = e.attempt(ctx, remote, true, true)
+		pc, err = e.attempt(ctx, remote, true, true, false)
 	}
-	if errors.Is(err, ErrNoPath) && ctx.Err() == nil {
+	if errors.Is(err, ErrNoPath) && ctx.Err() == nil && !circuitTried {
 		e.cfg.Logger.Debug("no path, connecting through a circuit", "peer", shortID(remote))
 		pc, err = e.circuitAttempt(ctx, remote)
 	}
@@ -150,8 +166,9 @@ func (e *Engine) dialPeer(ctx context.Context, remote overlay.ID) (*peerConn, er
 
 // attempt is one ICE session as the controlling side, then the QUIC
 // handshake on the selected path. relay says whether this side gathers
-// relay candidates, wantRelay whether it asks the peer to.
-func (e *Engine) attempt(ctx context.Context, remote overlay.ID, relay, wantRelay bool) (*peerConn, error) {
+// relay candidates, wantRelay whether it asks the peer to, giveWay whether
+// ICE has a head start only and then gives way to a circuit (errGiveWay).
+func (e *Engine) attempt(ctx context.Context, remote overlay.ID, relay, wantRelay, giveWay bool) (*peerConn, error) {
 	s := newSession(e.scope.Context(), remote, true)
 	if err := e.addSession(s); err != nil {
 		return nil, err
@@ -188,14 +205,27 @@ func (e *Engine) attempt(ctx context.Context, remote overlay.ID, relay, wantRela
 			return nil, ErrNoPath
 		}
 	}
+	sent := time.Now()
 	ans, err := e.offer(actx, s, cands, relay, wantRelay)
 	if err != nil {
 		return nil, err
+	}
+	var gaveWay *atomic.Bool
+	if giveWay {
+		g, now, stop := e.headStart(s, agent, ans, time.Since(sent), cancel)
+		if now {
+			return nil, errGiveWay
+		}
+		defer stop()
+		gaveWay = g
 	}
 	e.addRemote(s, ans.Candidates)
 	s.startTrickle()
 	ic, err := agent.Dial(actx, ans.Ufrag, ans.Pwd)
 	if err != nil {
+		if gaveWay != nil && gaveWay.Load() && ctx.Err() == nil {
+			return nil, errGiveWay
+		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}

@@ -87,6 +87,11 @@ type Config struct {
 	// (counting those only one end has joined); past it, joins are refused
 	// and counted (Counters.CircuitsFull). 0 means 256.
 	MaxRelayedConns int
+	// NoPortMapping turns off port mapping: by default a node that the
+	// network sees behind a NAT asks the router for a mapping of its port
+	// (NAT-PMP, then UPnP-IGD), renews it, offers the mapped address as a
+	// candidate and removes the mapping on Close.
+	NoPortMapping bool
 	// ForceRelay makes every connection the engine sets up use a relay.
 	ForceRelay bool
 	// OnDatagram receives the QUIC datagrams peers send (SendDatagram),
@@ -111,6 +116,12 @@ type Engine struct {
 	relay  *nat.Relay  // the node's own TURN relay; nil unless Config.RelayAddr
 	offers relayOffers // the relays contacts offer
 	circ   *circuits   // the circuits this node relays, and its own circuit ends
+	// hardNAT, if set (tests), says whether this node's NAT maps per
+	// destination instead of the overlay's view (mappingDependent).
+	hardNAT func() bool
+	// portMapper is set once the node asks for a port mapping (portmap.go);
+	// read on the packet path, under Engine.mu or not.
+	portMapper atomic.Pointer[nat.PortMapper]
 
 	scope   *lifecycle.Scope
 	closing chan struct{} // closed when Close begins
@@ -214,6 +225,9 @@ func (e *Engine) Start() error {
 	e.ln = ln
 	e.mu.Unlock()
 	e.scope.Go(func(ctx context.Context) { e.acceptConns(ctx, ln, nil, overlay.ID{}) })
+	if !e.cfg.NoPortMapping && !e.cfg.ForceRelay {
+		e.scope.Go(e.portMap)
+	}
 	return nil
 }
 

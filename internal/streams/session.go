@@ -279,6 +279,9 @@ func (e *Engine) hostCandidates() []string {
 		return nil
 	}
 	c := e.ice.HostCandidates()
+	if m, ok := e.mappedCandidate(); ok {
+		c = append([]string{m}, c...)
+	}
 	return c[:min(len(c), wire.MaxCandidates)]
 }
 

@@ -19,6 +19,7 @@ const (
 const (
 	SignalFlagRelay     byte = 1 << 0 // the sender gathers relay candidates
 	SignalFlagWantRelay byte = 1 << 1 // the sender asks the receiver to gather relay candidates
+	SignalFlagHardNAT   byte = 1 << 2 // the sender's NAT maps per destination (endpoint-dependent mapping)
 )
 
 // Reasons of a SignalReject.

@@ -1,0 +1,109 @@
+package streams
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/pion/ice/v2"
+
+	"github.com/p2psock/p2psock/nat"
+)
+
+// Port mapping (docs/PROTOCOL.md, §12.5): a node behind a NAT asks the
+// router in front of it to forward a public port to its socket
+// (nat.PortMapper: NAT-PMP, then UPnP-IGD), and offers the mapped address
+// in its Offers and Answers as a server-reflexive candidate, which a peer
+// reaches without hole punching, even from behind a NAT that maps per
+// destination. Only a node the overlay sees behind a NAT asks, once, from
+// a LAN address (never on loopback); the mapping is removed on Close.
+
+// portMapPoll is how often the engine looks whether the overlay has
+// learned that the node is behind a NAT, until it has.
+const portMapPoll = 500 * time.Millisecond
+
+// portMap waits until the node is seen behind a NAT, then keeps a port
+// mapping until life ends, and removes it.
+func (e *Engine) portMap(life context.Context) {
+	var local netip.AddrPort
+	for {
+		// Contacts on loopback say nothing of a router (and tests must
+		// not ask the host's).
+		if inf := e.ov.Info(); inf.Observed.IsValid() && !inf.Public && !inf.Observed.Addr().Unmap().IsLoopback() {
+			if l, ok := e.lanAddr(); ok {
+				local = l
+				break
+			}
+			return
+		}
+		t := time.NewTimer(portMapPoll)
+		select {
+		case <-t.C:
+		case <-life.Done():
+			t.Stop()
+			return
+		}
+	}
+	m := nat.StartPortMapper(local, netip.Addr{}, e.cfg.Logger)
+	e.portMapper.Store(m)
+	<-life.Done()
+	m.Close()
+}
+
+// lanAddr returns the socket's LAN address: its own, or, bound to every
+// interface, the source address of the default route; not a loopback or
+// link-local one.
+func (e *Engine) lanAddr() (netip.AddrPort, bool) {
+	la, ok := addrPort(e.sock.LocalAddr())
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	ip := la.Addr().Unmap()
+	if ip.IsUnspecified() {
+		// No packet is sent: connecting a UDP socket only picks a route.
+		c, err := net.Dial("udp4", "192.0.2.1:9")
+		if err != nil {
+			return netip.AddrPort{}, false
+		}
+		src, _ := addrPort(c.LocalAddr())
+		c.Close()
+		ip = src.Addr().Unmap()
+	}
+	if !ip.Is4() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(ip, la.Port()), true
+}
+
+// PortMapping describes the node's port mapping: the protocol and mapped
+// address, "trying", "none" (no router granted one), or "off" (not asked
+// for: Config.NoPortMapping, or the node is not behind a NAT).
+func (e *Engine) PortMapping() string {
+	m := e.portMapper.Load()
+	if m == nil {
+		return "off"
+	}
+	return m.Status()
+}
+
+// mappedCandidate returns the port mapping as a server-reflexive
+// candidate, if there is one.
+func (e *Engine) mappedCandidate() (string, bool) {
+	m := e.portMapper.Load()
+	if m == nil {
+		return "", false
+	}
+	p, ok := m.Mapping()
+	if !ok {
+		return "", false
+	}
+	local := m.Local()
+	c, err := ice.NewCandidateServerReflexive(&ice.CandidateServerReflexiveConfig{
+		Network: "udp", Address: p.External.Addr().String(), Port: int(p.External.Port()), Component: 1,
+		RelAddr: local.Addr().String(), RelPort: int(local.Port())})
+	if err != nil {
+		return "", false
+	}
+	return c.Marshal(), true
+}
