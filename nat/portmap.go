@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -200,7 +201,7 @@ func (m *PortMapper) mapUPnP(ctx context.Context) (time.Duration, error) {
 		s, err := c.GetExternalIPAddressCtx(ctx)
 		ip, perr := netip.ParseAddr(s)
 		if err != nil || perr != nil {
-			last = fmt.Errorf("external address %q: %v %v", s, err, perr)
+			last = fmt.Errorf("external address %q: %w", s, errors.Join(err, perr))
 			continue
 		}
 		m.set(PortMapping{External: netip.AddrPortFrom(ip.Unmap(), port), Protocol: PortMapUPnP}, c)

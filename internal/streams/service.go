@@ -144,7 +144,7 @@ func (s *Stream) answerTaken() bool {
 // answerNoService tells the opener of a stream that the named service it
 // asked for does not listen, and ends the stream.
 func (s *Stream) answerNoService() {
-	s.qs.TryWriteAll([]byte{wire.NamedNoService})
+	_ = s.qs.TryWriteAll([]byte{wire.NamedNoService}) // best effort: the FIN that follows says as much
 	s.qs.Close()
 	s.qs.CancelRead(0)
 }
