@@ -402,7 +402,9 @@ func pickReplicas(peers []overlay.Peer, trusted int, self overlay.ID, k overlay.
 	return diverse(peers, self, n)
 }
 
-// diverse keeps the first n of peers, at most one per subnet. This node
+// diverse keeps the first n of peers, at most one per subnet, then, if
+// the peers span fewer than n subnets (nodes on one machine or one LAN),
+// the others in order (overlay.DiverseFill). This node
 // (the peer with no address that pickReplicas inserts) is not limited, and
 // does not count toward the limit of its subnet, so that nodes sharing one
 // address (on one machine) still make replica sets of two; the other peers
@@ -410,7 +412,7 @@ func pickReplicas(peers []overlay.Peer, trusted int, self overlay.ID, k overlay.
 // lookup answers naming nodes without an address cannot fill the set.
 func diverse(peers []overlay.Peer, self overlay.ID, n int) []overlay.ID {
 	unknown := netip.IPv6Unspecified()
-	peers = overlay.Diverse(peers, func(p overlay.Peer) netip.Addr {
+	peers = overlay.DiverseFill(peers, func(p overlay.Peer) netip.Addr {
 		switch {
 		case p.ID == self:
 			return netip.Addr{}

@@ -15,7 +15,7 @@ import (
 // under the same key, and the third reads both. Each value is signed by the
 // node that added it, so Record.Owner names its writer.
 func ExampleDHT_Get() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // making identities takes a while (their work proof)
 	defer cancel()
 	var (
 		nodes []*p2psock.Node
@@ -69,7 +69,7 @@ func ExampleDHT_Get() {
 // A node watches a key; another node adds a value under it, and the watcher
 // hears of it once, however many replicas report it.
 func ExampleDHT_Watch() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // making identities takes a while (their work proof)
 	defer cancel()
 	var (
 		nodes []*p2psock.Node

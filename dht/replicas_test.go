@@ -51,9 +51,9 @@ func TestPickReplicas(t *testing.T) {
 		{"one per subnet",
 			[]overlay.Peer{peer(0, "192.0.2.1:1"), peer(1, "192.0.2.200:2"), peer(2, "192.0.2.7:3"), peer(5, "198.51.100.1:1"), peer(6, "203.0.113.1:1")},
 			5, 9, 3, []int{0, 5, 6}},
-		{"self not counted in its subnet",
+		{"self not counted in its subnet; too few subnets: filled in order",
 			[]overlay.Peer{peer(0, "127.0.0.1:1000"), peer(2, "127.0.0.1:2000")},
-			2, 1, 6, []int{0, 1}},
+			2, 1, 6, []int{0, 1, 2}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -56,3 +56,29 @@ func Diverse[T any](items []T, addr func(T) netip.Addr, perSubnet, n int) []T {
 	}
 	return out
 }
+
+// DiverseFill is Diverse, then, if fewer than n items were chosen, the
+// items left out, in order, until there are n: a set picked by distance
+// takes one network's nodes beyond perSubnet only when the candidates span
+// too few networks to fill it (a network on one machine, a small LAN),
+// and then only after every network's first ones. It keeps the items'
+// order among those chosen first, then appends the fill.
+func DiverseFill[T comparable](items []T, addr func(T) netip.Addr, perSubnet, n int) []T {
+	out := Diverse(items, addr, perSubnet, n)
+	if n < 0 || len(out) >= n {
+		return out
+	}
+	chosen := make(map[T]bool, len(out))
+	for _, it := range out {
+		chosen[it] = true
+	}
+	for _, it := range items {
+		if len(out) >= n {
+			break
+		}
+		if !chosen[it] {
+			out = append(out, it)
+		}
+	}
+	return out
+}

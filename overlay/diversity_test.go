@@ -36,3 +36,14 @@ func TestDiverse(t *testing.T) {
 	require.Equal(t, []string{"198.51.100.1", "198.51.100.2", ""}, overlay.Diverse(addrs, addr, 2, 3))
 	require.Empty(t, overlay.Diverse(addrs, addr, 1, 0))
 }
+
+func TestDiverseFill(t *testing.T) {
+	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	items := []netip.Addr{a("192.0.2.1"), a("192.0.2.2"), a("198.51.100.1"), a("192.0.2.3")}
+	id := func(x netip.Addr) netip.Addr { return x }
+	// Enough subnets: no fill.
+	require.Equal(t, []netip.Addr{a("192.0.2.1"), a("198.51.100.1")}, overlay.DiverseFill(items, id, 1, 2))
+	// Too few: one per subnet first, then the others in order.
+	require.Equal(t, []netip.Addr{a("192.0.2.1"), a("198.51.100.1"), a("192.0.2.2")}, overlay.DiverseFill(items, id, 1, 3))
+	require.Equal(t, []netip.Addr{a("192.0.2.1"), a("198.51.100.1"), a("192.0.2.2"), a("192.0.2.3")}, overlay.DiverseFill(items, id, 1, 10))
+}

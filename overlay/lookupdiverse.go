@@ -50,7 +50,7 @@ func (o *Overlay) LookupDiverse(ctx context.Context, key Key, perSubnet, n int) 
 		}
 		return 1
 	})
-	cands = Diverse(cands, o.candIP, perSubnet, n)
+	cands = DiverseFill(cands, o.candIP, perSubnet, n) // filled beyond perSubnet only when too few subnets answered
 	peers = make([]Peer, len(cands))
 	for i, c := range cands {
 		peers[i] = Peer{ID: c.id, Addr: o.candAddr(c), Public: c.public}

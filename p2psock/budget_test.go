@@ -325,6 +325,11 @@ func TestMemoryBudgetUnderFlood(t *testing.T) {
 	if testing.Short() {
 		t.Skip("floods a node in a process of its own for 10 s")
 	}
+	if raceEnabled {
+		// The flood, 10 times slower, does not reach every table's bound
+		// in its 10 s; the run without the detector (go test ./...) does.
+		t.Skip("a flood's figures under the race detector say nothing of the budget")
+	}
 	testnet.CheckLeaks(t)
 	v := startVictim(t, victimBudget)
 	attackers := startAttackers(t, 12, v.addr)
