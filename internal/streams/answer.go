@@ -89,22 +89,12 @@ func (e *Engine) onOffer(from overlay.ID, offer wire.Signal) []byte {
 		e.drops.add(dropOfferEmpty)
 		return reject(wire.RejectNoCandidates)
 	}
-	_, history := e.known[from]
-	if pc := e.peers[from]; pc != nil && pc.history.Load() {
-		history = true
-	}
-	reason, victim := e.admitOfferLocked(from, subnet, history)
-	if reason >= 0 {
-		e.drops.add(reason)
+	verdict, history, victim, d := e.takeOfferLocked(from, subnet)
+	switch verdict {
+	case offerBusy:
 		return reject(wire.RejectBusy)
-	}
-	d := e.dials[from]
-	if d != nil && !d.incoming {
-		if !e.yieldsTo(from) {
-			return reject(wire.RejectConflict)
-		}
-		d.incoming = true
-		d.cancel()
+	case offerConflict:
+		return reject(wire.RejectConflict)
 	}
 	s := newSession(e.scope.Context(), from, false)
 	s.id, s.subnet, s.history = offer.Session, subnet, history
@@ -114,23 +104,9 @@ func (e *Engine) onOffer(from overlay.ID, offer wire.Signal) []byte {
 		ans.Flags |= wire.SignalFlagRelay
 	}
 	s.answer, _ = wire.AppendSignal(nil, ans)
-	newDial := d == nil
-	if newDial {
-		d = &dial{done: make(chan struct{}), incoming: true}
-	}
-	if !e.scope.Go(func(life context.Context) { e.answer(life, s, d, offer, relay) }) {
+	if !e.startOfferLocked(s, d, victim, func(life context.Context, d *dial) { e.answer(life, s, d, offer, relay) }) {
 		return reject(wire.RejectClosing)
 	}
-	if victim != nil {
-		// It ends on its own goroutine; its place is free at once.
-		delete(e.sessions, victim.id)
-		victim.fail()
-		e.drops.add(dropSessionEvicted)
-	}
-	if newDial {
-		e.dials[from] = d
-	}
-	e.sessions[s.id] = s
 	s.startTrickle()
 	return s.answer
 }
@@ -259,4 +235,63 @@ func (e *Engine) answerPath(ctx context.Context, s *session, d *dial, offer wire
 		s.closeAgent()
 		return ctx.Err()
 	}
+}
+
+// offerVerdict is what takeOfferLocked decided of an incoming offer.
+type offerVerdict int
+
+const (
+	offerTaken    offerVerdict = iota
+	offerBusy                  // no room in the incoming session pool (counted)
+	offerConflict              // this node's own dial to the peer goes on
+)
+
+// takeOfferLocked admits an offer (ICE or circuit) from the peer from, of
+// subnet: whether the peer has history, whether the incoming session pool
+// has room for it (victim: a session to evict for it), and whether this
+// node's own dial to the peer yields to it (then that dial, d, becomes the
+// incoming one; nil: none).
+func (e *Engine) takeOfferLocked(from overlay.ID, subnet netip.Prefix) (verdict offerVerdict, history bool, victim *session, d *dial) {
+	_, history = e.known[from]
+	if pc := e.peers[from]; pc != nil && pc.history.Load() {
+		history = true
+	}
+	reason, victim := e.admitOfferLocked(from, subnet, history)
+	if reason >= 0 {
+		e.drops.add(reason)
+		return offerBusy, history, nil, nil
+	}
+	d = e.dials[from]
+	if d != nil && !d.incoming {
+		if !e.yieldsTo(from) {
+			return offerConflict, history, nil, nil
+		}
+		d.incoming = true
+		d.cancel()
+	}
+	return offerTaken, history, victim, d
+}
+
+// startOfferLocked runs the answering side of session s on d (a new
+// incoming dial if nil) and registers both, evicting victim; it reports
+// false if the engine is closing.
+func (e *Engine) startOfferLocked(s *session, d *dial, victim *session, run func(life context.Context, d *dial)) bool {
+	newDial := d == nil
+	if newDial {
+		d = &dial{done: make(chan struct{}), incoming: true}
+	}
+	if !e.scope.Go(func(life context.Context) { run(life, d) }) {
+		return false
+	}
+	if victim != nil {
+		// It ends on its own goroutine; its place is free at once.
+		delete(e.sessions, victim.id)
+		victim.fail()
+		e.drops.add(dropSessionEvicted)
+	}
+	if newDial {
+		e.dials[s.peer] = d
+	}
+	e.sessions[s.id] = s
+	return true
 }

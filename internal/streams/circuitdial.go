@@ -215,42 +215,19 @@ func (e *Engine) onCircuitOffer(from overlay.ID, offer wire.CircuitMsg) []byte {
 	if e.closed {
 		return refuse(wire.CircuitClosing)
 	}
-	_, history := e.known[from]
-	if pc := e.peers[from]; pc != nil && pc.history.Load() {
-		history = true
-	}
-	reason, victim := e.admitOfferLocked(from, subnet, history)
-	if reason >= 0 {
-		e.drops.add(reason)
+	verdict, history, victim, d := e.takeOfferLocked(from, subnet)
+	switch verdict {
+	case offerBusy:
 		return refuse(wire.CircuitBusy)
-	}
-	d := e.dials[from]
-	if d != nil && !d.incoming {
-		if !e.yieldsTo(from) {
-			return refuse(wire.CircuitConflict)
-		}
-		d.incoming = true
-		d.cancel()
+	case offerConflict:
+		return refuse(wire.CircuitConflict)
 	}
 	s := newSession(e.scope.Context(), from, false)
 	s.id, s.subnet, s.history = offer.Circuit, subnet, history
 	s.answer, _ = wire.AppendCircuitMsg(nil, wire.CircuitMsg{Kind: wire.CircuitAnswer, Circuit: offer.Circuit, Peer: relay.ID})
-	newDial := d == nil
-	if newDial {
-		d = &dial{done: make(chan struct{}), incoming: true}
-	}
-	if !e.scope.Go(func(life context.Context) { e.circuitAnswer(life, s, d, relay) }) {
+	if !e.startOfferLocked(s, d, victim, func(life context.Context, d *dial) { e.circuitAnswer(life, s, d, relay) }) {
 		return refuse(wire.CircuitClosing)
 	}
-	if victim != nil {
-		delete(e.sessions, victim.id)
-		victim.fail()
-		e.drops.add(dropSessionEvicted)
-	}
-	if newDial {
-		e.dials[from] = d
-	}
-	e.sessions[s.id] = s
 	return s.answer
 }
 
