@@ -28,6 +28,9 @@ const (
 	checkDestIdle = 30 * time.Second
 	// maxCheckDests bounds the addresses remembered.
 	maxCheckDests = 4096
+	// recentChecks is the number of transaction IDs of the latest checks
+	// to an address that are kept to recognise its answers.
+	recentChecks = 16
 	// allowanceRate and allowanceBurst bound the allowances granted to new
 	// destinations, in bytes per second and at once.
 	allowanceRate  = 16 << 10
@@ -45,6 +48,8 @@ type checkBudget struct {
 type checkDest struct {
 	credit int
 	seen   time.Time
+	sent   [recentChecks][12]byte // transaction IDs of the latest checks, a ring
+	next   int                    // the ring's next slot
 }
 
 func newCheckBudget() *checkBudget {
@@ -68,7 +73,7 @@ func (b *checkBudget) destLocked(ip netip.Addr, now time.Time) *checkDest {
 	}
 	b.tokens = min(allowanceBurst, b.tokens+now.Sub(b.refill).Seconds()*allowanceRate)
 	b.refill = now
-	d.credit, d.seen = 0, now
+	d.credit, d.seen, d.sent = 0, now, [recentChecks][12]byte{}
 	if b.tokens >= checkAllowance {
 		b.tokens -= checkAllowance
 		d.credit = checkAllowance
@@ -95,8 +100,9 @@ func (b *checkBudget) evictLocked(now time.Time) {
 	}
 }
 
-// received credits the n bytes that came from addr.
-func (b *checkBudget) received(addr net.Addr, n int) {
+// received credits the STUN packet pkt that came from addr: its bytes, or
+// the full credit if it answers one of the latest checks sent there.
+func (b *checkBudget) received(addr net.Addr, pkt []byte) {
 	ip, ok := udpIP(addr)
 	if !ok {
 		return
@@ -104,11 +110,19 @@ func (b *checkBudget) received(addr net.Addr, n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	d := b.destLocked(ip, time.Now())
-	d.credit = min(maxCheckCredit, d.credit+n)
+	if tid, ok := successTID(pkt); ok {
+		for i := range d.sent {
+			if d.sent[i] == tid {
+				d.credit = maxCheckCredit
+				return
+			}
+		}
+	}
+	d.credit = min(maxCheckCredit, d.credit+len(pkt))
 }
 
-// allow reports whether a check of n bytes may go to addr, and charges it.
-func (b *checkBudget) allow(addr net.Addr, n int) bool {
+// allow reports whether the check p may go to addr, and charges it.
+func (b *checkBudget) allow(addr net.Addr, p []byte) bool {
 	ip, ok := udpIP(addr)
 	if !ok {
 		return true
@@ -116,12 +130,30 @@ func (b *checkBudget) allow(addr net.Addr, n int) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	d := b.destLocked(ip, time.Now())
-	if d.credit < n {
+	if d.credit < len(p) {
 		b.dropped++
 		return false
 	}
-	d.credit -= n
+	d.credit -= len(p)
+	if len(p) >= stunHeader {
+		copy(d.sent[d.next][:], p[8:stunHeader])
+		d.next = (d.next + 1) % recentChecks
+	}
 	return true
+}
+
+// stunHeader is the size of a STUN header: type, length, magic cookie and
+// the 12-byte transaction ID.
+const stunHeader = 20
+
+// successTID returns the transaction ID of p if p is a STUN binding success
+// response.
+func successTID(p []byte) (tid [12]byte, ok bool) {
+	if len(p) < stunHeader || p[0] != 0x01 || p[1] != 0x01 {
+		return tid, false
+	}
+	copy(tid[:], p[8:stunHeader])
+	return tid, true
 }
 
 func (b *checkBudget) throttled() uint64 {
@@ -142,11 +174,11 @@ func udpIP(addr net.Addr) (netip.Addr, bool) {
 // isCheck reports whether p is an ICE connectivity check: a STUN binding
 // request that carries a USERNAME attribute (a plain STUN query has none).
 func isCheck(p []byte) bool {
-	const header, attrUsername = 20, 0x0006
-	if len(p) < header || p[0] != 0x00 || p[1] != 0x01 {
+	const attrUsername = 0x0006
+	if len(p) < stunHeader || p[0] != 0x00 || p[1] != 0x01 {
 		return false
 	}
-	for off := header; off+4 <= len(p); {
+	for off := stunHeader; off+4 <= len(p); {
 		typ := binary.BigEndian.Uint16(p[off:])
 		n := int(binary.BigEndian.Uint16(p[off+2:]))
 		if typ == attrUsername {

@@ -14,14 +14,53 @@ func TestCheckBudget(t *testing.T) {
 	b := newCheckBudget()
 	victim := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 9), Port: 4000}
 	other := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 9), Port: 4001} // same IP, same budget
-	require.True(t, b.allow(victim, 120))
-	require.True(t, b.allow(other, 120))
-	require.False(t, b.allow(victim, 120), "past the allowance")
+	require.True(t, b.allow(victim, make([]byte, 120)))
+	require.True(t, b.allow(other, make([]byte, 120)))
+	require.False(t, b.allow(victim, make([]byte, 120)), "past the allowance")
 	require.EqualValues(t, 1, b.throttled())
-	b.received(victim, 100)
-	require.True(t, b.allow(victim, 110))
-	require.False(t, b.allow(victim, 110))
-	require.True(t, b.allow(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 10), Port: 1}, 120), "another address has its own")
+	b.received(victim, make([]byte, 100))
+	require.True(t, b.allow(victim, make([]byte, 110)))
+	require.False(t, b.allow(victim, make([]byte, 110)))
+	require.True(t, b.allow(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 10), Port: 1}, make([]byte, 120)), "another address has its own")
+}
+
+// TestCheckBudgetAnswered: an address that answers one of the checks sent
+// to it (the response carries the check's transaction ID) gets the full
+// credit, so that checks to its silent ports (a NAT that maps per
+// destination) cannot starve the pair that works; a success response with
+// a transaction ID never sent there (a spoofer's) earns only its bytes.
+func TestCheckBudgetAnswered(t *testing.T) {
+	b := newCheckBudget()
+	nat := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 9), Port: 4000}
+	silent := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 9), Port: 4001}
+	check := func() *stun.Message {
+		m, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername("a:b"), stun.Fingerprint)
+		require.NoError(t, err)
+		return m
+	}
+	answer := func(req *stun.Message) []byte {
+		m, err := stun.Build(stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess, stun.Fingerprint)
+		require.NoError(t, err)
+		return m.Raw
+	}
+
+	spoofed := answer(check()) // answers a check never sent
+	c := check()
+	require.True(t, b.allow(nat, c.Raw))
+	b.received(nat, spoofed)
+	sent := 0
+	for b.allow(silent, check().Raw) {
+		sent++
+	}
+	require.Less(t, sent, 10, "a spoofed answer earned more than its bytes")
+
+	c = check()
+	b.received(nat, make([]byte, len(c.Raw)))
+	require.True(t, b.allow(nat, c.Raw))
+	b.received(nat, answer(c))
+	for range 200 { // checks to the silent port: the answer earned them
+		require.True(t, b.allow(silent, check().Raw))
+	}
 }
 
 // TestIsCheck: binding requests with USERNAME are checks; plain STUN

@@ -56,7 +56,7 @@ func (m *ICE) handle(pkt []byte, from net.Addr) {
 		m.stunDropped.Add(1)
 		return
 	}
-	m.checks.received(from, len(pkt))
+	m.checks.received(from, pkt)
 	// A binding request without USERNAME is a plain STUN query: answer it
 	// with the address it came from. ICE checks carry USERNAME and go to the
 	// mux, as do all responses and indications.
@@ -253,7 +253,7 @@ func (c *muxConn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (c *muxConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if isCheck(p) && !c.checks.allow(addr, len(p)) {
+	if isCheck(p) && !c.checks.allow(addr, p) {
 		return len(p), nil // dropped, as the network might have
 	}
 	if err := c.sock.WriteTo(p, addr); err != nil {

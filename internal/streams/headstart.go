@@ -3,6 +3,9 @@ package streams
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,6 +99,7 @@ func (e *Engine) headStart(s *session, a *ice.Agent, ans wire.Signal, rtt time.D
 			return
 		}
 		gaveWay.Store(true)
+		e.cfg.Logger.Debug("ICE gives way", "peer", shortID(s.peer), "extended", extended, "throttled", e.ice.ChecksThrottled(), "pairs", pairSummary(a))
 		cancel()
 	}
 	mu.Lock()
@@ -112,4 +116,22 @@ func anyPairWorks(a *ice.Agent) bool {
 		}
 	}
 	return false
+}
+
+// pairSummary describes a's candidate pairs for the debug log: local and
+// remote candidate types and the pair's state.
+func pairSummary(a *ice.Agent) string {
+	var b strings.Builder
+	locals := map[string]string{}
+	for _, c := range a.GetLocalCandidatesStats() {
+		locals[c.ID] = c.CandidateType.String() + " " + c.IP + ":" + strconv.Itoa(c.Port)
+	}
+	remotes := map[string]string{}
+	for _, c := range a.GetRemoteCandidatesStats() {
+		remotes[c.ID] = c.CandidateType.String() + " " + c.IP + ":" + strconv.Itoa(c.Port)
+	}
+	for _, p := range a.GetCandidatePairsStats() {
+		fmt.Fprintf(&b, "[%s -> %s %s nominated=%v responses=%d] ", locals[p.LocalCandidateID], remotes[p.RemoteCandidateID], p.State, p.Nominated, p.ResponsesReceived)
+	}
+	return b.String()
 }
