@@ -3,6 +3,7 @@ package overlay
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/p2psock/p2psock/internal/wire"
@@ -33,11 +34,14 @@ type Reply func(reply []byte, ok bool)
 // Handler. A retransmission of a message whose answer is pending is
 // dropped; once answered, the answer is remembered for the replay window
 // (Config.ReplayWindow) and sent again for a retransmission, so h sees each
-// message at most once. The answers remembered are bounded in number
-// (Config.Duplicates: past it the oldest answered is forgotten, counted in
-// ForgottenDuplicates) and in bytes (4 MiB: past it the oldest replies are
-// dropped, and retransmissions of their messages go unanswered). Register
-// services before Join.
+// message at most once. The answers remembered are bounded, and shared
+// fairly among the messages' origins (each holds at most 1/SourceShare of
+// each bound, and a full table forgets the oldest answers of the origin
+// holding the most): in number, Config.Duplicates (an answer forgotten is
+// counted in ForgottenDuplicates; past the bound of pending answers a new
+// message is refused, counted in DroppedQueueFull), and in reply bytes
+// (4 MiB: a reply forgotten leaves its message's retransmissions
+// unanswered). Register services before Join.
 func (o *Overlay) HandleAsync(service byte, h AsyncHandler) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -46,20 +50,42 @@ func (o *Overlay) HandleAsync(service byte, h AsyncHandler) {
 	}
 }
 
-// answer is the state of a message handed to an AsyncHandler.
+// answer is an answered message handed to an AsyncHandler.
 type answer struct {
 	at        time.Time
-	done      bool   // answered
 	reply     []byte // the reply, while remembered
-	forgotten bool   // answered, and the reply dropped for space
+	forgotten bool   // the reply was dropped for space
 }
 
-// answers remembers the messages handed to AsyncHandlers, in arrival order.
+// answers remembers the messages handed to AsyncHandlers: those pending
+// (handed over, not answered yet) and those answered, with their replies.
+// Each is charged to the message's origin (a verified signer).
 type answers struct {
-	m     map[msgKey]*answer
-	order []msgKey
-	bytes int
+	pending   map[msgKey]ID // handed over, to their origin
+	pendingBy map[ID]int    // pending messages per origin
+	done      *fairShare[msgKey, *answer]
+	replies   *fairShare[msgKey, *answer] // the answers whose reply is remembered, by reply bytes
 }
+
+// newAnswers returns the tables of answers: at most duplicates answers and
+// pending messages, answerBytes of replies, each origin 1/share of each.
+func newAnswers(duplicates, share int, forgotten *atomic.Uint64) answers {
+	as := answers{
+		pending:   make(map[msgKey]ID),
+		pendingBy: make(map[ID]int),
+		done:      newFairShare[msgKey, *answer](duplicates, share, true),
+		replies:   newFairShare[msgKey, *answer](answerBytes, share, true),
+	}
+	as.done.evicted = func(k msgKey, _ *answer) {
+		as.replies.remove(k)
+		forgotten.Add(1)
+	}
+	as.replies.evicted = func(_ msgKey, a *answer) { a.reply, a.forgotten = nil, true }
+	return as
+}
+
+// pendingShare is the number of pending messages one origin may have.
+func (o *Overlay) pendingShare() int { return max(o.cfg.Duplicates/max(o.cfg.SourceShare, 1), 1) }
 
 func (o *Overlay) asyncHandler(service byte) AsyncHandler {
 	o.mu.Lock()
@@ -71,69 +97,71 @@ func (o *Overlay) asyncHandler(service byte) AsyncHandler {
 // AsyncHandler, or answers a retransmission of one.
 func (o *Overlay) handOver(ah AsyncHandler, h wire.MsgHeader, payload []byte, hops int) {
 	key := msgKey{origin: h.Origin, msgID: h.MsgID}
+	as := &o.answers
 	o.mu.Lock()
-	if a := o.answers.m[key]; a != nil {
-		reply, done := a.reply, a.done && !a.forgotten
+	_, pending := as.pending[key]
+	if a, done := as.done.get(key); pending || done {
+		var reply []byte
+		answered := done && !a.forgotten
+		if answered {
+			reply = a.reply
+		}
 		o.mu.Unlock()
 		o.ctr.replayed.Add(1)
-		if done {
+		if answered {
 			o.sendControl(wire.KindAck, h, reply)
 		}
 		return
 	}
-	if !o.makeRoomLocked() {
+	if !o.pendLocked(key) {
 		o.mu.Unlock()
 		o.ctr.queueFull.Add(1)
 		return
 	}
-	a := &answer{at: time.Now()}
-	o.answers.m[key] = a
-	o.answers.order = append(o.answers.order, key)
 	o.mu.Unlock()
 	m := Message{Data: payload, From: h.Origin, To: Key(h.Dest), ByKey: h.Mode != wire.ModeID, Hops: hops, Service: h.Service}
 	var once sync.Once
 	ah(m, func(reply []byte, ok bool) {
-		once.Do(func() { o.sendAnswer(key, a, h, reply, ok) })
+		once.Do(func() { o.sendAnswer(key, h, reply, ok) })
 	})
 }
 
-// makeRoomLocked makes room for one more answer, forgetting the oldest
-// answered one if the table is full; false if every one is pending.
-func (o *Overlay) makeRoomLocked() bool {
+// pendLocked adds key to the pending messages, within the bound of all and
+// its origin's share; false if it is refused.
+func (o *Overlay) pendLocked(key msgKey) bool {
 	as := &o.answers
-	for tries := len(as.order); len(as.m) >= o.cfg.Duplicates && tries > 0; tries-- {
-		k := as.order[0]
-		as.order = as.order[1:]
-		a := as.m[k]
-		switch {
-		case a == nil:
-		case !a.done:
-			as.order = append(as.order, k) // pending: keep it
-		default:
-			o.forgetLocked(k, a)
-			o.ctr.forgotten.Add(1)
-		}
+	if len(as.pending) >= o.cfg.Duplicates || as.pendingBy[key.origin] >= o.pendingShare() {
+		return false
 	}
-	return len(as.m) < o.cfg.Duplicates
+	as.pending[key] = key.origin
+	as.pendingBy[key.origin]++
+	return true
 }
 
-func (o *Overlay) forgetLocked(k msgKey, a *answer) {
-	o.answers.bytes -= len(a.reply)
-	delete(o.answers.m, k)
+// unpendLocked removes key from the pending messages; false if it was not
+// there (the overlay closed, or it expired).
+func (o *Overlay) unpendLocked(key msgKey) bool {
+	as := &o.answers
+	origin, ok := as.pending[key]
+	if !ok {
+		return false
+	}
+	delete(as.pending, key)
+	if as.pendingBy[origin]--; as.pendingBy[origin] <= 0 {
+		delete(as.pendingBy, origin)
+	}
+	return true
 }
 
 // sendAnswer sends an AsyncHandler's answer, and remembers it.
-func (o *Overlay) sendAnswer(key msgKey, a *answer, h wire.MsgHeader, reply []byte, ok bool) {
+func (o *Overlay) sendAnswer(key msgKey, h wire.MsgHeader, reply []byte, ok bool) {
 	if len(reply) > MaxReply {
 		o.ctr.oversize.Add(1)
 		ok = false
 	}
 	o.mu.Lock()
-	current := o.answers.m[key] == a
+	current := o.unpendLocked(key)
 	if !ok {
-		if current {
-			o.forgetLocked(key, a)
-		}
 		o.mu.Unlock()
 		if len(reply) <= MaxReply {
 			o.ctr.queueFull.Add(1)
@@ -141,51 +169,34 @@ func (o *Overlay) sendAnswer(key msgKey, a *answer, h wire.MsgHeader, reply []by
 		return
 	}
 	if current {
-		a.done = true
-		o.keepReplyLocked(a, reply)
+		o.rememberLocked(key, h.Origin, reply)
 	}
 	o.mu.Unlock()
 	o.ctr.received.Add(1)
 	o.sendControl(wire.KindAck, h, reply)
 }
 
-// keepReplyLocked remembers a's reply within answerBytes, dropping the
-// oldest replies to make room.
-func (o *Overlay) keepReplyLocked(a *answer, reply []byte) {
+// rememberLocked keeps the answer reply to the message key from origin,
+// within the tables' bounds and origin's shares of them.
+func (o *Overlay) rememberLocked(key msgKey, origin ID, reply []byte) {
 	as := &o.answers
-	for i := 0; i < len(as.order) && as.bytes+len(reply) > answerBytes; i++ {
-		if old := as.m[as.order[i]]; old != nil && old.reply != nil {
-			as.bytes -= len(old.reply)
-			old.reply, old.forgotten = nil, true
-		}
-	}
-	if as.bytes+len(reply) > answerBytes {
-		a.forgotten = true
+	a := &answer{at: time.Now(), forgotten: true}
+	src := source{id: origin}
+	if _, ok := as.done.add(key, src, 1, a); !ok {
 		return
 	}
-	a.reply = reply
-	as.bytes += len(reply)
+	if _, ok := as.replies.add(key, src, max(len(reply), 1), a); ok {
+		a.reply, a.forgotten = reply, false
+	}
 }
 
 // expireAnswersLocked forgets the answers older than the replay window:
 // retransmissions of their messages are dropped as stale anyway.
 func (o *Overlay) expireAnswersLocked(now time.Time) {
-	as := &o.answers
 	horizon := now.Add(-o.cfg.ReplayWindow - time.Minute)
-	for len(as.order) > 0 {
-		k := as.order[0]
-		a := as.m[k]
-		if a != nil && a.at.After(horizon) {
-			break
-		}
-		as.order = as.order[1:]
-		if a != nil {
-			o.forgetLocked(k, a)
-		}
-	}
-	if len(as.order) == 0 {
-		as.order = nil // let the backing array go
-	}
+	old := func(_ msgKey, a *answer) bool { return a.at.Before(horizon) }
+	o.answers.done.removeIf(old)
+	o.answers.replies.removeIf(old)
 }
 
 // deliverAsyncLocal hands a message this node sent to itself to an

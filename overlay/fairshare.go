@@ -44,6 +44,7 @@ type fairShare[K comparable, V any] struct {
 	capacity int // total cost held at most
 	share    int // cost one source holds at most
 	evict    bool
+	evicted  func(k K, v V) // if set, called for each entry evicted to make room
 	used     int
 	entries  map[K]*fsEntry[K, V]
 	sources  map[source]*fsSource[K, V]
@@ -118,12 +119,12 @@ func (f *fairShare[K, V]) add(k K, src source, cost int, v V) (evicted int, ok b
 		return 0, false
 	}
 	for s != nil && s.used+cost > f.share {
-		f.removeEntry(s.order.Front().Value.(*fsEntry[K, V]))
+		f.evict1(s.order.Front().Value.(*fsEntry[K, V]))
 		evicted++
 		s = f.sources[src] // gone once its last entry is
 	}
 	for f.used+cost > f.capacity {
-		f.removeEntry(f.heavy[0].order.Front().Value.(*fsEntry[K, V]))
+		f.evict1(f.heavy[0].order.Front().Value.(*fsEntry[K, V]))
 		evicted++
 	}
 	s = f.sources[src]
@@ -150,6 +151,14 @@ func (f *fairShare[K, V]) remove(k K) (V, bool) {
 	}
 	f.removeEntry(e)
 	return e.val, true
+}
+
+// evict1 removes e to make room, and tells f.evicted.
+func (f *fairShare[K, V]) evict1(e *fsEntry[K, V]) {
+	f.removeEntry(e)
+	if f.evicted != nil {
+		f.evicted(e.key, e.val)
+	}
 }
 
 func (f *fairShare[K, V]) removeEntry(e *fsEntry[K, V]) {

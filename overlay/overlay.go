@@ -316,7 +316,6 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 		acks:       make(map[[16]byte]chan ackResult),
 		reasm:      newFairShare[msgKey, *reassembly](cfg.Reassembly, cfg.SourceShare, true),
 		seen:       newFairShare[msgKey, int64](cfg.Duplicates, cfg.SourceShare, true),
-		answers:    answers{m: make(map[msgKey]*answer)},
 		nacked:     newFairShare[msgKey, int64](cfg.Refusals, cfg.SourceShare, false),
 		nackedBy:   newFairShare[msgKey, int64](cfg.Refusals, cfg.SourceShare, false),
 		paths:      make(map[ID]verifiedPath),
@@ -331,6 +330,7 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 		forwards:   lifecycle.NewBudget(cfg.Workers),
 		acksOut:    lifecycle.NewBudget(cfg.Workers),
 	}
+	o.answers = newAnswers(cfg.Duplicates, cfg.SourceShare, &o.ctr.forgotten)
 	copy(o.self[:], cfg.Identity.Public().(ed25519.PublicKey))
 	if d := cfg.difficulty(); d > MaxDifficulty || !HasWork(o.self, d) {
 		return nil, fmt.Errorf("%w: the network asks for %d bits of work (Config.Difficulty), the identity %s has %d; create one with NewIdentityKey",
