@@ -183,6 +183,7 @@ func main() {
 		connTO    = flag.Duration("connect-timeout", 20*time.Second, "time allowed for Connect")
 		connBytes = flag.Int("connect-bytes", 1<<20, "bytes sent each way on the stream")
 		waitMap   = flag.Duration("wait-portmap", 0, "NATed node: before the stream test, wait up to this long for the router to grant a port mapping (0: do not wait)")
+		rebind    = flag.String("rebind-file", "", "NATed node: halfway through writing its stream data, create this `file` and wait (up to 10s) for file.done before writing the rest (the test changes a NAT's mappings meanwhile)")
 	)
 	flag.Var(&bootstrap, "bootstrap", "entry point `host:port` (repeatable or comma-separated)")
 	flag.Var(&peerList, "peers", "`names` of every node in the test, comma-separated")
@@ -272,7 +273,7 @@ func main() {
 	}
 	var cs *connSpec
 	if *connect {
-		cs = &connSpec{timeout: *connTO, bytes: *connBytes, waitMap: *waitMap}
+		cs = &connSpec{timeout: *connTO, bytes: *connBytes, waitMap: *waitMap, rebind: *rebind}
 	}
 	os.Exit(runNATed(ctx, nd, ps, self, *sendTo, bound, *timeout, *linger, *stopFile, *hardKey, cs, sig))
 }
@@ -651,6 +652,23 @@ type connSpec struct {
 	timeout time.Duration // for Connect
 	bytes   int           // sent each way
 	waitMap time.Duration // to wait for a port mapping first, if not 0
+	rebind  string        // if set: the file to create halfway through the writes (see -rebind-file)
+}
+
+// rebindPause creates file and waits until file.done exists (or 10 s): the
+// test changes a NAT's mappings meanwhile.
+func rebindPause(file string) {
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		say("rebind: %v", err)
+		return
+	}
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(file + ".done"); err == nil {
+			say("rebind: the NAT's mappings changed, writing the rest")
+			return
+		}
+	}
+	say("rebind: no %s.done after 10s", file)
 }
 
 // xferTimeout bounds the data exchange on an established stream.
@@ -743,7 +761,18 @@ func runConnect(nd *p2psock.Node, ps *peers, self, other string, cs *connSpec, n
 	c.SetDeadline(x0.Add(xferTimeout))
 	wrote := make(chan error, 1)
 	go func() {
-		_, err := c.Write(streamData(self, cs.bytes))
+		data := streamData(self, cs.bytes)
+		var err error
+		if cs.rebind != "" {
+			_, err = c.Write(data[:len(data)/2])
+			data = data[len(data)/2:]
+			if err == nil {
+				rebindPause(cs.rebind)
+			}
+		}
+		if err == nil {
+			_, err = c.Write(data)
+		}
 		if err == nil {
 			err = c.CloseWrite()
 		}
