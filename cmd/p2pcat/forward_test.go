@@ -118,7 +118,7 @@ func TestAllow(t *testing.T) {
 	e := newEnv(t)
 	var ids []string
 	for i := range 2 {
-		p := e.start(t, nil, "id", "-i", filepath.Join(e.dir, fmt.Sprintf("peer%d", i)))
+		p := e.start(t, nil, "id", "-i", e.identity(t, fmt.Sprintf("peer%d", i)))
 		require.Equal(t, 0, p.wait())
 		ids = append(ids, strings.TrimSpace(p.stdout.String()))
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -59,6 +60,28 @@ type testEnv struct {
 	network string
 	dir     string
 	k       int
+	ids     int // identities handed out from testdata/identities
+}
+
+// identity returns the path of an identity file named name in the test's
+// directory, holding the next identity of testdata/identities (ground once
+// at the default difficulty: grinding one per process costs 0.6 s of a core
+// on average and, under the race detector on a loaded machine, sometimes
+// more than the tests wait for a node to start). An existing file is kept.
+func (e *testEnv) identity(t *testing.T, name string) string {
+	path := filepath.Join(e.dir, name)
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	pool, err := filepath.Glob(filepath.Join("testdata", "identities", "*.pem"))
+	require.NoError(t, err)
+	if e.ids < len(pool) {
+		b, err := os.ReadFile(pool[e.ids])
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(path, b, 0o600))
+	}
+	e.ids++
+	return path
 }
 
 func newEnv(t *testing.T) *testEnv {
@@ -75,7 +98,7 @@ func newEnv(t *testing.T) *testEnv {
 func (e *testEnv) start(t *testing.T, stdin io.Reader, args ...string) *proc {
 	e.k++
 	host, _, _ := net.SplitHostPort(testnet.DistinctLoopbackAddr(e.k))
-	common := []string{"-n", e.network, "-s", host, "-i", filepath.Join(e.dir, fmt.Sprintf("id%d", e.k))}
+	common := []string{"-n", e.network, "-s", host, "-i", e.identity(t, fmt.Sprintf("id%d", e.k))}
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	p := &proc{t: t, cancel: cancel, stdout: &syncBuffer{}, stderr: &syncBuffer{}, lines: make(chan string, 64), done: make(chan int, 1), errEOF: make(chan struct{})}

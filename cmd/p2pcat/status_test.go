@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -140,7 +139,7 @@ func TestDHTStatuses(t *testing.T) {
 	require.Equal(t, 1, get.wait(), get.stderr.String())
 	oneLine(t, get, `nothing under "user:nobody"`)
 
-	idFile := filepath.Join(e.dir, "owner")
+	idFile := e.identity(t, "owner")
 	add = e.start(t, nil, "dht", "add", "user:bob", "desk", "-i", idFile)
 	require.Equal(t, 0, add.wait(), add.stderr.String())
 	rm := e.start(t, nil, "dht", "rm", "user:bob", "phone", "-i", idFile)
