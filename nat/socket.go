@@ -28,8 +28,9 @@ type Handler func(pkt []byte, from net.Addr)
 // Prefer names (a node's verified contacts) have a queue of their own that
 // the dispatcher serves first: junk from elsewhere cannot crowd them out.
 type Socket struct {
-	pc net.PacketConn
-	tr *quic.Transport
+	pc        net.PacketConn
+	tr        *quic.Transport
+	redirects *redirects // nil unless pc is a *net.UDPConn (redirect.go)
 
 	mu       sync.Mutex
 	handlers [256]Handler
@@ -63,7 +64,12 @@ func NewSocket(pc net.PacketConn) *Socket {
 		closed:   make(chan struct{}),
 		readDone: make(chan struct{}),
 	}
-	s.tr = &quic.Transport{Conn: pc, Tracer: dropCounter{&s.queueDrops}}
+	qpc := pc
+	if uc, ok := pc.(*net.UDPConn); ok {
+		s.redirects = &redirects{}
+		qpc = &redirectConn{UDPConn: uc, to: s.redirects}
+	}
+	s.tr = &quic.Transport{Conn: qpc, Tracer: dropCounter{&s.queueDrops}}
 	return s
 }
 

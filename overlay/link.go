@@ -49,8 +49,13 @@ func (o *Overlay) myFlags() byte {
 // wire.ProbeLen, so that a node that does not know this one yet may answer
 // it and challenge this node in turn.
 func (o *Overlay) ping(id ID, p path, proof bool) <-chan struct{} {
+	return o.pingFlags(id, p, proof, 0)
+}
+
+// pingFlags is ping with more Ping flags set (FlagPathLost).
+func (o *Overlay) pingFlags(id ID, p path, proof bool, more byte) <-chan struct{} {
 	nonce := randNonce()
-	flags := o.myFlags()
+	flags := o.myFlags() | more
 	if proof {
 		flags |= wire.FlagWantProof
 	}
@@ -118,6 +123,9 @@ func (o *Overlay) onPing(sender ID, p path, body []byte) {
 	}
 	if proof {
 		b = append(b, ed25519.Sign(o.priv, wire.PongSigned(b, sender))...)
+	}
+	if pg.Flags&wire.FlagPathLost != 0 && !p.relayed() {
+		o.onPathLost(sender, p) // before the challenge whose answer it awaits
 	}
 	// A padded Ping comes from a node that awaits this node's answer: the
 	// challenge goes first, so that it answers the challenge before it takes
@@ -204,6 +212,11 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte) {
 	}
 	public := pong.Flags&wire.FlagPublic != 0
 	now := time.Now()
+	// The proof a PathLost Ping waited for (pathlost.go); called after the
+	// lock, as the callback may call back.
+	if pp.proof && !p.relayed() && (cookie || pp.p == p) && o.takePathLost(sender, p.addr) {
+		defer o.notePathLost(sender, p.addr)
+	}
 
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -690,6 +703,7 @@ func (o *Overlay) keepalive(now time.Time) {
 	}
 	o.rotateCookiesLocked(now)
 	o.strangers.prune(now)
+	o.prunePathLostLocked(now)
 	for id, a := range o.answered {
 		if now.Sub(a.at) > 10*time.Second {
 			delete(o.answered, id)

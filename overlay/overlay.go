@@ -224,6 +224,7 @@ type Overlay struct {
 	mu        sync.Mutex
 	tab       *table
 	pings     map[uint64]*pendingPing
+	pathLost  map[ID]lostAsk         // PathLost Pings awaiting their proof (pathlost.go)
 	awaiting  map[netip.AddrPort]int // pings and finds in flight per address: the addresses this node awaits answers from
 	finds     map[uint64]pendingFind
 	linkWait  map[ID][]chan struct{}
@@ -261,6 +262,7 @@ type Overlay struct {
 
 	strangers     *rateLimit                                  // the work strangers cause, per subnet
 	known         atomic.Pointer[map[netip.AddrPort]struct{}] // the addresses of direct links, as of the last second (Known)
+	pathLostCB    atomic.Pointer[func(ID, netip.AddrPort)]    // OnPathLost
 	lost          []lostContact                               // contacts lost to silence, tried again (recoverLost)
 	recovering    atomic.Bool
 	socketDrops   uint64      // the socket's drop count when last read (floodedLocked)
@@ -308,6 +310,7 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 		tr:         tr,
 		log:        cfg.Logger,
 		pings:      make(map[uint64]*pendingPing),
+		pathLost:   make(map[ID]lostAsk),
 		awaiting:   make(map[netip.AddrPort]int),
 		strangers:  newRateLimit(cfg.StrangerRate, cfg.StrangerRateTotal),
 		finds:      make(map[uint64]pendingFind),

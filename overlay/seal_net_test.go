@@ -237,7 +237,9 @@ func TestLoopbackSealedRoutedOverHops(t *testing.T) {
 	cfg := overlay.Config{K: 2, Logger: testnet.Logger(t)}
 	rec := map[overlay.ID]*recordingConn{}
 	tn := testnet.Start(t, 16, func(i int, entries []string) (*ovnet.Node, error) {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		// Each on an address of its own, as on the Internet: the
+		// diversity limits keep few nodes of one address in a table.
+		pc, err := net.ListenPacket("udp", testnet.DistinctLoopbackAddr(i))
 		if err != nil {
 			return nil, err
 		}

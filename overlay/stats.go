@@ -31,6 +31,12 @@ type Counters struct {
 	// by their origin, that did not open (sealed to another key, or
 	// spoiled by their origin); a data message is refused to its origin.
 	DroppedUndecryptable uint64
+	// DroppedPathLost counts the Pings with FlagPathLost (docs/PROTOCOL.md,
+	// §12.13) dropped because as many awaited the proof of their source.
+	DroppedPathLost uint64
+	// PathsLost counts the nodes that said their connection with this node
+	// heard nothing and proved where they are now (OnPathLost).
+	PathsLost uint64
 
 	// RefusedSubnetBucket counts the verified nodes the routing table
 	// refused (or kept on their old path) because their bucket held
@@ -83,6 +89,7 @@ type counters struct {
 	detours, contradicted, refusalsIgnored          atomic.Uint64
 	noWork, refusedBucket, refusedTable             atomic.Uint64
 	undecryptable                                   atomic.Uint64 // DroppedUndecryptable
+	pathLost, pathLostDropped                       atomic.Uint64 // PathsLost, DroppedPathLost
 }
 
 // countRefusal counts a node the routing table refused for diversity.
@@ -135,8 +142,9 @@ func (c *counters) snapshot() Counters {
 		RefusalsIgnored:     c.refusalsIgnored.Load(),
 	}
 	s.DroppedUndecryptable = c.undecryptable.Load()
+	s.PathsLost, s.DroppedPathLost = c.pathLost.Load(), c.pathLostDropped.Load()
 	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +
 		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute + s.DroppedNoWork +
-		s.DroppedUndecryptable + s.DroppedSourceShare + s.DroppedRateLimited + s.DroppedUnpaid
+		s.DroppedUndecryptable + s.DroppedPathLost + s.DroppedSourceShare + s.DroppedRateLimited + s.DroppedUnpaid
 	return s
 }

@@ -44,6 +44,9 @@ func (e *Engine) Close() {
 	}
 	e.closed = true
 	close(e.closing)
+	if e.watchTimer != nil {
+		e.watchTimer.Stop()
+	}
 	peers := make([]*peerConn, 0, len(e.peers))
 	for _, pc := range e.peers {
 		peers = append(peers, pc)

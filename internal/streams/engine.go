@@ -140,10 +140,13 @@ type Engine struct {
 	// expected holds the remote ends of the pairs this node's ICE sessions
 	// selected: no Retry and no per-IP quota for them (admission.go).
 	expected      map[netip.AddrPort]int
-	connsIn       int                      // connections admitted on the socket's listener, live or in their handshake
-	connsByIP     map[netip.Addr]int       // of which from each IP
-	connsBySubnet map[netip.Prefix]int     // and from each subnet
-	known         map[overlay.ID]time.Time // peers with history (remember), for the session pools
+	connsIn       int                          // connections admitted on the socket's listener, live or in their handshake
+	connsByIP     map[netip.Addr]int           // of which from each IP
+	connsBySubnet map[netip.Prefix]int         // and from each subnet
+	known         map[overlay.ID]time.Time     // peers with history (remember), for the session pools
+	redirected    map[netip.AddrPort]*peerConn // dialled addresses whose packets go elsewhere, and the connection that asked (pathlost.go)
+	watching      bool                         // the looks at the direct connections run (pathlost.go)
+	watchTimer    *time.Timer
 
 	badSignals atomic.Uint64 // malformed signalling or relay messages
 	noPath     atomic.Uint64 // ICE sessions that found no path
@@ -187,7 +190,8 @@ func New(cfg Config, ov *overlay.Overlay, sock *nat.Socket) (*Engine, error) {
 		sessions: make(map[[8]byte]*session), viaRelay: make(map[overlay.ID]*session),
 		circuitEnds: make(map[overlay.ID]*circuitEnd),
 		expected:    make(map[netip.AddrPort]int), connsByIP: make(map[netip.Addr]int),
-		connsBySubnet: make(map[netip.Prefix]int), known: make(map[overlay.ID]time.Time)}
+		connsBySubnet: make(map[netip.Prefix]int), known: make(map[overlay.ID]time.Time),
+		redirected: make(map[netip.AddrPort]*peerConn)}
 	e.queue = newAcceptQueue(cfg.AcceptQueue, cfg.AcceptQueuePerPeer, cfg.UnacceptedTimeout, e.refuseStream)
 	var err error
 	if e.cert, err = certificate(cfg.Identity); err != nil {
@@ -200,6 +204,7 @@ func New(cfg Config, ov *overlay.Overlay, sock *nat.Socket) (*Engine, error) {
 	e.ice = nat.NewICE(sock, cfg.Net, cfg.Logger)
 	ov.Handle(wire.ServiceSignal, e.handleSignal)
 	ov.Handle(wire.ServiceRelay, e.handleRelay)
+	ov.OnPathLost(e.onPathLost)
 	if cfg.RelayAddr != "" {
 		if e.relay, err = e.startRelay(); err != nil {
 			e.ice.Close()

@@ -3,6 +3,7 @@ package streams
 import (
 	"context"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,9 @@ type peerConn struct {
 	incoming bool
 	since    time.Time   // when it was adopted
 	history  atomic.Bool // this node dialled the peer, or the application accepted a stream of it
+
+	watch    watch                          // the last look at it (pathlost.go)
+	redirect atomic.Pointer[netip.AddrPort] // where its packets go instead of its remote address (pathlost.go)
 
 	mu      sync.Mutex
 	streams map[*Stream]struct{} // Streams of it not yet closed by the application
@@ -101,6 +105,9 @@ func (p *peerConn) path() Path {
 		RTT: p.qc.ConnectionStats().SmoothedRTT}
 	if p.circ != nil { // a circuit that found a direct path runs on it
 		pa.Relayed, pa.Remote = p.circ.direct.Load() == nil, p.circ.conn.Target()
+	}
+	if a := p.redirect.Load(); a != nil { // the peer moved (pathlost.go)
+		pa.Remote = net.UDPAddrFromAddrPort(*a)
 	}
 	return pa
 }
@@ -171,6 +178,9 @@ func (e *Engine) adopt(pc *peerConn) bool {
 		pc.history.Store(true)
 	}
 	e.peers[pc.id] = pc
+	if pc.onSocket() {
+		e.watchConnsLocked()
+	}
 	if d := e.dials[pc.id]; d != nil {
 		delete(e.dials, pc.id)
 		d.completeLocked(pc, nil)
@@ -195,6 +205,7 @@ func (e *Engine) adopt(pc *peerConn) bool {
 func (e *Engine) acceptStreams(life context.Context, pc *peerConn) {
 	defer func() {
 		e.forget(pc)
+		e.endRedirect(pc)
 		pc.release()
 	}()
 	if e.cfg.OnDatagram != nil && pc.qc.ConnectionState().SupportsDatagrams.Local {

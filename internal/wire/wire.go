@@ -87,6 +87,10 @@ const (
 const (
 	FlagPublic    byte = 1 << 0 // the sender believes it is reachable at its observed address
 	FlagWantProof byte = 1 << 1 // (ping) the answer must carry a signature
+	// FlagPathLost (ping) says the pinger's QUIC connection with the
+	// receiver heard nothing lately: its NAT may have given it a new
+	// mapping, which this Ping came through (docs/PROTOCOL.md, §12.13).
+	FlagPathLost byte = 1 << 2
 )
 
 // Message kinds carried in Route frames.

@@ -1,0 +1,93 @@
+package nat
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+)
+
+// Redirects: a QUIC connection that this node dialled keeps sending to the
+// address it was dialled to, even when the peer is proven to be elsewhere
+// now (its NAT gave it a new mapping): QUIC moves a connection only when
+// its client does (RFC 9000, §9). The Socket rewrites the destination of
+// the QUIC packets it sends to such an address (docs/PROTOCOL.md, §12.13).
+// Packets of the overlay, STUN and circuits are never rewritten.
+
+// redirectConn is the node's UDP socket as quic-go sees it. It embeds the
+// *net.UDPConn, so quic-go keeps its fast path (batched reads, GSO, ECN:
+// the conn satisfies quic.OOBCapablePacketConn), and overrides the two
+// calls quic-go writes with.
+type redirectConn struct {
+	*net.UDPConn
+	to *redirects
+}
+
+func (c *redirectConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {
+	return c.UDPConn.WriteMsgUDP(b, oob, c.to.rewrite(b, addr))
+}
+
+func (c *redirectConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if ua, ok := addr.(*net.UDPAddr); ok {
+		addr = c.to.rewrite(b, ua)
+	}
+	return c.UDPConn.WriteTo(b, addr)
+}
+
+// redirects maps the addresses connections were dialled to onto where the
+// peers are now. Reads are lock-free: the map is replaced on each change.
+type redirects struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[netip.AddrPort]*net.UDPAddr]
+}
+
+// rewrite returns where b, sent to addr, goes: addr unless b is a QUIC
+// packet (bit 0x40 of its first byte, which no overlay, circuit or STUN
+// packet has) to a redirected address.
+func (r *redirects) rewrite(b []byte, addr *net.UDPAddr) *net.UDPAddr {
+	m := r.m.Load()
+	if m == nil || len(b) == 0 || b[0]&0x40 == 0 || addr == nil {
+		return addr
+	}
+	if to, ok := (*m)[unmapAddr(addr.AddrPort())]; ok {
+		return to
+	}
+	return addr
+}
+
+func (r *redirects) set(from, to netip.AddrPort) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := make(map[netip.AddrPort]*net.UDPAddr)
+	if old := r.m.Load(); old != nil {
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	if to.IsValid() && to != from {
+		m[from] = net.UDPAddrFromAddrPort(to)
+	} else {
+		delete(m, from)
+	}
+	if len(m) == 0 {
+		r.m.Store(nil)
+		return
+	}
+	r.m.Store(&m)
+}
+
+func unmapAddr(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+// Redirect makes the QUIC packets the socket sends to from go to to
+// instead; a to equal to from, or invalid, ends the redirect. It reports
+// false when the socket cannot rewrite (a PacketConn that is not a
+// *net.UDPConn was given to NewSocket).
+func (s *Socket) Redirect(from, to netip.AddrPort) bool {
+	if s.redirects == nil {
+		return false
+	}
+	s.redirects.set(unmapAddr(from), unmapAddr(to))
+	return true
+}
