@@ -114,7 +114,32 @@ func TestConnFollowsRebindingPeerLoopback(t *testing.T) {
 	a := tn.nodes[0]
 	rc := newRebindingConn(t, testnet.LoopbackAddr(1))
 	b := tn.add(Config{PacketConn: rc, Bootstrap: []string{a.UDPAddr().String()}, JoinOnly: true})
+	ca, now := echoAcrossRebind(t, a, b, rc)
+	require.False(t, ca.Path().Relayed)
+	require.Equal(t, now.String(), ca.Path().Remote.String())
+	require.Positive(t, a.Info().Counters.PathsLost)
+}
 
+// TestCircuitFollowsRebindingEndLoopback: the same move, of an end of a
+// circuit (docs/PROTOCOL.md §12.12): the relay proves the end's new address
+// and forwards the circuit's frames there; the transfer completes.
+func TestCircuitFollowsRebindingEndLoopback(t *testing.T) {
+	tn := newLoopbackNet(t, 1, Config{})
+	relay := tn.nodes[0]
+	entry := []string{relay.UDPAddr().String()}
+	a := tn.add(Config{ListenAddr: testnet.LoopbackAddr(1), Bootstrap: entry, JoinOnly: true, ForceRelay: true})
+	rc := newRebindingConn(t, testnet.LoopbackAddr(2))
+	b := tn.add(Config{PacketConn: rc, Bootstrap: entry, JoinOnly: true, ForceRelay: true}) // no upgrade to a direct path
+	ca, _ := echoAcrossRebind(t, a, b, rc)
+	require.True(t, ca.Path().Relayed)
+	require.Positive(t, relay.Info().Counters.PathsLost)
+}
+
+// echoAcrossRebind has a open a stream to b, which echoes it; halfway
+// through 2 MiB, b's socket rc moves to a new port. It checks that every
+// byte came back, in order, and returns a's end and b's new address.
+func echoAcrossRebind(t *testing.T, a, b *Node, rc *rebindingConn) (*Conn, net.Addr) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	accepted := make(chan *Conn, 1)
@@ -127,10 +152,8 @@ func TestConnFollowsRebindingPeerLoopback(t *testing.T) {
 	}()
 	ca, err := a.Connect(ctx, b.ID())
 	require.NoError(t, err)
-	defer ca.Close()
-	require.False(t, ca.Path().Relayed)
-	// b echoes what it reads.
-	go func() {
+	t.Cleanup(func() { ca.Close() })
+	go func() { // b echoes what it reads
 		cb := <-accepted
 		if cb == nil {
 			return
@@ -167,6 +190,5 @@ func TestConnFollowsRebindingPeerLoopback(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, <-wrote)
 	require.True(t, bytes.Equal(msg, got), "the echo differs")
-	require.Equal(t, now.String(), ca.Path().Remote.String())
-	require.Positive(t, a.Info().Counters.PathsLost)
+	return ca, now
 }

@@ -122,7 +122,7 @@ func (e *Engine) circuitAttempt(ctx context.Context, remote overlay.ID) (*peerCo
 		return nil, fmt.Errorf("p2psock: the peer chose a relay not offered")
 	}
 	relay := relays[i]
-	end := e.newEnd(s.id, relay.Addr)
+	end := e.newEnd(s.id, relay.ID, relay.Addr)
 	cc := end.conn
 	peerAddr, err := e.joinCircuit(ctx, end, relay.ID, remote, true)
 	if err != nil {
@@ -291,7 +291,7 @@ func (e *Engine) circuitAnswerPath(ctx context.Context, s *session, d *dial, rel
 			return fmt.Errorf("%w: no direct link with the relay", ErrNoPath)
 		}
 	}
-	end := e.newEnd(s.id, p.Addr)
+	end := e.newEnd(s.id, relay.ID, p.Addr)
 	cc := end.conn
 	peerAddr, err := e.joinCircuit(ctx, end, relay.ID, s.peer, false)
 	if err != nil {

@@ -40,8 +40,9 @@ func (c *relayCircuit) active() bool { return c.bAddr.IsValid() }
 
 // circuitEnd is a circuit this node is an end of.
 type circuitEnd struct {
-	conn  *nat.CircuitConn
-	relay netip.AddrPort
+	conn    *nat.CircuitConn
+	relay   netip.AddrPort
+	relayID overlay.ID
 	// direct is the peer's address on a direct path, once found; frames
 	// from it are taken as well.
 	direct atomic.Pointer[netip.AddrPort]
@@ -286,10 +287,10 @@ func (c *circuits) active() int {
 }
 
 // newEnd registers a circuit end of this node, whose frames come from (and
-// go to) the relay at relay; closing its conn removes it.
-func (e *Engine) newEnd(id [8]byte, relay netip.AddrPort) *circuitEnd {
+// go to) the relay relayID at relay; closing its conn removes it.
+func (e *Engine) newEnd(id [8]byte, relayID overlay.ID, relay netip.AddrPort) *circuitEnd {
 	c := e.circ
-	end := &circuitEnd{relay: relay}
+	end := &circuitEnd{relay: relay, relayID: relayID}
 	end.conn = nat.NewCircuitConn(e.sock, id, net.UDPAddrFromAddrPort(relay), func() {
 		c.mu.Lock()
 		if c.ends[id] == end {
@@ -309,4 +310,19 @@ func (c *circuits) relayedCount() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.relayed)
+}
+
+// moveEnd records that the node id, an end of circuits this node relays, is
+// at addr now (it proved it: Engine.onPathLost).
+func (c *circuits) moveEnd(id overlay.ID, addr netip.AddrPort) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rc := range c.relayed {
+		switch id {
+		case rc.a:
+			rc.aAddr = addr
+		case rc.b:
+			rc.bAddr = addr
+		}
+	}
 }

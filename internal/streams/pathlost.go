@@ -37,6 +37,19 @@ type watch struct {
 // relay.
 func (pc *peerConn) onSocket() bool { return pc.tr == nil && !pc.relayed }
 
+// watched reports whether the looks cover pc: a live connection on the
+// node's socket, or over a circuit through its relay (a circuit on a
+// direct path has probes of its own, circuitpath.go).
+func (pc *peerConn) watched() bool {
+	if !pc.alive() {
+		return false
+	}
+	if pc.circ != nil {
+		return pc.circ.direct.Load() == nil && pc.circ.relayID != (overlay.ID{})
+	}
+	return pc.onSocket()
+}
+
 // watchConnsLocked starts the looks at the direct connections, if they do
 // not run.
 func (e *Engine) watchConnsLocked() {
@@ -56,7 +69,7 @@ func (e *Engine) lookAtConns() {
 	e.mu.Lock()
 	var conns []*peerConn
 	for _, pc := range e.peers {
-		if pc.onSocket() && pc.alive() {
+		if pc.watched() {
 			conns = append(conns, pc)
 		}
 	}
@@ -74,9 +87,12 @@ func (e *Engine) lookAtConns() {
 		w.seen, w.sent, w.recv = true, st.PacketsSent, st.PacketsReceived
 		if stalled && now.Sub(w.probed) >= probeGap {
 			w.probed = now
-			to := pc.sendsTo()
+			id, to := pc.id, pc.sendsTo()
+			if pc.circ != nil { // the relay must see where this end is now
+				id, to = pc.circ.relayID, pc.circ.relay
+			}
 			e.cfg.Logger.Debug("connection hears nothing: PathLost ping", "peer", shortID(pc.id), "to", to.String())
-			e.ov.ProbePath(pc.id, to)
+			e.ov.ProbePath(id, to)
 		}
 	}
 	e.mu.Lock()
@@ -107,8 +123,10 @@ func remoteAddrPort(a net.Addr) netip.AddrPort {
 
 // onPathLost follows a peer that said its connection with this node heard
 // nothing and proved that it is at addr now (overlay.OnPathLost): the
-// connection this node dialled to it sends there from now on.
+// connection this node dialled to it sends there from now on, and so do
+// the circuits this node relays for it.
 func (e *Engine) onPathLost(id overlay.ID, addr netip.AddrPort) {
+	e.circ.moveEnd(id, addr) // the circuits it is an end of, that this node relays
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	pc := e.peers[id]

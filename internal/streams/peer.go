@@ -178,7 +178,7 @@ func (e *Engine) adopt(pc *peerConn) bool {
 		pc.history.Store(true)
 	}
 	e.peers[pc.id] = pc
-	if pc.onSocket() {
+	if pc.watched() {
 		e.watchConnsLocked()
 	}
 	if d := e.dials[pc.id]; d != nil {
