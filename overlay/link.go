@@ -237,6 +237,12 @@ func (o *Overlay) noteObservedLocked(a netip.AddrPort) {
 		o.symmetric = true
 	}
 	o.observed = a
+	if i := slices.Index(o.seenAt, a); i >= 0 {
+		o.seenAt = slices.Delete(o.seenAt, i, i+1)
+	} else if len(o.seenAt) == maxSeenAt {
+		o.seenAt = slices.Delete(o.seenAt, 0, 1)
+	}
+	o.seenAt = append(o.seenAt, a)
 	o.public = a == o.local ||
 		(a.Port() == o.local.Port() && slices.Contains(o.localIPs, a.Addr()))
 }

@@ -72,6 +72,11 @@ type Counters struct {
 	// messages that did not end a Send: signed by a node other than the
 	// destination (any forwarder can sign one), or of a message to a key.
 	RefusalsIgnored uint64
+
+	// NATProbes counts the filtering-test probes this node sent for its
+	// contacts (CheckNAT); the requests over the rate are counted in
+	// DroppedRateLimited.
+	NATProbes uint64
 }
 
 type counters struct {
@@ -83,6 +88,7 @@ type counters struct {
 	detours, contradicted, refusalsIgnored          atomic.Uint64
 	noWork, refusedBucket, refusedTable             atomic.Uint64
 	undecryptable                                   atomic.Uint64 // DroppedUndecryptable
+	natProbes                                       atomic.Uint64 // NATProbes
 }
 
 // countRefusal counts a node the routing table refused for diversity.
@@ -133,6 +139,7 @@ func (c *counters) snapshot() Counters {
 		RefusedSubnetBucket: c.refusedBucket.Load(),
 		RefusedSubnetTable:  c.refusedTable.Load(),
 		RefusalsIgnored:     c.refusalsIgnored.Load(),
+		NATProbes:           c.natProbes.Load(),
 	}
 	s.DroppedUndecryptable = c.undecryptable.Load()
 	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +
