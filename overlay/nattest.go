@@ -87,9 +87,7 @@ func (o *Overlay) onNATTest(sender ID, p path, body []byte) {
 		return
 	}
 	status := wire.ProbeSent
-	o.mu.Lock()
-	public := o.public
-	o.mu.Unlock()
+	public := o.myFlags(p)&wire.FlagPublic != 0
 	ps, ok := o.tr.(ProbeSender)
 	switch {
 	case !public || !ok:

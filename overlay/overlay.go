@@ -235,7 +235,8 @@ type Overlay struct {
 	nackedBy  *fairShare[msgKey, int64] // the same, charged to the origin named
 	paths     map[ID]verifiedPath
 	observed  netip.AddrPort   // our address as last seen by a contact
-	public    bool             // observed is our own socket address
+	public    bool             // observed is our own socket address, in one family at least
+	publicFam [2]bool          // the same per family: IPv4, IPv6
 	symmetric bool             // contacts saw different ports: our NAT maps per destination
 	seenAt    []netip.AddrPort // the distinct addresses contacts saw us at, the latest last (maxSeenAt)
 	filtering Filtering        // what the last CheckNAT concluded; "" before one
