@@ -83,7 +83,9 @@ func (s *Socket) sourceFor(nw transport.Net, network string, to netip.AddrPort) 
 }
 
 // otherSource is an address of the host other than own, of its family and,
-// like own, reachable from outside: not loopback, link-local or private.
+// like own, reachable from outside: not loopback, link-local or private. One
+// on own's interface comes first (the same uplink, as a STUN server's two
+// addresses are).
 func otherSource(nw transport.Net, own netip.Addr) (netip.Addr, error) {
 	if !own.IsGlobalUnicast() || own.IsPrivate() {
 		return netip.Addr{}, ErrNoProbeSource // a packet from elsewhere would not take own's way
@@ -92,11 +94,14 @@ func otherSource(nw transport.Net, own netip.Addr) (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, err
 	}
+	var first, other netip.Addr
 	for _, ifc := range ifs {
 		addrs, err := ifc.Addrs()
 		if err != nil {
 			continue
 		}
+		var cand netip.Addr
+		hasOwn := false
 		for _, a := range addrs {
 			var ip netip.Addr
 			switch a := a.(type) {
@@ -106,10 +111,24 @@ func otherSource(nw transport.Net, own netip.Addr) (netip.Addr, error) {
 				ip, _ = netip.AddrFromSlice(a.IP)
 			}
 			ip = ip.Unmap()
-			if ip.IsValid() && ip != own && ip.Is4() == own.Is4() && ip.IsGlobalUnicast() && !ip.IsPrivate() {
-				return ip, nil
+			if ip == own {
+				hasOwn = true
+			} else if !cand.IsValid() && ip.IsValid() && ip.Is4() == own.Is4() && ip.IsGlobalUnicast() && !ip.IsPrivate() {
+				cand = ip
 			}
 		}
+		switch {
+		case hasOwn && cand.IsValid():
+			first = cand
+		case !other.IsValid():
+			other = cand
+		}
+	}
+	if first.IsValid() {
+		return first, nil
+	}
+	if other.IsValid() {
+		return other, nil
 	}
 	return netip.Addr{}, ErrNoProbeSource
 }

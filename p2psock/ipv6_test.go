@@ -2,13 +2,18 @@ package p2psock
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/internal/testnet"
 )
 
 // haveLoopback6 skips the test when the host has no ::1.
@@ -78,4 +83,82 @@ func TestMixedFamiliesLoopback6(t *testing.T) {
 		fams[ap.Addr().Is4()] = true
 	}
 	require.Len(t, fams, 2, "%v", entry.Info().NAT.PublicAddrs)
+}
+
+// netns6Env is set in the test binary TestNetnsIPv6 runs inside the network
+// namespace it made.
+const netns6Env = "P2PSOCK_NETNS_IPV6"
+
+// TestNetnsIPv6: in a network namespace of its own (made by the test, as
+// root; skipped otherwise) with global IPv6 addresses and nothing else
+// routed (2001:db8::1 and ::2 on one end of a veth pair, ::3 and ::4 on the
+// other), nodes on those addresses join,
+// exchange messages and a direct stream, and the filtering test finds the
+// network open: the entry point sends its probes from another port and
+// from its host's second address, as on a public IPv6 host.
+func TestNetnsIPv6(t *testing.T) {
+	if os.Getenv(netns6Env) != "" {
+		netnsIPv6(t)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a network namespace")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2's ip")
+	}
+	ns := fmt.Sprintf("p2psock-v6-%d", os.Getpid())
+	ip := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		require.NoError(t, err, "ip %v: %s", args, out)
+	}
+	ip("netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	ip("-n", ns, "link", "set", "lo", "up")
+	ip("-n", ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+	for i := 1; i <= 4; i++ {
+		dev := fmt.Sprintf("v%d", (i-1)/2)
+		ip("-n", ns, "link", "set", dev, "up")
+		ip("-n", ns, "-6", "addr", "add", fmt.Sprintf("2001:db8::%d/128", i), "dev", dev, "nodad")
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run", "^TestNetnsIPv6$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), netns6Env+"=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "--- PASS: TestNetnsIPv6")
+}
+
+// netnsIPv6 is TestNetnsIPv6 inside its namespace.
+func netnsIPv6(t *testing.T) {
+	tn := newEmptyNet(t)
+	entry := tn.add(Config{ListenAddr: "[2001:db8::1]:0"})
+	join := []string{entry.UDPAddr().String()}
+	a := tn.add(Config{ListenAddr: "[2001:db8::3]:0", Bootstrap: join, JoinOnly: true})
+	b := tn.add(Config{ListenAddr: "[2001:db8::4]:0", Bootstrap: join, JoinOnly: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, a.SendTo(ctx, []byte("to b"), b.ID()))
+	require.NoError(t, b.SendTo(ctx, []byte("to a"), a.ID()))
+	ca, cb := connectPair(t, ctx, a, b)
+	require.False(t, ca.Path().Relayed)
+	require.Equal(t, b.UDPAddr().String(), ca.Path().Remote.String())
+	go func() { ca.Write([]byte("over IPv6")); ca.CloseWrite() }()
+	got, err := io.ReadAll(cb)
+	require.NoError(t, err)
+	require.Equal(t, "over IPv6", string(got))
+
+	testnet.Eventually(t, 10*time.Second, "the entry point known as public", func() bool {
+		for _, c := range a.ov.DirectContacts(8) {
+			if c.Public {
+				return true
+			}
+		}
+		return false
+	})
+	inf, err := a.CheckNAT(ctx)
+	require.NoError(t, err)
+	require.Equal(t, FilteringIndependent, inf.Filtering)
+	require.Equal(t, NATOpen, inf.Type)
+	require.Equal(t, []netip.AddrPort{netip.MustParseAddrPort(a.UDPAddr().String())}, inf.PublicAddrs)
 }
