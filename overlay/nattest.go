@@ -258,8 +258,11 @@ wait:
 				timer.Stop()
 				break wait
 			case <-t.probe:
-				probed = true
+				probed = true // the answer follows at once: wait for it, not for another probe
 			case <-timer.C:
+				if probed {
+					break wait
+				}
 				continue wait
 			case <-ctx.Done():
 				timer.Stop()
