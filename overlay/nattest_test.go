@@ -2,6 +2,7 @@ package overlay_test
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -77,6 +78,41 @@ func TestLoopbackNATTestBounded(t *testing.T) {
 		require.Less(t, n, len(req))
 	}
 	require.Zero(t, target.Info().Counters.NATProbes)
+
+	// A linked sender asking once gets one probe, from the target's IP and
+	// another port, and the answer: fewer bytes than its request.
+	l := newRawSender(t, target)
+	l.linkWith(target)
+	req = wire.NATTest{Nonce: 2, Kind: wire.ProbeOtherPort}.Append(l.hdr(wire.TypeNATTest))
+	l.send(req)
+	targetAddr := netip.MustParseAddrPort(target.Addr())
+	got, sent, answered := 0, 0, false
+	for !answered {
+		require.NoError(t, l.pc.SetReadDeadline(time.Now().Add(5*time.Second)))
+		n, from, err := l.pc.ReadFrom(buf)
+		require.NoError(t, err, "no answer to the request")
+		f := buf[:n]
+		h, body, err := wire.ParseHeader(f)
+		if err != nil || h.Type != wire.TypeNATProbe {
+			continue // a keepalive
+		}
+		pr, err := wire.ParseNATProbe(body)
+		require.NoError(t, err)
+		require.Equal(t, uint64(2), pr.Nonce)
+		got += n
+		src := netip.MustParseAddrPort(from.String())
+		if pr.Status == wire.ProbeIsProbe {
+			sent++
+			require.Equal(t, targetAddr.Addr(), src.Addr())
+			require.NotEqual(t, targetAddr.Port(), src.Port())
+		} else {
+			require.Equal(t, wire.ProbeSent, pr.Status)
+			require.Equal(t, targetAddr, src)
+			answered = true
+		}
+	}
+	require.Equal(t, 1, sent)
+	require.Less(t, got, len(req))
 
 	// A contact asking ten times in a row.
 	asker := tn.Nodes[2]
