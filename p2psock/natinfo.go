@@ -80,10 +80,15 @@ type NATInfo struct {
 // packets: it asks up to three of its public contacts for a probe from
 // another port of their IP and one from another IP of their host, and sees
 // which arrive (docs/PROTOCOL.md §7.12). It takes a few round trips, and
-// returns what the node then knows of its NAT; Info reports it too.
+// returns what the node then knows of its NAT; Info reports it too. Before
+// Bind and after Close it fails with a *net.OpError wrapping ErrNotBound or
+// net.ErrClosed.
 func (n *Node) CheckNAT(ctx context.Context) (NATInfo, error) {
-	if _, err := n.ov.CheckNAT(ctx); err != nil {
+	if err := n.ready("checknat"); err != nil {
 		return NATInfo{}, err
+	}
+	if _, err := n.ov.CheckNAT(ctx); err != nil {
+		return NATInfo{}, err // closed meanwhile: a *net.OpError already
 	}
 	return n.Info().NAT, nil
 }
