@@ -170,7 +170,8 @@ FLAGS
     -k             with -l: keep accepting streams, concurrently
     -allow id,...  with -l (and -to, -exec): take streams only from these
                    IDs (or tickets); the others' streams are refused
-    -json          id, version and the listening line as JSON on stdout
+    -json          id, version, the listening line and doctor's report as
+                   JSON on stdout
     -u             datagram mode
     -g group       group mode
     -any           with -g: anycast to one member instead of joining
