@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pion/transport/v2"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/qlog"
 	"github.com/quic-go/quic-go/qlogwriter"
@@ -30,7 +31,8 @@ type Handler func(pkt []byte, from net.Addr)
 type Socket struct {
 	pc        net.PacketConn
 	tr        *quic.Transport
-	redirects *redirects // nil unless pc is a *net.UDPConn (redirect.go)
+	redirects *redirects    // nil unless pc is a *net.UDPConn (redirect.go)
+	nw        transport.Net // where probes are sent (probe.go); nil: the host's
 
 	mu       sync.Mutex
 	handlers [256]Handler
@@ -54,7 +56,8 @@ type Socket struct {
 const MaxPacket = 1500
 
 // NewSocket wraps pc. Register handlers, then call Start. Closing the Socket
-// closes pc.
+// closes pc. If pc has a method Net() transport.Net (a simulated network),
+// the probes of SendProbe are sent on that network.
 func NewSocket(pc net.PacketConn) *Socket {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Socket{
@@ -70,6 +73,9 @@ func NewSocket(pc net.PacketConn) *Socket {
 		qpc = &redirectConn{UDPConn: uc, to: s.redirects}
 	}
 	s.tr = &quic.Transport{Conn: qpc, Tracer: dropCounter{&s.queueDrops}}
+	if nc, ok := pc.(interface{ Net() transport.Net }); ok {
+		s.nw = nc.Net() // a simulated network: probes are sent on it too
+	}
 	return s
 }
 
@@ -97,7 +103,11 @@ func Listen(addr string) (*Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc, err := net.ListenUDP("udp", ua)
+	network := "udp" // "[::]" and "" are dual-stack where the host has both
+	if ua.IP.To4() != nil {
+		network = "udp4" // "0.0.0.0" and IPv4 addresses: IPv4 only
+	}
+	pc, err := net.ListenUDP(network, ua)
 	if err != nil {
 		return nil, err
 	}

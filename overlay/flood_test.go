@@ -292,6 +292,8 @@ func TestLoopbackStrangerGetsNoMoreBytesThanItSent(t *testing.T) {
 		{"leave", signedLeave},
 		{"link", link.Append(x.hdr(wire.TypeLink))},
 		{"link ack", wire.LinkAck{}.Append(x.hdr(wire.TypeLinkAck))},
+		{"nat test", wire.NATTest{Nonce: 9, Kind: wire.ProbeOtherPort}.Append(x.hdr(wire.TypeNATTest))},
+		{"nat probe", wire.NATProbe{Nonce: 9, Kind: wire.ProbeOtherIP, Status: wire.ProbeSent}.Append(x.hdr(wire.TypeNATProbe))},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

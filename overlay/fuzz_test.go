@@ -220,6 +220,10 @@ func checkFrame(t *testing.T, frame []byte, sender ID, known map[ID]bool, inner 
 		_, err = wire.ParseLink(body)
 	case wire.TypeLinkAck:
 		_, err = wire.ParseLinkAck(body)
+	case wire.TypeNATTest:
+		_, err = wire.ParseNATTest(body)
+	case wire.TypeNATProbe:
+		_, err = wire.ParseNATProbe(body)
 	default:
 		t.Fatalf("frame of unknown type %#x", h.Type)
 	}
@@ -330,6 +334,14 @@ func (b builder) link(service byte, id [8]byte, payload []byte) [][]byte {
 	return frames
 }
 
+func (b builder) natTest(kind byte) []byte {
+	return wire.NATTest{Nonce: 0x7E57, Kind: kind}.Append(b.hdr(wire.TypeNATTest))
+}
+
+func (b builder) natProbe(kind, status byte) []byte {
+	return wire.NATProbe{Nonce: 0x7E57, Kind: kind, Status: status}.Append(b.hdr(wire.TypeNATProbe))
+}
+
 func (b builder) linkAck() []byte {
 	return wire.LinkAck{MsgID: linkAckID}.Append(b.hdr(wire.TypeLinkAck))
 }
@@ -382,6 +394,10 @@ func commonSeeds(s builder, a ID) [][]byte {
 		s.link(wire.ServiceApp, [8]byte{3}, []byte("no handler"))[0],
 		s.link(testLinkService, [8]byte{4}, bytes.Repeat([]byte{7}, wire.MaxLinkChunk+3))[1],
 		s.linkAck(),
+		s.natTest(wire.ProbeOtherPort),
+		s.natTest(wire.ProbeOtherIP),
+		s.natProbe(wire.ProbeOtherPort, wire.ProbeIsProbe),
+		s.natProbe(wire.ProbeOtherIP, wire.ProbeSent),
 		s.leave(now),
 		s.leave(now.Add(-time.Hour)),
 		withByte(s.ping(0), 1, 2),    // wrong version
@@ -696,6 +712,11 @@ func FuzzHandlePacketLinked(f *testing.F) {
 		{srcB, b.link(testLinkService, [8]byte{7}, bytes.Repeat([]byte{1}, wire.MaxLinkChunk+1))[1]},
 		{srcB, b.linkAck()},
 		{srcC, b.linkAck()}, // B's ack from C's address
+		{srcB, b.natTest(wire.ProbeOtherPort)},
+		{srcB, b.natTest(wire.ProbeOtherIP)},
+		{srcB, b.relayed(d.natTest(wire.ProbeOtherPort))},
+		{srcX, b.natProbe(wire.ProbeOtherPort, wire.ProbeIsProbe)},
+		{srcB, b.natProbe(wire.ProbeOtherIP, wire.ProbeRefused)},
 		{srcX, s.link(testLinkService, [8]byte{8}, []byte("stranger"))[0]},
 		{srcB, b.relayed(d.leave(now))},
 		{srcB, b.relayed(d.find(c.id.Key()))},

@@ -35,10 +35,16 @@ type verifiedPath struct {
 	srtt time.Duration
 }
 
-func (o *Overlay) myFlags() byte {
+// myFlags are the flags of this node's Pings and Pongs over p: Public if
+// the network sees it at its own address in p's address family.
+func (o *Overlay) myFlags(p path) byte {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.public {
+	public := o.public
+	if !p.relayed() {
+		public = o.publicFam[b2i(p.addr.Addr().Is6())]
+	}
+	if public {
 		return wire.FlagPublic
 	}
 	return 0
@@ -55,7 +61,7 @@ func (o *Overlay) ping(id ID, p path, proof bool) <-chan struct{} {
 // pingFlags is ping with more Ping flags set (FlagPathLost).
 func (o *Overlay) pingFlags(id ID, p path, proof bool, more byte) <-chan struct{} {
 	nonce := randNonce()
-	flags := o.myFlags() | more
+	flags := o.myFlags(p) | more
 	if proof {
 		flags |= wire.FlagWantProof
 	}
@@ -96,7 +102,7 @@ func (o *Overlay) onPing(sender ID, p path, body []byte) {
 		o.ctr.malformed.Add(1)
 		return
 	}
-	pong := wire.Pong{Nonce: pg.Nonce, Flags: o.myFlags()}
+	pong := wire.Pong{Nonce: pg.Nonce, Flags: o.myFlags(p)}
 	if !p.relayed() {
 		pong.Observed = p.addr
 	}
@@ -245,13 +251,37 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte) {
 func (o *Overlay) noteObservedLocked(a netip.AddrPort) {
 	a = unmap(a)
 	// Two contacts seeing different ports on one address: a NAT that maps
-	// per destination (symmetric), which no hole punch gets through.
-	if o.observed.IsValid() && o.observed.Addr() == a.Addr() && o.observed.Port() != a.Port() {
-		o.symmetric = true
+	// per destination (symmetric), which no hole punch gets through. The
+	// address before is the latest of the same family: a dual-stack node
+	// is seen at one address of each.
+	six := a.Addr().Is6()
+	for _, prev := range slices.Backward(o.seenAt) {
+		if prev.Addr().Is6() == six {
+			if prev.Addr() == a.Addr() && prev.Port() != a.Port() {
+				o.symmetric = true
+			}
+			break
+		}
 	}
 	o.observed = a
-	o.public = a == o.local ||
+	if i := slices.Index(o.seenAt, a); i >= 0 {
+		o.seenAt = slices.Delete(o.seenAt, i, i+1)
+	} else if len(o.seenAt) == maxSeenAt {
+		o.seenAt = slices.Delete(o.seenAt, 0, 1)
+	}
+	o.seenAt = append(o.seenAt, a)
+	// Public per family: a dual-stack host often has a public IPv6
+	// address and an IPv4 one behind a NAT.
+	o.publicFam[b2i(six)] = a == o.local ||
 		(a.Port() == o.local.Port() && slices.Contains(o.localIPs, a.Addr()))
+	o.public = o.publicFam[0] || o.publicFam[1]
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // upsertLocked records a verified path to id and wakes whoever waits for it.

@@ -235,9 +235,14 @@ type Overlay struct {
 	nacked    *fairShare[msgKey, int64] // refusals sent, charged to the hop: key -> when
 	nackedBy  *fairShare[msgKey, int64] // the same, charged to the origin named
 	paths     map[ID]verifiedPath
-	observed  netip.AddrPort // our address as last seen by a contact
-	public    bool           // observed is our own socket address
-	symmetric bool           // contacts saw different ports: our NAT maps per destination
+	observed  netip.AddrPort   // our address as last seen by a contact
+	public    bool             // observed is our own socket address, in one family at least
+	publicFam [2]bool          // the same per family: IPv4, IPv6
+	symmetric bool             // contacts saw different ports: our NAT maps per destination
+	seenAt    []netip.AddrPort // the distinct addresses contacts saw us at, the latest last (maxSeenAt)
+	filtering Filtering        // what the last CheckNAT concluded; "" before one
+	natTests  map[uint64]*natTest
+	natRate   *rateLimit // the filtering-test probes sent for others, per subnet
 	joined    bool
 
 	recv     chan Message
@@ -312,6 +317,8 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 		pings:      make(map[uint64]*pendingPing),
 		pathLost:   make(map[ID]lostAsk),
 		awaiting:   make(map[netip.AddrPort]int),
+		natTests:   make(map[uint64]*natTest),
+		natRate:    newRateLimit(natProbeRate, natProbeRateTotal),
 		strangers:  newRateLimit(cfg.StrangerRate, cfg.StrangerRateTotal),
 		finds:      make(map[uint64]pendingFind),
 		linkWait:   make(map[ID][]chan struct{}),
@@ -409,8 +416,15 @@ type Info struct {
 	Observed  netip.AddrPort // this node's address as its contacts see it; invalid until a contact answered
 	Public    bool           // the observed address is this node's own socket address
 	Symmetric bool           // contacts saw this node at different ports: its NAT maps per destination
-	Contacts  int            // routing table size
-	Relayed   int            // contacts reached through a relay
+	// SeenAt are the distinct addresses contacts saw this node at, the
+	// latest last (at most 8): one per address family, or one per
+	// destination behind a NAT that maps per destination.
+	SeenAt []netip.AddrPort
+	// Filtering is what CheckNAT concluded of the NAT's filtering; "" before
+	// it ran.
+	Filtering Filtering
+	Contacts  int // routing table size
+	Relayed   int // contacts reached through a relay
 	Counters  Counters
 	Network   string
 	LocalAddr netip.AddrPort
@@ -431,6 +445,7 @@ func (o *Overlay) Info() Info {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	inf := Info{ID: o.self, Observed: o.observed, Public: o.public, Symmetric: o.symmetric, Contacts: o.tab.len(),
+		SeenAt: slices.Clone(o.seenAt), Filtering: o.filtering,
 		Counters: o.counters(), Network: o.cfg.Network, LocalAddr: o.local,
 		Tables: Tables{Duplicates: o.seen.len(), Reassembly: o.reasm.cost(), LinkReassembly: o.linkReasm.cost(), Refusals: o.nacked.len()}}
 	for _, c := range o.tab.byID {
@@ -629,6 +644,10 @@ func (o *Overlay) handleFrame(frame []byte, p path) {
 		o.onLink(sender, p, body)
 	case wire.TypeLinkAck:
 		o.onLinkAck(sender, p, body)
+	case wire.TypeNATTest:
+		o.onNATTest(sender, p, body)
+	case wire.TypeNATProbe:
+		o.onNATProbe(sender, p, body)
 	default:
 		o.ctr.malformed.Add(1)
 	}

@@ -78,6 +78,11 @@ type Counters struct {
 	// messages that did not end a Send: signed by a node other than the
 	// destination (any forwarder can sign one), or of a message to a key.
 	RefusalsIgnored uint64
+
+	// NATProbes counts the filtering-test probes this node sent for its
+	// contacts (CheckNAT); the requests over the rate are counted in
+	// DroppedRateLimited.
+	NATProbes uint64
 }
 
 type counters struct {
@@ -90,6 +95,7 @@ type counters struct {
 	noWork, refusedBucket, refusedTable             atomic.Uint64
 	undecryptable                                   atomic.Uint64 // DroppedUndecryptable
 	pathLost, pathLostDropped                       atomic.Uint64 // PathsLost, DroppedPathLost
+	natProbes                                       atomic.Uint64 // NATProbes
 }
 
 // countRefusal counts a node the routing table refused for diversity.
@@ -140,6 +146,7 @@ func (c *counters) snapshot() Counters {
 		RefusedSubnetBucket: c.refusedBucket.Load(),
 		RefusedSubnetTable:  c.refusedTable.Load(),
 		RefusalsIgnored:     c.refusalsIgnored.Load(),
+		NATProbes:           c.natProbes.Load(),
 	}
 	s.DroppedUndecryptable = c.undecryptable.Load()
 	s.PathsLost, s.DroppedPathLost = c.pathLost.Load(), c.pathLostDropped.Load()

@@ -61,7 +61,7 @@ func (o *Overlay) strangerWork(p path) bool {
 // the Ping's nonce is a cookie (cookieFor) checked when the Pong comes back.
 func (o *Overlay) challenge(id ID, p path) {
 	b := o.frame(wire.TypePing, 9)
-	o.sendPath(id, p, wire.Ping{Nonce: o.cookieFor(id, p, time.Now()), Flags: o.myFlags() | wire.FlagWantProof}.Append(b))
+	o.sendPath(id, p, wire.Ping{Nonce: o.cookieFor(id, p, time.Now()), Flags: o.myFlags(p) | wire.FlagWantProof}.Append(b))
 }
 
 // cookieFor returns a challenge nonce for id over p: the time in

@@ -39,6 +39,7 @@ func TestLoopbackNotBoundAndClosedErrors(t *testing.T) {
 		{"join", func() error { _, err := n.Join(ctx, "a group"); return err }},
 		{"broadcast", func() error { return n.Broadcast(ctx, []byte("x")) }},
 		{"send", func() error { return n.Group("a group").Send(ctx, []byte("x")) }},
+		{"checknat", func() error { _, err := n.CheckNAT(ctx); return err }},
 	}
 	check := func(t *testing.T, calls []call, want error) {
 		for _, c := range calls {

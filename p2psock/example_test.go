@@ -122,3 +122,32 @@ func ExampleNode_Info() {
 	fmt.Println(inf.ID == n.ID(), inf.Network, inf.Contacts, inf.LocalAddr.IP)
 	// Output: true example 0 127.0.0.1
 }
+
+// CheckNAT asks the node's public contacts for probes from other sources
+// and reports how its NAT maps and filters, and the NAT type that makes.
+// Here, on loopback, there is no NAT.
+func ExampleNode_CheckNAT() {
+	ctx := context.Background()
+	a, err := p2psock.NewNode(p2psock.Config{ListenAddr: "127.0.0.1:0"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.Bind(ctx); err != nil {
+		log.Fatal(err)
+	}
+	b, err := p2psock.NewNode(p2psock.Config{ListenAddr: "127.0.0.1:0", Bootstrap: []string{a.UDPAddr().String()}, JoinOnly: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Bind(ctx); err != nil {
+		log.Fatal(err)
+	}
+	nat, err := b.CheckNAT(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(nat.Type, nat.Mapping, nat.PublicAddrs[0] == b.UDPAddr().AddrPort())
+	// Output: open none true
+}

@@ -117,9 +117,13 @@ MODES
 
     doctor
         Join the network and print what this node learns of its NAT: its
-        local and public addresses, the NAT's mapping behaviour (none, cone
-        or symmetric) and whether it relays for others, like "tailscale
-        netcheck".
+        local and public addresses, the NAT's mapping behaviour (none,
+        endpoint-independent or -dependent), its filtering behaviour (which
+        unsolicited packets get through: public contacts send probes from
+        another port and another IP), the NAT type they make (open, full
+        cone, restricted cone, port-restricted cone, symmetric) and whether
+        it relays for others, like "tailscale netcheck". With -json, one
+        JSON object.
 
     view [host:port]
         Run a node until interrupted and serve, on the TCP address (default
@@ -166,7 +170,8 @@ FLAGS
     -k             with -l: keep accepting streams, concurrently
     -allow id,...  with -l (and -to, -exec): take streams only from these
                    IDs (or tickets); the others' streams are refused
-    -json          id, version and the listening line as JSON on stdout
+    -json          id, version, the listening line and doctor's report as
+                   JSON on stdout
     -u             datagram mode
     -g group       group mode
     -any           with -g: anycast to one member instead of joining

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -279,7 +280,21 @@ func TestDoctor(t *testing.T) {
 	out := doc.stdout.String()
 	require.Regexp(t, `(?m)^public: +127\.\d+\.\d+\.\d+:\d+$`, out)
 	require.Regexp(t, `(?m)^mapping: +none$`, out)
+	require.Regexp(t, `(?m)^nat: +open`, out)
+	require.Regexp(t, `(?m)^filtering: +\S+$`, out)
 	require.Regexp(t, `(?m)^relaying: +yes`, out)
+
+	doc = e.start(t, nil, "-json", "doctor")
+	require.Equal(t, 0, doc.wait(), doc.stderr.String())
+	var r struct {
+		Public  []string
+		NAT     string
+		Mapping string
+	}
+	require.NoError(t, json.Unmarshal([]byte(doc.stdout.String()), &r), doc.stdout.String())
+	require.Equal(t, "open", r.NAT)
+	require.Equal(t, "none", r.Mapping)
+	require.NotEmpty(t, r.Public)
 }
 
 // TestErrors: a wrong flag, a bad ID and a missing argument are usage errors

@@ -419,3 +419,30 @@ func FuzzParseRelayMsg(f *testing.F) {
 		require.Equal(t, data, b)
 	})
 }
+
+func FuzzParseNATTest(f *testing.F) {
+	f.Add(NATTest{Nonce: 7, Kind: ProbeOtherPort}.Append(nil))
+	f.Add(NATTest{Nonce: 1 << 60, Kind: ProbeOtherIP}.Append(nil))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := ParseNATTest(data)
+		if err != nil {
+			return
+		}
+		require.Equal(t, NATTestLen, HeaderLen+len(data))
+		require.Equal(t, data, v.Append(nil))
+	})
+}
+
+func FuzzParseNATProbe(f *testing.F) {
+	for _, s := range []byte{ProbeIsProbe, ProbeSent, ProbeRefused} {
+		f.Add(NATProbe{Nonce: 9, Kind: ProbeOtherIP, Status: s}.Append(nil))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := ParseNATProbe(data)
+		if err != nil {
+			return
+		}
+		require.Equal(t, NATProbeLen, HeaderLen+len(data))
+		require.Equal(t, data, v.Append(nil))
+	})
+}
