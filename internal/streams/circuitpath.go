@@ -112,11 +112,17 @@ func (e *Engine) onProbe(end *circuitEnd, p []byte, src netip.AddrPort, via *net
 			e.drops.add(dropCircuitStranger)
 			return
 		}
-		if d := end.direct.Load(); d == nil || *d != src || end.via.Load() != via {
+		// A path to the same address out of another socket is not taken:
+		// the first of a hard-NAT round's extra ports to be answered
+		// carries the circuit (hardnat.go), and the round closes the rest.
+		if d := end.direct.Load(); d == nil || *d != src {
 			end.via.Store(via)
 			end.direct.Store(&src)
 			if via != nil {
 				end.conn.SendVia(to, via)
+				// Tell the peer at once which port this is: it may have
+				// heard from several of them.
+				e.sendProbe(end, src, via)
 			} else {
 				end.conn.SendTo(to)
 			}
@@ -178,7 +184,7 @@ func (e *Engine) upgradePath(life context.Context, pc *peerConn, end *circuitEnd
 				peerAddr = a
 			}
 		}
-		if peerAddr.IsValid() {
+		if peerAddr.IsValid() && !e.noPlainProbes {
 			e.sendProbe(end, peerAddr, nil)
 		}
 		if rounds < hardRounds && time.Since(start) >= time.Duration(rounds)*hardRoundGap {

@@ -123,6 +123,12 @@ type Engine struct {
 	// hard-NAT probing of that kind runs (hardnat.go): one at a time.
 	hardOpening, hardSpraying chan struct{}
 	hardOpened, hardSprayed   atomic.Uint64 // extra ports opened, probes sprayed
+	// noPlainProbes and sprayPorts, if set (tests), turn off a circuit's
+	// plain probes toward the address the relay sees (circuitpath.go) and
+	// choose the ports a hard-NAT spray goes to, instead of the package's
+	// sprayPorts.
+	noPlainProbes bool
+	sprayPorts    func(n int) []uint16
 	// portMapper is set once the node asks for a port mapping (portmap.go);
 	// read on the packet path, under Engine.mu or not.
 	portMapper atomic.Pointer[nat.PortMapper]

@@ -6,8 +6,8 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/p2psock/p2psock/internal/wire"
@@ -179,7 +179,6 @@ func (e *Engine) openHardPorts(life context.Context, end *circuitEnd, done <-cha
 	dst := net.UDPAddrFromAddrPort(to)
 	var (
 		wg     sync.WaitGroup
-		won    atomic.Pointer[net.UDPConn]
 		wonNow = make(chan struct{})
 		once   sync.Once
 		socks  []*net.UDPConn
@@ -193,11 +192,7 @@ func (e *Engine) openHardPorts(life context.Context, end *circuitEnd, done <-cha
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e.readHardPort(end, s, func() {
-				if won.CompareAndSwap(nil, s) {
-					once.Do(func() { close(wonNow) })
-				}
-			})
+			e.readHardPort(end, s, func() { once.Do(func() { close(wonNow) }) })
 		}()
 		_, _ = s.WriteTo(frame, dst) // best effort: a lost one is one port fewer
 	}
@@ -211,7 +206,12 @@ func (e *Engine) openHardPorts(life context.Context, end *circuitEnd, done <-cha
 	case <-life.Done():
 	}
 	t.Stop()
-	w := won.Load()
+	// The port the circuit's frames leave from, if one of this round's:
+	// onProbe does not move them to another port of the same peer.
+	w := end.via.Load()
+	if !slices.Contains(socks, w) {
+		w = nil
+	}
 	for _, s := range socks {
 		if s != w {
 			s.Close()
@@ -295,6 +295,9 @@ func (e *Engine) sprayHardPorts(life context.Context, end *circuitEnd, done <-ch
 	}
 	frame := probeFrame(end.conn.ID(), newSprayNonce(end))
 	ports := sprayPorts(hardSprayProbes)
+	if e.sprayPorts != nil {
+		ports = e.sprayPorts(hardSprayProbes)
+	}
 	sent := 0
 	for sent < len(ports) && end.direct.Load() == nil {
 		for _, p := range ports[sent:min(sent+hardSprayBatch, len(ports))] {
