@@ -68,9 +68,9 @@ func (end *circuitEnd) accepts(src netip.AddrPort) bool {
 
 // writeVia sends b to addr out of via, or out of the node's socket if via
 // is nil.
-func (e *Engine) writeVia(via *net.UDPConn, b []byte, addr *net.UDPAddr) error {
+func (e *Engine) writeVia(via *hardPort, b []byte, addr *net.UDPAddr) error {
 	if via != nil {
-		_, err := via.WriteTo(b, addr)
+		_, err := via.pc.WriteTo(b, addr)
 		return err
 	}
 	return e.sock.WriteTo(b, addr)
@@ -80,7 +80,7 @@ func (e *Engine) writeVia(via *net.UDPConn, b []byte, addr *net.UDPAddr) error {
 // the node's socket (via nil) or on one of its extra hard-NAT sockets
 // (hardnat.go): the answers go out the way the probe came in, and a direct
 // path found through via sends through it.
-func (e *Engine) onProbe(end *circuitEnd, p []byte, src netip.AddrPort, via *net.UDPConn) {
+func (e *Engine) onProbe(end *circuitEnd, p []byte, src netip.AddrPort, via *hardPort) {
 	if !src.IsValid() {
 		return
 	}
@@ -119,7 +119,7 @@ func (e *Engine) onProbe(end *circuitEnd, p []byte, src netip.AddrPort, via *net
 			end.via.Store(via)
 			end.direct.Store(&src)
 			if via != nil {
-				end.conn.SendVia(to, via)
+				end.conn.SendVia(to, via.pc)
 				// Tell the peer at once which port this is: it may have
 				// heard from several of them.
 				e.sendProbe(end, src, via)
@@ -133,7 +133,7 @@ func (e *Engine) onProbe(end *circuitEnd, p []byte, src netip.AddrPort, via *net
 
 // sendProbe sends a probe of end's circuit to addr, out of via (nil: the
 // node's socket).
-func (e *Engine) sendProbe(end *circuitEnd, addr netip.AddrPort, via *net.UDPConn) {
+func (e *Engine) sendProbe(end *circuitEnd, addr netip.AddrPort, via *hardPort) {
 	var p [probeLen]byte
 	p[0] = probeKind
 	rand.Read(p[1:])

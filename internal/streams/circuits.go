@@ -47,7 +47,7 @@ type circuitEnd struct {
 	direct atomic.Pointer[netip.AddrPort]
 	// via is the extra socket of this node's that the direct path leaves
 	// from (hardnat.go); nil: the node's socket.
-	via    atomic.Pointer[net.UDPConn]
+	via    atomic.Pointer[hardPort]
 	probes probeState // the search for a direct path (circuitpath.go)
 }
 

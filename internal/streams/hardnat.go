@@ -52,6 +52,27 @@ const (
 	hardPortMin     = 1024                   // the lowest port a NAT maps to
 )
 
+// hardPort is one of the extra sockets of a hard-NAT round, on the
+// engine's network (Config.Net, else the host's).
+type hardPort struct{ pc net.PacketConn }
+
+// listenHardPort opens an extra socket on network at ip (nil: any).
+func (e *Engine) listenHardPort(network string, ip net.IP) (*hardPort, error) {
+	laddr := &net.UDPAddr{IP: ip}
+	if e.cfg.Net != nil {
+		pc, err := e.cfg.Net.ListenUDP(network, laddr)
+		if err != nil {
+			return nil, err
+		}
+		return &hardPort{pc}, nil
+	}
+	pc, err := net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	return &hardPort{pc}, nil
+}
+
 // peerNAT is what a circuit's other end said of its NAT in its Offer or
 // Answer.
 type peerNAT struct {
@@ -181,10 +202,10 @@ func (e *Engine) openHardPorts(life context.Context, end *circuitEnd, done <-cha
 		wg     sync.WaitGroup
 		wonNow = make(chan struct{})
 		once   sync.Once
-		socks  []*net.UDPConn
+		socks  []*hardPort
 	)
 	for range hardPorts {
-		s, err := net.ListenUDP(network, &net.UDPAddr{IP: local})
+		s, err := e.listenHardPort(network, local)
 		if err != nil {
 			break // out of sockets: fewer ports this round
 		}
@@ -194,7 +215,7 @@ func (e *Engine) openHardPorts(life context.Context, end *circuitEnd, done <-cha
 			defer wg.Done()
 			e.readHardPort(end, s, func() { once.Do(func() { close(wonNow) }) })
 		}()
-		_, _ = s.WriteTo(frame, dst) // best effort: a lost one is one port fewer
+		_, _ = s.pc.WriteTo(frame, dst) // best effort: a lost one is one port fewer
 	}
 	e.hardOpened.Add(uint64(len(socks)))
 	e.cfg.Logger.Debug("hard NAT: extra ports open", "ports", len(socks), "to", to.String())
@@ -214,16 +235,16 @@ func (e *Engine) openHardPorts(life context.Context, end *circuitEnd, done <-cha
 	}
 	for _, s := range socks {
 		if s != w {
-			s.Close()
+			s.pc.Close()
 		}
 	}
 	if w != nil {
-		e.cfg.Logger.Debug("hard NAT: an extra port carries the connection", "local", w.LocalAddr().String())
+		e.cfg.Logger.Debug("hard NAT: an extra port carries the connection", "local", w.pc.LocalAddr().String())
 		select {
 		case <-done:
 		case <-life.Done():
 		}
-		w.Close()
+		w.pc.Close()
 	}
 	wg.Wait()
 }
@@ -232,12 +253,16 @@ func (e *Engine) openHardPorts(life context.Context, end *circuitEnd, done <-cha
 // and their answers go to onProbe, the circuit's frames from the direct
 // path to its conn; reached runs when an answer to a probe makes s carry
 // the circuit.
-func (e *Engine) readHardPort(end *circuitEnd, s *net.UDPConn, reached func()) {
+func (e *Engine) readHardPort(end *circuitEnd, s *hardPort, reached func()) {
 	buf := make([]byte, 1500)
 	for {
-		n, from, err := s.ReadFromUDPAddrPort(buf)
+		n, addr, err := s.pc.ReadFrom(buf)
 		if err != nil {
 			return
+		}
+		from, ok := addrPort(addr)
+		if !ok {
+			continue
 		}
 		id, payload, err := wire.ParseCircuitFrame(buf[:n])
 		switch {
@@ -246,11 +271,11 @@ func (e *Engine) readHardPort(end *circuitEnd, s *net.UDPConn, reached func()) {
 		case id != end.conn.ID():
 			e.drops.add(dropCircuitUnknown)
 		case isProbe(payload):
-			e.onProbe(end, payload, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), s)
+			e.onProbe(end, payload, from, s)
 			if end.via.Load() == s {
 				reached()
 			}
-		case !end.accepts(netip.AddrPortFrom(from.Addr().Unmap(), from.Port())):
+		case !end.accepts(from):
 			e.drops.add(dropCircuitStranger)
 		case !end.conn.Deliver(payload):
 			e.drops.add(dropCircuitQueue)

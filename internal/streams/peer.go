@@ -102,7 +102,7 @@ func (p *peerConn) path() Path {
 	if p.circ != nil { // a circuit that found a direct path runs on it
 		pa.Relayed, pa.Remote = p.circ.direct.Load() == nil, p.circ.conn.Target()
 		if via := p.circ.via.Load(); via != nil && !pa.Relayed {
-			pa.Local = via.LocalAddr() // an extra hard-NAT port carries it (hardnat.go)
+			pa.Local = via.pc.LocalAddr() // an extra hard-NAT port carries it (hardnat.go)
 		}
 	}
 	return pa
