@@ -21,7 +21,7 @@ type CircuitConn struct {
 	sock    *Socket
 	id      [8]byte
 	relay   *net.UDPAddr
-	to      atomic.Pointer[net.UDPAddr] // where frames go now
+	to      atomic.Pointer[circuitTarget] // where frames go now
 	onClose func()
 	in      chan []byte
 	done    chan struct{}
@@ -34,6 +34,13 @@ type CircuitConn struct {
 	dropped atomic.Uint64
 }
 
+// circuitTarget is where a CircuitConn sends its frames: to addr, out of
+// via, or out of the node's Socket if via is nil.
+type circuitTarget struct {
+	addr *net.UDPAddr
+	via  net.PacketConn
+}
+
 // circuitQueue is the number of received datagrams a CircuitConn holds for
 // its reader; more are dropped, as a socket's buffer would.
 const circuitQueue = 512
@@ -43,7 +50,7 @@ const circuitQueue = 512
 func NewCircuitConn(sock *Socket, id [8]byte, relay *net.UDPAddr, onClose func()) *CircuitConn {
 	c := &CircuitConn{sock: sock, id: id, relay: relay, onClose: onClose,
 		in: make(chan []byte, circuitQueue), done: make(chan struct{}), wake: make(chan struct{})}
-	c.to.Store(relay)
+	c.to.Store(&circuitTarget{addr: relay})
 	return c
 }
 
@@ -55,10 +62,18 @@ func (c *CircuitConn) Relay() *net.UDPAddr { return c.relay }
 
 // SendTo makes the conn send its frames to addr (the peer's address on a
 // direct path, or the relay's).
-func (c *CircuitConn) SendTo(addr *net.UDPAddr) { c.to.Store(addr) }
+func (c *CircuitConn) SendTo(addr *net.UDPAddr) { c.to.Store(&circuitTarget{addr: addr}) }
+
+// SendVia makes the conn send its frames to addr out of via, a socket of
+// the node's other than its Socket (the one of a hard NAT's extra mappings
+// that reached the peer), or out of the Socket if via is nil. The caller
+// keeps via open while the conn sends through it.
+func (c *CircuitConn) SendVia(addr *net.UDPAddr, via net.PacketConn) {
+	c.to.Store(&circuitTarget{addr: addr, via: via})
+}
 
 // Target returns where the conn sends its frames.
-func (c *CircuitConn) Target() *net.UDPAddr { return c.to.Load() }
+func (c *CircuitConn) Target() *net.UDPAddr { return c.to.Load().addr }
 
 // Deliver hands the payload of a received frame to the reader (it is
 // copied). It reports false if the payload was dropped: the reader fell
@@ -145,7 +160,12 @@ func (c *CircuitConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 	}
 	buf := getBuf(0)
 	f := wire.AppendCircuitFrame(buf, c.id, b)
-	err := c.sock.WriteTo(f, c.to.Load())
+	var err error
+	if t := c.to.Load(); t.via != nil {
+		_, err = t.via.WriteTo(f, t.addr)
+	} else {
+		err = c.sock.WriteTo(f, t.addr)
+	}
 	putBuf(f)
 	if err != nil {
 		return 0, err

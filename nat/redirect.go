@@ -11,7 +11,7 @@ import (
 // address it was dialled to, even when the peer is proven to be elsewhere
 // now (its NAT gave it a new mapping): QUIC moves a connection only when
 // its client does (RFC 9000, §9). The Socket rewrites the destination of
-// the QUIC packets it sends to such an address (docs/PROTOCOL.md, §12.13).
+// the QUIC packets it sends to such an address (docs/PROTOCOL.md, §12.14).
 // Packets of the overlay, STUN and circuits are never rewritten.
 
 // redirectConn is the node's UDP socket as quic-go sees it. It embeds the

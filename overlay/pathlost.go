@@ -7,7 +7,7 @@ import (
 	"github.com/p2psock/p2psock/internal/wire"
 )
 
-// Lost paths (docs/PROTOCOL.md, §12.13). A NAT may give a node's socket a
+// Lost paths (docs/PROTOCOL.md, §12.14). A NAT may give a node's socket a
 // new public mapping while a QUIC connection runs over the old one (its
 // state expired, or was flushed). QUIC follows a client that moved, but a
 // client keeps sending to the address it dialled. The connection engine of

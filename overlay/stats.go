@@ -32,7 +32,7 @@ type Counters struct {
 	// spoiled by their origin); a data message is refused to its origin.
 	DroppedUndecryptable uint64
 	// DroppedPathLost counts the Pings with FlagPathLost (docs/PROTOCOL.md,
-	// §12.13) dropped because as many awaited the proof of their source.
+	// §12.14) dropped because as many awaited the proof of their source.
 	DroppedPathLost uint64
 	// PathsLost counts the nodes that said their connection with this node
 	// heard nothing and proved where they are now (OnPathLost).

@@ -513,6 +513,13 @@ type StreamCounters struct {
 	CircuitBusy      uint64 // circuit joins refused: the circuit ID belongs to other nodes
 	CircuitsFull     uint64 // circuit joins refused: Config.MaxRelayedConns circuits were up
 	CircuitsEvicted  uint64 // circuits dropped: one of their ends joined a newer one past its bound (8)
+
+	// Hard-NAT probing, on a relayed connection between a NAT that maps
+	// per destination and one that does not (docs/PROTOCOL.md, §12.13):
+	// the extra UDP ports this node opened (256 a round at most), and the
+	// probes it sent to random ports of a peer's IP (2048 a round at most).
+	HardPortsOpened   uint64
+	HardProbesSprayed uint64
 }
 
 // Info returns a snapshot of the node's state and counters.

@@ -183,6 +183,7 @@ func main() {
 		connTO    = flag.Duration("connect-timeout", 20*time.Second, "time allowed for Connect")
 		connBytes = flag.Int("connect-bytes", 1<<20, "bytes sent each way on the stream")
 		waitMap   = flag.Duration("wait-portmap", 0, "NATed node: before the stream test, wait up to this long for the router to grant a port mapping (0: do not wait)")
+		awaitDir  = flag.Duration("await-direct", 0, "NATed node: halfway through writing its stream data, if the connection is relayed, wait up to this long for it to move to a direct path before writing the rest (0: do not wait)")
 		rebind    = flag.String("rebind-file", "", "NATed node: halfway through writing its stream data, create this `file` and wait (up to 10s) for file.done before writing the rest (the test changes a NAT's mappings meanwhile)")
 	)
 	flag.Var(&bootstrap, "bootstrap", "entry point `host:port` (repeatable or comma-separated)")
@@ -273,7 +274,7 @@ func main() {
 	}
 	var cs *connSpec
 	if *connect {
-		cs = &connSpec{timeout: *connTO, bytes: *connBytes, waitMap: *waitMap, rebind: *rebind}
+		cs = &connSpec{timeout: *connTO, bytes: *connBytes, waitMap: *waitMap, rebind: *rebind, awaitDirect: *awaitDir}
 	}
 	os.Exit(runNATed(ctx, nd, ps, self, *sendTo, bound, *timeout, *linger, *stopFile, *hardKey, cs, sig))
 }
@@ -653,6 +654,9 @@ type connSpec struct {
 	bytes   int           // sent each way
 	waitMap time.Duration // to wait for a port mapping first, if not 0
 	rebind  string        // if set: the file to create halfway through the writes (see -rebind-file)
+	// awaitDirect, if set: how long to wait halfway through the writes
+	// for a relayed connection to move to a direct path (-await-direct)
+	awaitDirect time.Duration
 }
 
 // rebindPause creates file and waits until file.done exists (or 10 s): the
@@ -669,6 +673,23 @@ func rebindPause(file string) {
 		}
 	}
 	say("rebind: no %s.done after 10s", file)
+}
+
+// awaitDirect waits up to limit for c to run on a direct path, and
+// returns how long it waited ("-" if it was direct already) and whether it
+// is direct.
+func awaitDirect(c *p2psock.Conn, limit time.Duration) (string, bool) {
+	if !c.Path().Relayed {
+		return "-", true
+	}
+	t0 := time.Now()
+	for time.Since(t0) < limit {
+		if !c.Path().Relayed {
+			return ms(time.Since(t0)), true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return ms(time.Since(t0)), false
 }
 
 // xferTimeout bounds the data exchange on an established stream.
@@ -758,16 +779,24 @@ func runConnect(nd *p2psock.Node, ps *peers, self, other string, cs *connSpec, n
 	// Exchange: write while reading, so that flow control cannot block
 	// both writers.
 	x0 := time.Now()
-	c.SetDeadline(x0.Add(xferTimeout))
+	c.SetDeadline(x0.Add(xferTimeout + cs.awaitDirect))
 	wrote := make(chan error, 1)
+	upgrade := "-" // how long the writer waited for a direct path
 	go func() {
 		data := streamData(self, cs.bytes)
 		var err error
-		if cs.rebind != "" {
+		if cs.rebind != "" || cs.awaitDirect > 0 {
 			_, err = c.Write(data[:len(data)/2])
 			data = data[len(data)/2:]
-			if err == nil {
+			if err == nil && cs.rebind != "" {
 				rebindPause(cs.rebind)
+			}
+			if err == nil && cs.awaitDirect > 0 {
+				var direct bool
+				upgrade, direct = awaitDirect(c, cs.awaitDirect)
+				if !direct {
+					say("await-direct: still relayed after %s, writing the rest", upgrade)
+				}
 			}
 		}
 		if err == nil {
@@ -793,6 +822,9 @@ func runConnect(nd *p2psock.Node, ps *peers, self, other string, cs *connSpec, n
 	}
 	desc := fmt.Sprintf("path=%s time=%s bytes=%d remote=%s role=%s xfer=%s rtt=%s local=%v peer=%v sha256=%x",
 		path, connTime, len(got), ra.ID, role, ms(xfer), p.RTT.Round(100*time.Microsecond), p.Local, p.Remote, sum[:6])
+	if cs.awaitDirect > 0 {
+		desc += " upgrade_wait=" + upgrade
+	}
 	if !connecting {
 		desc += " accept_wait=" + ms(took)
 	}

@@ -90,7 +90,9 @@ func (e *Engine) circuitAttempt(ctx context.Context, remote overlay.ID) (*peerCo
 		return nil, err
 	}
 	defer e.dropSession(s)
-	b, err := wire.AppendCircuitMsg(nil, wire.CircuitMsg{Kind: wire.CircuitOffer, Circuit: s.id, Relays: relays})
+	offer := wire.CircuitMsg{Kind: wire.CircuitOffer, Circuit: s.id, Relays: relays}
+	e.describeNAT(&offer)
+	b, err := wire.AppendCircuitMsg(nil, offer)
 	if err != nil {
 		return nil, err
 	}
@@ -137,17 +139,17 @@ func (e *Engine) circuitAttempt(ctx context.Context, remote overlay.ID) (*peerCo
 		return nil, handshakeErr(ctx, err)
 	}
 	pc := &peerConn{id: remote, qc: qc, relayed: true, tr: tr, circ: end}
-	e.watchPath(pc, end, relay.ID, remote, peerAddr)
+	e.watchPath(pc, end, relay.ID, remote, peerAddr, peerNATOf(ans))
 	return pc, nil
 }
 
 // watchPath starts the search for a direct path of pc (circuitpath.go),
-// unless the node uses relays only.
-func (e *Engine) watchPath(pc *peerConn, end *circuitEnd, relay, peer overlay.ID, peerAddr netip.AddrPort) {
+// unless the node uses relays only; pn is what the peer said of its NAT.
+func (e *Engine) watchPath(pc *peerConn, end *circuitEnd, relay, peer overlay.ID, peerAddr netip.AddrPort, pn peerNAT) {
 	if e.cfg.ForceRelay {
 		return
 	}
-	e.scope.Go(func(life context.Context) { e.upgradePath(life, pc, end, relay, peer, peerAddr) })
+	e.scope.Go(func(life context.Context) { e.upgradePath(life, pc, end, relay, peer, peerAddr, pn) })
 }
 
 // joinCircuit joins cc's circuit with peer at the relay. The connecting
@@ -224,8 +226,11 @@ func (e *Engine) onCircuitOffer(from overlay.ID, offer wire.CircuitMsg) []byte {
 	}
 	s := newSession(e.scope.Context(), from, false)
 	s.id, s.subnet, s.history = offer.Circuit, subnet, history
-	s.answer, _ = wire.AppendCircuitMsg(nil, wire.CircuitMsg{Kind: wire.CircuitAnswer, Circuit: offer.Circuit, Peer: relay.ID})
-	if !e.startOfferLocked(s, d, victim, func(life context.Context, d *dial) { e.circuitAnswer(life, s, d, relay) }) {
+	ans := wire.CircuitMsg{Kind: wire.CircuitAnswer, Circuit: offer.Circuit, Peer: relay.ID}
+	e.describeNAT(&ans)
+	s.answer, _ = wire.AppendCircuitMsg(nil, ans)
+	pn := peerNATOf(offer)
+	if !e.startOfferLocked(s, d, victim, func(life context.Context, d *dial) { e.circuitAnswer(life, s, d, relay, pn) }) {
 		return refuse(wire.CircuitClosing)
 	}
 	return s.answer
@@ -267,12 +272,12 @@ func (e *Engine) chooseRelay(from overlay.ID, offered []wire.CircuitRelay) (over
 
 // circuitAnswer runs the answering end of circuit session s, to complete
 // d, as answer does for an ICE session.
-func (e *Engine) circuitAnswer(life context.Context, s *session, d *dial, relay overlay.Peer) {
+func (e *Engine) circuitAnswer(life context.Context, s *session, d *dial, relay overlay.Peer, pn peerNAT) {
 	defer e.dropSession(s)
 	ctx, cancel := context.WithTimeout(life, answerTimeout)
 	defer cancel()
 	defer context.AfterFunc(s.failed, cancel)()
-	err := e.circuitAnswerPath(ctx, s, d, relay)
+	err := e.circuitAnswerPath(ctx, s, d, relay, pn)
 	if err != nil {
 		e.cfg.Logger.Debug("incoming circuit failed", "peer", shortID(s.peer), "err", err)
 	}
@@ -281,7 +286,7 @@ func (e *Engine) circuitAnswer(life context.Context, s *session, d *dial, relay 
 
 // circuitAnswerPath links with the relay if needed, joins the circuit and
 // listens on a transport over it for the peer's one connection.
-func (e *Engine) circuitAnswerPath(ctx context.Context, s *session, d *dial, relay overlay.Peer) error {
+func (e *Engine) circuitAnswerPath(ctx context.Context, s *session, d *dial, relay overlay.Peer, pn peerNAT) error {
 	p, ok := e.ov.PeerInfo(relay.ID)
 	if !ok || !p.Addr.IsValid() {
 		if _, err := e.ov.LinkWith(ctx, relay, s.peer); err != nil {
@@ -326,7 +331,7 @@ func (e *Engine) circuitAnswerPath(ctx context.Context, s *session, d *dial, rel
 			return nil
 		}
 		e.endICEAnswers(s)
-		e.watchPath(d.pc, end, relay.ID, s.peer, peerAddr)
+		e.watchPath(d.pc, end, relay.ID, s.peer, peerAddr, pn)
 		return nil
 	case <-ctx.Done():
 		tr.Close()

@@ -47,6 +47,7 @@ func isProbe(p []byte) bool {
 type probeState struct {
 	mu      sync.Mutex
 	nonce   [8]byte        // of the latest probe sent
+	spray   [8]byte        // of the probes of the latest hard-NAT round (hardnat.go)
 	lastAck time.Time      // when a probe was last acknowledged
 	inbound netip.AddrPort // the latest source of a probe: its frames are taken too
 }
@@ -65,8 +66,21 @@ func (end *circuitEnd) accepts(src netip.AddrPort) bool {
 	return end.probes.inbound == src
 }
 
-// onProbe handles a probe or an acknowledgement that came from src.
-func (e *Engine) onProbe(end *circuitEnd, p []byte, src netip.AddrPort) {
+// writeVia sends b to addr out of via, or out of the node's socket if via
+// is nil.
+func (e *Engine) writeVia(via *hardPort, b []byte, addr *net.UDPAddr) error {
+	if via != nil {
+		_, err := via.pc.WriteTo(b, addr)
+		return err
+	}
+	return e.sock.WriteTo(b, addr)
+}
+
+// onProbe handles a probe or an acknowledgement that came from src, on
+// the node's socket (via nil) or on one of its extra hard-NAT sockets
+// (hardnat.go): the answers go out the way the probe came in, and a direct
+// path found through via sends through it.
+func (e *Engine) onProbe(end *circuitEnd, p []byte, src netip.AddrPort, via *hardPort) {
 	if !src.IsValid() {
 		return
 	}
@@ -77,18 +91,19 @@ func (e *Engine) onProbe(end *circuitEnd, p []byte, src netip.AddrPort) {
 		var ack [probeLen]byte
 		ack[0] = probeAckKind
 		copy(ack[1:], p[1:])
-		_ = e.sock.WriteTo(wire.AppendCircuitFrame(nil, end.conn.ID(), ack[:]), to) // best effort: the prober sends again
+		_ = e.writeVia(via, wire.AppendCircuitFrame(nil, end.conn.ID(), ack[:]), to) // best effort: the prober sends again
 		end.probes.mu.Lock()
 		end.probes.inbound = src
 		end.probes.mu.Unlock()
 		// The peer found a way here: probe back, so that this end sends
 		// there too once it is acknowledged.
-		if d := end.direct.Load(); d == nil || *d != src {
-			e.sendProbe(end, src)
+		if d := end.direct.Load(); d == nil || *d != src || end.via.Load() != via {
+			e.sendProbe(end, src, via)
 		}
 	case probeAckKind:
 		end.probes.mu.Lock()
-		ok := [8]byte(p[1:]) == end.probes.nonce && end.probes.nonce != [8]byte{}
+		n := [8]byte(p[1:])
+		ok := n != [8]byte{} && (n == end.probes.nonce || n == end.probes.spray)
 		if ok {
 			end.probes.lastAck = time.Now()
 		}
@@ -97,31 +112,47 @@ func (e *Engine) onProbe(end *circuitEnd, p []byte, src netip.AddrPort) {
 			e.drops.add(dropCircuitStranger)
 			return
 		}
+		// A path to the same address out of another socket is not taken:
+		// the first of a hard-NAT round's extra ports to be answered
+		// carries the circuit (hardnat.go), and the round closes the rest.
 		if d := end.direct.Load(); d == nil || *d != src {
+			end.via.Store(via)
 			end.direct.Store(&src)
-			end.conn.SendTo(to)
-			e.cfg.Logger.Debug("circuit: direct path", "to", src.String())
+			if via != nil {
+				end.conn.SendVia(to, via.pc)
+				// Tell the peer at once which port this is: it may have
+				// heard from several of them.
+				e.sendProbe(end, src, via)
+			} else {
+				end.conn.SendTo(to)
+			}
+			e.cfg.Logger.Debug("circuit: direct path", "to", src.String(), "extra port", via != nil)
 		}
 	}
 }
 
-// sendProbe sends a probe of end's circuit to addr.
-func (e *Engine) sendProbe(end *circuitEnd, addr netip.AddrPort) {
+// sendProbe sends a probe of end's circuit to addr, out of via (nil: the
+// node's socket).
+func (e *Engine) sendProbe(end *circuitEnd, addr netip.AddrPort, via *hardPort) {
 	var p [probeLen]byte
 	p[0] = probeKind
 	rand.Read(p[1:])
 	end.probes.mu.Lock()
 	end.probes.nonce = [8]byte(p[1:])
 	end.probes.mu.Unlock()
-	_ = e.sock.WriteTo(wire.AppendCircuitFrame(nil, end.conn.ID(), p[:]), net.UDPAddrFromAddrPort(addr)) // best effort: probes repeat
+	_ = e.writeVia(via, wire.AppendCircuitFrame(nil, end.conn.ID(), p[:]), net.UDPAddrFromAddrPort(addr)) // best effort: probes repeat
 }
 
 // upgradePath probes for a direct path for the connection pc over the
 // circuit end, whose relay is relay and whose other end is peer (at
 // peerAddr as the relay sees it, if known), until the connection ends.
-func (e *Engine) upgradePath(life context.Context, pc *peerConn, end *circuitEnd, relay, peer overlay.ID, peerAddr netip.AddrPort) {
+// pn is what the peer said of its NAT: where one side's NAT maps per
+// destination and the other's does not, rounds of hard-NAT probing
+// (hardnat.go) run beside the plain probes.
+func (e *Engine) upgradePath(life context.Context, pc *peerConn, end *circuitEnd, relay, peer overlay.ID, peerAddr netip.AddrPort, pn peerNAT) {
 	done := pc.qc.Context().Done()
 	wait := probeFirst
+	start, rounds := time.Now(), 0
 	for n := 0; ; n++ {
 		t := time.NewTimer(wait)
 		select {
@@ -139,10 +170,11 @@ func (e *Engine) upgradePath(life context.Context, pc *peerConn, end *circuitEnd
 			end.probes.mu.Unlock()
 			if lost {
 				end.direct.Store(nil)
+				end.via.Store(nil)
 				end.conn.SendTo(end.conn.Relay())
 				e.cfg.Logger.Debug("circuit: direct path lost, back to the relay", "peer", shortID(peer))
 			} else {
-				e.sendProbe(end, *d)
+				e.sendProbe(end, *d, end.via.Load())
 				wait = probeDirect
 				continue
 			}
@@ -152,8 +184,14 @@ func (e *Engine) upgradePath(life context.Context, pc *peerConn, end *circuitEnd
 				peerAddr = a
 			}
 		}
-		if peerAddr.IsValid() {
-			e.sendProbe(end, peerAddr)
+		if peerAddr.IsValid() && !e.noPlainProbes {
+			e.sendProbe(end, peerAddr, nil)
+		}
+		if rounds < hardRounds && time.Since(start) >= time.Duration(rounds)*hardRoundGap {
+			if role := hardRoleFor(e.mappingDependent(), pn, peerAddr); role != hardNone {
+				rounds++
+				e.hardRound(end, done, role, pn.addr)
+			}
 		}
 		wait = probeEvery
 		if n >= probeFast {

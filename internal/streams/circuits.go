@@ -46,6 +46,9 @@ type circuitEnd struct {
 	// direct is the peer's address on a direct path, once found; frames
 	// from it are taken as well.
 	direct atomic.Pointer[netip.AddrPort]
+	// via is the extra socket of this node's that the direct path leaves
+	// from (hardnat.go); nil: the node's socket.
+	via    atomic.Pointer[hardPort]
 	probes probeState // the search for a direct path (circuitpath.go)
 }
 
@@ -101,7 +104,7 @@ func (e *Engine) handleCircuitFrame(pkt []byte, from net.Addr) {
 	if end := c.ends[id]; end != nil {
 		c.mu.Unlock()
 		if isProbe(payload) {
-			e.onProbe(end, payload, src)
+			e.onProbe(end, payload, src, nil)
 			return
 		}
 		if !end.accepts(src) {

@@ -119,6 +119,16 @@ type Engine struct {
 	// hardNAT, if set (tests), says whether this node's NAT maps per
 	// destination instead of the overlay's view (mappingDependent).
 	hardNAT func() bool
+	// hardOpening and hardSpraying hold a place each while a round of
+	// hard-NAT probing of that kind runs (hardnat.go): one at a time.
+	hardOpening, hardSpraying chan struct{}
+	hardOpened, hardSprayed   atomic.Uint64 // extra ports opened, probes sprayed
+	// noPlainProbes and sprayPorts, if set (tests), turn off a circuit's
+	// plain probes toward the address the relay sees (circuitpath.go) and
+	// choose the ports a hard-NAT spray goes to, instead of the package's
+	// sprayPorts.
+	noPlainProbes bool
+	sprayPorts    func(n int) []uint16
 	// portMapper is set once the node asks for a port mapping (portmap.go);
 	// read on the packet path, under Engine.mu or not.
 	portMapper atomic.Pointer[nat.PortMapper]
@@ -191,7 +201,8 @@ func New(cfg Config, ov *overlay.Overlay, sock *nat.Socket) (*Engine, error) {
 		circuitEnds: make(map[overlay.ID]*circuitEnd),
 		expected:    make(map[netip.AddrPort]int), connsByIP: make(map[netip.Addr]int),
 		connsBySubnet: make(map[netip.Prefix]int), known: make(map[overlay.ID]time.Time),
-		redirected: make(map[netip.AddrPort]*peerConn)}
+		redirected:  make(map[netip.AddrPort]*peerConn),
+		hardOpening: make(chan struct{}, 1), hardSpraying: make(chan struct{}, 1)}
 	e.queue = newAcceptQueue(cfg.AcceptQueue, cfg.AcceptQueuePerPeer, cfg.UnacceptedTimeout, e.refuseStream)
 	var err error
 	if e.cert, err = certificate(cfg.Identity); err != nil {
@@ -288,6 +299,12 @@ type Counters struct {
 	CircuitBusy      uint64 // joins refused: the circuit ID belongs to other nodes
 	CircuitsFull     uint64 // joins refused: Config.MaxRelayedConns circuits were up
 	CircuitsEvicted  uint64 // circuits dropped: one of their ends joined a newer one past its bound (8)
+
+	// Hard-NAT probing (a circuit between a NAT that maps per destination
+	// and one that does not): the extra ports this node opened, and the
+	// probes it sent to random ports of a peer's IP.
+	HardPortsOpened   uint64
+	HardProbesSprayed uint64
 }
 
 // Counters returns a snapshot of the engine's counters.
@@ -326,6 +343,7 @@ func (e *Engine) Counters() Counters {
 	c.CircuitQueue, c.CircuitNoRelay = d.get(dropCircuitQueue), d.get(dropCircuitNoRelay)
 	c.CircuitNoLink, c.CircuitBusy = d.get(dropCircuitNoLink), d.get(dropCircuitBusy)
 	c.CircuitsFull, c.CircuitsEvicted = d.get(dropCircuitFull), d.get(dropCircuitEvicted)
+	c.HardPortsOpened, c.HardProbesSprayed = e.hardOpened.Load(), e.hardSprayed.Load()
 	return c
 }
 

@@ -8,7 +8,7 @@ import (
 	"github.com/p2psock/p2psock/overlay"
 )
 
-// Lost paths (docs/PROTOCOL.md, §12.13): a connection on the node's socket
+// Lost paths (docs/PROTOCOL.md, §12.14): a connection on the node's socket
 // whose NAT mapping changed. Every watchEvery, the engine looks at its
 // direct connections on the socket: one that sent packets and received none
 // since the last look may have lost its path, and its peer is sent a Ping

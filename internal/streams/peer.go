@@ -105,6 +105,9 @@ func (p *peerConn) path() Path {
 		RTT: p.qc.ConnectionStats().SmoothedRTT}
 	if p.circ != nil { // a circuit that found a direct path runs on it
 		pa.Relayed, pa.Remote = p.circ.direct.Load() == nil, p.circ.conn.Target()
+		if via := p.circ.via.Load(); via != nil && !pa.Relayed {
+			pa.Local = via.pc.LocalAddr() // an extra hard-NAT port carries it (hardnat.go)
+		}
 	}
 	if a := p.redirect.Load(); a != nil { // the peer moved (pathlost.go)
 		pa.Remote = net.UDPAddrFromAddrPort(*a)

@@ -74,6 +74,17 @@ const (
 	CircuitConflict byte = 7 // both ends are connecting; the receiver's attempt goes ahead
 )
 
+// Circuit message flags (the Flags byte of an Offer or an Answer, which
+// a Refuse uses for its Reason).
+const (
+	// CircuitFlagHardNAT: the sender's NAT maps per destination (a
+	// symmetric NAT): each address it sends to sees it at another port.
+	CircuitFlagHardNAT byte = 1 << 0
+	// CircuitFlagAddr: the message ends with Addr, the sender's address as
+	// its contacts see it (only its IP counts when HardNAT is set).
+	CircuitFlagAddr byte = 1 << 1
+)
+
 // MaxCircuitRelays is the most relays an Offer names.
 const MaxCircuitRelays = 4
 
@@ -88,9 +99,11 @@ type CircuitRelay struct {
 type CircuitMsg struct {
 	Kind    byte
 	Reason  byte     // Refuse only
+	Flags   byte     // every kind but Refuse: CircuitFlag…; Offer and Answer describe the sender
 	Circuit [8]byte  // the circuit ID, random at the connecting end
 	Peer    [32]byte // Join: the other end; Answer: the chosen relay
 	Relays  []CircuitRelay
+	Addr    netip.AddrPort // with CircuitFlagAddr: the sender's address as its contacts see it
 }
 
 const circuitMsgFixed = 1 + 1 + 1 + 8 + 32 + 1
@@ -101,7 +114,11 @@ func AppendCircuitMsg(b []byte, m CircuitMsg) ([]byte, error) {
 	if m.Kind < CircuitOffer || m.Kind > CircuitRefuse || len(m.Relays) > MaxCircuitRelays {
 		return b, ErrMalformed
 	}
-	b = append(b, CircuitVersion, m.Kind, m.Reason)
+	third := m.Flags
+	if m.Kind == CircuitRefuse {
+		third = m.Reason
+	}
+	b = append(b, CircuitVersion, m.Kind, third)
 	b = append(b, m.Circuit[:]...)
 	b = append(b, m.Peer[:]...)
 	b = append(b, byte(len(m.Relays)))
@@ -110,16 +127,53 @@ func AppendCircuitMsg(b []byte, m CircuitMsg) ([]byte, error) {
 			return b, ErrMalformed
 		}
 		b = append(b, r.ID[:]...)
-		ip := r.Addr.Addr().Unmap()
-		if ip.Is4() {
-			b = append(b, 4)
-		} else {
-			b = append(b, 6)
+		b = appendCircuitAddr(b, r.Addr)
+	}
+	if m.Kind != CircuitRefuse && m.Flags&CircuitFlagAddr != 0 {
+		if !m.Addr.IsValid() {
+			return b, ErrMalformed
 		}
-		b = append(b, ip.AsSlice()...)
-		b = binary.BigEndian.AppendUint16(b, r.Addr.Port())
+		b = appendCircuitAddr(b, m.Addr)
 	}
 	return b, nil
+}
+
+// appendCircuitAddr appends a: family (4 or 6), IP, port.
+func appendCircuitAddr(b []byte, a netip.AddrPort) []byte {
+	ip := a.Addr().Unmap()
+	if ip.Is4() {
+		b = append(b, 4)
+	} else {
+		b = append(b, 6)
+	}
+	b = append(b, ip.AsSlice()...)
+	return binary.BigEndian.AppendUint16(b, a.Port())
+}
+
+// parseCircuitAddr decodes an address as appendCircuitAddr writes it and
+// returns the rest of b.
+func parseCircuitAddr(b []byte) (netip.AddrPort, []byte, error) {
+	if len(b) < 1 {
+		return netip.AddrPort{}, b, ErrShort
+	}
+	size := 0
+	switch b[0] {
+	case 4:
+		size = 4
+	case 6:
+		size = 16
+	default:
+		return netip.AddrPort{}, b, ErrAddrFamily
+	}
+	b = b[1:]
+	if len(b) < size+2 {
+		return netip.AddrPort{}, b, ErrShort
+	}
+	ip, _ := netip.AddrFromSlice(b[:size])
+	if ip.Is4In6() {
+		return netip.AddrPort{}, b, ErrMalformed // an IPv4 address is sent as family 4
+	}
+	return netip.AddrPortFrom(ip, binary.BigEndian.Uint16(b[size:size+2])), b[size+2:], nil
 }
 
 // ParseCircuitMsg decodes a circuit message.
@@ -131,9 +185,14 @@ func ParseCircuitMsg(b []byte) (CircuitMsg, error) {
 	if b[0] != CircuitVersion {
 		return m, ErrVersion
 	}
-	m.Kind, m.Reason = b[1], b[2]
+	m.Kind = b[1]
 	if m.Kind < CircuitOffer || m.Kind > CircuitRefuse {
 		return m, ErrMalformed
+	}
+	if m.Kind == CircuitRefuse {
+		m.Reason = b[2]
+	} else {
+		m.Flags = b[2]
 	}
 	copy(m.Circuit[:], b[3:11])
 	copy(m.Peer[:], b[11:43])
@@ -143,32 +202,22 @@ func ParseCircuitMsg(b []byte) (CircuitMsg, error) {
 	}
 	b = b[circuitMsgFixed:]
 	for range n {
-		if len(b) < 33 {
+		if len(b) < 32 {
 			return m, ErrShort
 		}
 		var r CircuitRelay
 		copy(r.ID[:], b[:32])
-		fam := b[32]
-		b = b[33:]
-		size := 0
-		switch fam {
-		case 4:
-			size = 4
-		case 6:
-			size = 16
-		default:
-			return m, ErrAddrFamily
+		var err error
+		if r.Addr, b, err = parseCircuitAddr(b[32:]); err != nil {
+			return m, err
 		}
-		if len(b) < size+2 {
-			return m, ErrShort
-		}
-		ip, _ := netip.AddrFromSlice(b[:size])
-		if ip.Is4In6() {
-			return m, ErrMalformed // an IPv4 address is sent as family 4
-		}
-		r.Addr = netip.AddrPortFrom(ip, binary.BigEndian.Uint16(b[size:size+2]))
-		b = b[size+2:]
 		m.Relays = append(m.Relays, r)
+	}
+	if m.Kind != CircuitRefuse && m.Flags&CircuitFlagAddr != 0 {
+		var err error
+		if m.Addr, b, err = parseCircuitAddr(b); err != nil {
+			return m, err
+		}
 	}
 	if len(b) != 0 {
 		return m, ErrMalformed

@@ -16,6 +16,10 @@ func testCircuitMsgs() map[string]CircuitMsg {
 			{ID: id, Addr: netip.MustParseAddrPort("192.0.2.1:4000")},
 			{ID: id, Addr: netip.MustParseAddrPort("[2001:db8::1]:4001")}}},
 		"answer": {Kind: CircuitAnswer, Circuit: [8]byte{9}, Peer: id},
+		"answer hard": {Kind: CircuitAnswer, Flags: CircuitFlagHardNAT | CircuitFlagAddr, Circuit: [8]byte{9}, Peer: id,
+			Addr: netip.MustParseAddrPort("[2001:db8::7]:4100")},
+		"offer easy": {Kind: CircuitOffer, Flags: CircuitFlagAddr, Circuit: [8]byte{7}, Relays: []CircuitRelay{
+			{ID: id, Addr: netip.MustParseAddrPort("192.0.2.1:4001")}}, Addr: netip.MustParseAddrPort("198.51.100.2:4100")},
 		"join":   {Kind: CircuitJoin, Circuit: [8]byte{9}, Peer: id},
 		"refuse": {Kind: CircuitRefuse, Reason: CircuitFull, Circuit: [8]byte{9}},
 	}
@@ -42,6 +46,9 @@ func TestCircuitMsgRejects(t *testing.T) {
 	mapped = append(mapped, 6)
 	mapped = append(mapped, netip.MustParseAddr("::ffff:192.0.2.1").AsSlice()...)
 	mapped = append(mapped, 0, 1)
+	hard, err := AppendCircuitMsg(nil, testCircuitMsgs()["answer hard"])
+	require.NoError(t, err)
+	noAddr := hard[:circuitMsgFixed] // the flag says an address follows
 	tooMany := append([]byte(nil), good[:circuitMsgFixed]...)
 	tooMany[circuitMsgFixed-1] = MaxCircuitRelays + 1
 	for name, tc := range map[string]struct {
@@ -57,12 +64,15 @@ func TestCircuitMsgRejects(t *testing.T) {
 		"family":    {cat(good[:circuitMsgFixed+32], []byte{5}, good[circuitMsgFixed+33:]), ErrAddrFamily},
 		"mapped":    {mapped, ErrMalformed},
 		"too many":  {tooMany, ErrMalformed},
+		"no addr":   {noAddr, ErrShort},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ParseCircuitMsg(tc.b)
 			require.ErrorIs(t, err, tc.err)
 		})
 	}
+	_, err = AppendCircuitMsg(nil, CircuitMsg{Kind: CircuitAnswer, Flags: CircuitFlagAddr})
+	require.ErrorIs(t, err, ErrMalformed, "the flag without an address")
 	_, err = AppendCircuitMsg(nil, CircuitMsg{Kind: 9})
 	require.ErrorIs(t, err, ErrMalformed)
 	_, err = AppendCircuitMsg(nil, CircuitMsg{Kind: CircuitOffer, Relays: make([]CircuitRelay, MaxCircuitRelays+1)})

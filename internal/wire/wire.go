@@ -89,7 +89,7 @@ const (
 	FlagWantProof byte = 1 << 1 // (ping) the answer must carry a signature
 	// FlagPathLost (ping) says the pinger's QUIC connection with the
 	// receiver heard nothing lately: its NAT may have given it a new
-	// mapping, which this Ping came through (docs/PROTOCOL.md, §12.13).
+	// mapping, which this Ping came through (docs/PROTOCOL.md, §12.14).
 	FlagPathLost byte = 1 << 2
 )
 
