@@ -72,6 +72,15 @@ type Counters struct {
 	// messages that did not end a Send: signed by a node other than the
 	// destination (any forwarder can sign one), or of a message to a key.
 	RefusalsIgnored uint64
+
+	// DroppedClient counts the frames a light client (Config.Client) does
+	// not serve (finds, relays, introductions, routed messages for other
+	// nodes) and the frames a light client gets from another one.
+	DroppedClient uint64
+	// RefusedClients counts the light clients that proved their key and
+	// address but found the attached-clients table full (Config.Clients)
+	// or holding Config.ClientsPerSubnet clients of their subnet.
+	RefusedClients uint64
 }
 
 type counters struct {
@@ -83,6 +92,7 @@ type counters struct {
 	detours, contradicted, refusalsIgnored          atomic.Uint64
 	noWork, refusedBucket, refusedTable             atomic.Uint64
 	undecryptable                                   atomic.Uint64 // DroppedUndecryptable
+	client, refusedClients                          atomic.Uint64
 }
 
 // countRefusal counts a node the routing table refused for diversity.
@@ -135,8 +145,10 @@ func (c *counters) snapshot() Counters {
 		RefusalsIgnored:     c.refusalsIgnored.Load(),
 	}
 	s.DroppedUndecryptable = c.undecryptable.Load()
+	s.DroppedClient = c.client.Load()
+	s.RefusedClients = c.refusedClients.Load()
 	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +
 		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute + s.DroppedNoWork +
-		s.DroppedUndecryptable + s.DroppedSourceShare + s.DroppedRateLimited + s.DroppedUnpaid
+		s.DroppedUndecryptable + s.DroppedSourceShare + s.DroppedRateLimited + s.DroppedUnpaid + s.DroppedClient
 	return s
 }
