@@ -1,0 +1,164 @@
+package p2psock
+
+import (
+	"context"
+	"io"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/internal/testnet"
+)
+
+// clientNet is six full nodes with a DHT each on loopback and a light
+// client (Config.Client) with a DHT, joined through one of them.
+func clientNet(t *testing.T) (full []dhtNode, client dhtNode) {
+	t.Helper()
+	const n = 7
+	tn := newDHTNet(t, n, func(i int) Config { return Config{Client: i == n-1} })
+	return tn.Nodes[:n-1], tn.Nodes[n-1]
+}
+
+// recvFrom reads nd's next message within d.
+func recvFrom(t *testing.T, nd *Node, d time.Duration) Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	m, err := nd.RecvFrom(ctx)
+	require.NoError(t, err)
+	return m
+}
+
+// requireNoContact fails if a full node has the client in its routing table.
+func requireNoContact(t *testing.T, full []dhtNode, id ID) {
+	t.Helper()
+	for _, f := range full {
+		require.NotContains(t, f.Contacts(), id, "the client is in %v's routing table", f.ID())
+	}
+}
+
+// TestClientLoopback: a light client joined through a full node is reached
+// by SendTo and Connect from a full node, sends, reads and writes the DHT
+// and connects itself, and never enters a full node's routing table nor
+// takes a message sent to a key, its own ID included.
+func TestClientLoopback(t *testing.T) {
+	full, client := clientNet(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	inf := client.Info()
+	require.True(t, inf.Client)
+	require.NotEmpty(t, inf.Proxies)
+	for _, p := range inf.Proxies {
+		require.Contains(t, idsOf(full), p)
+	}
+
+	t.Run("SendTo the client", func(t *testing.T) {
+		for i, f := range full {
+			require.NoError(t, f.SendTo(ctx, []byte{byte(i)}, client.ID()), "from node %d", i)
+			m := recvFrom(t, client.Node, 10*time.Second)
+			require.Equal(t, f.ID(), m.From)
+		}
+	})
+	t.Run("SendTo from the client", func(t *testing.T) {
+		f := full[len(full)-1]
+		require.NoError(t, client.SendTo(ctx, []byte("up"), f.ID()))
+		m := recvFrom(t, f.Node, 10*time.Second)
+		require.Equal(t, client.ID(), m.From)
+	})
+	t.Run("SendToKey never reaches the client", func(t *testing.T) {
+		keys := []Key{client.ID().Key(), KeyOf([]byte("a")), KeyOf([]byte("b"))}
+		for _, k := range keys {
+			require.NoError(t, full[0].SendToKey(ctx, []byte("k"), k))
+			require.NoError(t, client.SendToKey(ctx, []byte("k"), k))
+		}
+		got := 0
+		for _, f := range full {
+			for {
+				rctx, rcancel := context.WithTimeout(ctx, 50*time.Millisecond)
+				_, err := f.RecvFrom(rctx)
+				rcancel()
+				if err != nil {
+					break
+				}
+				got++
+			}
+		}
+		require.Equal(t, 2*len(keys), got, "every message to a key arrived at a full node")
+		rctx, rcancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer rcancel()
+		_, err := client.RecvFrom(rctx)
+		require.ErrorIs(t, err, context.DeadlineExceeded, "the client took a message sent to a key")
+	})
+	t.Run("DHT", func(t *testing.T) {
+		require.NoError(t, full[1].d.Add(ctx, "k", []byte("from a full node"), time.Hour))
+		require.NoError(t, client.d.Add(ctx, "k", []byte("from the client"), time.Hour))
+		rs, err := client.d.Get(ctx, "k")
+		require.NoError(t, err)
+		require.Len(t, rs, 2)
+		rs, err = full[2].d.Get(ctx, "k")
+		require.NoError(t, err)
+		require.Len(t, rs, 2)
+		require.Zero(t, client.d.Stats().Records, "the client stores no record")
+	})
+	t.Run("Connect both ways", func(t *testing.T) {
+		for _, pair := range [][2]*Node{{full[3].Node, client.Node}, {client.Node, full[4].Node}} {
+			a, b := connectPair(t, ctx, pair[0], pair[1])
+			_, err := a.Write([]byte("ping"))
+			require.NoError(t, err)
+			buf := make([]byte, 4)
+			_, err = io.ReadFull(b, buf)
+			require.NoError(t, err)
+			require.Equal(t, "ping", string(buf))
+			a.Close()
+			b.Close()
+		}
+	})
+	requireNoContact(t, full, client.ID())
+	attached := 0
+	for _, f := range full {
+		attached += f.Info().Clients
+	}
+	require.Positive(t, attached)
+}
+
+// TestClientProxyClosedLoopback: when the client's nearest proxy closes, the
+// client re-chooses its proxies and stays reachable by ID.
+func TestClientProxyClosedLoopback(t *testing.T) {
+	full, client := clientNet(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	proxies := client.Info().Proxies
+	require.NotEmpty(t, proxies)
+	gone := proxies[0]
+	var rest []dhtNode
+	for _, f := range full {
+		if f.ID() == gone {
+			require.NoError(t, f.Close())
+		} else {
+			rest = append(rest, f)
+		}
+	}
+	require.Len(t, rest, len(full)-1)
+	testnet.Eventually(t, 20*time.Second, "the client to replace its proxy", func() bool {
+		ps := client.Info().Proxies
+		return len(ps) >= min(len(proxies), len(rest)) && !slices.Contains(ps, gone)
+	})
+	for i, f := range rest {
+		require.NoError(t, f.SendTo(ctx, []byte{byte(i)}, client.ID()), "from node %d", i)
+		m := recvFrom(t, client.Node, 10*time.Second)
+		require.Equal(t, f.ID(), m.From)
+	}
+	requireNoContact(t, rest, client.ID())
+}
+
+func idsOf(ns []dhtNode) []ID {
+	out := make([]ID, len(ns))
+	for i, n := range ns {
+		out[i] = n.ID()
+	}
+	return out
+}
