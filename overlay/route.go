@@ -410,7 +410,7 @@ func (o *Overlay) onRoute(sender ID, p path, frame []byte) {
 		// around this node.
 		cp := slices.Clone(frame)
 		cp[wire.HopsOffset]++
-		copy(cp[10:42], o.self[:])
+		wire.SetSender(cp, o.self, o.cfg.Client) // a client's flag is not passed on
 		rc, _ := wire.ParseRoute(cp[wire.HeaderLen:])
 		if !o.scope.TryGo(o.forwards, func(context.Context) {
 			switch o.forward(cp, rc) {

@@ -116,6 +116,47 @@ func TestClientLoopback(t *testing.T) {
 			b.Close()
 		}
 	})
+	t.Run("Call and CallKey", func(t *testing.T) {
+		for _, n := range append(slices.Clone(full), client) {
+			n.Service("echo").Handle(func(_ context.Context, req Message) ([]byte, error) {
+				return append(req.Data, n.ID().String()[:4]...), nil
+			})
+		}
+		reply, err := client.Service("echo").Call(ctx, full[2].ID(), []byte("c:"))
+		require.NoError(t, err)
+		require.Equal(t, "c:"+full[2].ID().String()[:4], string(reply))
+		reply, err = full[2].Service("echo").Call(ctx, client.ID(), []byte("f:"))
+		require.NoError(t, err)
+		require.Equal(t, "f:"+client.ID().String()[:4], string(reply))
+		for _, k := range []Key{client.ID().Key(), KeyOf([]byte("x"))} {
+			_, from, err := client.Service("echo").CallKey(ctx, k, nil)
+			require.NoError(t, err)
+			require.NotEqual(t, client.ID(), from)
+			_, from, err = full[0].Service("echo").CallKey(ctx, k, nil)
+			require.NoError(t, err)
+			require.NotEqual(t, client.ID(), from)
+		}
+	})
+	t.Run("group member", func(t *testing.T) {
+		var socks []*GroupSocket
+		for _, n := range []*Node{full[0].Node, full[5].Node, client.Node} {
+			g, err := n.Join(ctx, "room")
+			require.NoError(t, err)
+			defer g.Close()
+			socks = append(socks, g)
+		}
+		require.NoError(t, full[0].Group("room").Send(ctx, []byte("to all")))
+		require.NoError(t, client.Group("room").Send(ctx, []byte("from the client")))
+		for _, g := range socks {
+			for _, want := range []string{"to all", "from the client"} {
+				rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+				m, err := g.Recv(rctx)
+				rcancel()
+				require.NoError(t, err)
+				require.Equal(t, want, string(m.Data))
+			}
+		}
+	})
 	requireNoContact(t, full, client.ID())
 	attached := 0
 	for _, f := range full {
@@ -143,9 +184,17 @@ func TestClientProxyClosedLoopback(t *testing.T) {
 		}
 	}
 	require.Len(t, rest, len(full)-1)
-	testnet.Eventually(t, 20*time.Second, "the client to replace its proxy", func() bool {
+	testnet.Eventually(t, 20*time.Second, "the client to replace its proxy, and its new proxies to hold it", func() bool {
 		ps := client.Info().Proxies
-		return len(ps) >= min(len(proxies), len(rest)) && !slices.Contains(ps, gone)
+		if len(ps) < min(len(proxies), len(rest)) || slices.Contains(ps, gone) {
+			return false
+		}
+		for _, f := range rest {
+			if slices.Contains(ps, f.ID()) && !f.ov.AttachedClient(client.ID()) {
+				return false
+			}
+		}
+		return true
 	})
 	for i, f := range rest {
 		require.NoError(t, f.SendTo(ctx, []byte{byte(i)}, client.ID()), "from node %d", i)

@@ -162,6 +162,18 @@ type Header struct {
 	Client bool // the sender is a light client (FlagClient)
 }
 
+// SetSender makes frame, one this node passes on (a forwarded Route
+// fragment), its own: the sender field becomes sender and the FlagClient
+// bit says whether this node is a light client, whatever the previous hop's
+// header said. frame must be at least HeaderLen bytes.
+func SetSender(frame []byte, sender [32]byte, client bool) {
+	frame[1] = Version
+	if client {
+		frame[1] |= FlagClient
+	}
+	copy(frame[10:42], sender[:])
+}
+
 // AppendHeader appends h to b.
 func AppendHeader(b []byte, h Header) []byte {
 	v := byte(Version)

@@ -143,6 +143,17 @@ func TestHeader(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, h, got)
 	})
+	t.Run("SetSender", func(t *testing.T) {
+		frame := AppendHeader(nil, Header{Type: TypeRoute, Net: NetworkTag("x"), Sender: id(1), Client: true})
+		SetSender(frame, id(2), false)
+		got, _, err := ParseHeader(frame)
+		require.NoError(t, err)
+		require.Equal(t, Header{Type: TypeRoute, Net: NetworkTag("x"), Sender: id(2)}, got)
+		SetSender(frame, id(3), true)
+		got, _, err = ParseHeader(frame)
+		require.NoError(t, err)
+		require.Equal(t, Header{Type: TypeRoute, Net: NetworkTag("x"), Sender: id(3), Client: true}, got)
+	})
 	t.Run("exactly MaxPacket", func(t *testing.T) {
 		frame := append(newFrame(TypeRelay), make([]byte, MaxPacket-HeaderLen)...)
 		_, b, err := ParseHeader(frame)
