@@ -52,6 +52,8 @@ type Config struct {
 	// network, so Bind fails with ErrNoEntryPoint when none answers) and
 	// keeps links to a few full nodes, its proxies: the ones closest to its
 	// ID, where messages to that ID arrive. They hand it what is sent to it.
+	// With LocalDiscovery it finds the nodes around without being found: it
+	// is no entry point.
 	// It never enters other nodes' routing tables, is never the node
 	// closest to a key (SendToKey never reaches it), stores no DHT records,
 	// relays nothing and forwards no one's messages; everything else works
@@ -398,6 +400,7 @@ func (n *Node) Bind(ctx context.Context) error {
 			Dir:         n.cfg.discoveryDir,
 			MachineOnly: n.cfg.MachineOnlyDiscovery,
 			WaitForLAN:  len(entries) == 0,
+			Hidden:      n.cfg.Client, // a light client is no entry point
 			Announce:    func(b []byte) { _ = n.sock.WriteTo(b, lan.Group) },
 			Meet:        n.ov.Meet,
 			Logger:      n.cfg.Logger,
