@@ -17,7 +17,7 @@ import (
 func clientNet(t *testing.T) (full []dhtNode, client dhtNode) {
 	t.Helper()
 	const n = 7
-	tn := newDHTNet(t, n, func(i int) Config { return Config{Client: i == n-1} })
+	tn := newDHTNet(t, n, func(i int) Config { return Config{Client: i == n-1, Logger: testnet.Logger(t)} })
 	return tn.Nodes[:n-1], tn.Nodes[n-1]
 }
 
