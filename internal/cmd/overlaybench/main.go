@@ -246,6 +246,21 @@ func addClients(full []*p2psock.Node, k, parallel int) ([]*p2psock.Node, clientS
 		return nil, st, errs[0]
 	}
 	st.built = time.Since(start)
+	// Idle: a client lets the contacts of its lookups go after KeepAlive
+	// (15 s), and the full nodes forget the clients they only met in
+	// lookups 3·KeepAlive (45 s) after: wait for that, 80 s at most.
+	for wait := time.Now(); time.Since(wait) < 80*time.Second; time.Sleep(time.Second) {
+		contacts, attached := 0, 0
+		for _, c := range clients {
+			contacts += c.Info().Contacts
+		}
+		for _, f := range full {
+			attached += f.Info().Clients
+		}
+		if contacts <= 3*k && attached <= 3*k {
+			break
+		}
+	}
 	runtime.GC()
 	var ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms1)
