@@ -137,6 +137,19 @@ func TestClientLoopback(t *testing.T) {
 			require.NotEqual(t, client.ID(), from)
 		}
 	})
+	t.Run("Broadcast from the client", func(t *testing.T) {
+		require.NoError(t, client.Broadcast(ctx, []byte("to every node")))
+		for i, f := range full {
+			for {
+				m := recvFrom(t, f.Node, 10*time.Second)
+				if string(m.Data) == "to every node" {
+					require.True(t, m.Broadcast)
+					require.Equal(t, client.ID(), m.From, "at node %d", i)
+					break
+				}
+			}
+		}
+	})
 	t.Run("group member", func(t *testing.T) {
 		var socks []*GroupSocket
 		for _, n := range []*Node{full[0].Node, full[5].Node, client.Node} {

@@ -60,7 +60,8 @@ type Config struct {
 	// from it: SendTo, SendToKey, calls, Connect and Accept (ICE still goes
 	// direct where it can), Join, and package dht's Get and Add. Fit for
 	// short-lived programs and small devices, whose coming and going the
-	// network then does not feel. It does not receive Broadcast messages.
+	// network then does not feel. It does not receive Broadcast messages
+	// (its own Broadcast goes out through a proxy, to every full node).
 	// See overlay.Config.Client. Default false.
 	Client bool
 	// LocalDiscovery makes the node find the nodes of its network on this
