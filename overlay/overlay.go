@@ -131,8 +131,8 @@ type Config struct {
 	// no member of the overlay. Its frames carry wire.FlagClient, so that no
 	// node puts it in its routing table or names it in a lookup answer; it
 	// is never the node closest to a key, and it forwards, relays and
-	// answers lookups for no one. Everything it sends goes out through its
-	// proxies. Join fails with ErrNoEntryPoint if no entry point answers (a
+	// answers lookups for no one. The messages it routes go out through its
+	// proxies (its lookups ask other nodes too). Join fails with ErrNoEntryPoint if no entry point answers (a
 	// client cannot start a network). Default false: a full member.
 	Client bool
 	// Proxies is the number of full nodes a light client keeps links with;
