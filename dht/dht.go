@@ -385,6 +385,11 @@ func (d *DHT) replicas(ctx context.Context, key string) ([]overlay.ID, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.ov.IsClient() {
+		// A light client is no replica: the set is the full nodes alone.
+		self := d.ov.ID()
+		return diverse(slices.DeleteFunc(slices.Clone(peers), func(p overlay.Peer) bool { return p.ID == self }), overlay.ID{}, d.cfg.Replicas), nil
+	}
 	return pickReplicas(peers, trusted, d.ov.ID(), k, d.cfg.Replicas), nil
 }
 

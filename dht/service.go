@@ -22,6 +22,9 @@ func (d *DHT) handle(m overlay.Message) ([]byte, bool) {
 	body := m.Data[1:]
 	switch m.Data[0] {
 	case reqStore:
+		if d.ov.IsClient() {
+			return []byte{statusQuota}, true // a light client keeps no records: its store is full
+		}
 		op, err := parseOp(slices.Clone(body), d.net)
 		if err != nil {
 			d.st.mu.Lock()

@@ -36,7 +36,7 @@ func (g *Groups) BroadcastTo(ctx context.Context, scope overlay.Key, data []byte
 }
 
 // broadcastStep delivers broadcast e here, once, and hands it to the head
-// of every bucket from height on.
+// of every bucket from height on; a light client hands it to a proxy.
 func (g *Groups) broadcastStep(ctx context.Context, e *envelope, height int) error {
 	g.mu.Lock()
 	if _, dup := g.bseen[e.MsgID]; dup {
@@ -54,6 +54,18 @@ func (g *Groups) broadcastStep(ctx context.Context, e *envelope, height int) err
 		g.unscoped.Add(1)
 	}
 	var errs []error
+	if g.ov.IsClient() {
+		// A light client is in no node's buckets, and has few of its own:
+		// a proxy broadcasts for it, to the whole network (height 0).
+		for _, id := range g.ov.Proxies() {
+			err := g.send(ctx, id, wire.GroupMsg{Type: wire.GroupBcast, Height: 0, Envelope: e.raw})
+			if err == nil {
+				return nil
+			}
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}
 	for b, id := range g.ov.BucketHeads(height) {
 		err := g.send(ctx, id, wire.GroupMsg{Type: wire.GroupBcast, Height: uint16(b + 1), Envelope: e.raw})
 		if err != nil {

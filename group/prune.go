@@ -70,7 +70,7 @@ func (g *Groups) movesFor(k overlay.Key) []move {
 		slices.SortFunc(kids, func(a, b overlay.ID) int { return overlay.CmpDistance(a.Key(), b.Key(), k) })
 		var anchors []overlay.ID
 		for _, c := range kids[:g.cfg.MaxFanout] {
-			if t.withMember[c] {
+			if t.withMember[c] && !g.ov.AttachedClient(c) { // a light client forwards for no one
 				anchors = append(anchors, c)
 			}
 		}

@@ -77,7 +77,7 @@ func (d *delivery) lookUp(ctx context.Context) {
 	o.ctr.detours.Add(1)
 	r := o.lookupDisjoint(ctx, d.dest)
 	cands := r.cands
-	if d.byKey {
+	if d.byKey && !o.cfg.Client { // a client never takes a message to a key
 		// This node stands among the trusted ones at its own distance.
 		at := r.trusted
 		for i, c := range cands[:r.trusted] {
@@ -306,9 +306,15 @@ func (o *Overlay) directHop(r wire.Route) (ID, bool) {
 	id := ID(r.Msg.Dest)
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	return id, o.directLocked(id)
+}
+
+// directLocked reports whether a fragment to the ID id goes to it straight
+// over a verified path outside the table (see directHop).
+func (o *Overlay) directLocked(id ID) bool {
 	if o.tab.get(id) != nil {
-		return ID{}, false // the greedy next hop is the destination already
+		return false // the greedy next hop is the destination already
 	}
 	_, _, ok := o.knownPathLocked(id)
-	return id, ok
+	return ok
 }

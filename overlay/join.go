@@ -19,7 +19,8 @@ import (
 // Join returns once this node is reachable: the nodes closest to its ID,
 // which the rest of the network routes through to reach it, have verified it
 // and route a message sent to its ID straight to it, so that a Send to its
-// ID from any node succeeds at once. That wait is bounded by ctx and by
+// ID from any node succeeds at once. A light client (Config.Client) waits
+// the same way for its proxies. That wait is bounded by ctx and by
 // Config.SendTimeout; a node whose neighbours did not all confirm it by then
 // has still joined (nil error), and the others learn of it as it talks to
 // them.
@@ -46,7 +47,7 @@ func (o *Overlay) Join(ctx context.Context, entries []string, joinOnly bool) err
 		}
 	}
 	if !joined {
-		if joinOnly {
+		if joinOnly || o.cfg.Client {
 			if len(entries) == 0 {
 				return fmt.Errorf("%w: no entry points given", ErrNoEntryPoint)
 			}
@@ -140,6 +141,9 @@ func (o *Overlay) joinVia(ctx context.Context, entry string) error {
 // space holds nodes has contacts there.
 func (o *Overlay) refresh(ctx context.Context) {
 	o.lookup(ctx, o.self.Key())
+	if o.cfg.Client {
+		return // a client keeps its proxies only
+	}
 	o.mu.Lock()
 	deepest := o.tab.deepestNonEmpty()
 	o.mu.Unlock()

@@ -166,6 +166,10 @@ func (o *Overlay) maybeChallenge(id ID, p path) {
 		o.mu.Unlock()
 		return // a direct link beats a relayed one
 	}
+	if c == nil && o.touchClientLocked(id, p) {
+		o.mu.Unlock()
+		return
+	}
 	if c == nil {
 		if vp, ok := o.paths[id]; ok && vp.p == p && time.Since(vp.at) < o.pathsTTL() {
 			vp.at = time.Now()
@@ -183,7 +187,7 @@ func (o *Overlay) maybeChallenge(id ID, p path) {
 	o.challenge(id, p)
 }
 
-func (o *Overlay) onPong(sender ID, p path, frame []byte) {
+func (o *Overlay) onPong(sender ID, p path, frame []byte, client bool) {
 	pong, unsigned, err := wire.ParsePong(frame)
 	if err != nil {
 		o.ctr.malformed.Add(1)
@@ -237,8 +241,16 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte) {
 	if !p.relayed() && pong.Observed.IsValid() {
 		o.noteObservedLocked(pong.Observed)
 	}
+	if pp.proof && client {
+		o.attachLocked(sender, p, rtt) // client.go: never in the table
+		return
+	}
 	if pp.proof {
 		o.upsertLocked(sender, p, public, rtt)
+		return
+	}
+	if client {
+		o.touchClientLocked(sender, p)
 		return
 	}
 	if c := o.tab.get(sender); c != nil && c.p == p {
@@ -329,6 +341,9 @@ func pathString(p path) string {
 func (o *Overlay) knownPathLocked(id ID) (path, time.Duration, bool) {
 	if c := o.tab.get(id); c != nil {
 		return c.p, c.srtt, true
+	}
+	if ac := o.clients[id]; ac != nil && time.Since(ac.at) < o.pathsTTL() {
+		return ac.p, ac.srtt, true
 	}
 	if vp, ok := o.paths[id]; ok && time.Since(vp.at) < o.pathsTTL() {
 		return vp.p, vp.srtt, true
@@ -574,6 +589,10 @@ func (o *Overlay) sendLeave() {
 			ts = append(ts, target{id, vp.p})
 		}
 	}
+	// Attached light clients re-choose their proxies at once.
+	for id, ac := range o.clients {
+		ts = append(ts, target{id, ac.p})
+	}
 	o.mu.Unlock()
 	for _, t := range ts {
 		o.sendPath(t.id, t.p, b)
@@ -603,8 +622,10 @@ func (o *Overlay) onLeave(sender ID, p path, frame []byte) {
 	if c := o.tab.get(sender); c != nil && c.p == p {
 		o.log.Debug("contact left", "id", sender)
 		o.removeLocked(sender)
+		o.proxyLostLocked()
 	}
 	delete(o.paths, sender)
+	delete(o.clients, sender)
 }
 
 // removeLocked drops id (and contacts relayed through it) from the table and
@@ -697,7 +718,19 @@ func (o *Overlay) keepalive(now time.Time) {
 	var ping []target
 	o.mu.Lock()
 	flooded := o.floodedLocked(now)
+	if o.cfg.Client {
+		proxies, reattach := o.keepaliveClientLocked(now)
+		for _, c := range proxies {
+			ping = append(ping, target{c.id, c.p})
+		}
+		if reattach {
+			o.startReattach()
+		}
+	}
 	for _, c := range o.tab.all() {
+		if o.cfg.Client {
+			break // keepaliveClientLocked did it
+		}
 		interval := o.cfg.KeepAlive
 		if o.public && c.public {
 			interval = o.cfg.Liveness
@@ -744,11 +777,12 @@ func (o *Overlay) keepalive(now time.Time) {
 			delete(o.paths, id)
 		}
 	}
+	o.expireClientsLocked(now)
 	o.updateKnownLocked(now)
 	o.lost = slices.DeleteFunc(o.lost, func(l lostContact) bool { return now.Sub(l.at) > lostKeep })
 	// More contacts lost to silence than left: likely this node's own
 	// packets were lost (a flood), not theirs. Link to them again.
-	recoverLost := o.joined && len(o.lost) > 0 && o.tab.len() < len(o.lost)
+	recoverLost := o.joined && !o.cfg.Client && len(o.lost) > 0 && o.tab.len() < len(o.lost)
 	o.mu.Unlock()
 	if recoverLost && o.recovering.CompareAndSwap(false, true) {
 		if !o.scope.Go(o.recoverLost) {

@@ -252,11 +252,12 @@ func (o *Overlay) diverseLocked(perSubnet map[netip.Prefix]int, addr netip.AddrP
 // NextHop returns the contact a message toward key goes to from this node:
 // the contact closest to key, strictly closer than this node, that is not
 // suspect and not in exclude. ok is false when this node is the closest it
-// knows of.
+// knows of. A light client (Config.Client) is never the closest: its next
+// hop is its contact closest to key, ok false only without one.
 func (o *Overlay) NextHop(key Key, exclude ...ID) (id ID, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if c := o.tab.nextHop(key, exclude); c != nil {
+	if c := o.nextHopLocked(key, exclude); c != nil {
 		return c.id, true
 	}
 	return ID{}, false
@@ -290,7 +291,8 @@ func (o *Overlay) Deliver(m Message) bool {
 }
 
 // Closest returns up to n IDs closest to key among this node and its
-// contacts, nearest first, without asking the network.
+// contacts, nearest first, without asking the network. A light client
+// leaves itself out.
 func (o *Overlay) Closest(key Key, n int) []ID {
 	o.mu.Lock()
 	cs := o.tab.closest(key, n, func(c *contact) bool { return !c.suspect.IsZero() })
@@ -299,7 +301,9 @@ func (o *Overlay) Closest(key Key, n int) []ID {
 	for _, c := range cs {
 		out = append(out, c.id)
 	}
-	out = append(out, o.self)
+	if !o.cfg.Client { // a client is never among the closest to a key
+		out = append(out, o.self)
+	}
 	slices.SortFunc(out, func(a, b ID) int { return cmpDistance(a.Key(), b.Key(), key) })
 	return out[:min(n, len(out))]
 }

@@ -125,6 +125,27 @@ type Config struct {
 	StrangerRate      int
 	StrangerRateTotal int
 
+	// Client makes this node a light client: it joins through an entry
+	// point, keeps links to the few full nodes closest to its own ID (its
+	// proxies, Proxies of them) and is reached by ID through them, but it is
+	// no member of the overlay. Its frames carry wire.FlagClient, so that no
+	// node puts it in its routing table or names it in a lookup answer; it
+	// is never the node closest to a key, and it forwards, relays and
+	// answers lookups for no one. The messages it routes go out through its
+	// proxies (its lookups ask other nodes too). Join fails with ErrNoEntryPoint if no entry point answers (a
+	// client cannot start a network). Default false: a full member.
+	Client bool
+	// Proxies is the number of full nodes a light client keeps links with;
+	// default 3.
+	Proxies int
+	// Clients is the number of light clients a full node keeps paths to
+	// (its attached clients: those that proved their key and address to
+	// it, each forgotten 3·KeepAlive after it was last heard); default 1024.
+	// ClientsPerSubnet is the most of them from one subnet (see Subnet);
+	// default 8, a negative value means no limit.
+	Clients          int
+	ClientsPerSubnet int
+
 	Logger *slog.Logger // nil: no logging
 }
 
@@ -182,6 +203,11 @@ func (c *Config) setDefaults() {
 	defInt(&c.Refusals, 4096)
 	defInt(&c.StrangerRate, 200)
 	defInt(&c.StrangerRateTotal, 2000)
+	defInt(&c.Proxies, 3)
+	defInt(&c.Clients, 1024)
+	if c.ClientsPerSubnet == 0 {
+		c.ClientsPerSubnet = 8
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -264,6 +290,9 @@ type Overlay struct {
 	probes       map[[16]byte]chan ID   // Join's probes in flight: msgID -> the node each arrived from
 	proofWait    map[ID][]chan struct{} // Join's probes waiting for a contact's challenge
 	answered     map[ID]answeredProof   // the latest challenges this node answered
+	clients      map[ID]*attachedClient // light clients with a verified path to them (client.go)
+	reattach     atomic.Bool            // (a client) a reattachment is under way
+	reattachAt   time.Time              // (a client) when the last one started for want of proxies
 
 	strangers     *rateLimit                                  // the work strangers cause, per subnet
 	known         atomic.Pointer[map[netip.AddrPort]struct{}] // the addresses of direct links, as of the last second (Known)
@@ -336,6 +365,7 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 		probes:     make(map[[16]byte]chan ID),
 		proofWait:  make(map[ID][]chan struct{}),
 		answered:   make(map[ID]answeredProof),
+		clients:    make(map[ID]*attachedClient),
 		scope:      lifecycle.NewScope(),
 		forwards:   lifecycle.NewBudget(cfg.Workers),
 		acksOut:    lifecycle.NewBudget(cfg.Workers),
@@ -429,6 +459,8 @@ type Info struct {
 	Network   string
 	LocalAddr netip.AddrPort
 	Tables    Tables // the size of the tables others fill
+	Client    bool   // this node is a light client (Config.Client)
+	Clients   int    // light clients attached to this node (Config.Clients at most)
 }
 
 // Tables are the sizes of the bounded tables a node keeps for what other
@@ -447,7 +479,8 @@ func (o *Overlay) Info() Info {
 	inf := Info{ID: o.self, Observed: o.observed, Public: o.public, Symmetric: o.symmetric, Contacts: o.tab.len(),
 		SeenAt: slices.Clone(o.seenAt), Filtering: o.filtering,
 		Counters: o.counters(), Network: o.cfg.Network, LocalAddr: o.local,
-		Tables: Tables{Duplicates: o.seen.len(), Reassembly: o.reasm.cost(), LinkReassembly: o.linkReasm.cost(), Refusals: o.nacked.len()}}
+		Tables: Tables{Duplicates: o.seen.len(), Reassembly: o.reasm.cost(), LinkReassembly: o.linkReasm.cost(), Refusals: o.nacked.len()},
+		Client: o.cfg.Client, Clients: len(o.clients)}
 	for _, c := range o.tab.byID {
 		if c.p.relayed() {
 			inf.Relayed++
@@ -538,7 +571,7 @@ func randNonce() uint64 {
 // frame starts a frame of type t from this node.
 func (o *Overlay) frame(t byte, size int) []byte {
 	b := make([]byte, 0, wire.HeaderLen+size)
-	return wire.AppendHeader(b, wire.Header{Type: t, Net: o.net, Sender: o.self})
+	return wire.AppendHeader(b, wire.Header{Type: t, Net: o.net, Sender: o.self, Client: o.cfg.Client})
 }
 
 // sendPath sends a frame for node to along p: to its address, or wrapped in a
@@ -617,11 +650,15 @@ func (o *Overlay) handleFrame(frame []byte, p path) {
 		o.ctr.malformed.Add(1)
 		return
 	}
+	if !o.serves(h) {
+		o.ctr.client.Add(1)
+		return
+	}
 	switch h.Type {
 	case wire.TypePing:
 		o.onPing(sender, p, body)
 	case wire.TypePong:
-		o.onPong(sender, p, frame)
+		o.onPong(sender, p, frame, h.Client)
 	case wire.TypeFind:
 		o.onFind(sender, p, body)
 	case wire.TypeNodes:
@@ -673,6 +710,9 @@ func (o *Overlay) linked(id ID, p path) bool {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.touchClientLocked(id, p) {
+		return true
+	}
 	vp, ok := o.paths[id]
 	if !ok || vp.p != p || time.Since(vp.at) > o.pathsTTL() {
 		return false

@@ -295,10 +295,10 @@ func (o *Overlay) forward(frame []byte, r wire.Route) outcome {
 	}
 	for {
 		o.mu.Lock()
-		next := o.tab.nextHop(dest, exclude)
+		next := o.nextHopLocked(dest, exclude)
 		o.mu.Unlock()
 		if next == nil {
-			if r.Msg.Mode == wire.ModeKey {
+			if r.Msg.Mode == wire.ModeKey && !o.cfg.Client {
 				return local
 			}
 			return noRoute
@@ -392,17 +392,25 @@ func (o *Overlay) onRoute(sender ID, p path, frame []byte) {
 		o.ctr.noRoute.Add(1) // only an origin hands a message to a key straight to its taker
 		return
 	}
+	toSelf := handed || r.Msg.Mode == wire.ModeID && ID(dest) == o.self
+	if o.cfg.Client && (handed || !toSelf) {
+		o.ctr.client.Add(1) // a client takes messages to its ID only, and forwards none
+		return
+	}
 	o.mu.Lock()
 	next := o.tab.nextHop(dest, nil)
+	// An attached client, or a node linked recently, takes a message to
+	// its ID straight (forward's directHop), even from the node closest
+	// to it.
+	direct := r.Msg.Mode == wire.ModeID && !toSelf && next == nil && o.directLocked(ID(dest))
 	o.mu.Unlock()
-	toSelf := handed || r.Msg.Mode == wire.ModeID && ID(dest) == o.self
-	if !toSelf && next != nil && r.Hops < wire.MaxHops {
+	if !toSelf && (next != nil || direct) && r.Hops < wire.MaxHops {
 		// Forward it. A fragment that finds no worker free is dropped
 		// unacknowledged: the hop that sent it tries again, then routes
 		// around this node.
 		cp := slices.Clone(frame)
 		cp[wire.HopsOffset]++
-		copy(cp[10:42], o.self[:])
+		wire.SetSender(cp, o.self, o.cfg.Client) // a client's flag is not passed on
 		rc, _ := wire.ParseRoute(cp[wire.HeaderLen:])
 		if !o.scope.TryGo(o.forwards, func(context.Context) {
 			switch o.forward(cp, rc) {
@@ -428,7 +436,7 @@ func (o *Overlay) onRoute(sender ID, p path, frame []byte) {
 	case toSelf && o.probeArrived(sender, r):
 	case toSelf || (next == nil && r.Msg.Mode == wire.ModeKey):
 		o.deliverFragment(r, src)
-	case next == nil:
+	case next == nil && !direct:
 		o.ctr.noRoute.Add(1)
 		o.nack(r, src)
 	}
@@ -670,6 +678,9 @@ func (o *Overlay) maintain(ctx context.Context) {
 		return o.cfg.Refresh/2 + o.cfg.Refresh*time.Duration(b[0])/256
 	}
 	nextRefresh := time.Now().Add(jitter())
+	if o.cfg.Client {
+		nextRefresh = time.Now().Add(o.clientRefresh())
+	}
 	for {
 		select {
 		case <-o.done():
@@ -680,7 +691,10 @@ func (o *Overlay) maintain(ctx context.Context) {
 			o.mu.Lock()
 			joined := o.joined
 			o.mu.Unlock()
-			if joined && now.After(nextRefresh) {
+			if joined && o.cfg.Client && now.After(nextRefresh) {
+				nextRefresh = now.Add(o.clientRefresh())
+				o.startReattach()
+			} else if joined && now.After(nextRefresh) {
 				nextRefresh = now.Add(jitter())
 				o.scope.Go(func(ctx context.Context) {
 					ctx, cancel := context.WithTimeout(ctx, time.Minute)

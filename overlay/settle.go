@@ -52,6 +52,9 @@ func (o *Overlay) settle(ctx context.Context) {
 	start := time.Now()
 	for round := 0; round < settleRounds && ctx.Err() == nil && !o.isClosed(); round++ {
 		cands := o.lookupCandidates(ctx, o.self.Key())
+		if o.cfg.Client {
+			cands = cands[:min(len(cands), o.cfg.Proxies)] // a client's proxies
+		}
 		var todo []candidate
 		for _, c := range cands {
 			if !confirmed[c.id] {
@@ -94,7 +97,7 @@ func (o *Overlay) confirm(ctx context.Context, cand candidate) (ok, atOnce bool)
 		return false, false
 	}
 	c := cand.id
-	insist := o.bucketHasRoom(c)
+	insist := o.cfg.Client || o.bucketHasRoom(c) // a proxy must take its client itself
 	for try := range probeTries {
 		proved, stop := o.watchProof(c)
 		from, err := o.probe(ctx, c)

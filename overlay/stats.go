@@ -83,6 +83,14 @@ type Counters struct {
 	// contacts (CheckNAT); the requests over the rate are counted in
 	// DroppedRateLimited.
 	NATProbes uint64
+	// DroppedClient counts the frames a light client (Config.Client) does
+	// not serve (finds, relays, introductions, routed messages for other
+	// nodes) and the frames a light client gets from another one.
+	DroppedClient uint64
+	// RefusedClients counts the light clients that proved their key and
+	// address but found the attached-clients table full (Config.Clients)
+	// or holding Config.ClientsPerSubnet clients of their subnet.
+	RefusedClients uint64
 }
 
 type counters struct {
@@ -96,6 +104,7 @@ type counters struct {
 	undecryptable                                   atomic.Uint64 // DroppedUndecryptable
 	pathLost, pathLostDropped                       atomic.Uint64 // PathsLost, DroppedPathLost
 	natProbes                                       atomic.Uint64 // NATProbes
+	client, refusedClients                          atomic.Uint64
 }
 
 // countRefusal counts a node the routing table refused for diversity.
@@ -150,8 +159,10 @@ func (c *counters) snapshot() Counters {
 	}
 	s.DroppedUndecryptable = c.undecryptable.Load()
 	s.PathsLost, s.DroppedPathLost = c.pathLost.Load(), c.pathLostDropped.Load()
+	s.DroppedClient = c.client.Load()
+	s.RefusedClients = c.refusedClients.Load()
 	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +
 		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute + s.DroppedNoWork +
-		s.DroppedUndecryptable + s.DroppedPathLost + s.DroppedSourceShare + s.DroppedRateLimited + s.DroppedUnpaid
+		s.DroppedUndecryptable + s.DroppedPathLost + s.DroppedSourceShare + s.DroppedRateLimited + s.DroppedUnpaid + s.DroppedClient
 	return s
 }

@@ -64,6 +64,18 @@
 // announcements on the LAN (Config.MachineOnlyDiscovery keeps it to the
 // machine). A node with no entry point at all starts a new network.
 //
+// # Light clients
+//
+// A short-lived program, or a small device, sets Config.Client: the node
+// binds as a light client, which uses the network without serving it. It
+// keeps links to the few full nodes closest to its ID (its proxies,
+// Info.Proxies), which hand it what is sent to its ID; it is in no routing
+// table, never the node closest to a key, stores no DHT records and forwards
+// nothing, so its coming and going costs the network nothing. SendTo,
+// SendToKey, calls, Connect/Accept and the DHT work from it as from any node.
+//
+//	c, err := p2psock.NewNode(p2psock.Config{Bootstrap: entries, Client: true})
+//
 // # Delivery
 //
 // SendTo and SendToKey return nil only once the destination has accepted the

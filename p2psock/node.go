@@ -45,6 +45,25 @@ type Config struct {
 	// JoinOnly makes Bind fail with ErrNoEntryPoint when no entry point
 	// answers; otherwise the node starts a new network others can join.
 	JoinOnly bool
+	// Client makes the node a light client instead of a full member of the
+	// network (the name is the usual one for a program that uses a server
+	// of the network rather than serving it). It binds through an entry
+	// point (Bootstrap, or one LocalDiscovery finds; it cannot start a
+	// network, so Bind fails with ErrNoEntryPoint when none answers) and
+	// keeps links to a few full nodes, its proxies: the ones closest to its
+	// ID, where messages to that ID arrive. They hand it what is sent to it.
+	// With LocalDiscovery it finds the nodes around without being found: it
+	// is no entry point.
+	// It never enters other nodes' routing tables, is never the node
+	// closest to a key (SendToKey never reaches it), stores no DHT records,
+	// relays nothing and forwards no one's messages; everything else works
+	// from it: SendTo, SendToKey, calls, Connect and Accept (ICE still goes
+	// direct where it can), Join, and package dht's Get and Add. Fit for
+	// short-lived programs and small devices, whose coming and going the
+	// network then does not feel. It does not receive Broadcast messages
+	// (its own Broadcast goes out through a proxy, to every full node).
+	// See overlay.Config.Client. Default false.
+	Client bool
 	// LocalDiscovery makes the node find the nodes of its network on this
 	// machine (through a registry in the temporary directory) and on its LAN
 	// (through UDP multicast announcements to 239.255.80.80:7447), join
@@ -255,6 +274,9 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 20 * time.Second
 	}
+	if cfg.Client { // a client relays for no one
+		cfg.NoRelaying, cfg.RelayAddr = true, ""
+	}
 	var relays []nat.TURNServer
 	for _, r := range cfg.Relays {
 		t, err := streams.ParseRelayURL(r)
@@ -290,6 +312,7 @@ func NewNode(cfg Config) (*Node, error) {
 		MemoryBudget: cfg.MemoryBudget,
 		SendTimeout:  cfg.SendTimeout,
 		Difficulty:   cfg.Difficulty,
+		Client:       cfg.Client,
 		Logger:       logger,
 	}, sock)
 	if err != nil {
@@ -378,6 +401,7 @@ func (n *Node) Bind(ctx context.Context) error {
 			Dir:         n.cfg.discoveryDir,
 			MachineOnly: n.cfg.MachineOnlyDiscovery,
 			WaitForLAN:  len(entries) == 0,
+			Hidden:      n.cfg.Client, // a light client is no entry point
 			Announce:    func(b []byte) { _ = n.sock.WriteTo(b, lan.Group) },
 			Meet:        n.ov.Meet,
 			Logger:      n.cfg.Logger,
@@ -445,6 +469,9 @@ type Info struct {
 	Public     bool         // PublicAddr is the socket's own address: no NAT in between
 	Contacts   int          // routing table size
 	Relayed    int          // contacts reached through a relay node
+	Client     bool         // the node is a light client (Config.Client)
+	Proxies    []ID         // a light client's proxies, nearest to its ID first
+	Clients    int          // light clients attached to this full node
 	Counters   Counters
 	Streams    StreamCounters
 	// Services counts what the node's named services turned away.
@@ -527,6 +554,7 @@ func (n *Node) Info() Info {
 	oi := n.ov.Info()
 	inf := Info{ID: n.ID(), Network: oi.Network, LocalAddr: n.UDPAddr(), Public: oi.Public,
 		Contacts: oi.Contacts, Relayed: oi.Relayed, Counters: oi.Counters,
+		Client: oi.Client, Proxies: n.ov.Proxies(), Clients: oi.Clients,
 		Streams: StreamCounters(n.eng.Counters()), Services: n.svcCtr.get()}
 	if oi.Observed.IsValid() {
 		inf.PublicAddr = net.UDPAddrFromAddrPort(oi.Observed)

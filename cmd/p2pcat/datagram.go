@@ -32,7 +32,7 @@ func datagramSend(ctx context.Context, o *options, dest string, stdin io.Reader,
 			return cli.Usagef("%q is not a node ID (52 base32 characters), a ticket or @key", dest)
 		}
 	}
-	return withNode(ctx, o, stderr, nodeSpec{}, func(n *p2psock.Node, _ *dht.DHT) error {
+	return withNode(ctx, o, stderr, nodeSpec{client: true}, func(n *p2psock.Node, _ *dht.DHT) error {
 		// Replies are printed while lines are sent; the printer has ended
 		// (and written its last line) when this returns.
 		rctx, stop := context.WithCancel(ctx)

@@ -31,7 +31,7 @@ func dhtCmd(ctx context.Context, o *options, args []string, _ io.Reader, stdout,
 	if cmd == "add" && o.ttl <= 0 {
 		return cli.Usagef("-ttl must be positive")
 	}
-	spec := nodeSpec{ownID: cmd == "add" || cmd == "rm"} // values belong to the identity
+	spec := nodeSpec{ownID: cmd == "add" || cmd == "rm", client: cmd != "watch"} // values belong to the identity
 	return withNode(ctx, o, stderr, spec, func(n *p2psock.Node, d *dht.DHT) error {
 		octx, cancel := context.WithTimeout(ctx, o.timeout)
 		defer cancel()

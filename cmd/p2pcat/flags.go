@@ -31,6 +31,7 @@ type options struct {
 	version     bool
 	relays      listFlag
 	forceRelay  bool
+	full        bool // -full: one-shot commands join as full members, not as light clients
 	machineOnly bool // -no-lan or P2PCAT_MACHINE_ONLY: local discovery without the LAN
 	to          string
 	exec        string
@@ -81,6 +82,7 @@ func parseArgs(args []string) (*options, []string, error) {
 	fs.BoolVar(&o.version, "version", false, "")
 	fs.Var(&o.relays, "relay", "")
 	fs.BoolVar(&o.forceRelay, "force-relay", false, "")
+	fs.BoolVar(&o.full, "full", false, "")
 	fs.BoolVar(&o.machineOnly, "no-lan", false, "")
 	fs.StringVar(&o.to, "to", "", "")
 	fs.StringVar(&o.exec, "exec", "", "")

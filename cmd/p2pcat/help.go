@@ -34,7 +34,13 @@ DESCRIPTION
     second: bytes each way, the rate and whether the path is direct or
     relayed. Scripts (stderr not a terminal) see none of it.
 
-    To be found, every p2pcat announces itself on the LAN by UDP multicast
+    One-shot commands (dht add, rm and get, -u sends, p2pcat <ID>) run their
+    node as a light client: it uses the nodes already there as its proxies
+    and never becomes a member of the network, so that its coming and going
+    costs the network nothing (it is reached by ID all the same). With no
+    node around to use, it starts as a full member, as -full makes it.
+
+    To be found, every p2pcat (but a light client) announces itself on the LAN by UDP multicast
     (to 239.255.80.80:7447, every few seconds, with its ID and addresses)
     and listens for the others' announcements. -no-lan (or
     P2PCAT_MACHINE_ONLY=1) keeps discovery to this machine: nothing is sent
@@ -181,6 +187,8 @@ FLAGS
     -relay url     a TURN relay for peers with no direct path,
                    turn://user:password@host:port; repeat for more
     -force-relay   go through a relay even where a direct path exists
+    -full          one-shot commands (dht get/add/rm, -u sends, <ID>) join
+                   as a full member of the network instead of a light client
     -no-lan        no LAN multicast: discovery on this machine only
     -timeout d     bound on joining, connecting and each send (default 30s)
     -v             log to stderr; -v -v for debug logs

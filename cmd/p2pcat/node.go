@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -87,10 +88,13 @@ type nodeSpec struct {
 	streams bool
 	// ownID means the mode needs the identity file's identity (identity).
 	ownID bool
+	// client means a one-shot command: the node joins as a light client
+	// (p2psock.Config.Client), unless -full.
+	client bool
 }
 
 // withNode starts and binds this process's node, with a DHT attached (every
-// p2pcat node stores records for the network, whatever its mode), runs f
+// p2pcat node but a light client stores records for the network), runs f
 // with them, and closes them afterwards (the node leaves the network).
 func withNode(ctx context.Context, o *options, stderr io.Writer, spec nodeSpec, f func(*p2psock.Node, *dht.DHT) error) error {
 	id, release, err := identity(o, stderr, true, spec.ownID)
@@ -100,8 +104,15 @@ func withNode(ctx context.Context, o *options, stderr io.Writer, spec nodeSpec, 
 	defer release()
 	cfg := o.nodeOptions(stderr).Config(id)
 	cfg.RelayAddr = spec.relayAddr
+	cfg.Client = spec.client && !o.full
 	bctx, cancel := context.WithTimeout(ctx, o.timeout)
 	n, d, err := cli.StartNode(bctx, cfg, dht.Config{})
+	if err != nil && cfg.Client && len(o.bootstrap) == 0 && errors.Is(err, p2psock.ErrNoEntryPoint) {
+		// No node around to be a client of: a full node, which starts
+		// the network, as without client mode.
+		cfg.Client = false
+		n, d, err = cli.StartNode(bctx, cfg, dht.Config{})
+	}
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {

@@ -199,15 +199,19 @@ func TestDatagrams(t *testing.T) {
 	e := newEnv(t)
 	l := e.start(t, strings.NewReader(""), "-u", "-l")
 	id := l.waitLine(`^listening as (\S+)$`)[1]
-	s := e.start(t, strings.NewReader("one\ntwo\nthree\n"), "-u", id)
+	s := e.start(t, strings.NewReader("one\ntwo\nthree\n"), "-u", id) // a light client
 	require.Equal(t, 0, s.wait(), s.stderr.String())
 	require.Equal(t, "one\ntwo\nthree\n", l.stdout.String())
+	s = e.start(t, strings.NewReader("four\n"), "-full", "-u", id) // a full member
+	require.Equal(t, 0, s.wait(), s.stderr.String())
+	require.Equal(t, "one\ntwo\nthree\nfour\n", l.stdout.String())
 }
 
 // TestDatagramsByKey: a line sent to @key reaches the node closest to
-// KeyOf(key), which prints it, and the sender exits 0; unless the sender
-// itself is that node (its ID is random: about one run in two), and then
-// nobody else got the line and it fails with status 1.
+// KeyOf(key), which prints it, and the sender exits 0. The sender is a
+// light client, never the node closest to a key; with -full it could be
+// that node (its ID is random: about one run in two), and then nobody else
+// gets the line and it fails with status 1.
 func TestDatagramsByKey(t *testing.T) {
 	e := newEnv(t)
 	l := e.start(t, strings.NewReader(""), "-u", "-l")

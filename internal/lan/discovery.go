@@ -41,6 +41,10 @@ type Config struct {
 	// answer when the registry names nobody (the node has no other entry
 	// point).
 	WaitForLAN bool
+	// Hidden makes the node find the others without being found: it reads
+	// the registry and hears announcements, but neither registers nor
+	// announces itself (a light client, which is no entry point).
+	Hidden bool
 	// Announce sends an announcement to Group from the node's own socket.
 	Announce func(b []byte)
 	// Meet links the node to the node at addr (the overlay's Meet).
@@ -78,7 +82,11 @@ func Start(cfg Config) (*Discovery, []string) {
 	d := &Discovery{cfg: cfg, scope: lifecycle.NewScope(), met: make(map[string]time.Time),
 		heard: make(chan string, 16), net: NetworkHash(cfg.Network)}
 	d.ann = Announcement{Network: d.net, ID: cfg.ID}.Append(nil)
-	if cfg.Addr.IsValid() {
+	if cfg.Hidden {
+		cfg.Announce = func([]byte) {}
+		d.cfg = cfg
+		d.reg = OpenRegistry(cfg.Dir, cfg.Network)
+	} else if cfg.Addr.IsValid() {
 		reg, err := Register(cfg.Dir, cfg.Network, cfg.Addr)
 		if err != nil {
 			cfg.Logger.Debug("local discovery: no registry", "err", err)

@@ -42,6 +42,29 @@ func TestDiscoveryRegistry(t *testing.T) {
 	require.Empty(t, left)
 }
 
+// TestDiscoveryHidden: a hidden Discovery (a light client's) takes the
+// registered nodes as entry points but does not register itself, and its
+// Close leaves the others' entries.
+func TestDiscoveryHidden(t *testing.T) {
+	testnet.CheckLeaks(t)
+	dir := t.TempDir()
+	start := func(port uint16, hidden bool) (*Discovery, []string) {
+		return Start(Config{Network: "hidden-test", ID: [32]byte{byte(port)}, Dir: dir, MachineOnly: true, Hidden: hidden,
+			Addr:     netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
+			Announce: func([]byte) { t.Error("an announcement with MachineOnly") },
+			Meet:     func(context.Context, string) error { return nil }})
+	}
+	a, _ := start(4001, false)
+	defer a.Close()
+	c, entries := start(4002, true)
+	require.Equal(t, []string{"127.0.0.1:4001"}, entries)
+	require.Empty(t, a.Peers(), "the hidden node is not registered")
+	c.Close()
+	d, entries := start(4003, true)
+	defer d.Close()
+	require.Equal(t, []string{"127.0.0.1:4001"}, entries, "a's entry is left")
+}
+
 // TestDiscoveryMarkMet: an address is met once per retry period, and the
 // memory of met addresses stays bounded.
 func TestDiscoveryMarkMet(t *testing.T) {

@@ -114,6 +114,15 @@ func Register(dir, network string, addr netip.AddrPort) (*Registry, error) {
 	return r, nil
 }
 
+// OpenRegistry returns the registry of network in dir ("" is DefaultDir)
+// to read its nodes (Peers) without recording one.
+func OpenRegistry(dir, network string) *Registry {
+	if dir == "" {
+		dir = DefaultDir()
+	}
+	return &Registry{dir: filepath.Join(dir, fmt.Sprintf("%x", NetworkHash(network)))}
+}
+
 // Peers returns the addresses of the other nodes registered, dropping the
 // entries of processes that no longer run.
 func (r *Registry) Peers() []string {
@@ -149,6 +158,9 @@ func (r *Registry) Peers() []string {
 
 // Close removes the node's entry.
 func (r *Registry) Close() error {
+	if r.file == "" {
+		return nil // opened to read (OpenRegistry)
+	}
 	return os.Remove(r.file)
 }
 

@@ -52,6 +52,7 @@ func FuzzParseHeader(f *testing.F) {
 	f.Add(newFrame(LastType), uint16(MaxPacket-HeaderLen))
 	f.Add(newFrame(TypeRoute), uint16(MaxPacket-HeaderLen+1))
 	f.Add([]byte{0x00, 0x01, 0x00, 0x00}, uint16(0))
+	f.Add(AppendHeader(nil, Header{Type: TypePing, Client: true}), uint16(0))
 	f.Fuzz(func(t *testing.T, data []byte, pad uint16) {
 		data = padded(data, pad, MaxPacket)
 		h, b, err := ParseHeader(data)

@@ -152,16 +152,39 @@ func NetworkTag(name string) [8]byte {
 	return t
 }
 
+// FlagClient, set in a frame's version byte, marks a frame sent by a light
+// client (Header.Client): a node that is no member of the overlay, which its
+// receivers never put in their routing tables nor name in lookup answers.
+// The low 7 bits of that byte are the version.
+const FlagClient byte = 0x80
+
 // Header is the common start of every frame.
 type Header struct {
 	Type   byte
 	Net    [8]byte
 	Sender [32]byte
+	Client bool // the sender is a light client (FlagClient)
+}
+
+// SetSender makes frame, one this node passes on (a forwarded Route
+// fragment), its own: the sender field becomes sender and the FlagClient
+// bit says whether this node is a light client, whatever the previous hop's
+// header said. frame must be at least HeaderLen bytes.
+func SetSender(frame []byte, sender [32]byte, client bool) {
+	frame[1] = Version
+	if client {
+		frame[1] |= FlagClient
+	}
+	copy(frame[10:42], sender[:])
 }
 
 // AppendHeader appends h to b.
 func AppendHeader(b []byte, h Header) []byte {
-	b = append(b, h.Type, Version)
+	v := byte(Version)
+	if h.Client {
+		v |= FlagClient
+	}
+	b = append(b, h.Type, v)
 	b = append(b, h.Net[:]...)
 	return append(b, h.Sender[:]...)
 }
@@ -178,10 +201,11 @@ func ParseHeader(frame []byte) (Header, []byte, error) {
 	if frame[0] < FirstType || frame[0] > LastType {
 		return h, nil, ErrType
 	}
-	if frame[1] != Version {
+	if frame[1]&^FlagClient != Version {
 		return h, nil, ErrVersion
 	}
 	h.Type = frame[0]
+	h.Client = frame[1]&FlagClient != 0
 	copy(h.Net[:], frame[2:10])
 	copy(h.Sender[:], frame[10:42])
 	return h, frame[HeaderLen:], nil

@@ -135,6 +135,25 @@ func TestHeader(t *testing.T) {
 		require.Equal(t, []byte("prefix"), b[:6])
 		require.Len(t, b, 6+HeaderLen)
 	})
+	t.Run("client flag", func(t *testing.T) {
+		h := Header{Type: TypeFind, Net: NetworkTag("x"), Sender: id(7), Client: true}
+		frame := AppendHeader(nil, h)
+		require.Equal(t, Version|FlagClient, frame[1])
+		got, _, err := ParseHeader(frame)
+		require.NoError(t, err)
+		require.Equal(t, h, got)
+	})
+	t.Run("SetSender", func(t *testing.T) {
+		frame := AppendHeader(nil, Header{Type: TypeRoute, Net: NetworkTag("x"), Sender: id(1), Client: true})
+		SetSender(frame, id(2), false)
+		got, _, err := ParseHeader(frame)
+		require.NoError(t, err)
+		require.Equal(t, Header{Type: TypeRoute, Net: NetworkTag("x"), Sender: id(2)}, got)
+		SetSender(frame, id(3), true)
+		got, _, err = ParseHeader(frame)
+		require.NoError(t, err)
+		require.Equal(t, Header{Type: TypeRoute, Net: NetworkTag("x"), Sender: id(3), Client: true}, got)
+	})
 	t.Run("exactly MaxPacket", func(t *testing.T) {
 		frame := append(newFrame(TypeRelay), make([]byte, MaxPacket-HeaderLen)...)
 		_, b, err := ParseHeader(frame)
@@ -162,6 +181,8 @@ func TestHeaderRejects(t *testing.T) {
 		{"version 0", with(1, 0), ErrVersion},
 		{"version 2", with(1, 2), ErrVersion},
 		{"version 0xFF", with(1, 0xFF), ErrVersion},
+		{"version 0 with the client flag", with(1, FlagClient), ErrVersion},
+		{"version 2 with the client flag", with(1, 2|FlagClient), ErrVersion},
 		{"type 0x00 (STUN)", with(0, 0x00), ErrType},
 		{"type 0x03", with(0, 0x03), ErrType},
 		{"type 0x1F", with(0, 0x1F), ErrType},

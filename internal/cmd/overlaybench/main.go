@@ -2,9 +2,13 @@
 // real loopback UDP sockets or on the simulated network, and measures
 // routing: hops per message, delivery latency, packets per message, memory
 // and goroutines per node. A raw UDP round trip on loopback, measured in the
-// same run, is the baseline.
+// same run, is the baseline. With -clients K, K light clients
+// (p2psock.Config.Client) join the built network, each through a random full
+// node: their memory and goroutines are measured against the full nodes', and
+// the messages to keys are sent among them (only full nodes can take one).
 //
 //	go run ./internal/cmd/overlaybench -n 1000 -sends 2000
+//	go run ./internal/cmd/overlaybench -n 200 -clients 200 -sends 500
 package main
 
 import (
@@ -44,6 +48,7 @@ func run() error {
 	joinPar := flag.Int("join-parallel", 8, "nodes joining at once")
 	network := flag.String("net", "loopback", "loopback (real UDP sockets on 127.0.0.1) or vnet (simulated network)")
 	natShare := flag.Float64("nat", 0, "with -net vnet: share of nodes behind NATs (full-cone, port-restricted, symmetric in turn)")
+	nClients := flag.Int("clients", 0, "with -net loopback: light clients that join the built network")
 	flag.Parse()
 
 	var sn *simnet.Network
@@ -93,6 +98,11 @@ func run() error {
 	for _, nd := range nodes {
 		contacts += nd.Info().Contacts
 	}
+	clients, cl, err := addClients(nodes, *nClients, *joinPar)
+	if err != nil {
+		return err
+	}
+	defer benchnet.Close(clients)
 
 	// Receivers.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -171,7 +181,128 @@ func run() error {
 	fmt.Printf("| packets sent per message (route frames, hop acks, end-to-end ack) | %.1f |\n", perMsgPkts)
 	fmt.Printf("| memory per idle node (heap + stacks in use) | %.0f KiB |\n", perNodeMem/1024)
 	fmt.Printf("| goroutines per idle node | %.1f |\n", perNodeG)
+	if len(clients) > 0 {
+		fmt.Printf("| light clients joined in | %v (%d joining at once) |\n", cl.built.Round(time.Millisecond), *joinPar)
+		fmt.Printf("| memory per idle light client (heap + stacks in use, its proxies' entries included) | %.0f KiB |\n", cl.mem/1024)
+		fmt.Printf("| goroutines per idle light client | %.1f |\n", cl.goroutines)
+		fmt.Printf("| light client's contacts (proxies), mean | %.1f |\n", cl.contacts)
+		fmt.Printf("| light clients in a full node's routing table | %d |\n", cl.inTables)
+		fmt.Printf("| light clients attached per full node, mean | %.1f |\n", cl.attached)
+		fmt.Printf("| messages to keys sent by light clients, delivered to the XOR-closest full node | %d/%d |\n", cl.exact, cl.sends)
+	}
 	return nil
+}
+
+// clientStats are the figures of the light clients of a run.
+type clientStats struct {
+	built           time.Duration
+	mem, goroutines float64 // per client, once idle
+	contacts        float64 // per client
+	attached        float64 // per full node
+	inTables        int     // clients found in the full nodes' routing tables
+	exact, sends    int     // SendToKey from clients, delivered to the closest full node
+}
+
+// addClients joins k light clients to the network of full nodes, parallel at
+// a time, each through a random full node, and measures them.
+func addClients(full []*p2psock.Node, k, parallel int) ([]*p2psock.Node, clientStats, error) {
+	var st clientStats
+	if k == 0 {
+		return nil, st, nil
+	}
+	runtime.GC()
+	var ms0 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	g0 := runtime.NumGoroutine()
+	start := time.Now()
+	clients := make([]*p2psock.Node, k)
+	sem := make(chan struct{}, max(parallel, 1))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for j := range k {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			i := len(full) + j
+			nd, err := p2psock.NewNode(p2psock.Config{ListenAddr: fmt.Sprintf("127.%d.%d.%d:0", (i+2)>>16&0xff, (i+2)>>8&0xff, (i+2)&0xff),
+				Bootstrap: []string{full[benchnet.Rand(len(full))].UDPAddr().String()}, Client: true, Difficulty: -1})
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				err = nd.Bind(ctx)
+				cancel()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("client %d: %w", j, err))
+			}
+			clients[j] = nd
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		benchnet.Close(clients)
+		return nil, st, errs[0]
+	}
+	st.built = time.Since(start)
+	// Idle: a client lets the contacts of its lookups go after KeepAlive
+	// (15 s), and the full nodes forget the clients they only met in
+	// lookups 3·KeepAlive (45 s) after: wait for that, 80 s at most.
+	for wait := time.Now(); time.Since(wait) < 80*time.Second; time.Sleep(time.Second) {
+		contacts, attached := 0, 0
+		for _, c := range clients {
+			contacts += c.Info().Contacts
+		}
+		for _, f := range full {
+			attached += f.Info().Clients
+		}
+		if contacts <= 3*k && attached <= 3*k {
+			break
+		}
+	}
+	runtime.GC()
+	var ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms1)
+	st.mem = (float64(ms1.HeapInuse+ms1.StackInuse) - float64(ms0.HeapInuse+ms0.StackInuse)) / float64(k)
+	st.goroutines = float64(runtime.NumGoroutine()-g0) / float64(k)
+	ids := map[p2psock.ID]bool{}
+	for _, c := range clients {
+		ids[c.ID()] = true
+		st.contacts += float64(c.Info().Contacts) / float64(k)
+	}
+	for _, f := range full {
+		st.attached += float64(f.Info().Clients) / float64(len(full))
+		for _, id := range f.Contacts() {
+			if ids[id] {
+				st.inTables++
+			}
+		}
+	}
+	// Messages to keys from the clients: each must reach the full node
+	// closest to its key (the receivers read them later: they queue).
+	got := map[p2psock.ID]int{}
+	for _, f := range full {
+		got[f.ID()] = int(f.Info().Counters.MessagesReceived)
+	}
+	want := map[p2psock.ID]int{}
+	for i := range min(k, 200) {
+		var key p2psock.Key
+		rand.Read(key[:])
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := clients[i].SendToKey(ctx, []byte("from a client"), key)
+		cancel()
+		st.sends++
+		if err == nil {
+			want[closest(full, key)]++
+		}
+	}
+	for _, f := range full {
+		if d := int(f.Info().Counters.MessagesReceived) - got[f.ID()]; d > 0 {
+			st.exact += min(d, want[f.ID()])
+		}
+	}
+	return clients, st, nil
 }
 
 func closest(nodes []*p2psock.Node, key p2psock.Key) p2psock.ID {
