@@ -408,6 +408,7 @@ type Info struct {
 	Symmetric bool           // contacts saw this node at different ports: its NAT maps per destination
 	Contacts  int            // routing table size
 	Relayed   int            // contacts reached through a relay
+	Punched   int            // contacts reached directly at their NAT's mapping (ContactInfo.Kind)
 	Counters  Counters
 	Network   string
 	LocalAddr netip.AddrPort
@@ -433,6 +434,8 @@ func (o *Overlay) Info() Info {
 	for _, c := range o.tab.byID {
 		if c.p.relayed() {
 			inf.Relayed++
+		} else if !c.public {
+			inf.Punched++
 		}
 	}
 	return inf

@@ -444,7 +444,8 @@ type Info struct {
 	PublicAddr *net.UDPAddr // the address peers see this node at; nil until one answered
 	Public     bool         // PublicAddr is the socket's own address: no NAT in between
 	Contacts   int          // routing table size
-	Relayed    int          // contacts reached through a relay node
+	Relayed    int          // contacts reached through a relay node (PathRelayed)
+	Punched    int          // contacts reached directly at their NAT's mapping (PathPunched); the rest are PathDirect
 	Counters   Counters
 	Streams    StreamCounters
 	// Services counts what the node's named services turned away.
@@ -464,7 +465,8 @@ type Info struct {
 // "Streams and connections").
 type StreamCounters struct {
 	Conns        int    // live QUIC connections, one per peer
-	RelayedConns int    // of which through a relay (TURN, or a circuit on a public node)
+	RelayedConns int    // of which through a relay (TURN, or a circuit on a public node): PathRelayed
+	PunchedConns int    // of which direct to the peer's NAT's mapping: PathPunched
 	Sessions     int    // ICE sessions in progress
 	NoPath       uint64 // ICE sessions that found no path
 	BadSignals   uint64 // malformed signalling or relay messages dropped
@@ -519,7 +521,7 @@ type StreamCounters struct {
 func (n *Node) Info() Info {
 	oi := n.ov.Info()
 	inf := Info{ID: n.ID(), Network: oi.Network, LocalAddr: n.UDPAddr(), Public: oi.Public,
-		Contacts: oi.Contacts, Relayed: oi.Relayed, Counters: oi.Counters,
+		Contacts: oi.Contacts, Relayed: oi.Relayed, Punched: oi.Punched, Counters: oi.Counters,
 		Streams: StreamCounters(n.eng.Counters()), Services: n.svcCtr.get()}
 	if oi.Observed.IsValid() {
 		inf.PublicAddr = net.UDPAddrFromAddrPort(oi.Observed)
