@@ -188,7 +188,7 @@ func New(cfg Config, ov *overlay.Overlay, sock *nat.Socket) (*Engine, error) {
 		scope: lifecycle.NewScope(), closing: make(chan struct{}),
 		peers: make(map[overlay.ID]*peerConn), dials: make(map[overlay.ID]*dial),
 		sessions: make(map[[8]byte]*session), viaRelay: make(map[overlay.ID]*session),
-		pathKinds: make(map[overlay.ID]overlay.PathKind),
+		pathKinds:   make(map[overlay.ID]overlay.PathKind),
 		circuitEnds: make(map[overlay.ID]*circuitEnd),
 		expected:    make(map[netip.AddrPort]int), connsByIP: make(map[netip.Addr]int),
 		connsBySubnet: make(map[netip.Prefix]int), known: make(map[overlay.ID]time.Time)}
