@@ -135,6 +135,9 @@ func TestViewPage(t *testing.T) {
 	wait("a few snapshots for the charts", `p2pview.snapshots >= 4`)
 	wait("the group tree", `document.querySelectorAll("#groups tbody tr").length === 1`)
 	wait("the connections", `document.querySelectorAll("#conns tbody tr").length >= 2`)
+	// Loopback has no NAT: every link is direct, in the tables and on the
+	// ring, and the legend names the three kinds.
+	wait("the links' kinds", fmt.Sprintf(`document.querySelectorAll("#contacts td.direct").length >= %d && document.querySelectorAll("#conns td.direct").length >= 2 && p2pview.ring.edges(".direct").length >= %d && p2pview.ring.edges(".punched, .relayed").length === 0 && ["direct", "punched", "relayed"].every((k) => document.querySelector("#ring-legend .sw." + k) !== null)`, want, want))
 	shot(t, ctx, "view.png")
 
 	has := func(id ID) string {
@@ -144,8 +147,11 @@ func TestViewPage(t *testing.T) {
 	wait("the node that joined", has(joiner.ID()))
 	leaver := tn.Nodes[13]
 	wait("the node that will leave", has(leaver.ID()))
+	before, err := chromedp.Run(ctx, chromedp.Evaluate[int](`Number(document.querySelector("#contact-count").textContent)`))
+	require.NoError(t, err)
 	require.NoError(t, leaver.Close())
 	wait("the node that left, gone", "!("+has(leaver.ID())+")")
+	wait("the contact count and the ring, shrunk", fmt.Sprintf(`Number(document.querySelector("#contact-count").textContent) < %d && p2pview.ring.nodes(".contact").length < %d && document.querySelectorAll("#contacts tbody tr").length < %d`, before, before, before))
 	require.Empty(t, pageErrors(), "the page logged errors")
 }
 
