@@ -167,3 +167,34 @@ func shot(t *testing.T, ctx context.Context, name string) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, name), png, 0o644))
 }
+
+// TestNatlabViewPage loads the view page at $P2PSOCK_VIEW_URL, of a node
+// another program runs, in headless Chromium, and checks that it shows
+// with no console error the ID $P2PSOCK_VIEW_ID, a NAT described as
+// matching $P2PSOCK_VIEW_NAT (a regular expression), and at least one link
+// of each kind listed in $P2PSOCK_VIEW_KINDS (e.g. "direct relayed"), in
+// the contacts table and on the ring. .ci/natlab-view runs it inside a
+// natlab host; without P2PSOCK_VIEW_URL it is skipped.
+// P2PSOCK_VIEW_SCREENSHOTS=dir saves a screenshot there (view-natlab.png).
+func TestNatlabViewPage(t *testing.T) {
+	url := os.Getenv("P2PSOCK_VIEW_URL")
+	if url == "" {
+		t.Skip("P2PSOCK_VIEW_URL is not set: .ci/natlab-view runs this test inside a natlab host")
+	}
+	ctx, pageErrors := browser(t)
+	wait := func(what, expr string) {
+		t.Helper()
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second),
+			chromedp.WithPollingInterval(100*time.Millisecond)))
+		require.NoError(t, err, "waiting for the page to show %s (%s)", what, expr)
+	}
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(url)))
+	wait("the node's ID", fmt.Sprintf(`document.querySelector("#node-id").textContent === %q`, os.Getenv("P2PSOCK_VIEW_ID")))
+	wait("its NAT", fmt.Sprintf(`new RegExp(%q).test(document.querySelector("#nat").textContent)`, os.Getenv("P2PSOCK_VIEW_NAT")))
+	for _, k := range strings.Fields(os.Getenv("P2PSOCK_VIEW_KINDS")) {
+		wait("a "+k+" link", fmt.Sprintf(`document.querySelectorAll("#contacts td.%s").length > 0 && p2pview.ring.edges(".%s").length > 0`, k, k))
+	}
+	wait("a few snapshots for the charts", `p2pview.snapshots >= 3`)
+	shot(t, ctx, "view-natlab.png")
+	require.Empty(t, pageErrors(), "the page logged errors")
+}
