@@ -178,6 +178,9 @@ FLAGS
     -force-relay   go through a relay even where a direct path exists
     -no-lan        no LAN multicast: discovery on this machine only
     -timeout d     bound on joining, connecting and each send (default 30s)
+    -view addr     serve this node's view page and /metrics on the TCP address
+                   addr (as "p2pcat view" does; keep it on a loopback address);
+                   prints "view: http://..." on stderr
     -v             log to stderr; -v -v for debug logs
     -version       print the version and exit
 

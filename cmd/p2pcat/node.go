@@ -100,6 +100,7 @@ func withNode(ctx context.Context, o *options, stderr io.Writer, spec nodeSpec, 
 	defer release()
 	cfg := o.nodeOptions(stderr).Config(id)
 	cfg.RelayAddr = spec.relayAddr
+	cfg.DebugAddr = o.view
 	bctx, cancel := context.WithTimeout(ctx, o.timeout)
 	n, d, err := cli.StartNode(bctx, cfg, dht.Config{})
 	cancel()
@@ -114,6 +115,9 @@ func withNode(ctx context.Context, o *options, stderr io.Writer, spec nodeSpec, 
 	}
 	defer n.Close()
 	defer d.Close()
+	if a := n.DebugAddr(); a != nil {
+		fmt.Fprintf(stderr, "view: http://%s/  (metrics: http://%s/metrics)\n", a, a)
+	}
 	if !spec.streams {
 		stop := refuseStreams(ctx, n)
 		defer stop()
