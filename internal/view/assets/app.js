@@ -92,6 +92,8 @@ function drawRing(s) {
   const want = new Set(contacts.map((c) => c.id));
   ring.nodes(".contact").forEach((n) => { if (!want.has(n.id())) n.remove(); });
   ring.batch(() => {
+    // Every contact's node first: a relayed link is drawn from the contact
+    // that relays it, which may come later in the list.
     for (const c of contacts) {
       let n = ring.getElementById(c.id);
       if (n.empty()) {
@@ -100,6 +102,8 @@ function drawRing(s) {
       n.data({ colour: bucketColour(c.bucket), label: short(c.id) });
       n.toggleClass("suspect", c.suspect);
       n.toggleClass("public", c.public);
+    }
+    for (const c of contacts) {
       const kind = linkKind(c);
       const from = kind === "relayed" && want.has(c.via) ? c.via : me;
       const eid = `link:${c.id}`;
