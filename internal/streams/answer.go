@@ -237,6 +237,10 @@ func (e *Engine) answerPath(ctx context.Context, s *session, d *dial, offer wire
 		if !keep || d.pc == nil || d.pc.keeps != s {
 			s.closeAgent()
 		}
+		if d.pc != nil && d.pc.incoming && kind == overlay.PathPunched {
+			// The peer's QUIC may have come before pathKinds had the kind.
+			d.pc.punched.Store(true)
+		}
 		return nil
 	case <-ctx.Done():
 		s.closeAgent()

@@ -257,7 +257,8 @@ func (e *Engine) attempt(ctx context.Context, remote overlay.ID, relay, wantRela
 	if err != nil {
 		return nil, handshakeErr(ctx, err)
 	}
-	pc := &peerConn{id: remote, qc: qc, relayed: relayed, punched: kind == overlay.PathPunched}
+	pc := &peerConn{id: remote, qc: qc, relayed: relayed}
+	pc.punched.Store(kind == overlay.PathPunched)
 	if relayed { // the peer's relay end needs this agent's answers (see answerPath)
 		pc.closeAgent, ownAgent = s.closeAgent, false
 	}

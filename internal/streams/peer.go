@@ -33,7 +33,7 @@ type peerConn struct {
 	id      overlay.ID
 	qc      *quic.Conn
 	relayed bool
-	punched bool            // direct to the peer's NAT's mapping (remoteEnd)
+	punched atomic.Bool     // direct to the peer's NAT's mapping (remoteEnd)
 	tr      *quic.Transport // a transport of its own over a relayed ICE path or a circuit; nil on the node's socket
 	circ    *circuitEnd     // the circuit it runs over, if any (circuitpath.go)
 	// closeAgent closes the ICE agent kept for a path whose other end is a
@@ -115,7 +115,7 @@ func (p *peerConn) kind() overlay.PathKind {
 		return overlay.PathPunched
 	case p.relayed:
 		return overlay.PathRelayed
-	case p.punched:
+	case p.punched.Load():
 		return overlay.PathPunched
 	}
 	return overlay.PathDirect
@@ -152,8 +152,8 @@ func (e *Engine) acceptConns(ctx context.Context, ln *quic.Listener, tr *quic.Tr
 		e.mu.Lock()
 		keep, kind := e.viaRelay[id], e.pathKinds[id]
 		e.mu.Unlock()
-		pc := &peerConn{id: id, qc: qc, relayed: tr != nil || keep != nil, tr: tr, keeps: keep, incoming: tr == nil,
-			punched: tr == nil && kind == overlay.PathPunched}
+		pc := &peerConn{id: id, qc: qc, relayed: tr != nil || keep != nil, tr: tr, keeps: keep, incoming: tr == nil}
+		pc.punched.Store(tr == nil && kind == overlay.PathPunched)
 		if tr != nil {
 			e.mu.Lock()
 			if end := e.circuitEnds[id]; end != nil && tr.Conn == net.PacketConn(end.conn) {
