@@ -221,29 +221,30 @@ type Overlay struct {
 	local    netip.AddrPort
 	localIPs []netip.Addr
 
-	mu       sync.Mutex
-	tab      *table
-	pings    map[uint64]*pendingPing
-	awaiting map[netip.AddrPort]int // pings and finds in flight per address: the addresses this node awaits answers from
-	finds    map[uint64]pendingFind
-	linkWait map[ID][]chan struct{}
-	hopAcks  map[hopKey]chan struct{}
-	acks     map[[16]byte]chan ackResult
-	reasm    *fairShare[msgKey, *reassembly]
-	seen     *fairShare[msgKey, int64] // delivered data messages: key -> timestamp
-	nacked   *fairShare[msgKey, int64] // refusals sent, charged to the hop: key -> when
-	nackedBy *fairShare[msgKey, int64] // the same, charged to the origin named
-	paths    map[ID]verifiedPath
-	observed netip.AddrPort // our address as last seen by a contact
-	public   bool           // observed is our own socket address
+	mu        sync.Mutex
+	tab       *table
+	pings     map[uint64]*pendingPing
+	awaiting  map[netip.AddrPort]int // pings and finds in flight per address: the addresses this node awaits answers from
+	finds     map[uint64]pendingFind
+	linkWait  map[ID][]chan struct{}
+	hopAcks   map[hopKey]chan struct{}
+	acks      map[[16]byte]chan ackResult
+	reasm     *fairShare[msgKey, *reassembly]
+	seen      *fairShare[msgKey, int64] // delivered data messages: key -> timestamp
+	nacked    *fairShare[msgKey, int64] // refusals sent, charged to the hop: key -> when
+	nackedBy  *fairShare[msgKey, int64] // the same, charged to the origin named
+	paths     map[ID]verifiedPath
+	observed  netip.AddrPort // our address as last seen by a contact
+	public    bool           // observed is our own socket address
+	symmetric bool           // contacts saw different ports: our NAT maps per destination
+	joined    bool
+
 	// announce is set when public changed: the next keepalive round pings
 	// every contact, so that each learns the new flag (its record of this
 	// node's publicness) at once rather than at its next keepalive;
 	// announced is when that last happened (at most every announceEvery).
 	announce  bool
 	announced time.Time
-	symmetric bool // contacts saw different ports: our NAT maps per destination
-	joined    bool
 
 	recv     chan Message
 	services [256]Handler
