@@ -538,9 +538,9 @@ func TestLinkedNetSetup(t *testing.T) {
 	defer ln.closeAll()
 	require.Equal(t, 3, ln.a.Info().Contacts)
 	require.Equal(t, 1, ln.a.Info().Relayed)
-	// Everything needed by the seeds: a relayed ping from D reaches A and is
-	// answered through B.
-	ln.a.HandlePacket(from(keyB).relayed(from(keyD).ping(0)), net.UDPAddrFromAddrPort(addrB))
+	// Everything needed by the seeds: a relayed ping from D (saying it is
+	// public, as A's entry has it) reaches A and is answered through B.
+	ln.a.HandlePacket(from(keyB).relayed(from(keyD).ping(wire.FlagPublic)), net.UDPAddrFromAddrPort(addrB))
 	sent := ln.sent()
 	require.Len(t, sent, 1)
 	require.Equal(t, addrB, sent[0].to)
@@ -550,6 +550,48 @@ func TestLinkedNetSetup(t *testing.T) {
 	require.Equal(t, before+1, ln.d.Info().Counters.PacketsIn)
 	// D never sent that ping: it drops the pong as unsolicited.
 	require.Equal(t, uint64(1), ln.d.Info().Counters.DroppedReplayed)
+}
+
+// TestLinkedNetRecheckPublic: a contact's ping whose public flag disagrees
+// with A's entry for it makes A ask again, with a ping of its own (at most
+// once a second), and the contact's answer sets the entry; the ping's flag
+// alone does not.
+func TestLinkedNetRecheckPublic(t *testing.T) {
+	ln := newLinkedNet(t)
+	defer ln.closeAll()
+	c := from(keyC)
+	public := func(set ...bool) bool {
+		ln.a.mu.Lock()
+		defer ln.a.mu.Unlock()
+		e := ln.a.tab.get(idC)
+		if len(set) > 0 {
+			e.public = set[0]
+		}
+		return e.public
+	}
+	toC := func() []byte {
+		var out []byte
+		for _, d := range ln.sent() {
+			if d.from == addrA && d.to == addrC {
+				out = append(out, d.data[0])
+			}
+		}
+		ln.clearLog()
+		return out
+	}
+	src := net.UDPAddrFromAddrPort(addrC)
+	require.True(t, public(), "C is public")
+	ln.a.HandlePacket(c.ping(wire.FlagPublic), src)
+	require.Equal(t, []byte{wire.TypePong}, toC(), "a ping that agrees: answered only")
+
+	public(false) // an entry made before C knew it is public
+	ln.a.HandlePacket(c.ping(wire.FlagPublic), src)
+	require.False(t, public(), "a ping's flag is not taken as it is")
+	require.Equal(t, []byte{wire.TypePong, wire.TypePing}, toC(), "answered, and asked again")
+	ln.a.HandlePacket(c.ping(wire.FlagPublic), src)
+	require.Equal(t, []byte{wire.TypePong}, toC(), "asked again at most once a second")
+	ln.deliver(10) // C answers A's ping
+	require.True(t, public(), "C's answer set the entry")
 }
 
 // TestLinkedNetHandlers checks that seeds of FuzzHandlePacketLinked reach the
@@ -608,7 +650,7 @@ func TestLinkedNetHandlers(t *testing.T) {
 			require.Equal(t, uint64(1), ln.a.Info().Counters.FramesRelayed)
 			require.Equal(t, []byte{wire.TypeRelayed}, sentTo(ln, addrC))
 		}},
-		{"relayed ping", srcB, b.relayed(d.ping(0)), func(t *testing.T, ln *linkedNet) {
+		{"relayed ping", srcB, b.relayed(d.ping(wire.FlagPublic)), func(t *testing.T, ln *linkedNet) {
 			require.Equal(t, []byte{wire.TypeRelay}, sentTo(ln, addrB))
 		}},
 		{"hop ack", srcB, b.hopAck(), func(t *testing.T, ln *linkedNet) {

@@ -102,6 +102,15 @@ func (o *Overlay) onPing(sender ID, p path, body []byte) {
 		o.ctr.malformed.Add(1)
 		return
 	}
+	o.mu.Lock()
+	recheck := false
+	if c := o.tab.get(sender); c != nil && c.p == p {
+		recheck = o.recheckPublicLocked(c, pg.Flags, time.Now())
+	}
+	o.mu.Unlock()
+	if recheck {
+		defer o.ping(sender, p, false)
+	}
 	pong := wire.Pong{Nonce: pg.Nonce, Flags: o.myFlags(p)}
 	if !p.relayed() {
 		pong.Observed = p.addr
@@ -276,6 +285,7 @@ func (o *Overlay) noteObservedLocked(a netip.AddrPort) {
 		}
 	}
 	o.observed = a
+	was := o.public
 	if i := slices.Index(o.seenAt, a); i >= 0 {
 		o.seenAt = slices.Delete(o.seenAt, i, i+1)
 	} else if len(o.seenAt) == maxSeenAt {
@@ -287,6 +297,9 @@ func (o *Overlay) noteObservedLocked(a netip.AddrPort) {
 	o.publicFam[b2i(six)] = a == o.local ||
 		(a.Port() == o.local.Port() && slices.Contains(o.localIPs, a.Addr()))
 	o.public = o.publicFam[0] || o.publicFam[1]
+	if o.public != was {
+		o.announce = true
+	}
 }
 
 func b2i(b bool) int {
@@ -294,6 +307,24 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// announceEvery bounds how often a change of this node's publicness is
+// announced to every contact (keepalive).
+const announceEvery = 10 * time.Second
+
+// recheckPublicLocked is called for a ping from contact c on its path:
+// when the ping's flags say otherwise of the contact's publicness than its
+// table entry, it reports whether to ping the contact (at most once a
+// second), whose signed-for answer (a Pong to this node's nonce) then sets
+// the entry. The Ping's own flags are not taken: they carry no proof that
+// the contact sent them.
+func (o *Overlay) recheckPublicLocked(c *contact, flags byte, now time.Time) bool {
+	if (flags&wire.FlagPublic != 0) == c.public || now.Sub(c.rechecked) <= time.Second {
+		return false
+	}
+	c.rechecked = now
+	return true
 }
 
 // upsertLocked records a verified path to id and wakes whoever waits for it.
@@ -727,9 +758,18 @@ func (o *Overlay) keepalive(now time.Time) {
 			o.startReattach()
 		}
 	}
+	announce := o.announce && now.Sub(o.announced) >= announceEvery
+	if announce {
+		o.announce, o.announced = false, now
+	}
 	for _, c := range o.tab.all() {
 		if o.cfg.Client {
 			break // keepaliveClientLocked did it
+		}
+		if announce {
+			c.lastPing = now
+			ping = append(ping, target{c.id, c.p})
+			continue
 		}
 		interval := o.cfg.KeepAlive
 		if o.public && c.public {

@@ -271,6 +271,13 @@ type Overlay struct {
 	natRate   *rateLimit // the filtering-test probes sent for others, per subnet
 	joined    bool
 
+	// announce is set when public changed: the next keepalive round pings
+	// every contact, so that each learns the new flag (its record of this
+	// node's publicness) at once rather than at its next keepalive;
+	// announced is when that last happened (at most every announceEvery).
+	announce  bool
+	announced time.Time
+
 	recv     chan Message
 	services [256]Handler
 	// asyncServices are the services answered later (async.go), answers
@@ -455,6 +462,7 @@ type Info struct {
 	Filtering Filtering
 	Contacts  int // routing table size
 	Relayed   int // contacts reached through a relay
+	Punched   int // contacts reached directly at their NAT's mapping (ContactInfo.Kind)
 	Counters  Counters
 	Network   string
 	LocalAddr netip.AddrPort
@@ -484,6 +492,8 @@ func (o *Overlay) Info() Info {
 	for _, c := range o.tab.byID {
 		if c.p.relayed() {
 			inf.Relayed++
+		} else if !c.public {
+			inf.Punched++
 		}
 	}
 	return inf

@@ -25,6 +25,10 @@ type contact struct {
 	lastPing time.Time
 	srtt     time.Duration
 	suspect  time.Time // when a hop to it went unacknowledged; zero if it answers
+
+	// rechecked is when a ping of the contact's last made this node ask it
+	// again whether it is public (recheckPublicLocked).
+	rechecked time.Time
 }
 
 // rto is the retransmission timeout toward the contact.

@@ -25,6 +25,21 @@ type ContactInfo struct {
 // Relayed reports whether the contact is reached through another contact.
 func (c ContactInfo) Relayed() bool { return c.Via != (ID{}) }
 
+// Kind says how the link with the contact runs: relayed through another
+// contact (Via), punched when the contact is behind a NAT (it did not report
+// itself directly reachable, so the address its packets come from and go to
+// is its NAT's mapping, opened by its own packets or a hole punch), and
+// direct when the address is the contact's own socket.
+func (c ContactInfo) Kind() PathKind {
+	switch {
+	case c.Relayed():
+		return PathRelayed
+	case !c.Public:
+		return PathPunched
+	}
+	return PathDirect
+}
+
 // Table returns the routing table's contacts, by bucket (the farthest, 0,
 // first) and by ID within one.
 func (o *Overlay) Table() []ContactInfo {

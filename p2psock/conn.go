@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/p2psock/p2psock/internal/streams"
+	"github.com/p2psock/p2psock/overlay"
 )
 
 // Addr is the address of a node: its ID. It is what Conn.RemoteAddr,
@@ -19,10 +20,33 @@ func (a *Addr) Network() string { return "p2p" }
 // String returns the ID in its text form.
 func (a *Addr) String() string { return a.ID.String() }
 
+// PathKind says how a path between two nodes runs; its values are the
+// strings "direct", "punched" and "relayed" (PathDirect, PathPunched,
+// PathRelayed), as the view page and the metrics' path label show them.
+type PathKind = overlay.PathKind
+
+// The kinds of path.
+const (
+	// PathDirect: packets go straight to the peer's own socket address; no
+	// NAT translates the peer's end.
+	PathDirect = overlay.PathDirect
+	// PathPunched: packets go straight to the peer's NAT's mapping (ICE
+	// selected the peer's server- or peer-reflexive candidate, or a circuit
+	// found a direct path): NAT traversal made the path.
+	PathPunched = overlay.PathPunched
+	// PathRelayed: packets go through a third node, a TURN relay or a
+	// public node's circuit (for contacts: a contact that relays).
+	PathRelayed = overlay.PathRelayed
+)
+
 // PathInfo describes the network path a Conn's QUIC connection runs on.
 type PathInfo struct {
-	// Relayed is true when the path goes through a TURN relay; false when
-	// the two nodes' sockets exchange packets directly (through their NATs).
+	// Kind is how the path runs: direct, punched or relayed.
+	Kind PathKind
+	// Relayed is true when the path goes through a relay (TURN, or a
+	// circuit that has found no direct path yet): Kind is PathRelayed. It is
+	// false when the two nodes' sockets exchange packets directly (through
+	// their NATs).
 	Relayed bool
 	// Local and Remote are the UDP addresses of the path's ends as seen from
 	// this node: Remote is where packets are sent (the peer's address, its

@@ -26,17 +26,21 @@ func needsRelay(a, b simnet.Kind) bool {
 // TestVnetConnectNATMatrix connects every pair of full-cone,
 // port-restricted and symmetric NATs on the simulated Internet, through two
 // public nodes that serve as entry points, STUN servers and TURN relays, and
-// checks the path kind: direct, except where a symmetric NAT meets a
-// port-restricted or symmetric one, which goes through a relay.
+// checks the path: direct, except where a symmetric NAT meets a
+// port-restricted or symmetric one, which goes through a relay; and its kind
+// on each end: punched toward a NATed peer, direct toward a public one. Then
+// every node's routing table: public contacts direct, NATed ones punched or
+// relayed (relayed where no direct path can exist).
 func TestVnetConnectNATMatrix(t *testing.T) {
 	kinds := []simnet.Kind{simnet.Public, simnet.Public,
 		simnet.FullCone, simnet.FullCone, simnet.PortRestricted, simnet.PortRestricted,
 		simnet.Symmetric, simnet.Symmetric}
 	tn, _ := newVnetNet(t, kinds)
+	pub0, pub1 := tn.nodes[0], tn.nodes[1]
 	fc1, fc2, pr1, pr2, sym1, sym2 := tn.nodes[2], tn.nodes[3], tn.nodes[4], tn.nodes[5], tn.nodes[6], tn.nodes[7]
-	kind := map[*Node]simnet.Kind{fc1: simnet.FullCone, fc2: simnet.FullCone, pr1: simnet.PortRestricted,
-		pr2: simnet.PortRestricted, sym1: simnet.Symmetric, sym2: simnet.Symmetric}
-	pairs := [][2]*Node{{fc1, fc2}, {fc1, pr1}, {sym1, fc2}, {pr1, pr2}, {pr2, sym1}, {sym1, sym2}}
+	kind := map[*Node]simnet.Kind{pub0: simnet.Public, pub1: simnet.Public, fc1: simnet.FullCone, fc2: simnet.FullCone,
+		pr1: simnet.PortRestricted, pr2: simnet.PortRestricted, sym1: simnet.Symmetric, sym2: simnet.Symmetric}
+	pairs := [][2]*Node{{fc1, fc2}, {fc1, pr1}, {sym1, fc2}, {pr1, pr2}, {pr2, sym1}, {sym1, sym2}, {pr1, pub1}, {pub0, fc2}}
 	for _, p := range pairs {
 		a, b := p[0], p[1]
 		t.Run(fmt.Sprintf("%s-%s", kind[a], kind[b]), func(t *testing.T) {
@@ -50,6 +54,8 @@ func TestVnetConnectNATMatrix(t *testing.T) {
 			want := needsRelay(kind[a], kind[b])
 			require.Equal(t, want, ca.Path().Relayed, "connecting side: %+v", ca.Path())
 			require.Equal(t, want, cb.Path().Relayed, "accepting side: %+v", cb.Path())
+			require.Equal(t, wantKind(kind[b], want), ca.Path().Kind, "connecting side: %+v", ca.Path())
+			require.Equal(t, wantKind(kind[a], want), cb.Path().Kind, "accepting side: %+v", cb.Path())
 			msg := []byte("across " + kind[a].String() + " and " + kind[b].String())
 			_, err := ca.Write(msg)
 			require.NoError(t, err)
@@ -60,6 +66,45 @@ func TestVnetConnectNATMatrix(t *testing.T) {
 			t.Logf("%s -> %s: relayed=%v in %v", kind[a], kind[b], want, took)
 		})
 	}
+
+	// The routing tables: a public contact is direct, a contact behind a NAT
+	// punched, or relayed through another contact (and relayed wherever no
+	// direct path exists).
+	for nd, k := range kind {
+		testnet.Eventually(t, 20*time.Second, fmt.Sprintf("the %s node's contacts have their kinds", k), func() bool {
+			for _, c := range nd.Overlay().Table() {
+				ck := simnet.Public
+				for other, ok := range kind {
+					if other.ID() == c.ID {
+						ck = ok
+					}
+				}
+				switch got := c.Kind(); {
+				case ck == simnet.Public && got != PathDirect,
+					ck != simnet.Public && got == PathDirect,
+					needsRelay(k, ck) && got != PathRelayed:
+					return false
+				}
+			}
+			return true
+		})
+		inf := nd.Info()
+		require.Equal(t, len(nd.Overlay().Table()), inf.Contacts)
+		t.Logf("%s node: %d contacts, %d punched, %d relayed", k, inf.Contacts, inf.Punched, inf.Relayed)
+	}
+}
+
+// wantKind is the kind of path a node sees toward a peer behind a NAT of
+// kind peer: relayed when the pair needs a relay, else direct to a public
+// peer and punched to a NATed one (its address is its NAT's mapping).
+func wantKind(peer simnet.Kind, relayed bool) PathKind {
+	switch {
+	case relayed:
+		return PathRelayed
+	case peer == simnet.Public:
+		return PathDirect
+	}
+	return PathPunched
 }
 
 // TestVnetConnectNoPathFailsFast: two nodes behind symmetric NATs in a

@@ -140,7 +140,9 @@ func TestCollector(t *testing.T) {
 	}
 	require.Equal(t, 1.0, value("p2psock_node_info", map[string]string{"id": a.ID().String()}))
 	require.Equal(t, float64(len(a.Contacts())), value("p2psock_contacts", map[string]string{"path": "direct"})+
-		value("p2psock_contacts", map[string]string{"path": "relayed"}))
+		value("p2psock_contacts", map[string]string{"path": "punched"})+value("p2psock_contacts", map[string]string{"path": "relayed"}))
+	require.Zero(t, value("p2psock_connections", map[string]string{"path": "punched"}), "no NAT on loopback")
+	require.Zero(t, value("p2psock_connections", map[string]string{"path": "relayed"}))
 	require.GreaterOrEqual(t, value("p2psock_messages_total", map[string]string{"kind": "sent"}), 1.0)
 	require.Positive(t, value("p2psock_lookup_duration_seconds", nil))
 	require.Equal(t, 1.0, value("p2psock_dht_operations_total", map[string]string{"op": "add"}))

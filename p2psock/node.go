@@ -468,7 +468,8 @@ type Info struct {
 	PublicAddr *net.UDPAddr // the address peers see this node at; nil until one answered
 	Public     bool         // PublicAddr is the socket's own address: no NAT in between
 	Contacts   int          // routing table size
-	Relayed    int          // contacts reached through a relay node
+	Relayed    int          // contacts reached through a relay node (PathRelayed)
+	Punched    int          // contacts reached directly at their NAT's mapping (PathPunched); the rest are PathDirect
 	Client     bool         // the node is a light client (Config.Client)
 	Proxies    []ID         // a light client's proxies, nearest to its ID first
 	Clients    int          // light clients attached to this full node
@@ -491,7 +492,8 @@ type Info struct {
 // "Streams and connections").
 type StreamCounters struct {
 	Conns        int    // live QUIC connections, one per peer
-	RelayedConns int    // of which through a relay (TURN, or a circuit on a public node)
+	RelayedConns int    // of which through a relay (TURN, or a circuit on a public node): PathRelayed
+	PunchedConns int    // of which direct to the peer's NAT's mapping: PathPunched
 	Sessions     int    // ICE sessions in progress
 	NoPath       uint64 // ICE sessions that found no path
 	BadSignals   uint64 // malformed signalling or relay messages dropped
@@ -553,7 +555,7 @@ type StreamCounters struct {
 func (n *Node) Info() Info {
 	oi := n.ov.Info()
 	inf := Info{ID: n.ID(), Network: oi.Network, LocalAddr: n.UDPAddr(), Public: oi.Public,
-		Contacts: oi.Contacts, Relayed: oi.Relayed, Counters: oi.Counters,
+		Contacts: oi.Contacts, Relayed: oi.Relayed, Punched: oi.Punched, Counters: oi.Counters,
 		Client: oi.Client, Proxies: n.ov.Proxies(), Clients: oi.Clients,
 		Streams: StreamCounters(n.eng.Counters()), Services: n.svcCtr.get()}
 	if oi.Observed.IsValid() {

@@ -39,6 +39,7 @@ type options struct {
 	allowList   string
 	allow       map[p2psock.ID]bool // from -allow; nil allows every peer
 	jsonOut     bool
+	view        string // -view: the node's view page and metrics on this TCP address
 }
 
 // listFlag is a flag that may be given several times (-b a -b b).
@@ -89,6 +90,7 @@ func parseArgs(args []string) (*options, []string, error) {
 	fs.StringVar(&o.from, "from", "", "")
 	fs.StringVar(&o.allowList, "allow", "", "")
 	fs.BoolVar(&o.jsonOut, "json", false, "")
+	fs.StringVar(&o.view, "view", "", "")
 	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		return nil, nil, err

@@ -135,11 +135,11 @@ MODES
         Run a node until interrupted and serve, on the TCP address (default
         a free port on 127.0.0.1), a web page of the node and what it knows
         of the network: its ID, addresses and NAT, its routing table drawn
-        as the ID ring (direct and relayed links, RTTs), its connections,
-        group trees and DHT records, and its counters as charts, all
-        updating live; and its Prometheus metrics at /metrics. Prints
-        "view: http://..." on stderr. The page has no password: keep it on
-        a loopback address.
+        as the ID ring (direct, punched and relayed links, RTTs), its
+        connections, group trees and DHT records, and its counters as
+        charts, all updating live; and its Prometheus metrics at /metrics.
+        Prints "view: http://..." on stderr. The page has no password: keep
+        it on a loopback address.
 
     dht add <key> <value>   store <value> under <key> for -ttl (this node owns it);
                             fails if no other node is there to keep it
@@ -191,6 +191,9 @@ FLAGS
                    as a full member of the network instead of a light client
     -no-lan        no LAN multicast: discovery on this machine only
     -timeout d     bound on joining, connecting and each send (default 30s)
+    -view addr     serve this node's view page and /metrics on the TCP address
+                   addr (as "p2pcat view" does; keep it on a loopback address);
+                   prints "view: http://..." on stderr
     -v             log to stderr; -v -v for debug logs
     -version       print the version and exit
 

@@ -105,6 +105,7 @@ func withNode(ctx context.Context, o *options, stderr io.Writer, spec nodeSpec, 
 	cfg := o.nodeOptions(stderr).Config(id)
 	cfg.RelayAddr = spec.relayAddr
 	cfg.Client = spec.client && !o.full
+	cfg.DebugAddr = o.view
 	bctx, cancel := context.WithTimeout(ctx, o.timeout)
 	n, d, err := cli.StartNode(bctx, cfg, dht.Config{})
 	if err != nil && cfg.Client && len(o.bootstrap) == 0 && errors.Is(err, p2psock.ErrNoEntryPoint) {
@@ -125,6 +126,9 @@ func withNode(ctx context.Context, o *options, stderr io.Writer, spec nodeSpec, 
 	}
 	defer n.Close()
 	defer d.Close()
+	if a := n.DebugAddr(); a != nil {
+		fmt.Fprintf(stderr, "view: http://%s/  (metrics: http://%s/metrics)\n", a, a)
+	}
 	if !spec.streams {
 		stop := refuseStreams(ctx, n)
 		defer stop()

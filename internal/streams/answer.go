@@ -208,27 +208,38 @@ func (e *Engine) answerPath(ctx context.Context, s *session, d *dial, offer wire
 	// candidate: the peer's agent keeps checking the pair through the relay,
 	// and fails the path (closing its allocation) if nothing answers, so the
 	// agent lives as long as the connection (peerConn.closeAgent).
-	raddr, keep := s.remoteEnd(pair)
+	raddr, kind := s.remoteEnd(pair)
+	keep := kind == overlay.PathRelayed
 	// The peer's QUIC packets come from raddr, which ICE just validated:
 	// no Retry for them, and no per-IP quota (a relay's address is many
 	// peers').
 	defer e.expect(raddr)()
+	// The connection the node's listener adopts learns its path's kind from
+	// pathKinds (and, through a relay, the agent to keep from viaRelay).
+	e.mu.Lock()
+	e.pathKinds[s.peer] = kind
 	if keep {
-		e.mu.Lock()
 		e.viaRelay[s.peer] = s
-		e.mu.Unlock()
-		defer func() {
-			e.mu.Lock()
-			if e.viaRelay[s.peer] == s {
-				delete(e.viaRelay, s.peer)
-			}
-			e.mu.Unlock()
-		}()
 	}
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		if e.viaRelay[s.peer] == s {
+			delete(e.viaRelay, s.peer)
+		}
+		if e.pathKinds[s.peer] == kind {
+			delete(e.pathKinds, s.peer)
+		}
+		e.mu.Unlock()
+	}()
 	select {
 	case <-d.done:
 		if !keep || d.pc == nil || d.pc.keeps != s {
 			s.closeAgent()
+		}
+		if d.pc != nil && d.pc.incoming && kind == overlay.PathPunched {
+			// The peer's QUIC may have come before pathKinds had the kind.
+			d.pc.punched.Store(true)
 		}
 		return nil
 	case <-ctx.Done():

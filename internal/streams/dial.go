@@ -251,12 +251,14 @@ func (e *Engine) attempt(ctx context.Context, remote overlay.ID, relay, wantRela
 		}
 		return &peerConn{id: remote, qc: qc, relayed: true, tr: tr}, nil
 	}
-	raddr, relayed := s.remoteEnd(pair)
+	raddr, kind := s.remoteEnd(pair)
+	relayed := kind == overlay.PathRelayed
 	qc, err := e.sock.Transport().Dial(ctx, raddr, tls, e.quicConfig())
 	if err != nil {
 		return nil, handshakeErr(ctx, err)
 	}
 	pc := &peerConn{id: remote, qc: qc, relayed: relayed}
+	pc.punched.Store(kind == overlay.PathPunched)
 	if relayed { // the peer's relay end needs this agent's answers (see answerPath)
 		pc.closeAgent, ownAgent = s.closeAgent, false
 	}

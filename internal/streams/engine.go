@@ -144,6 +144,9 @@ type Engine struct {
 	dials    map[overlay.ID]*dial     // establishments in progress
 	sessions map[[8]byte]*session     // ICE sessions in progress
 	viaRelay map[overlay.ID]*session  // peers whose QUIC comes from their relay candidate: the session whose agent to keep
+	// pathKinds is the kind of path ICE selected for the peers whose QUIC
+	// connection the node's listener is about to adopt.
+	pathKinds map[overlay.ID]overlay.PathKind
 	// circuitEnds holds the circuit ends that wait for a peer's QUIC
 	// connection (circuitAnswerPath), for the connection to know its circuit.
 	circuitEnds map[overlay.ID]*circuitEnd
@@ -198,6 +201,7 @@ func New(cfg Config, ov *overlay.Overlay, sock *nat.Socket) (*Engine, error) {
 		scope: lifecycle.NewScope(), closing: make(chan struct{}),
 		peers: make(map[overlay.ID]*peerConn), dials: make(map[overlay.ID]*dial),
 		sessions: make(map[[8]byte]*session), viaRelay: make(map[overlay.ID]*session),
+		pathKinds:   make(map[overlay.ID]overlay.PathKind),
 		circuitEnds: make(map[overlay.ID]*circuitEnd),
 		expected:    make(map[netip.AddrPort]int), connsByIP: make(map[netip.Addr]int),
 		connsBySubnet: make(map[netip.Prefix]int), known: make(map[overlay.ID]time.Time),
@@ -251,7 +255,8 @@ func (e *Engine) Start() error {
 // them up, and what it turned away, by reason.
 type Counters struct {
 	Conns        int    // live QUIC connections, one per peer
-	RelayedConns int    // of which through a relay (TURN or a circuit)
+	RelayedConns int    // of which through a relay (TURN, or a circuit that found no direct path)
+	PunchedConns int    // of which direct to the peer's NAT's mapping (Path.Kind)
 	Sessions     int    // ICE sessions in progress
 	NoPath       uint64 // ICE sessions that found no path
 	BadSignals   uint64 // malformed signalling or relay messages dropped
@@ -313,8 +318,11 @@ func (e *Engine) Counters() Counters {
 	e.mu.Lock()
 	for _, pc := range e.peers {
 		c.Conns++
-		if pc.relayed {
+		switch pc.kind() {
+		case overlay.PathRelayed:
 			c.RelayedConns++
+		case overlay.PathPunched:
+			c.PunchedConns++
 		}
 	}
 	c.Sessions = len(e.sessions)

@@ -34,6 +34,7 @@ type peerConn struct {
 	id      overlay.ID
 	qc      *quic.Conn
 	relayed bool
+	punched atomic.Bool     // direct to the peer's NAT's mapping (remoteEnd)
 	tr      *quic.Transport // a transport of its own over a relayed ICE path or a circuit; nil on the node's socket
 	circ    *circuitEnd     // the circuit it runs over, if any (circuitpath.go)
 	// closeAgent closes the ICE agent kept for a path whose other end is a
@@ -101,10 +102,11 @@ func (p *peerConn) peerLeft() {
 }
 
 func (p *peerConn) path() Path {
-	pa := Path{Relayed: p.relayed, Local: p.qc.LocalAddr(), Remote: p.qc.RemoteAddr(),
+	pa := Path{Kind: p.kind(), Local: p.qc.LocalAddr(), Remote: p.qc.RemoteAddr(),
 		RTT: p.qc.ConnectionStats().SmoothedRTT}
+	pa.Relayed = pa.Kind == overlay.PathRelayed
 	if p.circ != nil { // a circuit that found a direct path runs on it
-		pa.Relayed, pa.Remote = p.circ.direct.Load() == nil, p.circ.conn.Target()
+		pa.Remote = p.circ.conn.Target()
 		if via := p.circ.via.Load(); via != nil && !pa.Relayed {
 			pa.Local = via.pc.LocalAddr() // an extra hard-NAT port carries it (hardnat.go)
 		}
@@ -113,6 +115,20 @@ func (p *peerConn) path() Path {
 		pa.Remote = net.UDPAddrFromAddrPort(*a)
 	}
 	return pa
+}
+
+// kind says how the connection runs now. A circuit's direct path is a
+// hole punched between the two ends' NATs (circuitpath.go).
+func (p *peerConn) kind() overlay.PathKind {
+	switch {
+	case p.circ != nil && p.circ.direct.Load() != nil:
+		return overlay.PathPunched
+	case p.relayed:
+		return overlay.PathRelayed
+	case p.punched.Load():
+		return overlay.PathPunched
+	}
+	return overlay.PathDirect
 }
 
 // release frees what the connection held besides itself: a relayed path's
@@ -144,9 +160,10 @@ func (e *Engine) acceptConns(ctx context.Context, ln *quic.Listener, tr *quic.Tr
 			continue
 		}
 		e.mu.Lock()
-		keep := e.viaRelay[id]
+		keep, kind := e.viaRelay[id], e.pathKinds[id]
 		e.mu.Unlock()
 		pc := &peerConn{id: id, qc: qc, relayed: tr != nil || keep != nil, tr: tr, keeps: keep, incoming: tr == nil}
+		pc.punched.Store(tr == nil && kind == overlay.PathPunched)
 		if tr != nil {
 			e.mu.Lock()
 			if end := e.circuitEnds[id]; end != nil && tr.Conn == net.PacketConn(end.conn) {

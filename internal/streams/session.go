@@ -62,6 +62,7 @@ type session struct {
 	agentOnce  sync.Once
 	pending    []ice.Candidate // remote candidates that came before the agent
 	relayAddrs map[string]bool // the peer's relay candidates
+	hostAddrs  map[string]bool // the peer's host candidates: its own socket addresses
 	remote     map[string]bool // the peer's candidates so far, at most maxRemoteCandidates
 
 	out        chan ice.Candidate // local candidates to trickle
@@ -77,7 +78,7 @@ type session struct {
 // which fails at the latest when life ends.
 func newSession(life context.Context, peer overlay.ID, outgoing bool) *session {
 	s := &session{peer: peer, outgoing: outgoing, since: time.Now(),
-		relayAddrs: make(map[string]bool), remote: make(map[string]bool),
+		relayAddrs: make(map[string]bool), hostAddrs: make(map[string]bool), remote: make(map[string]bool),
 		out: make(chan ice.Candidate, outQueue), trickle: make(chan struct{}), gathered: make(chan struct{})}
 	s.failed, s.fail = context.WithCancel(life)
 	rand.Read(s.id[:])
@@ -116,8 +117,11 @@ func (s *session) addRemote(cands []string) (dropped int) {
 			continue
 		}
 		s.remote[key] = true
-		if c.Type() == ice.CandidateTypeRelay {
+		switch c.Type() {
+		case ice.CandidateTypeRelay:
 			s.relayAddrs[net.JoinHostPort(c.Address(), fmt.Sprint(c.Port()))] = true
+		case ice.CandidateTypeHost:
+			s.hostAddrs[net.JoinHostPort(c.Address(), fmt.Sprint(c.Port()))] = true
 		}
 		if s.agent == nil {
 			s.pending = append(s.pending, c)
@@ -151,17 +155,29 @@ func (s *session) setAgent(a *ice.Agent) {
 }
 
 // remoteEnd returns the address of the selected pair's remote candidate,
-// and whether it is a relay candidate of the peer: by its type, or, for a
-// peer-reflexive candidate learned from a check, by the relay candidates the
-// peer signalled.
-func (s *session) remoteEnd(pair *ice.CandidatePair) (*net.UDPAddr, bool) {
+// and the kind of path it makes: relayed when it is a relay candidate of
+// the peer (by its type, or, for a peer-reflexive candidate learned from a
+// check, by the relay candidates the peer signalled); direct when it is the
+// peer's own socket (a host candidate, or a peer-reflexive one at the
+// address of a host candidate it signalled); punched otherwise, the peer's
+// NAT's mapping (server- or peer-reflexive).
+func (s *session) remoteEnd(pair *ice.CandidatePair) (*net.UDPAddr, overlay.PathKind) {
 	addr := &net.UDPAddr{IP: net.ParseIP(pair.Remote.Address()), Port: pair.Remote.Port()}
-	if pair.Remote.Type() == ice.CandidateTypeRelay {
-		return addr, true
+	switch pair.Remote.Type() {
+	case ice.CandidateTypeRelay:
+		return addr, overlay.PathRelayed
+	case ice.CandidateTypeHost:
+		return addr, overlay.PathDirect
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return addr, s.relayAddrs[addr.String()]
+	switch {
+	case s.relayAddrs[addr.String()]:
+		return addr, overlay.PathRelayed
+	case s.hostAddrs[addr.String()]:
+		return addr, overlay.PathDirect
+	}
+	return addr, overlay.PathPunched
 }
 
 // closeAgent closes the session's agent, once: pion's Agent.Close must not

@@ -22,6 +22,7 @@ func hostCand(port int) string {
 const (
 	relayCand = "3891555988 1 udp 16777215 203.0.113.9 50000 typ relay raddr 203.0.113.9 rport 3478"
 	prflxCand = "3891555988 1 udp 1845501695 203.0.113.9 50000 typ prflx raddr 0.0.0.0 rport 0"
+	srflxCand = "842163049 1 udp 1694498815 198.51.100.7 61000 typ srflx raddr 10.0.0.2 rport 4000"
 )
 
 // TestNewSession: a session has a random ID and ICE credentials of the
@@ -47,9 +48,10 @@ func TestNewSession(t *testing.T) {
 // kept and handed to the agent when it is attached; later ones go to the
 // agent at once; a session takes at most maxRemoteCandidates in all (those
 // past it, and those that do not parse, are dropped; copies are ignored). The
-// peer's relay candidates are remembered, so that a selected pair whose
-// remote end is one of them is known to be relayed even when the agent
-// learnt it as peer-reflexive.
+// peer's relay and host candidates are remembered, so that a selected pair
+// whose remote end is one of them is known to be relayed, or direct, even
+// when the agent learnt it as peer-reflexive; any other reflexive remote end
+// is a NAT's mapping (punched).
 func TestLoopbackSessionRemoteCandidates(t *testing.T) {
 	nd := newNet(t, 1, nil)[0]
 	s := newSession(context.Background(), overlay.ID{1}, false)
@@ -92,17 +94,20 @@ func TestLoopbackSessionRemoteCandidates(t *testing.T) {
 	local, err := ice.UnmarshalCandidate(hostCand(4000))
 	require.NoError(t, err)
 	for _, tc := range []struct {
-		remote  string
-		relayed bool
+		remote string
+		kind   overlay.PathKind
 	}{
-		{relayCand, true},
-		{prflxCand, true}, // the address of the signalled relay candidate
-		{hostCand(40000), false},
+		{relayCand, overlay.PathRelayed},
+		{prflxCand, overlay.PathRelayed}, // the address of the signalled relay candidate
+		{hostCand(40000), overlay.PathDirect},
+		{strings.Replace(prflxCand, "203.0.113.9 50000", "192.0.2.1 40000", 1), overlay.PathDirect}, // a signalled host candidate's address
+		{strings.Replace(prflxCand, "50000", "50001", 1), overlay.PathPunched},                      // learnt from a check: a NAT's mapping
+		{srflxCand, overlay.PathPunched},
 	} {
 		r, err := ice.UnmarshalCandidate(tc.remote)
 		require.NoError(t, err)
-		addr, relayed := s.remoteEnd(&ice.CandidatePair{Local: local, Remote: r})
-		require.Equal(t, tc.relayed, relayed, tc.remote)
+		addr, kind := s.remoteEnd(&ice.CandidatePair{Local: local, Remote: r})
+		require.Equal(t, tc.kind, kind, tc.remote)
 		require.Equal(t, r.Port(), addr.Port)
 		require.Equal(t, r.Address(), addr.IP.String())
 	}

@@ -28,7 +28,11 @@ type Stream struct {
 
 // Path describes the network path a stream's QUIC connection runs on.
 type Path struct {
-	// Relayed is true when the path goes through a TURN relay.
+	// Kind is the kind of path: direct to the peer's own address, punched
+	// (direct to its NAT's mapping), or relayed (TURN, or a circuit).
+	Kind overlay.PathKind
+	// Relayed is true when the path goes through a relay: Kind is
+	// overlay.PathRelayed.
 	Relayed bool
 	// Local and Remote are the UDP addresses of the path's ends as seen from
 	// this node.

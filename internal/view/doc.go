@@ -5,9 +5,10 @@
 // The page (assets/, embedded in the binary) shows the node's ID, addresses
 // and NAT behaviour; its counters as small time-series charts (uPlot); its
 // routing table as a picture of the ID ring (Cytoscape.js) with every
-// contact placed at its ID, coloured by bucket, its link drawn direct or
-// through the contact that relays it, with its RTT; its QUIC connections
-// with their paths and throughput; the group trees it is part of; and the
+// contact placed at its ID, coloured by bucket, its link drawn by kind
+// (overlay.PathKind: direct to the contact's own address, punched to its
+// NAT's mapping, or relayed from the contact that relays it), with its RTT;
+// its QUIC connections with their paths' kinds and throughput; the group trees it is part of; and the
 // DHT records it holds. The server sends the page a Snapshot every
 // Config.Interval on /events; /api/snapshot returns one; /metrics is the
 // Prometheus exposition of NewCollector.

@@ -4,7 +4,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/p2psock/p2psock/internal/metrics"
+	"github.com/p2psock/p2psock/overlay"
 )
+
+// pathKinds are the values of the path label, in the order they are shown.
+var pathKinds = [...]overlay.PathKind{overlay.PathDirect, overlay.PathPunched, overlay.PathRelayed}
 
 // collector is a node's prometheus.Collector: every figure is read from the
 // node when Prometheus scrapes it, so nothing is kept twice.
@@ -33,11 +37,11 @@ func metricDefs() []metricDef {
 		{"contacts_refused_total", "Verified nodes the routing table refused for diversity, by the limit that refused them.", []string{"limit"}},
 		{"detours_total", "Messages sent again straight to the node a disjoint lookup found.", nil},
 		{"lookup_contradictions_total", "Nodes whose lookup answers other disjoint paths contradicted.", nil},
-		{"contacts", "Contacts in the routing table, by path.", []string{"path"}},
+		{"contacts", "Contacts in the routing table, by path: direct (the contact's own address), punched (its NAT's mapping), relayed (through another contact).", []string{"path"}},
 		{"buckets", "Non-empty buckets of the routing table.", nil},
 		{"lookup_duration_seconds", "How long the node's iterative lookups took.", nil},
 		{"lookup_rounds", "Rounds of queries (hops) the node's iterative lookups took.", nil},
-		{"connections", "Live QUIC connections, one per peer, by path.", []string{"path"}},
+		{"connections", "Live QUIC connections, one per peer, by path: direct (the peer's own address), punched (its NAT's mapping), relayed (TURN or a circuit).", []string{"path"}},
 		{"connection_bytes", "Bytes QUIC sent and received on the live connections, by path and direction.", []string{"path", "direction"}},
 		{"ice_sessions", "ICE sessions in progress.", nil},
 		{"ice_no_path_total", "ICE sessions that found no path.", nil},
@@ -130,31 +134,37 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("lookup_contradictions_total", k.LookupsContradicted)
 
 	buckets := map[int]bool{}
+	contacts := map[overlay.PathKind]int{}
 	for _, ci := range src.Overlay.Table() {
 		buckets[ci.Bucket] = true
+		contacts[ci.Kind()]++
 	}
-	gauge("contacts", float64(inf.Contacts-inf.Relayed), "direct")
-	gauge("contacts", float64(inf.Relayed), "relayed")
+	for _, k := range pathKinds {
+		gauge("contacts", float64(contacts[k]), string(k))
+	}
 	gauge("buckets", float64(len(buckets)))
 	ls := src.Overlay.LookupStats()
 	histogram("lookup_duration_seconds", ls.Latency)
 	histogram("lookup_rounds", ls.Rounds)
 
 	s := src.Streams.Counters()
-	gauge("connections", float64(s.Conns-s.RelayedConns), "direct")
-	gauge("connections", float64(s.RelayedConns), "relayed")
-	var bytes [2][2]uint64 // [relayed][sent, received]
-	for _, ci := range src.Streams.Conns() {
-		r := 0
-		if ci.Path.Relayed {
-			r = 1
-		}
-		bytes[r][0] += ci.BytesSent
-		bytes[r][1] += ci.BytesReceived
+	type connFigures struct{ n, sent, received uint64 }
+	conns := map[overlay.PathKind]*connFigures{}
+	for _, k := range pathKinds {
+		conns[k] = &connFigures{}
 	}
-	for r, path := range []string{"direct", "relayed"} {
-		gauge("connection_bytes", float64(bytes[r][0]), path, "sent")
-		gauge("connection_bytes", float64(bytes[r][1]), path, "received")
+	for _, ci := range src.Streams.Conns() {
+		if f := conns[ci.Path.Kind]; f != nil {
+			f.n++
+			f.sent += ci.BytesSent
+			f.received += ci.BytesReceived
+		}
+	}
+	for _, k := range pathKinds {
+		f := conns[k]
+		gauge("connections", float64(f.n), string(k))
+		gauge("connection_bytes", float64(f.sent), string(k), "sent")
+		gauge("connection_bytes", float64(f.received), string(k), "received")
 	}
 	gauge("ice_sessions", float64(s.Sessions))
 	counter("ice_no_path_total", s.NoPath)

@@ -64,12 +64,14 @@ type ContactView struct {
 	Seen    float64 `json:"seen"` // seconds since a packet from it arrived
 	Suspect bool    `json:"suspect"`
 	Relayed bool    `json:"relayed"`
+	Kind    string  `json:"kind"` // "direct", "punched" or "relayed" (overlay.ContactInfo.Kind)
 }
 
 // ConnView is one QUIC connection.
 type ConnView struct {
 	Peer     string  `json:"peer"`
 	Relayed  bool    `json:"relayed"`
+	Kind     string  `json:"kind"` // "direct", "punched" or "relayed" (streams.Path.Kind)
 	Local    string  `json:"local"`
 	Remote   string  `json:"remote"`
 	RTT      float64 `json:"rtt"` // milliseconds
@@ -149,20 +151,20 @@ func (s Source) Snapshot() Snapshot {
 		"packetsIn": c.PacketsIn, "packetsOut": c.PacketsOut, "bytesIn": c.BytesIn, "bytesOut": c.BytesOut,
 		"sent": c.MessagesSent, "received": c.MessagesReceived, "forwarded": c.MessagesForwarded,
 		"relayed": c.FramesRelayed, "retransmits": c.Retransmits, "dropped": c.Dropped + sockDrops,
-		"contacts": uint64(inf.Contacts), "relayedContacts": uint64(inf.Relayed),
-		"conns": uint64(sc.Conns), "relayedConns": uint64(sc.RelayedConns),
+		"contacts": uint64(inf.Contacts), "relayedContacts": uint64(inf.Relayed), "punchedContacts": uint64(inf.Punched),
+		"conns": uint64(sc.Conns), "relayedConns": uint64(sc.RelayedConns), "punchedConns": uint64(sc.PunchedConns),
 	}
 	for _, ci := range s.Overlay.Table() {
 		cv := ContactView{ID: ci.ID.String(), Pos: pos(ci.ID), Bucket: ci.Bucket, Via: idString(ci.Via),
 			Public: ci.Public, RTT: float64(ci.RTT.Microseconds()) / 1000, Seen: now.Sub(ci.LastSeen).Seconds(),
-			Suspect: ci.Suspect, Relayed: ci.Relayed()}
+			Suspect: ci.Suspect, Relayed: ci.Relayed(), Kind: string(ci.Kind())}
 		if ci.Addr.IsValid() {
 			cv.Addr = ci.Addr.String()
 		}
 		sn.Contacts = append(sn.Contacts, cv)
 	}
 	for _, ci := range s.Streams.Conns() {
-		cv := ConnView{Peer: ci.Peer.String(), Relayed: ci.Path.Relayed, RTT: float64(ci.Path.RTT.Microseconds()) / 1000,
+		cv := ConnView{Peer: ci.Peer.String(), Relayed: ci.Path.Relayed, Kind: string(ci.Path.Kind), RTT: float64(ci.Path.RTT.Microseconds()) / 1000,
 			Streams: ci.Streams, Incoming: ci.Incoming, Age: now.Sub(ci.Since).Seconds(),
 			Sent: ci.BytesSent, Received: ci.BytesReceived}
 		if ci.Path.Local != nil {

@@ -20,6 +20,15 @@ const fmtBytes = (n) => {
 };
 const fmtSecs = (s) => (s < 90 ? `${s.toFixed(0)} s` : s < 5400 ? `${(s / 60).toFixed(0)} min` : `${(s / 3600).toFixed(1)} h`);
 
+// The kinds of link, as the server names them, and what they mean.
+const KINDS = ["direct", "punched", "relayed"];
+const KIND_WORDS = {
+  direct: "direct: to the peer's own address",
+  punched: "punched: direct to the peer's NAT mapping (NAT traversal)",
+  relayed: "relayed: through another node (a contact, a circuit or TURN)",
+};
+const linkKind = (c) => (KINDS.includes(c.kind) ? c.kind : c.relayed ? "relayed" : "direct");
+
 // Fill the rows of table sel: one per item, keyed by key(item).
 function fillTable(sel, items, key, cells, rowClass) {
   const body = $(sel + " tbody");
@@ -60,6 +69,7 @@ const ring = cytoscape({
     { selector: "edge", style: { width: 1.5, "line-color": "#2563eb", "curve-style": "straight", opacity: 0.55,
       label: "data(label)", "font-size": 8, color: "#1e3a8a", "text-rotation": "autorotate", "text-background-color": "#fff",
       "text-background-opacity": 0.7 } },
+    { selector: "edge.punched", style: { "line-color": "#16a34a", opacity: 0.8, color: "#14532d", width: 2 } },
     { selector: "edge.relayed", style: { "line-color": "#db2777", "line-style": "dashed", opacity: 0.9, "target-arrow-shape": "triangle",
       "target-arrow-color": "#db2777", color: "#831843" } },
     { selector: "edge.suspect", style: { "line-color": "#9ca3af" } },
@@ -82,6 +92,8 @@ function drawRing(s) {
   const want = new Set(contacts.map((c) => c.id));
   ring.nodes(".contact").forEach((n) => { if (!want.has(n.id())) n.remove(); });
   ring.batch(() => {
+    // Every contact's node first: a relayed link is drawn from the contact
+    // that relays it, which may come later in the list.
     for (const c of contacts) {
       let n = ring.getElementById(c.id);
       if (n.empty()) {
@@ -90,13 +102,16 @@ function drawRing(s) {
       n.data({ colour: bucketColour(c.bucket), label: short(c.id) });
       n.toggleClass("suspect", c.suspect);
       n.toggleClass("public", c.public);
-      const from = c.relayed && want.has(c.via) ? c.via : me;
+    }
+    for (const c of contacts) {
+      const kind = linkKind(c);
+      const from = kind === "relayed" && want.has(c.via) ? c.via : me;
       const eid = `link:${c.id}`;
       let e = ring.getElementById(eid);
       if (!e.empty() && e.data("source") !== from) { e.remove(); e = ring.collection(); }
       if (e.empty()) e = ring.add({ group: "edges", data: { id: eid, source: from, target: c.id } });
       e.data("label", c.rtt ? `${c.rtt.toFixed(1)} ms` : "");
-      e.toggleClass("relayed", c.relayed);
+      for (const k of KINDS) e.toggleClass(k, k === kind);
       e.toggleClass("suspect", c.suspect);
     }
   });
@@ -149,8 +164,8 @@ const charts = [
   { title: "overlay bytes / s", series: [["in", "bytesIn", "#2563eb"], ["out", "bytesOut", "#f59e0b"]], rate: true },
   { title: "messages / s", series: [["sent", "sent", "#16a34a"], ["received", "received", "#2563eb"], ["forwarded", "forwarded", "#9333ea"]], rate: true },
   { title: "drops and retransmits / s", series: [["dropped", "dropped", "#dc2626"], ["retransmits", "retransmits", "#f59e0b"]], rate: true },
-  { title: "contacts", series: [["all", "contacts", "#2563eb"], ["relayed", "relayedContacts", "#db2777"]] },
-  { title: "connections", series: [["all", "conns", "#2563eb"], ["relayed", "relayedConns", "#db2777"]] },
+  { title: "contacts", series: [["all", "contacts", "#2563eb"], ["punched", "punchedContacts", "#16a34a"], ["relayed", "relayedContacts", "#db2777"]] },
+  { title: "connections", series: [["all", "conns", "#2563eb"], ["punched", "punchedConns", "#16a34a"], ["relayed", "relayedConns", "#db2777"]] },
 ];
 const times = [];
 for (const c of charts) {
@@ -209,7 +224,8 @@ function drawTables(s) {
   fillTable("#contacts", contacts, (c) => c.id, (c) => [
     c.bucket,
     { text: c.id, title: c.id },
-    c.relayed ? { text: `relayed via ${short(c.via)}`, cls: "relayed" } : c.addr,
+    linkKind(c) === "relayed" ? { text: `relayed via ${short(c.via)}`, cls: "relayed", title: c.via }
+      : { text: `${linkKind(c)} ${c.addr}`, cls: linkKind(c), title: KIND_WORDS[linkKind(c)] },
     c.rtt ? `${c.rtt.toFixed(2)} ms` : "–",
     c.public ? "yes" : "no",
     { text: `${c.seen.toFixed(1)} s ago`, cls: c.suspect ? "suspect" : "" },
@@ -243,7 +259,7 @@ function drawTables(s) {
     }
     return [
       { text: short(c.peer), title: c.peer },
-      c.relayed ? { text: "TURN relay", cls: "relayed" } : "direct",
+      { text: linkKind(c), cls: linkKind(c), title: KIND_WORDS[linkKind(c)] },
       c.local, c.remote, `${c.rtt.toFixed(2)} ms`, c.streams, rate, `${fmtBytes(c.sent)} / ${fmtBytes(c.received)}`, fmtSecs(c.age),
     ];
   });
@@ -272,7 +288,8 @@ function draw(s) {
   $("#nat").textContent = s.node.nat;
   $("#contact-count").textContent = (s.contacts || []).length;
   $("#relayed-count").textContent = s.counters.relayedContacts;
-  $("#conn-count").textContent = `${s.counters.conns} (${s.counters.relayedConns} relayed)`;
+  $("#punched-count").textContent = s.counters.punchedContacts || 0;
+  $("#conn-count").textContent = `${s.counters.conns} (${s.counters.punchedConns || 0} punched, ${s.counters.relayedConns} relayed)`;
   drawRing(s);
   drawTrees(s);
   drawCharts(s);
