@@ -78,6 +78,14 @@ MODES
         after it has read everything, so status 0 means it got every byte.
         When stdin is a terminal, p2pcat also stops when the peer is done.
 
+        Either side (<ID> or -l) whose peer has sent its end and then left
+        (interrupted, or it closed the stream) stops at once, even with its
+        own stdin still open: status 0 if it had sent nothing, else 1 (the
+        peer may have missed some). A peer that vanishes without a word
+        (killed, its machine or network gone) is noticed within 30 s, when
+        QUIC's idle timeout ends the connection (both ends send keepalives
+        every 10 s): status 1, "the peer stopped answering".
+
     -u <ID>, -u @<key>
         Datagrams. Each line of stdin (up to 65536 bytes) is sent as one
         message, to the node <ID> or to the node closest to KeyOf(<key>),
