@@ -196,8 +196,9 @@ EXIT STATUS
     1    a runtime failure: unreachable peer, refused stream, no path, no
          entry point, nothing found; one line on stderr says which
     2    a usage error (unknown flag, bad ID, missing argument)
-    130  interrupted by SIGINT (^C); 143 by SIGTERM. Either signal ends
-         every mode at once: streams are half-closed, the node leaves the
+    130  interrupted by SIGINT (^C); 143 by SIGTERM; 129 by SIGHUP (how
+         ssh ends a ProxyCommand; ignored under nohup). Each ends every
+         mode at once: streams are half-closed, the node leaves the
          network; a second signal, or 0.7 s, ends p2pcat regardless.
 
 EXAMPLES
