@@ -84,6 +84,14 @@ MODES
         after it has read everything, so status 0 means it got every byte.
         When stdin is a terminal, p2pcat also stops when the peer is done.
 
+        Either side (<ID> or -l) whose peer has sent its end and then left
+        (interrupted, or it closed the stream) stops at once, even with its
+        own stdin still open: status 0 if it had sent nothing, else 1 (the
+        peer may have missed some). A peer that vanishes without a word
+        (killed, its machine or network gone) is noticed within 30 s, when
+        QUIC's idle timeout ends the connection (both ends send keepalives
+        every 10 s): status 1, "the peer stopped answering".
+
     -u <ID>, -u @<key>
         Datagrams. Each line of stdin (up to 65536 bytes) is sent as one
         message, to the node <ID> or to the node closest to KeyOf(<key>),
@@ -204,8 +212,9 @@ EXIT STATUS
     1    a runtime failure: unreachable peer, refused stream, no path, no
          entry point, nothing found; one line on stderr says which
     2    a usage error (unknown flag, bad ID, missing argument)
-    130  interrupted by SIGINT (^C); 143 by SIGTERM. Either signal ends
-         every mode at once: streams are half-closed, the node leaves the
+    130  interrupted by SIGINT (^C); 143 by SIGTERM; 129 by SIGHUP (how
+         ssh ends a ProxyCommand; ignored under nohup). Each ends every
+         mode at once: streams are half-closed, the node leaves the
          network; a second signal, or 0.7 s, ends p2pcat regardless.
 
 EXAMPLES

@@ -125,8 +125,8 @@ func (p *binProc) exit(t *testing.T, within time.Duration) int {
 const signalWithin = 10 * time.Second
 
 // TestSignals: SIGTERM ends the modes that wait on stdin, on the network or
-// on a peer with status 143, SIGINT with 130; a stream interrupted so is
-// half-closed, and its peer gets what was sent.
+// on a peer with status 143, SIGINT with 130, SIGHUP with 129; a stream
+// interrupted so is half-closed, and its peer gets what was sent.
 func TestSignals(t *testing.T) {
 	e := newBinEnv(t)
 
@@ -178,5 +178,23 @@ func TestSignals(t *testing.T) {
 		require.Equal(t, 143, u.exit(t, signalWithin), u.stderr.String())
 		require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
 		require.Equal(t, 143, d.exit(t, signalWithin), d.stderr.String())
+	})
+
+	// ssh ends its ProxyCommand with SIGHUP: p2pcat stops as cleanly as on
+	// SIGTERM (status 129), so that its peer learns at once that it left,
+	// rather than after QUIC's idle timeout (30 s, more than signalWithin).
+	t.Run("stream sender, SIGHUP", func(t *testing.T) {
+		l := e.start("-l")
+		id := l.waitLine(t, `^listening as (\S+)$`)[1]
+		c := e.start(id)
+		_, err := io.WriteString(c.stdin, "sent before the hangup\n")
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return l.stdout.String() == "sent before the hangup\n" },
+			30*time.Second, 10*time.Millisecond, l.stderr.String())
+		require.NoError(t, c.cmd.Process.Signal(syscall.SIGHUP))
+		require.Equal(t, 129, c.exit(t, signalWithin), c.stderr.String())
+		// The listener's stdin is still open: it stops because its peer
+		// left, having sent nothing itself.
+		require.Equal(t, 0, l.exit(t, signalWithin), l.stderr.String())
 	})
 }

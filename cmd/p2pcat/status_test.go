@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"io"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/p2psock/p2psock/internal/testnet"
+	"github.com/p2psock/p2psock/nat"
 )
 
 // oneLine checks that p wrote exactly one line on stderr, "p2pcat: ...",
@@ -197,4 +199,78 @@ func TestUsage(t *testing.T) {
 			require.Contains(t, errb.String(), tc.msg)
 		})
 	}
+}
+
+// TestWrongRelayPassword: a sender that must go through a relay
+// (-force-relay) named with a wrong password fails with status 1 and one
+// line that says the relay refused the credentials, not only that no path
+// was found. The relay is a real TURN server (nat.NewRelay) on loopback.
+func TestWrongRelayPassword(t *testing.T) {
+	e := newEnv(t)
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	relay, err := nat.NewRelay(nat.RelayConfig{PacketConn: pc})
+	require.NoError(t, err)
+	t.Cleanup(func() { relay.Close() })
+	user, pass := relay.Credentials(time.Hour)
+	wrong := (&url.URL{Scheme: "turn", User: url.UserPassword(user, pass+"x"), Host: pc.LocalAddr().String()}).String()
+	l := e.start(t, strings.NewReader(""), "-l")
+	id := l.waitLine(`^listening as (\S+)$`)[1]
+	s := e.start(t, strings.NewReader("via the relay\n"), "-force-relay", "-relay", wrong, id)
+	require.Equal(t, 1, s.wait(), s.stderr.String())
+	oneLine(t, s, "relay")
+	t.Log(s.stderr.String())
+}
+
+// waitWithin returns p's exit status if it exits within d, and fails the
+// test otherwise (d is well below QUIC's 30 s idle timeout where a test
+// checks that p noticed something other than silence).
+func waitWithin(t *testing.T, p *proc, d time.Duration, what string) int {
+	t.Helper()
+	select {
+	case code := <-p.done:
+		p.done <- code
+		<-p.errEOF
+		return code
+	case <-time.After(d):
+		t.Fatalf("p2pcat did not exit within %v after %s; stderr:\n%s", d, what, p.stderr)
+		return -1
+	}
+}
+
+// TestPeerLeavesStdinOpen: once the peer has sent its end and then left
+// (interrupted: its node leaves the network), a p2pcat whose stdin is still
+// open stops at once instead of at the end of its stdin: with status 0 if
+// it sent nothing (the -l side here), with 1 and one line if it had sent
+// something the peer may not have read (the connecting side).
+func TestPeerLeavesStdinOpen(t *testing.T) {
+	t.Run("listener", func(t *testing.T) {
+		e := newEnv(t)
+		lin, _ := openStdin(t)
+		l := e.start(t, lin, "-l")
+		id := l.waitLine(`^listening as (\S+)$`)[1]
+		cin, cw := openStdin(t)
+		c := e.start(t, cin, id)
+		_, err := io.WriteString(cw, "hi\n")
+		require.NoError(t, err)
+		cw.Close() // the connecting side sends its end...
+		testnet.Eventually(t, 20*time.Second, "the listener got the bytes", func() bool { return l.stdout.String() == "hi\n" })
+		c.cancel() // ...and is interrupted while waiting for the listener's
+		require.Equal(t, 0, waitWithin(t, l, 10*time.Second, "the peer left"), l.stderr.String())
+	})
+	t.Run("connector", func(t *testing.T) {
+		e := newEnv(t)
+		l := e.start(t, strings.NewReader("bye\n"), "-l") // sends its end at once
+		id := l.waitLine(`^listening as (\S+)$`)[1]
+		cin, cw := openStdin(t)
+		c := e.start(t, cin, id)
+		_, err := io.WriteString(cw, "hi\n")
+		require.NoError(t, err)
+		testnet.Eventually(t, 20*time.Second, "both got the bytes", func() bool {
+			return l.stdout.String() == "hi\n" && c.stdout.String() == "bye\n"
+		})
+		l.cancel() // the listener is interrupted; the connector's stdin stays open
+		require.Equal(t, 1, waitWithin(t, c, 10*time.Second, "the peer left"), c.stderr.String())
+		oneLine(t, c, "the peer left before the end of the input")
+	})
 }

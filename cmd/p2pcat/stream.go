@@ -226,8 +226,12 @@ func noInput() *pump { return newPump(nil) }
 // (and written it out), so that the opener reading the end of the stream
 // knows the acceptor has everything. When the peer has finished while the
 // input is a terminal (a person, who may never type ^D), the input ends
-// there. When ctx ends, pipe closes the sending side and returns ctx's
-// error.
+// there. When the peer has finished and then goes away (it closed the
+// stream, its node left, or it stopped answering) while the input is
+// still open, pipe ends at once rather than at the end of the input: with
+// nil if nothing was sent (the peer was owed nothing), else with an error,
+// since the peer may have missed some of it. When ctx ends, pipe closes
+// the sending side and returns ctx's error.
 func pipe(ctx context.Context, c *p2psock.Conn, in *pump, out io.Writer, acceptor bool) error {
 	readDone := make(chan error, 1)
 	go func() {
@@ -238,7 +242,20 @@ func pipe(ctx context.Context, c *p2psock.Conn, in *pump, out io.Writer, accepto
 	stopWrites := context.AfterFunc(ctx, func() { c.SetWriteDeadline(time.Now()) })
 	defer stopWrites()
 	var inputDone, peerDone, sentEnd, wrote bool
+	var probe *time.Ticker // while the peer is done and the input is not
+	defer func() {
+		if probe != nil {
+			probe.Stop()
+		}
+	}()
 	for {
+		if peerDone && !inputDone && probe == nil {
+			probe = time.NewTicker(peerGoneProbe)
+		}
+		var probed <-chan time.Time
+		if probe != nil && !inputDone {
+			probed = probe.C
+		}
 		if inputDone && !sentEnd && (!acceptor || peerDone) {
 			if err := c.CloseWrite(); err != nil {
 				if peerDone && !wrote {
@@ -294,12 +311,26 @@ func pipe(ctx context.Context, c *p2psock.Conn, in *pump, out io.Writer, accepto
 			if in.terminal {
 				inputDone = true // a person's terminal: the conversation is over
 			}
+		case <-probed:
+			// An empty Write sends nothing; it fails once the peer has
+			// stopped reading (it closed the stream) or the connection
+			// has ended (the peer's node left, or the idle timeout).
+			if _, err := c.Write(nil); err != nil {
+				if !wrote {
+					return nil
+				}
+				return &failure{msg: "the peer left before the end of the input", err: err}
+			}
 		case <-ctx.Done():
 			c.CloseWrite()
 			return ctx.Err()
 		}
 	}
 }
+
+// peerGoneProbe is how often pipe checks, while the peer is done and the
+// input is not, whether the peer is still there.
+const peerGoneProbe = 250 * time.Millisecond
 
 // pathKind says how a stream reaches its peer, for -v.
 func pathKind(c *p2psock.Conn) string {

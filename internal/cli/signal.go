@@ -38,14 +38,22 @@ func InterruptedBy(ctx context.Context) error {
 }
 
 // NotifyContext returns a context that ends, with an Interrupted cause, on
-// the first SIGINT or SIGTERM. The program then has grace to stop cleanly
+// the first SIGINT, SIGTERM or SIGHUP (unless SIGHUP is ignored, as under
+// nohup: it stays ignored). The program then has grace to stop cleanly
 // (close streams, leave the network); a second signal, or grace running
 // out, exits the process at once with the Interrupted status. stop
 // releases the signals.
+//
+// SIGHUP matters to programs run as ssh's ProxyCommand: ssh ends its proxy
+// with SIGHUP, and a proxy killed by it would leave its peer waiting for
+// an idle timeout.
 func NotifyContext(grace time.Duration) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	if !signal.Ignored(syscall.SIGHUP) {
+		signal.Notify(sigs, syscall.SIGHUP)
+	}
 	done := make(chan struct{})
 	go func() {
 		var s os.Signal
