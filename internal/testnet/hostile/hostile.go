@@ -68,6 +68,14 @@ func (c *Colluders) add(id overlay.ID, addr netip.AddrPort) {
 	c.nodes = append(c.nodes, wire.Contact{ID: id, Addr: addr, Flags: wire.FlagPublic})
 }
 
+// remove forgets the colluder id (it is opened again under another
+// identity).
+func (c *Colluders) remove(id overlay.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nodes = slices.DeleteFunc(c.nodes, func(x wire.Contact) bool { return x.ID == id })
+}
+
 // closest returns up to n colluders closest to target, except self.
 func (c *Colluders) closest(target overlay.Key, n int, self overlay.ID) []wire.Contact {
 	c.mu.Lock()
@@ -347,16 +355,30 @@ func Build(opt Options) (*Network, error) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	joined := []int{0} // the honest nodes that joined: newcomers join through one of them
+	pick := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return nw.Nodes[joined[testnet.Intn(len(joined))]].Addr()
+	}
 	for i := 1; i < opt.N; i++ {
 		sem <- struct{}{}
-		mu.Lock()
-		entry := nw.Nodes[joined[testnet.Intn(len(joined))]].Addr()
-		mu.Unlock()
 		wg.Go(func() {
 			defer func() { <-sem }()
-			nd, err := open(i)
-			if err == nil {
-				err = join(nd, entry)
+			// A newcomer whose entry point did not answer in time (a
+			// machine busy with a thousand nodes) tries others, as a
+			// program would.
+			var nd *ovnet.Node
+			var err error
+			for try := 0; try < joinTries; try++ {
+				if nd, err = open(i); err == nil {
+					err = join(nd, pick())
+				}
+				if err == nil || (!errors.Is(err, overlay.ErrNoEntryPoint) && !errors.Is(err, context.DeadlineExceeded)) {
+					break
+				}
+				if nw.Hostile[i] {
+					nw.Colluders.remove(nw.Conns[i].self)
+				}
 			}
 			if err != nil {
 				errs[i] = fmt.Errorf("node %d: %w", i, err)
@@ -381,6 +403,9 @@ func Build(opt Options) (*Network, error) {
 	}
 	return nw, nil
 }
+
+// joinTries is how many entry points a newcomer tries.
+const joinTries = 3
 
 // joinWait bounds a node's Join: hostile neighbours never confirm a
 // newcomer, and Join would wait for them until Config.SendTimeout.
