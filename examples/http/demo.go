@@ -12,6 +12,12 @@ import (
 	"github.com/p2psock/p2psock/p2psock"
 )
 
+// demoDifficulty is the identity work (p2psock.Config.Difficulty) of the
+// demo's own network: 8 bits, about a millisecond an identity, where the
+// default (about 0.6 s of a core, against Sybil attacks on an open
+// network) would make the demo wait for its participants' identities.
+const demoDifficulty = 8
+
 // runDemo starts a server node and a client node on 127.0.0.1, in a network
 // of their own (explicit Bootstrap, no local discovery), and fetches two
 // pages from the server by its ID.
@@ -20,7 +26,7 @@ func runDemo(ctx context.Context, stdout io.Writer) error {
 	defer cancel()
 	const network = "p2psock-http-demo"
 
-	server, err := p2psock.NewNode(p2psock.Config{ListenAddr: "127.0.0.1:0", Network: network})
+	server, err := p2psock.NewNode(p2psock.Config{ListenAddr: "127.0.0.1:0", Network: network, Difficulty: demoDifficulty})
 	if err != nil {
 		return err
 	}
@@ -31,6 +37,7 @@ func runDemo(ctx context.Context, stdout io.Writer) error {
 	client, err := p2psock.NewNode(p2psock.Config{
 		ListenAddr: "127.0.0.1:0",
 		Network:    network,
+		Difficulty: demoDifficulty,
 		Bootstrap:  []string{server.UDPAddr().String()},
 		JoinOnly:   true,
 	})

@@ -17,6 +17,12 @@ import (
 	"github.com/p2psock/p2psock/p2psock"
 )
 
+// demoDifficulty is the identity work (p2psock.Config.Difficulty) of the
+// demo's own network: 8 bits, about a millisecond an identity, where the
+// default (about 0.6 s of a core, against Sybil attacks on an open
+// network) would make the demo wait for its participants' identities.
+const demoDifficulty = 8
+
 // demoNetwork is the network name of the demo's nodes, so that they never mix
 // with nodes of "share serve".
 const demoNetwork = "p2psock-share-demo"
@@ -46,7 +52,7 @@ func startLocal(ctx context.Context, names ...string) (peers []*peer, stop func(
 	}()
 	var entry string
 	for _, name := range names {
-		cfg := p2psock.Config{ListenAddr: "127.0.0.1:0", Network: demoNetwork}
+		cfg := p2psock.Config{ListenAddr: "127.0.0.1:0", Network: demoNetwork, Difficulty: demoDifficulty}
 		if entry != "" {
 			cfg.Bootstrap, cfg.JoinOnly = []string{entry}, true
 		}
