@@ -29,6 +29,7 @@ const (
 type watch struct {
 	seen       bool
 	sent, recv uint64
+	stalls     int // looks in a row that saw packets sent and none received
 	probed     time.Time
 }
 
@@ -38,14 +39,14 @@ type watch struct {
 func (pc *peerConn) onSocket() bool { return pc.tr == nil && !pc.relayed }
 
 // watched reports whether the looks cover pc: a live connection on the
-// node's socket, or over a circuit through its relay (a circuit on a
-// direct path has probes of its own, circuitpath.go).
+// node's socket, or over a circuit (through its relay, or on the direct
+// path it found).
 func (pc *peerConn) watched() bool {
 	if !pc.alive() {
 		return false
 	}
 	if pc.circ != nil {
-		return pc.circ.direct.Load() == nil && pc.circ.relayID != (overlay.ID{})
+		return pc.circ.relayID != (overlay.ID{})
 	}
 	return pc.onSocket()
 }
@@ -85,6 +86,21 @@ func (e *Engine) lookAtConns() {
 		w := &pc.watch
 		stalled := w.seen && st.PacketsSent > w.sent && st.PacketsReceived == w.recv
 		w.seen, w.sent, w.recv = true, st.PacketsSent, st.PacketsReceived
+		if stalled {
+			w.stalls++
+		} else {
+			w.stalls = 0
+		}
+		if end := pc.circ; end != nil && w.stalls >= 2 && end.direct.Load() != nil {
+			// A circuit's direct path that heard nothing for two looks
+			// (one may be a keepalive whose answer is on its way): back
+			// to the relay at once; its probes look for a direct path
+			// again (circuitpath.go).
+			end.direct.Store(nil)
+			end.via.Store(nil)
+			end.conn.SendTo(end.conn.Relay())
+			e.cfg.Logger.Debug("circuit: direct path hears nothing, back to the relay", "peer", shortID(pc.id))
+		}
 		if stalled && now.Sub(w.probed) >= probeGap {
 			w.probed = now
 			id, to := pc.id, pc.sendsTo()
