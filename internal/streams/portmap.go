@@ -87,8 +87,18 @@ func (e *Engine) PortMapping() string {
 	return m.Status()
 }
 
+// mappedPreference is the type preference (RFC 8445, §5.1.2) of the
+// mapped candidate: above every other server- or peer-reflexive candidate,
+// below host candidates. A peer checks the pairs toward the node's public
+// IP in priority order, and its check budget for that IP (nat/checks.go)
+// allows about two checks until something comes back from it: they must
+// go to the mapped port, the one address of that IP that admits anyone,
+// not to the node's other reflexive candidates (behind a NAT that maps per
+// destination, those admit only the STUN server that saw them).
+const mappedPreference = 120
+
 // mappedCandidate returns the port mapping as a server-reflexive
-// candidate, if there is one.
+// candidate, if there is one, with the priority of mappedPreference.
 func (e *Engine) mappedCandidate() (string, bool) {
 	m := e.portMapper.Load()
 	if m == nil {
@@ -101,7 +111,8 @@ func (e *Engine) mappedCandidate() (string, bool) {
 	local := m.Local()
 	c, err := ice.NewCandidateServerReflexive(&ice.CandidateServerReflexiveConfig{
 		Network: "udp", Address: p.External.Addr().String(), Port: int(p.External.Port()), Component: 1,
-		RelAddr: local.Addr().String(), RelPort: int(local.Port())})
+		RelAddr: local.Addr().String(), RelPort: int(local.Port()),
+		Priority: (1<<24)*mappedPreference + (1<<8)*0xffff + (256 - 1)})
 	if err != nil {
 		return "", false
 	}
