@@ -118,3 +118,19 @@ func (e *Engine) mappedCandidate() (string, bool) {
 	}
 	return c.Marshal(), true
 }
+
+// mappingSupersedes reports whether the node's port mapping replaces its
+// server-reflexive candidates: it has one, and its NAT maps per
+// destination, so that each of those admits only the STUN server that saw
+// it. They are not trickled then: a peer's checks toward the node's IP,
+// which its check budget bounds until the IP answers, all go to the
+// mapped port.
+func (e *Engine) mappingSupersedes() bool {
+	if _, ok := e.mappedCandidate(); !ok {
+		return false
+	}
+	if e.hardNAT != nil {
+		return e.hardNAT()
+	}
+	return e.ov.Info().Symmetric
+}
