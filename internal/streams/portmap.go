@@ -108,9 +108,13 @@ func (e *Engine) mappedCandidate() (string, bool) {
 	if !ok {
 		return "", false
 	}
-	local := m.Local()
+	return mappedCandidateOf(p.External, m.Local())
+}
+
+// mappedCandidateOf is the candidate of the mapping of local to external.
+func mappedCandidateOf(external, local netip.AddrPort) (string, bool) {
 	c, err := ice.NewCandidateServerReflexive(&ice.CandidateServerReflexiveConfig{
-		Network: "udp", Address: p.External.Addr().String(), Port: int(p.External.Port()), Component: 1,
+		Network: "udp", Address: external.Addr().String(), Port: int(external.Port()), Component: 1,
 		RelAddr: local.Addr().String(), RelPort: int(local.Port()),
 		Priority: (1<<24)*mappedPreference + (1<<8)*0xffff + (256 - 1)})
 	if err != nil {
