@@ -73,6 +73,11 @@ type NATInfo struct {
 	// PortMapping is the node's port mapping on its router: the protocol
 	// ("nat-pmp" or "upnp") and the mapped address, "trying", "none" (no
 	// router granted one) or "off" (Config.NoPortMapping, or no NAT seen).
+	// With a mapping, anyone reaches the node at the mapped address, from
+	// any port, whatever Mapping and Filtering say: those describe the
+	// NAT's own behaviour, which its other traffic still meets (behind a
+	// symmetric NAT, each new destination still sees another port), and
+	// the node no longer tells peers that its NAT maps per destination.
 	PortMapping string
 }
 

@@ -104,6 +104,12 @@ func (e *Engine) onOffer(from overlay.ID, offer wire.Signal) []byte {
 		ans.Flags |= wire.SignalFlagRelay
 	}
 	s.answer, _ = wire.AppendSignal(nil, ans)
+	// The offer's candidates go first in the agent's checklist (pion checks
+	// its pairs in the order they were made), ahead of any the peer
+	// trickles before the agent exists: the offer carries the peer's port
+	// mapping, if it has one, which the check budget for the peer's IP
+	// must not be spent before (portmap.go).
+	e.addRemote(s, offer.Candidates)
 	if !e.startOfferLocked(s, d, victim, func(life context.Context, d *dial) { e.answer(life, s, d, offer, relay) }) {
 		return reject(wire.RejectClosing)
 	}
@@ -166,10 +172,10 @@ func (e *Engine) answerPath(ctx context.Context, s *session, d *dial, offer wire
 	if err != nil {
 		return err
 	}
-	e.addRemote(s, offer.Candidates)
 	defer context.AfterFunc(s.failed, s.closeAgent)()
 	ic, err := agent.Accept(ctx, offer.Ufrag, offer.Pwd)
 	if err != nil {
+		e.cfg.Logger.Debug("ICE found no pair", "peer", shortID(s.peer), "throttled", e.ice.ChecksThrottled(), "pairs", pairSummary(agent))
 		s.closeAgent()
 		e.noPath.Add(1)
 		return ErrNoPath

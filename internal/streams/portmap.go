@@ -87,8 +87,18 @@ func (e *Engine) PortMapping() string {
 	return m.Status()
 }
 
+// mappedPreference is the type preference (RFC 8445, §5.1.2) of the
+// mapped candidate: above every other server- or peer-reflexive candidate,
+// below host candidates. A peer checks the pairs toward the node's public
+// IP in priority order, and its check budget for that IP (nat/checks.go)
+// allows about two checks until something comes back from it: they must
+// go to the mapped port, the one address of that IP that admits anyone,
+// not to the node's other reflexive candidates (behind a NAT that maps per
+// destination, those admit only the STUN server that saw them).
+const mappedPreference = 120
+
 // mappedCandidate returns the port mapping as a server-reflexive
-// candidate, if there is one.
+// candidate, if there is one, with the priority of mappedPreference.
 func (e *Engine) mappedCandidate() (string, bool) {
 	m := e.portMapper.Load()
 	if m == nil {
@@ -98,12 +108,33 @@ func (e *Engine) mappedCandidate() (string, bool) {
 	if !ok {
 		return "", false
 	}
-	local := m.Local()
+	return mappedCandidateOf(p.External, m.Local())
+}
+
+// mappedCandidateOf is the candidate of the mapping of local to external.
+func mappedCandidateOf(external, local netip.AddrPort) (string, bool) {
 	c, err := ice.NewCandidateServerReflexive(&ice.CandidateServerReflexiveConfig{
-		Network: "udp", Address: p.External.Addr().String(), Port: int(p.External.Port()), Component: 1,
-		RelAddr: local.Addr().String(), RelPort: int(local.Port())})
+		Network: "udp", Address: external.Addr().String(), Port: int(external.Port()), Component: 1,
+		RelAddr: local.Addr().String(), RelPort: int(local.Port()),
+		Priority: (1<<24)*mappedPreference + (1<<8)*0xffff + (256 - 1)})
 	if err != nil {
 		return "", false
 	}
 	return c.Marshal(), true
+}
+
+// mappingSupersedes reports whether the node's port mapping replaces its
+// server-reflexive candidates: it has one, and its NAT maps per
+// destination, so that each of those admits only the STUN server that saw
+// it. They are not trickled then: a peer's checks toward the node's IP,
+// which its check budget bounds until the IP answers, all go to the
+// mapped port.
+func (e *Engine) mappingSupersedes() bool {
+	if _, ok := e.mappedCandidate(); !ok {
+		return false
+	}
+	if e.hardNAT != nil {
+		return e.hardNAT()
+	}
+	return e.ov.Info().Symmetric
 }

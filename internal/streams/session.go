@@ -318,6 +318,9 @@ func (e *Engine) newAgent(ctx context.Context, s *session, relay bool) (*ice.Age
 			s.gatherOnce.Do(func() { close(s.gathered) })
 			return
 		}
+		if c.Type() == ice.CandidateTypeServerReflexive && e.mappingSupersedes() {
+			return // the offer or answer carries the mapped candidate instead
+		}
 		select {
 		case s.out <- c:
 		default:
