@@ -195,38 +195,61 @@ func TestLoopbackCircuitUpgrades(t *testing.T) {
 	sa, sb := circuitPair(t, ctx, a, b)
 	require.True(t, sa.Path().Relayed)
 
-	msg := make([]byte, 4<<20)
-	rand.Read(msg)
+	e := startHalfEcho(t, ctx, sa, sb, 4<<20)
+	testnet.Eventually(t, 20*time.Second, "both ends to go direct", func() bool {
+		return !sa.Path().Relayed && !sb.Path().Relayed
+	})
+	e.writeRest()
+	require.Equal(t, b.Addr(), sa.Path().Remote.String())
+	require.Equal(t, a.Addr(), sb.Path().Remote.String())
+	relayedAtSwitch := relay.eng.Counters().RelayedBytes
+	e.check()
+	require.Less(t, relay.eng.Counters().RelayedBytes-relayedAtSwitch, uint64(e.n/2),
+		"the second half did not go through the relay")
+}
+
+// halfEcho is a transfer over a stream pair: sb echoes what it reads; sa
+// writes the first half of n random bytes at once and the rest when the
+// test calls writeRest (once the path it waits for is up).
+type halfEcho struct {
+	t      *testing.T
+	sa     *Stream
+	n      int
+	msg    []byte
+	wrote  chan error
+	direct chan struct{}
+}
+
+func startHalfEcho(t *testing.T, ctx context.Context, sa, sb *Stream, n int) *halfEcho {
+	e := &halfEcho{t: t, sa: sa, n: n, msg: make([]byte, n), wrote: make(chan error, 1), direct: make(chan struct{})}
+	rand.Read(e.msg)
 	go func() {
 		io.Copy(sb, sb)
 		sb.Close()
 	}()
-	wrote := make(chan error, 1)
-	direct := make(chan struct{})
 	go func() {
-		// Half, then the rest once the path is direct.
-		_, err := sa.Write(msg[:len(msg)/2])
+		_, err := sa.Write(e.msg[:n/2])
 		if err == nil {
 			select {
-			case <-direct:
+			case <-e.direct:
 			case <-ctx.Done():
 			}
-			_, err = sa.Write(msg[len(msg)/2:])
+			_, err = sa.Write(e.msg[n/2:])
 		}
 		sa.CloseWrite()
-		wrote <- err
+		e.wrote <- err
 	}()
-	testnet.Eventually(t, 20*time.Second, "both ends to go direct", func() bool {
-		return !sa.Path().Relayed && !sb.Path().Relayed
-	})
-	close(direct)
-	require.Equal(t, b.Addr(), sa.Path().Remote.String())
-	require.Equal(t, a.Addr(), sb.Path().Remote.String())
-	relayedAtSwitch := relay.eng.Counters().RelayedBytes
-	got, err := io.ReadAll(sa)
-	require.NoError(t, err)
-	require.NoError(t, <-wrote)
-	require.True(t, bytes.Equal(msg, got), "%d bytes back of %d", len(got), len(msg))
-	require.Less(t, relay.eng.Counters().RelayedBytes-relayedAtSwitch, uint64(len(msg)/2),
-		"the second half did not go through the relay")
+	return e
+}
+
+// writeRest lets the second half go.
+func (e *halfEcho) writeRest() { close(e.direct) }
+
+// check reads the whole echo and checks it.
+func (e *halfEcho) check() {
+	e.t.Helper()
+	got, err := io.ReadAll(e.sa)
+	require.NoError(e.t, err)
+	require.NoError(e.t, <-e.wrote)
+	require.True(e.t, bytes.Equal(e.msg, got), "%d bytes back of %d", len(got), len(e.msg))
 }

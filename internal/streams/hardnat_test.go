@@ -1,10 +1,7 @@
 package streams
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"io"
 	"net/netip"
 	"testing"
 	"time"
@@ -102,30 +99,11 @@ func TestLoopbackHardNATExtraPort(t *testing.T) {
 	sa, sb := circuitPair(t, ctx, a, b)
 	require.True(t, sa.Path().Relayed)
 
-	msg := make([]byte, 1<<20)
-	rand.Read(msg)
-	go func() {
-		io.Copy(sb, sb)
-		sb.Close()
-	}()
-	wrote := make(chan error, 1)
-	direct := make(chan struct{})
-	go func() {
-		_, err := sa.Write(msg[:len(msg)/2])
-		if err == nil {
-			select {
-			case <-direct:
-			case <-ctx.Done():
-			}
-			_, err = sa.Write(msg[len(msg)/2:])
-		}
-		sa.CloseWrite()
-		wrote <- err
-	}()
+	e := startHalfEcho(t, ctx, sa, sb, 1<<20)
 	testnet.Eventually(t, 20*time.Second, "both ends to go direct", func() bool {
 		return !sa.Path().Relayed && !sb.Path().Relayed
 	})
-	close(direct)
+	e.writeRest()
 	require.Equal(t, a.Addr(), sb.Path().Remote.String())
 	require.NotEqual(t, b.Addr(), sb.Path().Local.String(), "b sends from an extra port")
 	// Every extra port reached a (no NAT here): a settles on the one b
@@ -133,10 +111,7 @@ func TestLoopbackHardNATExtraPort(t *testing.T) {
 	testnet.Eventually(t, 10*time.Second, "a to send to b's extra port", func() bool {
 		return sa.Path().Remote.String() == sb.Path().Local.String()
 	})
-	got, err := io.ReadAll(sa)
-	require.NoError(t, err)
-	require.NoError(t, <-wrote)
-	require.True(t, bytes.Equal(msg, got), "%d bytes back of %d", len(got), len(msg))
+	e.check()
 	require.Equal(t, uint64(hardPorts), b.eng.Counters().HardPortsOpened)
 	require.Zero(t, a.eng.Counters().HardPortsOpened)
 }
