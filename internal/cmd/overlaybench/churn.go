@@ -590,11 +590,18 @@ func runChurn(stable []*p2psock.Node, built time.Duration, joinPar int, plan chu
 	row("SendToKey until acknowledged, median / p99", func(s phaseStats) string {
 		return fmt.Sprintf("%v / %v", benchnet.Percentile(s.ackLat, 50, time.Microsecond), benchnet.Percentile(s.ackLat, 99, time.Microsecond))
 	})
-	row("packets sent by the stable nodes, per message", func(s phaseStats) string {
+	row("packets sent by the stable nodes, per message (their keepalives included)", func(s phaseStats) string {
 		return fmt.Sprintf("%.1f", float64(s.stablePkts)/float64(max(s.sends, 1)))
 	})
 	row("packets sent by the stable nodes, per second per node", func(s phaseStats) string {
 		return fmt.Sprintf("%.1f", float64(s.stablePkts)/secs(s)/float64(len(stable)))
+	})
+	row("packets sent by the stable nodes over the baseline's rate, per churner joined", func(s phaseStats) string {
+		base := float64(res[0].stablePkts) / secs(res[0])
+		if s.joins == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.0f", (float64(s.stablePkts)/secs(s)-base)*secs(s)/float64(s.joins))
 	})
 	row("packets sent by the churners, per second", func(s phaseStats) string {
 		return fmt.Sprintf("%.0f", float64(s.churnPkts)/secs(s))
