@@ -6,6 +6,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -540,6 +541,7 @@ func runChurn(stable []*p2psock.Node, built time.Duration, joinPar int, plan chu
 	defer cancel()
 	var res []phaseStats
 	for _, p := range phases {
+		fmt.Fprintf(os.Stderr, "overlaybench: %s: phase begins\n", p.name)
 		res = append(res, r.phase(p.name, p.as))
 	}
 
