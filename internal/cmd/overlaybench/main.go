@@ -6,9 +6,14 @@
 // (p2psock.Config.Client) join the built network, each through a random full
 // node: their memory and goroutines are measured against the full nodes', and
 // the messages to keys are sent among them (only full nodes can take one).
+// With -churn M, M extra nodes come and go (each lives -churn-min to
+// -churn-max, a share crashes without leaving) while the full nodes send to
+// random keys: a phase without churn (the baseline), one with the churners
+// as light clients and one with them as full members, side by side.
 //
 //	go run ./internal/cmd/overlaybench -n 1000 -sends 2000
 //	go run ./internal/cmd/overlaybench -n 200 -clients 200 -sends 500
+//	go run ./internal/cmd/overlaybench -n 200 -churn 100 -churn-for 60s
 package main
 
 import (
@@ -49,8 +54,18 @@ func run() error {
 	network := flag.String("net", "loopback", "loopback (real UDP sockets on 127.0.0.1) or vnet (simulated network)")
 	natShare := flag.Float64("nat", 0, "with -net vnet: share of nodes behind NATs (full-cone, port-restricted, symmetric in turn)")
 	nClients := flag.Int("clients", 0, "with -net loopback: light clients that join the built network")
+	churn := flag.Int("churn", 0, "with -net loopback: extra nodes alive at once that come and go while the full nodes send to keys (replaces the plain measurement)")
+	churnAs := flag.String("churn-as", "both", "with -churn: the churners join as client (light clients), full (full members) or both (one phase each)")
+	churnMin := flag.Duration("churn-min", 2*time.Second, "with -churn: the shortest life of a churner")
+	churnMax := flag.Duration("churn-max", 8*time.Second, "with -churn: the longest life of a churner (lives are uniform in between)")
+	churnCrash := flag.Float64("churn-crash", 0.5, "with -churn: share of the churners that end without leaving (their socket goes silent first)")
+	churnFor := flag.Duration("churn-for", time.Minute, "with -churn: measured time of each phase, the baseline included")
+	churnRate := flag.Float64("churn-rate", 25, "with -churn: SendToKey per second among the full nodes during each phase")
 	flag.Parse()
 
+	if *churn > 0 && (*network != "loopback" || *churnMin <= 0 || *churnMax < *churnMin || *churnRate <= 0) {
+		return fmt.Errorf("-churn needs -net loopback, 0 < -churn-min <= -churn-max and -churn-rate > 0")
+	}
 	var sn *simnet.Network
 	if *network == "vnet" {
 		var err error
@@ -87,6 +102,10 @@ func run() error {
 		return err
 	}
 	defer benchnet.Close(nodes)
+	if *churn > 0 {
+		plan := churnPlan{alive: *churn, minLife: *churnMin, maxLife: *churnMax, crash: *churnCrash}
+		return runChurn(nodes, built, *joinPar, plan, *churnAs, *churnRate, *churnFor, *size)
+	}
 
 	runtime.GC()
 	var ms1 runtime.MemStats
