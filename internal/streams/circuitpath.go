@@ -31,10 +31,12 @@ const (
 	probeFirst     = 300 * time.Millisecond // the first probe, after the connection is up
 	probeEvery     = 2 * time.Second        // probes while no direct path is known, probeFast times
 	probeFast      = 15
-	probeSlow      = 15 * time.Second // then this often, for the connection's life
-	probeDirect    = 5 * time.Second  // probes on a direct path, to see that it still works
-	probeLost      = 16 * time.Second // a direct path unacknowledged this long is given up
-	probeRejoinGap = 3                // ask the relay for the peer's address every this many probes
+	probeSlow      = 15 * time.Second       // then this often, for the connection's life
+	probeDirect    = 5 * time.Second        // probes on a direct path, to see that it still works
+	probeLost      = 16 * time.Second       // a direct path unacknowledged this long is given up
+	probeRejoinGap = 3                      // ask the relay for the peer's address every this many probes
+	probeNonces    = 4                      // the latest probes whose acknowledgements count
+	probeBackGap   = 100 * time.Millisecond // at most one probe back (answering a probe) this often
 )
 
 // isProbe reports whether a circuit payload is a probe or its answer: QUIC
@@ -45,11 +47,29 @@ func isProbe(p []byte) bool {
 
 // probeState is one circuit end's search for a direct path.
 type probeState struct {
-	mu      sync.Mutex
-	nonce   [8]byte        // of the latest probe sent
-	spray   [8]byte        // of the probes of the latest hard-NAT round (hardnat.go)
-	lastAck time.Time      // when a probe was last acknowledged
-	inbound netip.AddrPort // the latest source of a probe: its frames are taken too
+	mu sync.Mutex
+	// nonces are those of the latest probes sent (next is the slot of the
+	// next one): an acknowledgement of any of them counts. With only the
+	// latest, two ends that probed each other at once livelocked: each
+	// probe made the other end probe back, with a new nonce, before the
+	// acknowledgement of its previous one arrived, which then matched
+	// nothing, and so on (a storm of probes, never a direct path).
+	nonces     [probeNonces][8]byte
+	next       int
+	spray      [8]byte        // of the probes of the latest hard-NAT round (hardnat.go)
+	lastAck    time.Time      // when a probe was last acknowledged
+	inbound    netip.AddrPort // the latest source of a probe: its frames are taken too
+	probedBack time.Time      // when this end last probed back (at most one every probeBackGap)
+}
+
+// sent reports whether n is the nonce of one of the latest probes.
+func (ps *probeState) sent(n [8]byte) bool {
+	for _, x := range ps.nonces {
+		if x == n {
+			return true
+		}
+	}
+	return false
 }
 
 // accepts reports whether frames of the circuit from src are taken: from
@@ -98,12 +118,20 @@ func (e *Engine) onProbe(end *circuitEnd, p []byte, src netip.AddrPort, via *har
 		// The peer found a way here: probe back, so that this end sends
 		// there too once it is acknowledged.
 		if d := end.direct.Load(); d == nil || *d != src || end.via.Load() != via {
-			e.sendProbe(end, src, via)
+			end.probes.mu.Lock()
+			back := time.Since(end.probes.probedBack) >= probeBackGap
+			if back {
+				end.probes.probedBack = time.Now()
+			}
+			end.probes.mu.Unlock()
+			if back {
+				e.sendProbe(end, src, via)
+			}
 		}
 	case probeAckKind:
 		end.probes.mu.Lock()
 		n := [8]byte(p[1:])
-		ok := n != [8]byte{} && (n == end.probes.nonce || n == end.probes.spray)
+		ok := n != [8]byte{} && (end.probes.sent(n) || n == end.probes.spray)
 		if ok {
 			end.probes.lastAck = time.Now()
 		}
@@ -138,7 +166,8 @@ func (e *Engine) sendProbe(end *circuitEnd, addr netip.AddrPort, via *hardPort) 
 	p[0] = probeKind
 	rand.Read(p[1:])
 	end.probes.mu.Lock()
-	end.probes.nonce = [8]byte(p[1:])
+	end.probes.nonces[end.probes.next] = [8]byte(p[1:])
+	end.probes.next = (end.probes.next + 1) % probeNonces
 	end.probes.mu.Unlock()
 	_ = e.writeVia(via, wire.AppendCircuitFrame(nil, end.conn.ID(), p[:]), net.UDPAddrFromAddrPort(addr)) // best effort: probes repeat
 }
