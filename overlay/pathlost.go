@@ -18,8 +18,11 @@ import (
 // (OnPathLost), which sends the connection's packets there.
 
 const (
-	maxPathLost  = 64               // PathLost Pings awaiting their proof at once; more are dropped and counted
-	pathLostWait = 10 * time.Second // how long one waits for its proof
+	maxPathLost = 64 // PathLost Pings awaiting their proof at once; more are dropped and counted
+	// maxPathLostPerSubnet bounds those from one subnet: the IDs they name
+	// prove nothing yet, so one subnet must not fill the table.
+	maxPathLostPerSubnet = 4
+	pathLostWait         = 10 * time.Second // how long one waits for its proof
 )
 
 // lostAsk is a PathLost Ping that awaits the proof of its source.
@@ -63,7 +66,7 @@ func (o *Overlay) onPathLost(sender ID, p path) {
 		proved = true
 	}
 	if !proved {
-		if _, ok := o.pathLost[sender]; !ok && len(o.pathLost) >= maxPathLost {
+		if _, ok := o.pathLost[sender]; !ok && (len(o.pathLost) >= maxPathLost || o.pathLostFromLocked(Subnet(p.addr.Addr())) >= maxPathLostPerSubnet) {
 			o.mu.Unlock()
 			o.ctr.pathLostDropped.Add(1)
 			return
@@ -102,4 +105,16 @@ func (o *Overlay) prunePathLostLocked(now time.Time) {
 			delete(o.pathLost, id)
 		}
 	}
+}
+
+// pathLostFromLocked counts the PathLost Pings awaiting their proof whose
+// source is in subnet.
+func (o *Overlay) pathLostFromLocked(subnet netip.Prefix) int {
+	n := 0
+	for _, a := range o.pathLost {
+		if Subnet(a.addr.Addr()) == subnet {
+			n++
+		}
+	}
+	return n
 }
