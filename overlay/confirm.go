@@ -122,7 +122,7 @@ func (d *delivery) send(ctx context.Context, frames [][]byte) outcome {
 	for passed := 0; ; {
 		switch d.via {
 		case ID{}:
-			out := o.routeOut(frames)
+			out := o.routeOut(ctx, frames)
 			if out != local || !d.byKey || d.looked || ctx.Err() != nil {
 				return out
 			}
@@ -133,7 +133,7 @@ func (d *delivery) send(ctx context.Context, frames [][]byte) outcome {
 			return local
 		}
 		if _, _, err := o.link(ctx, d.cands[d.cur]); err == nil {
-			if out := o.sendDirect(d.via, d.direct(frames)); out != noRoute {
+			if out := o.sendDirect(ctx, d.via, d.direct(frames)); out != noRoute {
 				return out
 			}
 		}
@@ -141,7 +141,7 @@ func (d *delivery) send(ctx context.Context, frames [][]byte) outcome {
 			return closed
 		}
 		if passed++; passed > len(d.cands) {
-			return o.routeOut(frames)
+			return o.routeOut(ctx, frames)
 		}
 		d.next()
 	}
@@ -269,14 +269,14 @@ func (d *delivery) remember(r ackResult) {
 }
 
 // sendDirect sends a message's fragments to to, a node with a verified
-// path, until it acknowledges each of them.
-func (o *Overlay) sendDirect(to ID, frames [][]byte) outcome {
+// path, until it acknowledges each of them or ctx ends.
+func (o *Overlay) sendDirect(ctx context.Context, to ID, frames [][]byte) outcome {
 	for _, f := range frames {
 		r, err := wire.ParseRoute(f[wire.HeaderLen:])
 		if err != nil {
 			return noRoute
 		}
-		if err := o.sendReliable(to, f, hopKey{from: to, msgID: r.Msg.MsgID, kind: r.Msg.Kind, frag: r.FragIndex}); err != nil {
+		if err := o.sendReliable(ctx, to, f, hopKey{from: to, msgID: r.Msg.MsgID, kind: r.Msg.Kind, frag: r.FragIndex}); err != nil {
 			if o.isClosed() {
 				return closed
 			}

@@ -188,3 +188,32 @@ func TestLoopbackJoinReturnsReachable(t *testing.T) {
 		reach(n, fmt.Sprintf("node %d of 30 joined at once", i))
 	}
 }
+
+// A Send returns when its context ends, even while its next hops are dead
+// ones it is still trying one after another (each costs a retransmission
+// timeout or two; a table of them once kept a 10 s Send going for minutes).
+func TestLoopbackSendEndsAtItsDeadlineAmongDeadHops(t *testing.T) {
+	testnet.CheckLeaks(t)
+	tn := ovnet.Loopback(t, 16, overlay.Config{}, nil)
+	from := tn.Nodes[0]
+	require.GreaterOrEqual(t, len(from.Contacts()), 10, "precondition: the sender knows most nodes")
+	for _, n := range tn.Nodes[1:] {
+		require.NoError(t, n.Sock.Close()) // a crash: no leave message
+	}
+	// The key farthest from the sender: every contact is a closer hop.
+	key := from.ID().Key()
+	for i := range key {
+		key[i] ^= 0xff
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	sent := make(chan error, 1)
+	go func() { sent <- from.Send(ctx, []byte("anyone?"), key, true) }()
+	select {
+	case err := <-sent:
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorIs(t, err, overlay.ErrUnreachable)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Send went on more than 5 s past its 300 ms deadline")
+	}
+}

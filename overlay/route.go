@@ -148,7 +148,13 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 	d := newDelivery(o, h, body)
 	wait := time.Second
 	for {
-		switch d.send(ctx, frames) {
+		out := d.send(ctx, frames)
+		if err := ctx.Err(); err != nil && out != closed {
+			// The context ended while hops were tried: say so, whatever
+			// the hops said.
+			return nil, ID{}, fmt.Errorf("%w: no acknowledgement: %w", ErrUnreachable, err)
+		}
+		switch out {
 		case local:
 			m := Message{Data: slices.Clone(payload), From: o.self, To: dest, ByKey: byKey, Service: service}
 			if reply, ok, known := o.deliverLocalCtx(ctx, m); !known {
@@ -250,8 +256,8 @@ func (o *Overlay) encodeMessage(h wire.MsgHeader, payload []byte) [][]byte {
 }
 
 // routeOut sends the fragments of a message this node originated: local if
-// this node is the destination.
-func (o *Overlay) routeOut(frames [][]byte) outcome {
+// this node is the destination. It gives up (noRoute) when ctx ends.
+func (o *Overlay) routeOut(ctx context.Context, frames [][]byte) outcome {
 	results := make(chan outcome, len(frames))
 	sem := make(chan struct{}, fragWindow)
 	for _, f := range frames {
@@ -262,7 +268,7 @@ func (o *Overlay) routeOut(frames [][]byte) outcome {
 			return closed
 		}
 		if !o.scope.Go(func(context.Context) {
-			results <- o.forward(f, r)
+			results <- o.forward(ctx, f, r)
 			<-sem
 		}) {
 			return closed
@@ -278,15 +284,15 @@ func (o *Overlay) routeOut(frames [][]byte) outcome {
 }
 
 // forward hands a route frame (sender and hop count already set) to the best
-// next hop, trying the next best when one fails.
-func (o *Overlay) forward(frame []byte, r wire.Route) outcome {
+// next hop, trying the next best when one fails, until ctx ends.
+func (o *Overlay) forward(ctx context.Context, frame []byte, r wire.Route) outcome {
 	dest := Key(r.Msg.Dest)
 	if r.Msg.Mode == wire.ModeID && ID(dest) == o.self {
 		return local
 	}
 	var exclude []ID
 	if id, ok := o.directHop(r); ok {
-		if o.sendReliable(id, frame, hopKey{from: id, msgID: r.Msg.MsgID, kind: r.Msg.Kind, frag: r.FragIndex}) == nil {
+		if o.sendReliable(ctx, id, frame, hopKey{from: id, msgID: r.Msg.MsgID, kind: r.Msg.Kind, frag: r.FragIndex}) == nil {
 			return forwarded
 		}
 		if o.isClosed() {
@@ -294,6 +300,9 @@ func (o *Overlay) forward(frame []byte, r wire.Route) outcome {
 		}
 	}
 	for {
+		if ctx.Err() != nil {
+			return noRoute
+		}
 		o.mu.Lock()
 		next := o.nextHopLocked(dest, exclude)
 		o.mu.Unlock()
@@ -304,7 +313,7 @@ func (o *Overlay) forward(frame []byte, r wire.Route) outcome {
 			return noRoute
 		}
 		o.log.Debug("route", "dest", dest, "next", next.id, "hops", r.Hops, "kind", r.Msg.Kind, "frag", r.FragIndex)
-		err := o.sendReliable(next.id, frame, hopKey{from: next.id, msgID: r.Msg.MsgID, kind: r.Msg.Kind, frag: r.FragIndex})
+		err := o.sendReliable(ctx, next.id, frame, hopKey{from: next.id, msgID: r.Msg.MsgID, kind: r.Msg.Kind, frag: r.FragIndex})
 		if err == nil {
 			return forwarded
 		}
@@ -318,8 +327,8 @@ func (o *Overlay) forward(frame []byte, r wire.Route) outcome {
 }
 
 // sendReliable sends frame to id, a contact or a node with a verified path,
-// until it acknowledges key.
-func (o *Overlay) sendReliable(id ID, frame []byte, key hopKey) error {
+// until it acknowledges key, it fails to twice, or ctx ends.
+func (o *Overlay) sendReliable(ctx context.Context, id ID, frame []byte, key hopKey) error {
 	ch := make(chan struct{}, 1)
 	o.mu.Lock()
 	o.hopAcks[key] = ch
@@ -349,6 +358,9 @@ func (o *Overlay) sendReliable(id ID, frame []byte, key hopKey) error {
 		case <-o.done():
 			t.Stop()
 			return o.errClosed("send")
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
 		case <-t.C:
 		}
 	}
@@ -412,8 +424,12 @@ func (o *Overlay) onRoute(sender ID, p path, frame []byte) {
 		cp[wire.HopsOffset]++
 		wire.SetSender(cp, o.self, o.cfg.Client) // a client's flag is not passed on
 		rc, _ := wire.ParseRoute(cp[wire.HeaderLen:])
-		if !o.scope.TryGo(o.forwards, func(context.Context) {
-			switch o.forward(cp, rc) {
+		if !o.scope.TryGo(o.forwards, func(ctx context.Context) {
+			// The origin waits no longer than SendTimeout for its
+			// acknowledgement, nor does a forwarding worker.
+			ctx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
+			defer cancel()
+			switch o.forward(ctx, cp, rc) {
 			case local:
 				o.deliverFragment(rc, src)
 			case noRoute:
@@ -481,8 +497,10 @@ func (o *Overlay) sendControl(kind byte, m wire.MsgHeader, payload []byte) {
 		return // not an ID a node can own
 	}
 	frames := o.encodeMessage(h, payload)
-	o.scope.TryGo(o.acksOut, func(context.Context) {
-		if o.routeOut(frames) == local {
+	o.scope.TryGo(o.acksOut, func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
+		defer cancel()
+		if o.routeOut(ctx, frames) == local {
 			for _, f := range frames {
 				r, _ := wire.ParseRoute(f[wire.HeaderLen:])
 				o.deliverFragment(r, source{id: o.self})

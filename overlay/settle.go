@@ -192,7 +192,7 @@ func (o *Overlay) probe(ctx context.Context, c ID) (from ID, err error) {
 		delete(o.acks, h.MsgID)
 		o.mu.Unlock()
 	}()
-	if err := o.sendReliable(c, frame, hopKey{from: c, msgID: h.MsgID, kind: h.Kind}); err != nil {
+	if err := o.sendReliable(ctx, c, frame, hopKey{from: c, msgID: h.MsgID, kind: h.Kind}); err != nil {
 		return ID{}, err
 	}
 	t := time.NewTimer(probeWait)
