@@ -1,0 +1,6 @@
+//go:build !race
+
+package sim_test
+
+// defaultNodes is TestVirtualNetworkRouting's network.
+const defaultNodes = 300

@@ -1,0 +1,245 @@
+package sim_test
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"math/bits"
+	"runtime"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/p2psock/p2psock/internal/sim"
+	"github.com/p2psock/p2psock/internal/testnet/ovnet"
+	"github.com/p2psock/p2psock/internal/wire"
+	"github.com/p2psock/p2psock/overlay"
+)
+
+var (
+	simN     = flag.Int("sim.n", defaultNodes, "nodes of TestVirtualNetworkRouting")
+	simSends = flag.Int("sim.sends", 200, "SendToKey of TestVirtualNetworkRouting")
+	simIdle  = flag.Duration("sim.idle", time.Minute, "virtual idle time measured by TestVirtualNetworkRouting")
+	simJoin  = flag.Int("sim.join", 16, "nodes joining at once in TestVirtualNetworkRouting")
+)
+
+// A network of overlay nodes on the virtual network (package sim) in a
+// synctest bubble: every node joins, every SendToKey reaches the
+// XOR-closest node, and the run reports what the network costs.
+func TestVirtualNetworkRouting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := simulate(t, *simN, *simJoin, *simSends, *simIdle)
+		t.Log(r.table())
+		if r.exact != r.sends {
+			t.Errorf("%d of %d SendToKey reached the XOR-closest node", r.exact, r.sends)
+		}
+	})
+}
+
+type simResult struct {
+	n, sends, exact     int
+	built               time.Duration // virtual
+	buildCPU            time.Duration
+	hops                []int
+	latency             []time.Duration // SendToKey until acknowledged, virtual
+	contacts            float64
+	heapPerNode         float64
+	goroutinesPerNode   float64
+	idle                time.Duration
+	idlePkts, idleBytes float64 // per node per virtual second
+	idleCPU             time.Duration
+	packetsPerSend      float64
+	queueDrops, lost    uint64
+}
+
+func (r simResult) table() string {
+	slices.Sort(r.hops)
+	pct := func(p int) int {
+		if len(r.hops) == 0 {
+			return 0
+		}
+		return r.hops[min(len(r.hops)-1, len(r.hops)*p/100)]
+	}
+	slices.Sort(r.latency)
+	lat := func(p int) time.Duration {
+		if len(r.latency) == 0 {
+			return 0
+		}
+		return r.latency[min(len(r.latency)-1, len(r.latency)*p/100)].Round(time.Millisecond)
+	}
+	return fmt.Sprintf(`
+| %d nodes, virtual network | value |
+|---|---|
+| built in (virtual time) / CPU | %v / %v |
+| routing table size, mean | %.1f contacts |
+| delivered to the XOR-closest node | %d/%d |
+| hops per message, median / p99 / max | %d / %d / %d |
+| SendToKey until acknowledged (virtual), median / p99 | %v / %v |
+| packets sent per message (route frames and hop acks) | %.1f |
+| memory per idle node (heap + stacks in use) | %.0f KiB |
+| goroutines per idle node | %.1f |
+| idle, per node per second: packets / bytes / CPU | %.2f / %.0f B / %.1f µs |
+| datagrams dropped at a full queue / lost at a closed socket | %d / %d |`,
+		r.n, r.built.Round(time.Millisecond), r.buildCPU.Round(time.Millisecond), r.contacts, r.exact, r.sends,
+		pct(50), pct(99), pct(100), lat(50), lat(99), r.packetsPerSend, r.heapPerNode/1024, r.goroutinesPerNode,
+		r.idlePkts, r.idleBytes, float64(r.idleCPU.Nanoseconds())/1e3/float64(r.n)/r.idle.Seconds(),
+		r.queueDrops, r.lost)
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// simulate builds n nodes, join at a time, each through a random bound
+// node, sends sends messages to random keys, then lets the network idle.
+func simulate(t *testing.T, n, join, sends int, idle time.Duration) simResult {
+	nw := sim.New(1)
+	res := simResult{n: n, sends: sends, idle: idle}
+	var g0 int
+	var m0 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	g0 = runtime.NumGoroutine()
+
+	nodes := make([]*ovnet.Node, 0, n)
+	defer func() {
+		for _, nd := range nodes {
+			nd.Close()
+		}
+	}()
+	got := make(chan delivery, 1024)
+	start, cpu0 := time.Now(), cpuTime()
+	for len(nodes) < n {
+		k := min(join, n-len(nodes))
+		batch := make([]*ovnet.Node, k)
+		errs := make([]error, k)
+		var wg sync.WaitGroup
+		for j := range k {
+			i := len(nodes) + j
+			pc, err := nw.Listen(i, 4000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nd, err := ovnet.Open(overlay.Config{}, "", pc, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch[j] = nd
+			var entries []string
+			if len(nodes) > 0 {
+				entries = []string{nodes[rnd(len(nodes))].Addr()}
+			} else if j > 0 {
+				entries = []string{batch[0].Addr()}
+			}
+			if len(nodes) == 0 && j > 0 {
+				wg.Wait() // the first node is alone; the others join through it
+			}
+			wg.Go(func() { errs[j] = nd.Bind(entries) })
+		}
+		wg.Wait()
+		for j, err := range errs {
+			if err != nil {
+				t.Fatalf("node %d: %v", len(nodes)+j, err)
+			}
+		}
+		for _, nd := range batch {
+			go receive(nd, got)
+		}
+		nodes = append(nodes, batch...)
+	}
+	res.built, res.buildCPU = time.Since(start), cpuTime()-cpu0
+	time.Sleep(10 * time.Second) // virtual: the last joins' lookups and refreshes end
+
+	for _, nd := range nodes {
+		res.contacts += float64(len(nd.Contacts()))
+	}
+	res.contacts /= float64(n)
+	p0, b0, c0 := nw.Sent.Load(), nw.Bytes.Load(), cpuTime()
+	time.Sleep(idle)
+	res.idleCPU = cpuTime() - c0
+	secs := idle.Seconds() * float64(n)
+	res.idlePkts = float64(nw.Sent.Load()-p0) / secs
+	res.idleBytes = float64(nw.Bytes.Load()-b0) / secs
+
+	var m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	res.heapPerNode = float64(m1.HeapInuse+m1.StackInuse-m0.HeapInuse-m0.StackInuse) / float64(n)
+	res.goroutinesPerNode = float64(runtime.NumGoroutine()-g0-n) / float64(n) // less the receivers
+
+	// The sends, one after another.
+	out0 := routed(nw)
+	for i := range sends {
+		from := nodes[rnd(len(nodes))]
+		var key overlay.Key
+		rand.Read(key[:])
+		data := fmt.Appendf(nil, "message %d", i)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		t0 := time.Now()
+		err := from.Send(ctx, data, key, true)
+		cancel()
+		if err != nil {
+			t.Logf("send %d: %v", i, err)
+			continue
+		}
+		res.latency = append(res.latency, time.Since(t0))
+		for d := range got {
+			if string(d.msg.Data) != string(data) {
+				continue
+			}
+			if d.at == closest(nodes, key) {
+				res.exact++
+			}
+			res.hops = append(res.hops, d.msg.Hops)
+			break
+		}
+	}
+	res.packetsPerSend = float64(routed(nw)-out0) / float64(max(sends, 1))
+	res.queueDrops, res.lost = nw.QueueDrops.Load(), nw.Lost.Load()
+	return res
+}
+
+type delivery struct {
+	at  overlay.ID
+	msg overlay.Message
+}
+
+func receive(nd *ovnet.Node, got chan<- delivery) {
+	for {
+		m, err := nd.Recv(context.Background())
+		if err != nil {
+			return
+		}
+		got <- delivery{nd.ID(), m}
+	}
+}
+
+// routed counts the route frames and hop acks sent on nw: a message's
+// fragments, its end-to-end acknowledgement, and the acks of each hop.
+func routed(nw *sim.Network) uint64 {
+	return nw.ByFirstByte[wire.TypeRoute].Load() + nw.ByFirstByte[wire.TypeHopAck].Load()
+}
+
+func closest(nodes []*ovnet.Node, key overlay.Key) overlay.ID {
+	best := nodes[0].ID()
+	for _, nd := range nodes[1:] {
+		if key.Closer(nd.ID().Key(), best.Key()) {
+			best = nd.ID()
+		}
+	}
+	return best
+}
+
+func rnd(n int) int {
+	var b [8]byte
+	rand.Read(b[:])
+	x := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40
+	hi, _ := bits.Mul64(x<<16, uint64(n))
+	return int(hi)
+}
