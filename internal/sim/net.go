@@ -93,12 +93,13 @@ func (n *Network) rtt(a, b int) time.Duration {
 	return Plane(a, b)
 }
 
-// Plane is the default latency model: hosts are points on a plane (a
-// fixed pseudo-random position per host number) whose Euclidean distance is
-// the propagation part of the RTT, plus an access delay per host (its last
-// mile), drawn from a log-normal law. Its parameters give a median RTT of
-// about 80 ms and a long tail to ~500 ms, the shape of measured Internet
-// RTT distributions between end hosts (e.g. the King data set's).
+// Plane is the default latency model, synthetic: hosts are points on a
+// plane (a fixed pseudo-random position per host number) whose Euclidean
+// distance is the propagation part of the RTT, plus an access delay per host
+// (its last mile) drawn from a log-normal law. Over random pairs of hosts its
+// RTTs are 34 / 66 / 101 / 130 ms at the 10th / 50th / 90th / 99th
+// percentile, at most about 200 ms. It is not a measured data set; a
+// Latency built from one (e.g. the King data set's matrix) can replace it.
 func Plane(a, b int) time.Duration {
 	if a == b {
 		return 100 * time.Microsecond
