@@ -359,6 +359,7 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 		close(ch)
 	}
 	delete(o.linkWait, id)
+	delete(o.noLink, id)
 }
 
 func pathString(p path) string {
@@ -395,6 +396,12 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 	if p, rtt, ok := o.knownPathLocked(cand.id); ok {
 		o.mu.Unlock()
 		return p, rtt, nil
+	}
+	if o.linkFailedLocked(cand.id) {
+		// It did not answer a moment ago: a lookup that meets a node
+		// that just left does not wait for it again and again.
+		o.mu.Unlock()
+		return path{}, 0, errNoLink
 	}
 	ch := make(chan struct{})
 	o.linkWait[cand.id] = append(o.linkWait[cand.id], ch)
@@ -478,11 +485,43 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 				next = steps[i].at
 			} else if time.Since(start) >= giveUp {
 				o.log.Debug("link failed", "id", cand.id, "addr", cand.addr, "public", cand.public, "introducer", intro)
+				o.linkFailed(cand.id)
 				return path{}, 0, errNoLink
 			}
 			timer.Reset(next - time.Since(start))
 		}
 	}
+}
+
+// noLinkTTL is how long a node that a link to failed is not tried again;
+// maxNoLink bounds how many such nodes are remembered.
+const (
+	noLinkTTL = 10 * time.Second
+	maxNoLink = 1024
+)
+
+// linkFailedLocked reports whether a link to id failed lately.
+func (o *Overlay) linkFailedLocked(id ID) bool {
+	t, ok := o.noLink[id]
+	return ok && time.Since(t) < noLinkTTL
+}
+
+// linkFailed remembers that a link to id failed just now.
+func (o *Overlay) linkFailed(id ID) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.noLink) >= maxNoLink {
+		now := time.Now()
+		for x, t := range o.noLink {
+			if now.Sub(t) >= noLinkTTL {
+				delete(o.noLink, x)
+			}
+		}
+		if len(o.noLink) >= maxNoLink {
+			return // full of fresh failures: this one is tried again
+		}
+	}
+	o.noLink[id] = time.Now()
 }
 
 func (o *Overlay) sendIntro(intro, target ID) {

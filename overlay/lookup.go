@@ -143,11 +143,15 @@ func (o *Overlay) lookup(ctx context.Context, target Key) []ID {
 // lookupCandidates is lookup returning the nodes as candidates: how this
 // node learned of them.
 func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate {
-	start, rounds := time.Now(), 0
-	defer func() { o.lookups.observe(start, rounds) }()
+	start, rounds, failed := time.Now(), 0, 0
+	defer func() {
+		o.lookups.observe(start, rounds)
+		o.log.Debug("lookup", "target", target, "rounds", rounds, "failed", failed, "after", time.Since(start))
+	}()
 	type entry struct {
 		cand    candidate
 		queried bool
+		pending bool // queried, no answer yet
 		ok      bool
 	}
 	var (
@@ -176,16 +180,24 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 		slices.SortFunc(out, func(a, b *entry) int { return cmpDistance(a.cand.id.Key(), b.cand.id.Key(), target) })
 		return out
 	}
+	// Alpha queries are in flight at a time, and a new one starts as soon
+	// as one ends: a node that does not answer holds up one of them for
+	// its timeouts, not the whole lookup (a round that waited for all of
+	// its queries waited for the slowest, and nodes that had just left
+	// made every join take seconds per round).
+	var wg sync.WaitGroup
+	ended := make(chan struct{}, o.cfg.Alpha)
+	inflight := 0
 	for ctx.Err() == nil && !o.isClosed() {
 		mu.Lock()
 		var batch []*entry
 		live := 0
 		perSubnet := map[netip.Prefix]int{}
 		for _, e := range sorted() {
-			if live >= o.cfg.K || len(batch) >= o.cfg.Alpha {
+			if live >= o.cfg.K || inflight+len(batch) >= o.cfg.Alpha {
 				break
 			}
-			if e.queried && !e.ok {
+			if e.queried && !e.ok && !e.pending {
 				continue // failed: skip it, look further
 			}
 			if !o.diverseLocked(perSubnet, e.cand.addr) {
@@ -193,32 +205,43 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 			}
 			live++
 			if !e.queried {
-				e.queried = true
+				e.queried, e.pending = true, true
 				batch = append(batch, e)
 			}
 		}
 		mu.Unlock()
-		if len(batch) == 0 {
+		if len(batch) == 0 && inflight == 0 {
 			break
 		}
-		rounds++
-		var wg sync.WaitGroup
+		if len(batch) > 0 {
+			rounds++
+		}
 		for _, e := range batch {
+			inflight++
 			wg.Go(func() {
+				defer func() { ended <- struct{}{} }()
 				nodes, err := o.query(ctx, e.cand, target)
-				if err != nil {
-					return
-				}
 				mu.Lock()
 				defer mu.Unlock()
+				e.pending = false
+				if err != nil {
+					failed++
+					return
+				}
 				e.ok = true
 				for _, n := range nodes {
 					add(candidate{id: n.ID, addr: unmap(n.Addr), public: n.Flags&wire.FlagPublic != 0, introducer: e.cand.id})
 				}
 			})
 		}
-		wg.Wait()
+		select {
+		case <-ended:
+			inflight--
+		case <-ctx.Done():
+		case <-o.done():
+		}
 	}
+	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
 	var out []candidate
@@ -315,10 +338,24 @@ func (o *Overlay) Closest(key Key, n int) []ID {
 func (o *Overlay) query(ctx context.Context, cand candidate, target Key) ([]wire.Contact, error) {
 	o.mu.Lock()
 	p, rtt, known := o.knownPathLocked(cand.id)
+	failed := !known && o.linkFailedLocked(cand.id)
 	o.mu.Unlock()
+	if failed {
+		return nil, errNoLink // it did not answer a moment ago
+	}
 	if !known && cand.public && cand.addr.IsValid() {
-		if nodes, err := o.find(ctx, cand.id, path{addr: cand.addr}, 0, target, true); err == nil {
+		nodes, err := o.find(ctx, cand.id, path{addr: cand.addr}, 0, target, true)
+		if err == nil {
 			return nodes, nil
+		}
+		if ctx.Err() == nil && !o.isClosed() {
+			// A public node that answered none of three finds to its
+			// address would not answer a link's pings there either:
+			// gone, most likely (others still name nodes that left a
+			// moment ago). Waiting for a link too doubled what each
+			// of them cost a lookup.
+			o.linkFailed(cand.id)
+			return nil, errNoLink
 		}
 	}
 	if !known {

@@ -49,6 +49,7 @@ func (o *Overlay) settle(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
 	defer cancel()
 	confirmed := map[ID]bool{}
+	unreachable := map[ID]bool{} // no link: gone, most likely, though others still name it
 	start := time.Now()
 	for round := 0; round < settleRounds && ctx.Err() == nil && !o.isClosed(); round++ {
 		cands := o.lookupCandidates(ctx, o.self.Key())
@@ -57,14 +58,14 @@ func (o *Overlay) settle(ctx context.Context) {
 		}
 		var todo []candidate
 		for _, c := range cands {
-			if !confirmed[c.id] {
+			if !confirmed[c.id] && !unreachable[c.id] {
 				todo = append(todo, c)
 			}
 		}
 		if len(todo) == 0 {
 			break
 		}
-		type result struct{ ok, atOnce bool }
+		type result struct{ ok, atOnce, noLink bool }
 		results := make([]result, len(todo))
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, probesInFlight)
@@ -72,29 +73,37 @@ func (o *Overlay) settle(ctx context.Context) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				results[i].ok, results[i].atOnce = o.confirm(ctx, c)
+				results[i].ok, results[i].atOnce, results[i].noLink = o.confirm(ctx, c)
 			})
 		}
 		wg.Wait()
 		again := false
 		for i, c := range todo {
 			confirmed[c.id] = confirmed[c.id] || results[i].ok
+			if results[i].noLink {
+				// A node that does not answer is not asked again,
+				// nor is it a reason for another round: nodes that
+				// left a moment ago are still named by others.
+				unreachable[c.id] = true
+				continue
+			}
 			again = again || !results[i].atOnce
 		}
 		if !again {
-			break // every node routed to this one at once: the tables agree
+			break // every node that answers routed to this one at once: the tables agree
 		}
 	}
 	o.log.Debug("settled", "confirmed", len(confirmed), "after", time.Since(start))
 }
 
 // confirm probes the node cand until it routes to this node: ok reports
-// that it does, at once that the first probe showed it.
-func (o *Overlay) confirm(ctx context.Context, cand candidate) (ok, atOnce bool) {
+// that it does, at once that the first probe showed it, noLink that no link
+// to cand could be made.
+func (o *Overlay) confirm(ctx context.Context, cand candidate) (ok, atOnce, noLink bool) {
 	// The lookup found cand; a node it asked without a link (one that says
 	// it is public) is being verified now, after its challenge of this node.
 	if _, _, err := o.link(ctx, cand); err != nil {
-		return false, false
+		return false, false, ctx.Err() == nil
 	}
 	c := cand.id
 	insist := o.cfg.Client || o.bucketHasRoom(c) // a proxy must take its client itself
@@ -104,13 +113,13 @@ func (o *Overlay) confirm(ctx context.Context, cand candidate) (ok, atOnce bool)
 		switch {
 		case err == nil && from == c:
 			stop()
-			return true, try == 0
+			return true, try == 0, false
 		case err == nil && !insist:
 			stop()
-			return true, try == 0 // c routes to this node through a closer node
+			return true, try == 0, false // c routes to this node through a closer node
 		case err != nil && !errors.Is(err, errProbeRefused) && !errors.Is(err, errProbeLost):
 			stop()
-			return false, false // c did not take the probe, or the Join ends
+			return false, false, errors.Is(err, errNoLink) // c did not take the probe, or the Join ends
 		}
 		// c does not have this node in its table yet. If c challenged it
 		// a moment ago, the answer may have been lost (c does not challenge
@@ -132,11 +141,11 @@ func (o *Overlay) confirm(ctx context.Context, cand candidate) (ok, atOnce bool)
 		t.Stop()
 		stop()
 		if ctx.Err() != nil || o.isClosed() {
-			return false, false
+			return false, false, false
 		}
 	}
 	o.log.Debug("contact does not route to this node", "contact", c)
-	return false, false
+	return false, false, false
 }
 
 // bucketHasRoom reports whether contact c's bucket for this node surely has

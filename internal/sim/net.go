@@ -133,6 +133,7 @@ type Conn struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	crashed   atomic.Bool
 
 	mu       sync.Mutex
 	deadline time.Time
@@ -174,6 +175,9 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return 0, ErrClosed
 	default:
 	}
+	if c.crashed.Load() {
+		return len(p), nil
+	}
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok {
 		return 0, errors.New("sim: not a UDP address")
@@ -199,6 +203,10 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	}
 	dg := datagram{b: append([]byte(nil), p...), from: net.UDPAddrFromAddrPort(c.addr)}
 	time.AfterFunc(n.rtt(c.host, dst.host)/2, func() {
+		if dst.crashed.Load() {
+			n.Lost.Add(1)
+			return
+		}
 		select {
 		case dst.in <- dg:
 			n.Delivered.Add(1)
@@ -210,6 +218,11 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	})
 	return len(p), nil
 }
+
+// Crash makes the socket's host die in silence: from now on it sends
+// nothing and receives nothing, and nothing tells its peers (no ICMP error).
+// Close frees it.
+func (c *Conn) Crash() { c.crashed.Store(true) }
 
 // Close closes the socket; datagrams on their way to it are lost.
 func (c *Conn) Close() error {

@@ -107,52 +107,14 @@ func simulate(t *testing.T, n, join, sends int, idle time.Duration) simResult {
 	runtime.ReadMemStats(&m0)
 	g0 = runtime.NumGoroutine()
 
-	nodes := make([]*ovnet.Node, 0, n)
+	got := make(chan delivery, 1024)
+	start, cpu0 := time.Now(), cpuTime()
+	nodes := build(t, nw, n, join, overlay.Config{}, func(nd *ovnet.Node) { go receive(nd, got) })
 	defer func() {
 		for _, nd := range nodes {
 			nd.Close()
 		}
 	}()
-	got := make(chan delivery, 1024)
-	start, cpu0 := time.Now(), cpuTime()
-	for len(nodes) < n {
-		k := min(join, n-len(nodes))
-		batch := make([]*ovnet.Node, k)
-		errs := make([]error, k)
-		var wg sync.WaitGroup
-		for j := range k {
-			i := len(nodes) + j
-			pc, err := nw.Listen(i, 4000)
-			if err != nil {
-				t.Fatal(err)
-			}
-			nd, err := ovnet.Open(overlay.Config{}, "", pc, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			batch[j] = nd
-			var entries []string
-			if len(nodes) > 0 {
-				entries = []string{nodes[rnd(len(nodes))].Addr()}
-			} else if j > 0 {
-				entries = []string{batch[0].Addr()}
-			}
-			if len(nodes) == 0 && j > 0 {
-				wg.Wait() // the first node is alone; the others join through it
-			}
-			wg.Go(func() { errs[j] = nd.Bind(entries) })
-		}
-		wg.Wait()
-		for j, err := range errs {
-			if err != nil {
-				t.Fatalf("node %d: %v", len(nodes)+j, err)
-			}
-		}
-		for _, nd := range batch {
-			go receive(nd, got)
-		}
-		nodes = append(nodes, batch...)
-	}
 	res.built, res.buildCPU = time.Since(start), cpuTime()-cpu0
 	time.Sleep(10 * time.Second) // virtual: the last joins' lookups and refreshes end
 
@@ -205,6 +167,55 @@ func simulate(t *testing.T, n, join, sends int, idle time.Duration) simResult {
 	return res
 }
 
+// build starts n nodes with cfg on hosts 0..n-1 of nw, join at a time, each
+// through a random bound node, and calls started on each once it is bound.
+func build(t *testing.T, nw *sim.Network, n, join int, cfg overlay.Config, started func(*ovnet.Node)) []*ovnet.Node {
+	nodes := make([]*ovnet.Node, 0, n)
+	t0, cpu0 := time.Now(), cpuTime()
+	for len(nodes) < n {
+		k := min(join, n-len(nodes))
+		batch := make([]*ovnet.Node, k)
+		errs := make([]error, k)
+		var wg sync.WaitGroup
+		for j := range k {
+			i := len(nodes) + j
+			pc, err := nw.Listen(i, 4000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nd, err := ovnet.Open(cfg, "", pc, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch[j] = nd
+			var entries []string
+			if len(nodes) > 0 {
+				entries = []string{nodes[rnd(len(nodes))].Addr()}
+			} else if j > 0 {
+				entries = []string{batch[0].Addr()}
+			}
+			if len(nodes) == 0 && j > 0 {
+				wg.Wait() // the first node is alone; the others join through it
+			}
+			wg.Go(func() { errs[j] = nd.Bind(entries) })
+		}
+		wg.Wait()
+		for j, err := range errs {
+			if err != nil {
+				t.Fatalf("node %d: %v", len(nodes)+j, err)
+			}
+		}
+		for _, nd := range batch {
+			started(nd)
+		}
+		nodes = append(nodes, batch...)
+		if len(nodes)%1000 < join && n >= 2000 {
+			t.Logf("%d nodes bound after %v virtual, %v CPU", len(nodes), time.Since(t0).Round(time.Second), (cpuTime() - cpu0).Round(time.Second))
+		}
+	}
+	return nodes
+}
+
 type delivery struct {
 	at  overlay.ID
 	msg overlay.Message
@@ -242,4 +253,13 @@ func rnd(n int) int {
 	x := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40
 	hi, _ := bits.Mul64(x<<16, uint64(n))
 	return int(hi)
+}
+
+// pctDur is the p-th percentile of v (sorted in place).
+func pctDur(v []time.Duration, p int) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[min(len(v)-1, len(v)*p/100)].Round(time.Millisecond)
 }
