@@ -359,7 +359,10 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 		close(ch)
 	}
 	delete(o.linkWait, id)
-	delete(o.noLink, id)
+	if len(o.noLink) > 0 {
+		delete(o.noLink, noLinkKey{id, p.addr})
+		delete(o.noLink, noLinkKey{id: id})
+	}
 }
 
 func pathString(p path) string {
@@ -397,7 +400,7 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 		o.mu.Unlock()
 		return p, rtt, nil
 	}
-	if o.linkFailedLocked(cand.id) {
+	if o.linkFailedLocked(cand) {
 		// It did not answer a moment ago: a lookup that meets a node
 		// that just left does not wait for it again and again.
 		o.mu.Unlock()
@@ -485,7 +488,7 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 				next = steps[i].at
 			} else if time.Since(start) >= giveUp {
 				o.log.Debug("link failed", "id", cand.id, "addr", cand.addr, "public", cand.public, "introducer", intro)
-				o.linkFailed(cand.id)
+				o.linkFailed(cand)
 				return path{}, 0, errNoLink
 			}
 			timer.Reset(next - time.Since(start))
@@ -493,21 +496,29 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 	}
 }
 
-// noLinkTTL is how long a node that a link to failed is not tried again;
-// maxNoLink bounds how many such nodes are remembered.
+// noLinkTTL is how long a node that a link to failed is not tried again at
+// the same address; maxNoLink bounds how many such failures are remembered.
 const (
 	noLinkTTL = 10 * time.Second
 	maxNoLink = 1024
 )
 
-// linkFailedLocked reports whether a link to id failed lately.
-func (o *Overlay) linkFailedLocked(id ID) bool {
-	t, ok := o.noLink[id]
+// noLinkKey is a failed link: the node's ID at an address. The address is
+// part of it, so that a liar who names an honest node at a wrong address
+// does not keep this node from reaching it at its right one.
+type noLinkKey struct {
+	id   ID
+	addr netip.AddrPort
+}
+
+// linkFailedLocked reports whether a link to cand failed lately.
+func (o *Overlay) linkFailedLocked(cand candidate) bool {
+	t, ok := o.noLink[noLinkKey{cand.id, cand.addr}]
 	return ok && time.Since(t) < noLinkTTL
 }
 
-// linkFailed remembers that a link to id failed just now.
-func (o *Overlay) linkFailed(id ID) {
+// linkFailed remembers that a link to cand failed just now.
+func (o *Overlay) linkFailed(cand candidate) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.noLink) >= maxNoLink {
@@ -521,7 +532,7 @@ func (o *Overlay) linkFailed(id ID) {
 			return // full of fresh failures: this one is tried again
 		}
 	}
-	o.noLink[id] = time.Now()
+	o.noLink[noLinkKey{cand.id, cand.addr}] = time.Now()
 }
 
 func (o *Overlay) sendIntro(intro, target ID) {

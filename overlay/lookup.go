@@ -338,7 +338,7 @@ func (o *Overlay) Closest(key Key, n int) []ID {
 func (o *Overlay) query(ctx context.Context, cand candidate, target Key) ([]wire.Contact, error) {
 	o.mu.Lock()
 	p, rtt, known := o.knownPathLocked(cand.id)
-	failed := !known && o.linkFailedLocked(cand.id)
+	failed := !known && o.linkFailedLocked(cand)
 	o.mu.Unlock()
 	if failed {
 		return nil, errNoLink // it did not answer a moment ago
@@ -354,7 +354,7 @@ func (o *Overlay) query(ctx context.Context, cand candidate, target Key) ([]wire
 			// gone, most likely (others still name nodes that left a
 			// moment ago). Waiting for a link too doubled what each
 			// of them cost a lookup.
-			o.linkFailed(cand.id)
+			o.linkFailed(cand)
 			return nil, errNoLink
 		}
 	}

@@ -254,7 +254,7 @@ type Overlay struct {
 	awaiting  map[netip.AddrPort]int // pings and finds in flight per address: the addresses this node awaits answers from
 	finds     map[uint64]pendingFind
 	linkWait  map[ID][]chan struct{}
-	noLink    map[ID]time.Time // links that failed lately (link.go)
+	noLink    map[noLinkKey]time.Time // links that failed lately (link.go)
 	hopAcks   map[hopKey]chan struct{}
 	acks      map[[16]byte]chan ackResult
 	reasm     *fairShare[msgKey, *reassembly]
@@ -359,7 +359,7 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 		strangers:  newRateLimit(cfg.StrangerRate, cfg.StrangerRateTotal),
 		finds:      make(map[uint64]pendingFind),
 		linkWait:   make(map[ID][]chan struct{}),
-		noLink:     make(map[ID]time.Time),
+		noLink:     make(map[noLinkKey]time.Time),
 		hopAcks:    make(map[hopKey]chan struct{}),
 		acks:       make(map[[16]byte]chan ackResult),
 		reasm:      newFairShare[msgKey, *reassembly](cfg.Reassembly, cfg.SourceShare, true),
