@@ -16,6 +16,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/p2psock/p2psock/internal/testnet"
 	"github.com/p2psock/p2psock/overlay"
 )
 
@@ -112,6 +113,9 @@ func TestLoopbackHandshakeChecksPeerID(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, b.ID(), id)
 	qc.CloseWithError(0, "")
+	// The server drops the connection once the close arrives: only then
+	// does its count say anything of the refused ones below.
+	testnet.Eventually(t, 10*time.Second, "the server sees the close", func() bool { return b.eng.Counters().Conns == 0 })
 
 	pub, priv := newKey(t)
 	_, other := newKey(t)
