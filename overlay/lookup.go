@@ -151,7 +151,6 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 	type entry struct {
 		cand    candidate
 		queried bool
-		pending bool // queried, no answer yet
 		ok      bool
 	}
 	var (
@@ -180,24 +179,16 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 		slices.SortFunc(out, func(a, b *entry) int { return cmpDistance(a.cand.id.Key(), b.cand.id.Key(), target) })
 		return out
 	}
-	// Alpha queries are in flight at a time, and a new one starts as soon
-	// as one ends: a node that does not answer holds up one of them for
-	// its timeouts, not the whole lookup (a round that waited for all of
-	// its queries waited for the slowest, and nodes that had just left
-	// made every join take seconds per round).
-	var wg sync.WaitGroup
-	ended := make(chan struct{}, o.cfg.Alpha)
-	inflight := 0
 	for ctx.Err() == nil && !o.isClosed() {
 		mu.Lock()
 		var batch []*entry
 		live := 0
 		perSubnet := map[netip.Prefix]int{}
 		for _, e := range sorted() {
-			if live >= o.cfg.K || inflight+len(batch) >= o.cfg.Alpha {
+			if live >= o.cfg.K || len(batch) >= o.cfg.Alpha {
 				break
 			}
-			if e.queried && !e.ok && !e.pending {
+			if e.queried && !e.ok {
 				continue // failed: skip it, look further
 			}
 			if !o.diverseLocked(perSubnet, e.cand.addr) {
@@ -205,25 +196,21 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 			}
 			live++
 			if !e.queried {
-				e.queried, e.pending = true, true
+				e.queried = true
 				batch = append(batch, e)
 			}
 		}
 		mu.Unlock()
-		if len(batch) == 0 && inflight == 0 {
+		if len(batch) == 0 {
 			break
 		}
-		if len(batch) > 0 {
-			rounds++
-		}
+		rounds++
+		var wg sync.WaitGroup
 		for _, e := range batch {
-			inflight++
 			wg.Go(func() {
-				defer func() { ended <- struct{}{} }()
 				nodes, err := o.query(ctx, e.cand, target)
 				mu.Lock()
 				defer mu.Unlock()
-				e.pending = false
 				if err != nil {
 					failed++
 					return
@@ -234,14 +221,8 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 				}
 			})
 		}
-		select {
-		case <-ended:
-			inflight--
-		case <-ctx.Done():
-		case <-o.done():
-		}
+		wg.Wait()
 	}
-	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
 	var out []candidate
