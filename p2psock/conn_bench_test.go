@@ -266,7 +266,8 @@ func benchThroughput(b *testing.B, w io.Writer, r io.Reader, closeAll func(), se
 }
 
 // BenchmarkStreamThroughput: one stream, direct loopback path, bulk data one
-// way; against raw quic-go, and over a TURN relay (ForceRelay).
+// way; against raw quic-go, over a TURN relay (ForceRelay), and over a
+// circuit on a default-config public node's own socket (ForceRelay, no TURN).
 func BenchmarkStreamThroughput(b *testing.B) {
 	b.Run("p2psock", func(b *testing.B) {
 		testnet.CheckLeaks(b)
@@ -288,6 +289,17 @@ func BenchmarkStreamThroughput(b *testing.B) {
 		ca, cc := p2pStreamPair(b, a, c)
 		if !ca.Path().Relayed {
 			b.Fatal("path is not relayed")
+		}
+		benchThroughput(b, ca, cc, func() { ca.Close(); cc.Close() }, ca.s.Stats)
+	})
+	b.Run("p2psock-circuit", func(b *testing.B) {
+		testnet.CheckLeaks(b)
+		// A default-config entry node relays on its own socket; the
+		// connecting node has no TURN relay and stays on the circuit.
+		a, c := benchNet(b, Config{}, Config{ForceRelay: true})
+		ca, cc := p2pStreamPair(b, a, c)
+		if !ca.Path().Relayed || a.Info().Streams.RelayedConns != 1 {
+			b.Fatalf("path is not a circuit: %+v", ca.Path())
 		}
 		benchThroughput(b, ca, cc, func() { ca.Close(); cc.Close() }, ca.s.Stats)
 	})
