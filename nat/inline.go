@@ -58,10 +58,12 @@ func (s *Socket) HandleInline(first byte, h InlineHandler) {
 
 // ReadBatch is what quic-go reads the socket with (it satisfies quic-go's
 // batchConn, so quic-go keeps reading up to 8 datagrams a system call). It
-// hands the packets of the inline handler's byte to the handler and
-// returns the others, moved to the front of ms; it reads again when a batch
-// held none. quic-go gives each message a buffer of its own, so a packet
-// moved forward is copied into the buffer of the slot it takes.
+// hands the packets of the inline handler's byte to the handler, sends
+// those to be forwarded together (one sendmmsg), and returns the others,
+// moved to the front of ms; it reads again when a batch held none. quic-go
+// gives each message a buffer of its own, so a packet moved forward is
+// copied into the buffer of the slot it takes. ReadBatch runs on quic-go's
+// one reading goroutine only, which owns c.out, c.taken and c.addrs.
 func (c *redirectConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 	for {
 		n, err := c.batch.ReadBatch(ms, flags)
@@ -72,14 +74,34 @@ func (c *redirectConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 		if in == nil {
 			return n, nil
 		}
-		k := 0
+		if cap(c.taken) < n {
+			c.taken = make([]bool, n)
+		}
+		c.taken = c.taken[:n]
+		clear(c.taken)
+		c.out = c.out[:0]
 		for i := range n {
 			m := &ms[i]
-			if m.N > 0 && len(m.Buffers) == 1 && m.Buffers[0][0] == in.first && c.sock.takeInline(in.h, m.Buffers[0][:m.N], m.Addr) {
+			if m.N == 0 || len(m.Buffers) != 1 || m.Buffers[0][0] != in.first {
+				continue
+			}
+			pkt := m.Buffers[0][:m.N]
+			taken, fwd, to := c.sock.takeInline(in.h, pkt, m.Addr)
+			c.taken[i] = taken
+			if fwd {
+				c.queueOut(pkt, to)
+			}
+		}
+		if len(c.out) > 0 {
+			c.sendOut()
+		}
+		k := 0
+		for i := range n {
+			if c.taken[i] {
 				continue
 			}
 			if k != i {
-				moveMessage(&ms[k], m)
+				moveMessage(&ms[k], &ms[i])
 			}
 			k++
 		}
@@ -88,6 +110,64 @@ func (c *redirectConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 		}
 	}
 }
+
+// queueOut adds pkt, to go to to, to c.out, reusing its messages.
+func (c *redirectConn) queueOut(pkt []byte, to netip.AddrPort) {
+	j := len(c.out)
+	if j < cap(c.out) {
+		c.out = c.out[:j+1]
+	} else {
+		c.out = append(c.out, ipv4.Message{})
+	}
+	m := &c.out[j]
+	if len(m.Buffers) != 1 {
+		m.Buffers = make([][]byte, 1)
+	}
+	m.Buffers[0], m.Addr = pkt, c.udpAddr(to)
+}
+
+// sendOut sends the packets of c.out, in as few system calls as the
+// kernel takes them; a packet the batch could not send is sent alone.
+func (c *redirectConn) sendOut() {
+	out := c.out
+	for len(out) > 0 {
+		n, err := c.batch.WriteBatch(out, 0)
+		if n > 0 {
+			c.sock.sent.Add(uint64(n))
+			out = out[n:]
+			continue
+		}
+		if err != nil { // the first packet failed: alone, then go on
+			if _, err := c.WriteTo(out[0].Buffers[0], out[0].Addr); err == nil {
+				c.sock.sent.Add(1)
+			} else {
+				c.sock.forwardErrs.Add(1)
+			}
+			out = out[1:]
+			continue
+		}
+		return
+	}
+}
+
+// udpAddr returns a as a *net.UDPAddr, from a small cache (a relay sends to
+// the few addresses of the ends of its circuits), so that forwarding does
+// not allocate.
+func (c *redirectConn) udpAddr(a netip.AddrPort) *net.UDPAddr {
+	if ua, ok := c.addrs[a]; ok {
+		return ua
+	}
+	if c.addrs == nil || len(c.addrs) >= maxAddrCache {
+		c.addrs = make(map[netip.AddrPort]*net.UDPAddr)
+	}
+	ua := net.UDPAddrFromAddrPort(a)
+	c.addrs[a] = ua
+	return ua
+}
+
+// maxAddrCache bounds redirectConn's cache of addresses; it starts again
+// empty when full.
+const maxAddrCache = 1024
 
 // moveMessage copies the datagram and control data of src into dst's
 // buffers.
@@ -98,41 +178,22 @@ func moveMessage(dst, src *ipv4.Message) {
 	dst.Addr = src.Addr
 }
 
-// takeInline runs h on pkt; it reports false if pkt is to take the
-// ordinary path.
-func (s *Socket) takeInline(h InlineHandler, pkt []byte, from net.Addr) bool {
+// takeInline runs h on pkt: it reports whether h took the packet (false:
+// it takes the ordinary path), and whether to forward it, to to.
+func (s *Socket) takeInline(h InlineHandler, pkt []byte, from net.Addr) (taken, fwd bool, to netip.AddrPort) {
 	ua, ok := from.(*net.UDPAddr)
 	if !ok {
-		return false
+		return false, false, to
 	}
 	src := ua.AddrPort()
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	verdict, to := h(pkt, src)
-	switch verdict {
-	case Queue:
-		return false
-	case Forward:
-		s.received.Add(1)
-		s.inlined.Add(1)
-		s.forward(pkt, to)
-	default:
-		s.received.Add(1)
-		s.inlined.Add(1)
+	if verdict == Queue {
+		return false, false, to
 	}
-	return true
-}
-
-// forward sends pkt to to from the reading goroutine.
-func (s *Socket) forward(pkt []byte, to netip.AddrPort) {
-	uc, ok := s.pc.(*net.UDPConn)
-	if !ok {
-		return
-	}
-	if _, err := uc.WriteToUDPAddrPort(pkt, to); err == nil {
-		s.sent.Add(1)
-	} else {
-		s.forwardErrs.Add(1)
-	}
+	s.received.Add(1)
+	s.inlined.Add(1)
+	return true, verdict == Forward && to.IsValid(), to
 }
 
 // InlineStats returns the number of packets the inline handler took, and

@@ -24,8 +24,13 @@ import (
 type redirectConn struct {
 	*net.UDPConn
 	to    *redirects
-	batch *ipv4.PacketConn // the batched reads of ReadBatch (inline.go)
+	batch *ipv4.PacketConn // the batched reads and writes of ReadBatch (inline.go)
 	sock  *Socket
+
+	// ReadBatch's, on quic-go's reading goroutine (inline.go)
+	taken []bool
+	out   []ipv4.Message
+	addrs map[netip.AddrPort]*net.UDPAddr
 }
 
 func (c *redirectConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {
