@@ -1,10 +1,12 @@
 package nat
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/p2psock/p2psock/internal/wire"
@@ -23,6 +25,7 @@ type CircuitConn struct {
 	relay   *net.UDPAddr
 	to      atomic.Pointer[circuitTarget] // where frames go now
 	onClose func()
+	quic    net.PacketConn // QUICConn
 	in      chan []byte
 	done    chan struct{}
 	once    sync.Once
@@ -51,6 +54,10 @@ func NewCircuitConn(sock *Socket, id [8]byte, relay *net.UDPAddr, onClose func()
 	c := &CircuitConn{sock: sock, id: id, relay: relay, onClose: onClose,
 		in: make(chan []byte, circuitQueue), done: make(chan struct{}), wake: make(chan struct{})}
 	c.to.Store(&circuitTarget{addr: relay})
+	c.quic = c
+	if uc, ok := sock.pc.(*net.UDPConn); ok {
+		c.quic = &circuitDFConn{CircuitConn: c, uc: uc}
+	}
 	return c
 }
 
@@ -156,7 +163,7 @@ func (c *CircuitConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 	default:
 	}
 	if len(b) > wire.MaxCircuitPayload {
-		return 0, ErrDatagramTooLarge
+		return 0, errTooLarge
 	}
 	buf := getBuf(0)
 	f := wire.AppendCircuitFrame(buf, c.id, b)
@@ -206,6 +213,32 @@ func (c *CircuitConn) SetReadDeadline(t time.Time) error {
 
 // SetWriteDeadline does nothing: writes do not block.
 func (c *CircuitConn) SetWriteDeadline(time.Time) error { return nil }
+
+// errTooLarge is ErrDatagramTooLarge as quic-go knows a datagram too large
+// for the path (EMSGSIZE): a path MTU probe past a Circuit frame's payload
+// is lost, not an error that ends the connection.
+var errTooLarge = fmt.Errorf("%w: %w", ErrDatagramTooLarge, syscall.EMSGSIZE)
+
+// QUICConn returns the conn for a quic.Transport to run on (always the
+// same): c itself, or,
+// if the node's socket is a *net.UDPConn, c with that socket's SyscallConn.
+// quic-go uses it to set DF (don't fragment) on the socket the conn's
+// frames leave from (the node's socket already has it, set by its own QUIC
+// transport), and then runs path MTU discovery over the circuit: a QUIC
+// packet that the path cannot carry in a Circuit frame, with its 9 bytes
+// of header, is lost (or refused here, past wire.MaxCircuitPayload), and
+// QUIC keeps to the largest that got through.
+func (c *CircuitConn) QUICConn() net.PacketConn {
+	return c.quic
+}
+
+// circuitDFConn is a CircuitConn with the SyscallConn of the node's socket.
+type circuitDFConn struct {
+	*CircuitConn
+	uc *net.UDPConn
+}
+
+func (c *circuitDFConn) SyscallConn() (syscall.RawConn, error) { return c.uc.SyscallConn() }
 
 // SetReadBuffer does nothing: the conn queues circuitQueue datagrams.
 // (quic-go would warn about a connection that lacks it.)

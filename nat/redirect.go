@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/net/ipv4"
 )
 
 // Redirects: a QUIC connection that this node dialled keeps sending to the
@@ -16,11 +18,19 @@ import (
 
 // redirectConn is the node's UDP socket as quic-go sees it. It embeds the
 // *net.UDPConn, so quic-go keeps its fast path (batched reads, GSO, ECN:
-// the conn satisfies quic.OOBCapablePacketConn), and overrides the two
-// calls quic-go writes with.
+// the conn satisfies quic.OOBCapablePacketConn), overrides the two
+// calls quic-go writes with, and the one it reads with (ReadBatch,
+// inline.go).
 type redirectConn struct {
 	*net.UDPConn
-	to *redirects
+	to    *redirects
+	batch *ipv4.PacketConn // the batched reads and writes of ReadBatch (inline.go)
+	sock  *Socket
+
+	// ReadBatch's, on quic-go's reading goroutine (inline.go)
+	taken []bool
+	out   []ipv4.Message
+	addrs map[netip.AddrPort]*net.UDPAddr
 }
 
 func (c *redirectConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {

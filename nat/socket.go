@@ -12,6 +12,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/qlog"
 	"github.com/quic-go/quic-go/qlogwriter"
+	"golang.org/x/net/ipv4"
 )
 
 // Handler receives the packets whose first byte falls in the range it was
@@ -37,6 +38,7 @@ type Socket struct {
 	mu       sync.Mutex
 	handlers [256]Handler
 	prefer   func(netip.AddrPort) bool
+	inline   atomic.Pointer[inline] // inline.go
 
 	started  atomic.Bool
 	ctx      context.Context // cancelled by Close
@@ -49,6 +51,7 @@ type Socket struct {
 	sent       atomic.Uint64
 	unhandled  atomic.Uint64
 	queueDrops atomic.Uint64
+	inlineCounters
 }
 
 // MaxPacket is the size of the buffer non-QUIC packets are read into. quic-go
@@ -70,7 +73,7 @@ func NewSocket(pc net.PacketConn) *Socket {
 	qpc := pc
 	if uc, ok := pc.(*net.UDPConn); ok {
 		s.redirects = &redirects{}
-		qpc = &redirectConn{UDPConn: uc, to: s.redirects}
+		qpc = &redirectConn{UDPConn: uc, to: s.redirects, batch: ipv4.NewPacketConn(uc), sock: s}
 	}
 	s.tr = &quic.Transport{Conn: qpc, Tracer: dropCounter{&s.queueDrops}}
 	if nc, ok := pc.(interface{ Net() transport.Net }); ok {

@@ -65,15 +65,22 @@ func settle(b *testing.B, nd *Node) {
 // in b.Cleanup. connCfg configures the second node (the one that connects).
 func benchNet(b *testing.B, entryCfg, connCfg Config) (a, c *Node) {
 	b.Helper()
+	_, a, c = benchNet3(b, entryCfg, connCfg)
+	return a, c
+}
+
+// benchNet3 is benchNet that returns the entry node too.
+func benchNet3(b *testing.B, entryCfg, connCfg Config) (entry, a, c *Node) {
+	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	entry := benchNode(b, ctx, entryCfg, nil)
+	entry = benchNode(b, ctx, entryCfg, nil)
 	b.Cleanup(func() { entry.Close() })
 	a = benchNode(b, ctx, connCfg, entry)
 	b.Cleanup(func() { a.Close() })
 	c = benchNode(b, ctx, Config{}, entry)
 	b.Cleanup(func() { c.Close() })
-	return a, c
+	return entry, a, c
 }
 
 // p2pStreamPair returns both ends of a new stream from a to c.
@@ -266,7 +273,8 @@ func benchThroughput(b *testing.B, w io.Writer, r io.Reader, closeAll func(), se
 }
 
 // BenchmarkStreamThroughput: one stream, direct loopback path, bulk data one
-// way; against raw quic-go, and over a TURN relay (ForceRelay).
+// way; against raw quic-go, over a TURN relay (ForceRelay), and over a
+// circuit on a default-config public node's own socket (ForceRelay, no TURN).
 func BenchmarkStreamThroughput(b *testing.B) {
 	b.Run("p2psock", func(b *testing.B) {
 		testnet.CheckLeaks(b)
@@ -290,6 +298,26 @@ func BenchmarkStreamThroughput(b *testing.B) {
 			b.Fatal("path is not relayed")
 		}
 		benchThroughput(b, ca, cc, func() { ca.Close(); cc.Close() }, ca.s.Stats)
+	})
+	b.Run("p2psock-circuit", func(b *testing.B) {
+		testnet.CheckLeaks(b)
+		// A default-config entry node relays on its own socket; the
+		// connecting node has no TURN relay and stays on the circuit.
+		relay, a, c := benchNet3(b, Config{}, Config{ForceRelay: true})
+		ca, cc := p2pStreamPair(b, a, c)
+		if !ca.Path().Relayed || relay.Info().Streams.Circuits != 1 {
+			b.Fatalf("path is not a circuit: %+v", ca.Path())
+		}
+		drops := func() (n uint64) {
+			for _, nd := range []*Node{relay, a, c} {
+				inf := nd.Info()
+				n += inf.SocketDrops + inf.Streams.CircuitQueue + inf.Streams.CircuitBudget
+			}
+			return n
+		}
+		d0 := drops()
+		benchThroughput(b, ca, cc, func() { ca.Close(); cc.Close() }, ca.s.Stats)
+		b.ReportMetric(float64(drops()-d0)/float64(b.N), "drops/op")
 	})
 }
 

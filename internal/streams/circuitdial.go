@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"time"
 
@@ -27,11 +28,15 @@ const (
 )
 
 // circuitQUICConfig is the engine's QUIC configuration for a connection
-// over a circuit: its packets travel in Circuit frames, so they keep to
-// QUIC's initial size (1252 bytes) rather than discover a larger one.
+// over a circuit: its packets travel in Circuit frames, 9 bytes longer.
+// They start at QUIC's initial size (1252 bytes) and grow by path MTU
+// discovery, as on a direct path, up to wire.MaxCircuitPayload
+// (nat.CircuitConn.QUICConn), where the socket lets quic-go set DF on
+// Linux; elsewhere quic-go would take a datagram refused for its size for
+// a fatal error, and they keep to 1252 bytes.
 func (e *Engine) circuitQUICConfig() *quic.Config {
 	c := e.quicConfig()
-	c.DisablePathMTUDiscovery = true
+	c.DisablePathMTUDiscovery = runtime.GOOS != "linux"
 	return c
 }
 
@@ -131,7 +136,7 @@ func (e *Engine) circuitAttempt(ctx context.Context, remote overlay.ID) (*peerCo
 		cc.Close()
 		return nil, err
 	}
-	tr := &quic.Transport{Conn: cc}
+	tr := &quic.Transport{Conn: cc.QUICConn()}
 	qc, err := tr.Dial(ctx, cc.Relay(), clientTLS(e.cert, remote), e.circuitQUICConfig())
 	if err != nil {
 		tr.Close()
@@ -303,7 +308,7 @@ func (e *Engine) circuitAnswerPath(ctx context.Context, s *session, d *dial, rel
 		cc.Close()
 		return err
 	}
-	tr := &quic.Transport{Conn: cc}
+	tr := &quic.Transport{Conn: cc.QUICConn()}
 	ln, err := tr.Listen(serverTLS(e.cert), e.circuitQUICConfig())
 	e.mu.Lock()
 	e.circuitEnds[s.peer] = end

@@ -89,32 +89,58 @@ func newCircuits(rate int) *circuits {
 		bucket: tokenBucket{rate: float64(rate), tokens: float64(rate), at: time.Now()}}
 }
 
-// handleCircuitFrame takes a Circuit frame off the socket: the payload of a
-// circuit this node is an end of goes to its conn, one it relays is sent on
-// to the other end. Everything else is dropped and counted.
+// handleCircuitFrame takes a Circuit frame off the socket's dispatcher
+// (a socket without the inline path: circuitInline): as circuitInline, and
+// it sends on what is to be forwarded, and answers probes.
 func (e *Engine) handleCircuitFrame(pkt []byte, from net.Addr) {
+	src, _ := addrPort(from)
+	verdict, to := e.circuitFrame(pkt, src, true)
+	if verdict == nat.Forward {
+		_ = e.sock.WriteTo(pkt, net.UDPAddrFromAddrPort(to)) // lost like any datagram: QUIC sends again
+	}
+}
+
+// circuitInline takes a Circuit frame on the socket's reading goroutine
+// (nat.InlineHandler): the payload of a circuit this node is an end of
+// goes to its conn, one it relays is forwarded to the other end by the
+// socket at once; probes, which may be answered, go to the dispatcher
+// (handleCircuitFrame). Everything else is dropped and counted.
+func (e *Engine) circuitInline(pkt []byte, src netip.AddrPort) (nat.InlineVerdict, netip.AddrPort) {
+	return e.circuitFrame(pkt, src, false)
+}
+
+// circuitFrame decides what becomes of a Circuit frame from src: delivered
+// to one of this node's circuit ends (nat.Consumed), forwarded to the
+// other end of a circuit this node relays (nat.Forward, to its address),
+// or dropped and counted (nat.Consumed). A probe is handled at once if
+// probes is true, else left to the dispatcher (nat.Queue). Per frame it
+// costs one map lookup by circuit ID under the table's lock, and a
+// comparison of src with the ends' addresses.
+func (e *Engine) circuitFrame(pkt []byte, src netip.AddrPort, probes bool) (nat.InlineVerdict, netip.AddrPort) {
 	id, payload, err := wire.ParseCircuitFrame(pkt)
 	if err != nil {
 		e.drops.add(dropCircuitMalformed)
-		return
+		return nat.Consumed, netip.AddrPort{}
 	}
-	src, _ := addrPort(from)
 	c := e.circ
 	c.mu.Lock()
 	if end := c.ends[id]; end != nil {
 		c.mu.Unlock()
 		if isProbe(payload) {
+			if !probes {
+				return nat.Queue, netip.AddrPort{}
+			}
 			e.onProbe(end, payload, src, nil)
-			return
+			return nat.Consumed, netip.AddrPort{}
 		}
 		if !end.accepts(src) {
 			e.drops.add(dropCircuitStranger)
-			return
+			return nat.Consumed, netip.AddrPort{}
 		}
 		if !end.conn.Deliver(payload) {
 			e.drops.add(dropCircuitQueue)
 		}
-		return
+		return nat.Consumed, netip.AddrPort{}
 	}
 	rc := c.relayed[id]
 	var to netip.AddrPort
@@ -138,13 +164,12 @@ func (e *Engine) handleCircuitFrame(pkt []byte, from net.Addr) {
 	if reason >= 0 {
 		c.mu.Unlock()
 		e.drops.add(reason)
-		return
+		return nat.Consumed, netip.AddrPort{}
 	}
 	rc.last = now
 	c.mu.Unlock()
-	if e.sock.WriteTo(pkt, net.UDPAddrFromAddrPort(to)) == nil {
-		c.relayedBytes.Add(uint64(len(pkt)))
-	}
+	c.relayedBytes.Add(uint64(len(pkt)))
+	return nat.Forward, to
 }
 
 // handleCircuit is the circuit service's handler (service 5): Offers from

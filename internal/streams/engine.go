@@ -215,6 +215,7 @@ func New(cfg Config, ov *overlay.Overlay, sock *nat.Socket) (*Engine, error) {
 	e.offers = relayOffers{ask: e.askRelays, spawn: e.scope.Go}
 	e.circ = newCircuits(cfg.RelayRate)
 	sock.Handle(wire.TypeCircuit, wire.TypeCircuit, e.handleCircuitFrame)
+	sock.HandleInline(wire.TypeCircuit, e.circuitInline)
 	ov.Handle(wire.ServiceCircuit, e.handleCircuit)
 	e.ice = nat.NewICE(sock, cfg.Net, cfg.Logger)
 	ov.Handle(wire.ServiceSignal, e.handleSignal)

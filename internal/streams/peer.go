@@ -166,7 +166,7 @@ func (e *Engine) acceptConns(ctx context.Context, ln *quic.Listener, tr *quic.Tr
 		pc.punched.Store(tr == nil && kind == overlay.PathPunched)
 		if tr != nil {
 			e.mu.Lock()
-			if end := e.circuitEnds[id]; end != nil && tr.Conn == net.PacketConn(end.conn) {
+			if end := e.circuitEnds[id]; end != nil && tr.Conn == end.conn.QUICConn() {
 				pc.circ = end
 			}
 			e.mu.Unlock()
