@@ -14,6 +14,7 @@
 //	go run ./internal/cmd/overlaybench -n 1000 -sends 2000
 //	go run ./internal/cmd/overlaybench -n 200 -clients 200 -sends 500
 //	go run ./internal/cmd/overlaybench -n 200 -churn 100 -churn-for 60s
+//	go run ./internal/cmd/overlaybench -n 1000 -sends 300 -memprofile heap.pb.gz -goroutines g.pb.gz
 package main
 
 import (
@@ -24,6 +25,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -61,6 +63,8 @@ func run() error {
 	churnCrash := flag.Float64("churn-crash", 0.5, "with -churn: share of the churners that end without leaving (their socket goes silent first)")
 	churnFor := flag.Duration("churn-for", time.Minute, "with -churn: measured time of each phase, the baseline included")
 	churnRate := flag.Float64("churn-rate", 25, "with -churn: SendToKey per second among the full nodes during each phase")
+	memProfile := flag.String("memprofile", "", "write a heap profile (in use, after GC) of the idle network to this file")
+	goroutineProfile := flag.String("goroutines", "", "write a goroutine profile (pprof format; debug=1 text beside it as FILE.txt) of the idle network to this file")
 	flag.Parse()
 
 	if *churn > 0 && (*network != "loopback" || *churnMin <= 0 || *churnMax < *churnMin || *churnRate <= 0) {
@@ -113,6 +117,9 @@ func run() error {
 	g1 := runtime.NumGoroutine()
 	perNodeMem := (float64(ms1.HeapInuse+ms1.StackInuse) - float64(ms0.HeapInuse+ms0.StackInuse)) / float64(*n)
 	perNodeG := float64(g1-g0) / float64(*n)
+	if err := writeProfiles(*memProfile, *goroutineProfile); err != nil {
+		return err
+	}
 	contacts := 0
 	for _, nd := range nodes {
 		contacts += nd.Info().Contacts
@@ -322,6 +329,39 @@ func addClients(full []*p2psock.Node, k, parallel int) ([]*p2psock.Node, clientS
 		}
 	}
 	return clients, st, nil
+}
+
+// writeProfiles writes the heap profile (after a GC, so in-use figures are
+// those of live objects) and the goroutine profile, each when its file is
+// named. The goroutine profile also goes to file.txt in pprof's debug=1
+// text, which groups identical stacks with their count.
+func writeProfiles(heapFile, goroutineFile string) error {
+	write := func(name, file string, debug int) error {
+		f, err := os.Create(file)
+		if err != nil {
+			return err
+		}
+		if err := pprof.Lookup(name).WriteTo(f, debug); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	if heapFile != "" {
+		runtime.GC()
+		if err := write("heap", heapFile, 0); err != nil {
+			return err
+		}
+	}
+	if goroutineFile != "" {
+		if err := write("goroutine", goroutineFile, 0); err != nil {
+			return err
+		}
+		if err := write("goroutine", goroutineFile+".txt", 1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func closest(nodes []*p2psock.Node, key p2psock.Key) p2psock.ID {
