@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/net/ipv4"
 )
 
 // Redirects: a QUIC connection that this node dialled keeps sending to the
@@ -17,10 +19,39 @@ import (
 // redirectConn is the node's UDP socket as quic-go sees it. It embeds the
 // *net.UDPConn, so quic-go keeps its fast path (batched reads, GSO, ECN:
 // the conn satisfies quic.OOBCapablePacketConn), and overrides the two
-// calls quic-go writes with.
+// calls quic-go writes with, and the batched read, where the Socket peeks
+// at each packet (Socket.OnLongHeader) before quic-go handles it.
 type redirectConn struct {
 	*net.UDPConn
-	to *redirects
+	to    *redirects
+	batch *ipv4.PacketConn // quic-go's own way of reading batches: recvmmsg on the socket
+	sock  *Socket
+}
+
+// ReadBatch is what quic-go reads the socket with when the conn has it.
+func (c *redirectConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
+	n, err := c.batch.ReadBatch(ms, flags)
+	for i := range n {
+		if len(ms[i].Buffers) > 0 {
+			c.sock.peeked(ms[i].Buffers[0][:ms[i].N])
+		}
+	}
+	return n, err
+}
+
+// peekConn is a socket that is not a *net.UDPConn (a simulated network's)
+// as quic-go sees it: the Socket peeks at each packet it reads.
+type peekConn struct {
+	net.PacketConn
+	sock *Socket
+}
+
+func (c *peekConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, from, err := c.PacketConn.ReadFrom(b)
+	if err == nil {
+		c.sock.peeked(b[:n])
+	}
+	return n, from, err
 }
 
 func (c *redirectConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {
