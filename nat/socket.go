@@ -38,7 +38,7 @@ type Socket struct {
 	nw        transport.Net // where probes are sent (probe.go); nil: the host's
 
 	mu       sync.Mutex
-	handlers [256]Handler
+	handlers []handlerRange // latest first: a later Handle overrides an earlier one
 	prefer   func(netip.AddrPort) bool
 	// onLongHeader is called on quic-go's read path for each QUIC packet
 	// with a long header, before quic-go handles it (OnLongHeader).
@@ -140,9 +140,24 @@ func Listen(addr string) (*Socket, error) {
 func (s *Socket) Handle(first, last byte, h Handler) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for b := int(first); b <= int(last); b++ {
-		s.handlers[b] = h
+	s.handlers = append([]handlerRange{{first, last, h}}, s.handlers...)
+}
+
+// handlerRange is a Handler and the first bytes it takes. A node registers
+// a handful, so a short list stands in for an array of 256 (2 KiB).
+type handlerRange struct {
+	first, last byte
+	h           Handler
+}
+
+// handlerLocked returns the handler of packets whose first byte is b, or nil.
+func (s *Socket) handlerLocked(b byte) Handler {
+	for _, r := range s.handlers {
+		if r.first <= b && b <= r.last {
+			return r.h
+		}
 	}
+	return nil
 }
 
 // Prefer makes the packets from the sources f accepts go ahead of the
@@ -219,7 +234,7 @@ func (s *Socket) readLoop(buf []byte) {
 			continue
 		}
 		s.mu.Lock()
-		h := s.handlers[buf[0]]
+		h := s.handlerLocked(buf[0])
 		s.mu.Unlock()
 		if h == nil { // junk: dropped before it takes a place in a queue
 			s.received.Add(1)
@@ -298,7 +313,7 @@ func (s *Socket) dispatch(pkt []byte, from net.Addr) {
 	}
 	s.received.Add(1)
 	s.mu.Lock()
-	h := s.handlers[pkt[0]]
+	h := s.handlerLocked(pkt[0])
 	s.mu.Unlock()
 	if h == nil {
 		s.unhandled.Add(1)
