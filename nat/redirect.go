@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -52,6 +53,22 @@ func (c *peekConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		c.sock.peeked(b[:n])
 	}
 	return n, from, err
+}
+
+// SetReadBuffer and SetWriteBuffer pass quic-go's socket buffer sizes on
+// to the conn, if it takes them.
+func (c *peekConn) SetReadBuffer(n int) error {
+	if bc, ok := c.PacketConn.(interface{ SetReadBuffer(int) error }); ok {
+		return bc.SetReadBuffer(n)
+	}
+	return errors.ErrUnsupported
+}
+
+func (c *peekConn) SetWriteBuffer(n int) error {
+	if bc, ok := c.PacketConn.(interface{ SetWriteBuffer(int) error }); ok {
+		return bc.SetWriteBuffer(n)
+	}
+	return errors.ErrUnsupported
 }
 
 func (c *redirectConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {
