@@ -18,12 +18,19 @@ import (
 // (so every node is a STUN server for its contacts), and hands every other
 // STUN packet to one pion UniversalUDPMux over the Socket, which carries the
 // connectivity checks of all the node's ICE agents and their
-// server-reflexive discovery on the node's own port.
+// server-reflexive discovery on the node's own port. The mux (a goroutine
+// and a queue) is made when the first agent is, or the first offer or
+// answer names the host candidates: until then no packet has a place to go
+// in it (every check names an agent's ufrag), and ICE drops them.
 type ICE struct {
-	sock   *Socket
-	conn   *muxConn
-	mux    *ice.UniversalUDPMuxDefault
-	net    transport.Net
+	sock *Socket
+	net  transport.Net
+
+	muMux  sync.Mutex
+	closed bool
+	conn   *muxConn                                   // set with mux
+	mux    atomic.Pointer[ice.UniversalUDPMuxDefault] // nil until first needed (muxReady)
+
 	logger *slog.Logger
 	logs   logging.LoggerFactory
 	checks *checkBudget // bytes of checks toward each address (checks.go)
@@ -40,14 +47,29 @@ func NewICE(s *Socket, nw transport.Net, logger *slog.Logger) *ICE {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	m := &ICE{sock: s, net: nw, logger: logger, logs: slogFactory{logger}, checks: newCheckBudget()}
-	m.conn = &muxConn{sock: s, checks: m.checks, in: make(chan packet, queueLen), done: make(chan struct{})}
-	m.mux = ice.NewUniversalUDPMuxDefault(ice.UniversalUDPMuxParams{
-		Logger:  m.logs.NewLogger("udpmux"),
-		UDPConn: m.conn,
-		Net:     nw,
-	})
 	s.Handle(0x00, 0x03, m.handle)
 	return m
+}
+
+// muxReady returns the mux, made now if it is the first call; nil once m
+// is closed.
+func (m *ICE) muxReady() *ice.UniversalUDPMuxDefault {
+	if mux := m.mux.Load(); mux != nil {
+		return mux
+	}
+	m.muMux.Lock()
+	defer m.muMux.Unlock()
+	if mux := m.mux.Load(); mux != nil || m.closed {
+		return mux
+	}
+	m.conn = &muxConn{sock: m.sock, checks: m.checks, in: make(chan packet, queueLen), done: make(chan struct{})}
+	mux := ice.NewUniversalUDPMuxDefault(ice.UniversalUDPMuxParams{
+		Logger:  m.logs.NewLogger("udpmux"),
+		UDPConn: m.conn,
+		Net:     m.net,
+	})
+	m.mux.Store(mux)
+	return mux
 }
 
 // handle takes one STUN packet off the socket.
@@ -70,6 +92,10 @@ func (m *ICE) handle(pkt []byte, from net.Addr) {
 			m.answer(msg, from)
 			return
 		}
+	}
+	if m.mux.Load() == nil { // no agent, so nobody to take it
+		m.stunDropped.Add(1)
+		return
 	}
 	b := getBuf(len(pkt))
 	copy(b, pkt)
@@ -98,7 +124,8 @@ func (m *ICE) answer(req *stun.Message, from net.Addr) {
 }
 
 // STUNStats returns the number of plain STUN binding requests answered and of
-// STUN packets dropped (malformed, or the mux fell behind).
+// STUN packets dropped (malformed, the mux fell behind, or there was no mux
+// yet: no agent to take them).
 func (m *ICE) STUNStats() (answered, dropped uint64) {
 	return m.stunAnswered.Load(), m.stunDropped.Load()
 }
@@ -170,6 +197,10 @@ func (m *ICE) NewAgent(cfg AgentConfig) (*ice.Agent, error) {
 				Proto: stun.ProtoTypeUDP, Username: t.Username, Password: t.Password})
 		}
 	}
+	mux := m.muxReady()
+	if mux == nil {
+		return nil, net.ErrClosed
+	}
 	d := func(v time.Duration) *time.Duration { return &v }
 	return ice.NewAgent(&ice.AgentConfig{
 		Urls:                   urls,
@@ -177,8 +208,8 @@ func (m *ICE) NewAgent(cfg AgentConfig) (*ice.Agent, error) {
 		LocalPwd:               cfg.LocalPwd,
 		NetworkTypes:           []ice.NetworkType{ice.NetworkTypeUDP4, ice.NetworkTypeUDP6},
 		CandidateTypes:         types,
-		UDPMux:                 m.mux,
-		UDPMuxSrflx:            m.mux,
+		UDPMux:                 mux,
+		UDPMuxSrflx:            mux,
 		Net:                    m.net,
 		LoggerFactory:          m.logs,
 		MulticastDNSMode:       ice.MulticastDNSModeDisabled,
@@ -199,9 +230,13 @@ func (m *ICE) NewAgent(cfg AgentConfig) (*ice.Agent, error) {
 // all), encoded as agents trickle them. An offer or answer carries them, so
 // that the peer checks host pairs at once rather than wait for the trickle.
 func (m *ICE) HostCandidates() []string {
+	mux := m.muxReady()
+	if mux == nil {
+		return nil
+	}
 	var out []string
 	seen := map[string]bool{}
-	for _, a := range m.mux.GetListenAddresses() {
+	for _, a := range mux.GetListenAddresses() {
 		ua, ok := a.(*net.UDPAddr)
 		if !ok {
 			continue
@@ -220,7 +255,13 @@ func (m *ICE) HostCandidates() []string {
 
 // Close stops the mux. Agents must be closed first.
 func (m *ICE) Close() error {
-	return m.mux.Close()
+	m.muMux.Lock()
+	defer m.muMux.Unlock()
+	m.closed = true
+	if mux := m.mux.Load(); mux != nil {
+		return mux.Close()
+	}
+	return nil
 }
 
 func splitHostPort(a string) (string, int, error) {

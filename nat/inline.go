@@ -70,6 +70,11 @@ func (c *redirectConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 		if err != nil || n == 0 {
 			return n, err
 		}
+		for i := range n {
+			if len(ms[i].Buffers) > 0 {
+				c.sock.peeked(ms[i].Buffers[0][:ms[i].N]) // QUIC long headers open the listener (Socket.OnLongHeader)
+			}
+		}
 		in := c.sock.inline.Load()
 		if in == nil {
 			return n, nil

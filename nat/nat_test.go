@@ -68,6 +68,7 @@ func TestSTUNResponder(t *testing.T) {
 	answered, dropped := m.STUNStats()
 	require.EqualValues(t, 2, answered)
 	require.EqualValues(t, 2, dropped)
+	require.Nil(t, m.mux.Load(), "plain STUN made the ICE mux, which only agents need")
 }
 
 // TestRelayCredentials: a TURN client allocates on a Relay (real pion/turn

@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -31,6 +32,37 @@ type redirectConn struct {
 	taken []bool
 	out   []ipv4.Message
 	addrs map[netip.AddrPort]*net.UDPAddr
+}
+
+// peekConn is a socket that is not a *net.UDPConn (a simulated network's)
+// as quic-go sees it: the Socket peeks at each packet it reads.
+type peekConn struct {
+	net.PacketConn
+	sock *Socket
+}
+
+func (c *peekConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, from, err := c.PacketConn.ReadFrom(b)
+	if err == nil {
+		c.sock.peeked(b[:n])
+	}
+	return n, from, err
+}
+
+// SetReadBuffer and SetWriteBuffer pass quic-go's socket buffer sizes on
+// to the conn, if it takes them.
+func (c *peekConn) SetReadBuffer(n int) error {
+	if bc, ok := c.PacketConn.(interface{ SetReadBuffer(int) error }); ok {
+		return bc.SetReadBuffer(n)
+	}
+	return errors.ErrUnsupported
+}
+
+func (c *peekConn) SetWriteBuffer(n int) error {
+	if bc, ok := c.PacketConn.(interface{ SetWriteBuffer(int) error }); ok {
+		return bc.SetWriteBuffer(n)
+	}
+	return errors.ErrUnsupported
 }
 
 func (c *redirectConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {

@@ -13,6 +13,8 @@ import (
 	"github.com/quic-go/quic-go/qlog"
 	"github.com/quic-go/quic-go/qlogwriter"
 	"golang.org/x/net/ipv4"
+
+	"github.com/p2psock/p2psock/internal/ring"
 )
 
 // Handler receives the packets whose first byte falls in the range it was
@@ -24,8 +26,8 @@ type Handler func(pkt []byte, from net.Addr)
 // Handler registered for its first byte (STUN 0x00–0x03, overlay 0x20–0x3F).
 //
 // quic-go queues at most 32 non-QUIC packets, so Socket drains them on a
-// goroutine of its own into longer queues that a second goroutine hands to
-// the handlers; handlers must not block. Under a flood the reader drops what
+// goroutine of its own into longer queues that a second goroutine, running
+// while packets wait, hands to the handlers; handlers must not block. Under a flood the reader drops what
 // no handler takes before queueing it, and packets from the sources that
 // Prefer names (a node's verified contacts) have a queue of their own that
 // the dispatcher serves first: junk from elsewhere cannot crowd them out.
@@ -36,16 +38,26 @@ type Socket struct {
 	nw        transport.Net // where probes are sent (probe.go); nil: the host's
 
 	mu       sync.Mutex
-	handlers [256]Handler
+	handlers []handlerRange // latest first: a later Handle overrides an earlier one
 	prefer   func(netip.AddrPort) bool
 	inline   atomic.Pointer[inline] // inline.go
+	// onLongHeader is called on quic-go's read path for each QUIC packet
+	// with a long header, before quic-go handles it (OnLongHeader).
+	onLongHeader atomic.Pointer[func()]
+	peeks        bool // whether quic-go reads through a conn of the Socket's, which calls onLongHeader
 
 	started  atomic.Bool
 	ctx      context.Context // cancelled by Close
 	cancel   context.CancelFunc
 	closed   chan struct{}
 	readDone chan struct{}
-	closeMu  sync.Once
+
+	// The queues between the reader and the dispatcher (readLoop).
+	qmu         sync.Mutex
+	pri, rest   ring.Ring[packet] // at most queueLen each
+	dispatching bool              // a dispatcher runs
+	dispatchers sync.WaitGroup    // the dispatcher, while one runs
+	closeMu     sync.Once
 
 	received   atomic.Uint64
 	sent       atomic.Uint64
@@ -69,12 +81,20 @@ func NewSocket(pc net.PacketConn) *Socket {
 		cancel:   cancel,
 		closed:   make(chan struct{}),
 		readDone: make(chan struct{}),
+		pri:      ring.Ring[packet]{Max: queueLen},
+		rest:     ring.Ring[packet]{Max: queueLen},
 	}
 	qpc := pc
-	if uc, ok := pc.(*net.UDPConn); ok {
+	switch c := pc.(type) {
+	case *net.UDPConn:
 		s.redirects = &redirects{}
-		qpc = &redirectConn{UDPConn: uc, to: s.redirects, batch: ipv4.NewPacketConn(uc), sock: s}
+		qpc = &redirectConn{UDPConn: c, to: s.redirects, batch: ipv4.NewPacketConn(c), sock: s}
+	case quic.OOBCapablePacketConn:
+		// Left as it is: wrapping it would cost quic-go its fast path.
+	default:
+		qpc = &peekConn{PacketConn: pc, sock: s}
 	}
+	s.peeks = qpc != pc
 	s.tr = &quic.Transport{Conn: qpc, Tracer: dropCounter{&s.queueDrops}}
 	if nc, ok := pc.(interface{ Net() transport.Net }); ok {
 		s.nw = nc.Net() // a simulated network: probes are sent on it too
@@ -122,9 +142,24 @@ func Listen(addr string) (*Socket, error) {
 func (s *Socket) Handle(first, last byte, h Handler) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for b := int(first); b <= int(last); b++ {
-		s.handlers[b] = h
+	s.handlers = append([]handlerRange{{first, last, h}}, s.handlers...)
+}
+
+// handlerRange is a Handler and the first bytes it takes. A node registers
+// a handful, so a short list stands in for an array of 256 (2 KiB).
+type handlerRange struct {
+	first, last byte
+	h           Handler
+}
+
+// handlerLocked returns the handler of packets whose first byte is b, or nil.
+func (s *Socket) handlerLocked(b byte) Handler {
+	for _, r := range s.handlers {
+		if r.first <= b && b <= r.last {
+			return r.h
+		}
 	}
+	return nil
 }
 
 // Prefer makes the packets from the sources f accepts go ahead of the
@@ -135,6 +170,33 @@ func (s *Socket) Prefer(f func(netip.AddrPort) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.prefer = f
+}
+
+// OnLongHeader makes the socket call f for every QUIC packet with a long
+// header (Initial, Handshake, 0-RTT, Retry: the packets of a handshake) it
+// receives, on quic-go's read path, before quic-go handles the packet: f
+// may open the transport's listener (quic.Transport.Listen), which then
+// takes that very packet. f must be fast once it has done its work; nil
+// removes it. It reports false if the socket cannot see the packets quic-go
+// reads (a PacketConn given to NewSocket that is quic-go's
+// OOBCapablePacketConn but not a *net.UDPConn): f is then never called.
+func (s *Socket) OnLongHeader(f func()) bool {
+	if f == nil {
+		s.onLongHeader.Store(nil)
+	} else {
+		s.onLongHeader.Store(&f)
+	}
+	return s.peeks
+}
+
+// peeked looks at the first byte of a packet quic-go is about to handle.
+func (s *Socket) peeked(b []byte) {
+	if len(b) == 0 || b[0]&0x80 == 0 {
+		return
+	}
+	if f := s.onLongHeader.Load(); f != nil {
+		(*f)()
+	}
 }
 
 // Start starts reading packets.
@@ -154,24 +216,17 @@ func (s *Socket) Start() {
 }
 
 // readLoop takes packets off quic-go's short queue as fast as it can and
-// hands them to the dispatcher through a longer one, so that a burst (the
-// fragments of a large message) is not dropped while a handler works.
+// hands them to the dispatcher through longer ones, so that a burst (the
+// fragments of a large message) is not dropped while a handler works. The
+// dispatcher is a goroutine that runs while packets wait, and ends when
+// its queues are empty: an idle socket has none, and its queues hold no
+// memory.
 func (s *Socket) readLoop(buf []byte) {
 	defer close(s.readDone)
+	defer s.dispatchers.Wait() // it hands over what is queued, then ends
 	s.mu.Lock()
 	prefer := s.prefer
 	s.mu.Unlock()
-	pri, rest := make(chan packet, queueLen), make(chan packet, queueLen)
-	stop := make(chan struct{})
-	dispatched := make(chan struct{})
-	go func() {
-		defer close(dispatched)
-		s.dispatchLoop(pri, rest, stop)
-	}()
-	defer func() {
-		close(stop)
-		<-dispatched
-	}()
 	for {
 		n, from, err := s.tr.ReadNonQUICPacket(s.ctx, buf)
 		if err != nil {
@@ -181,61 +236,57 @@ func (s *Socket) readLoop(buf []byte) {
 			continue
 		}
 		s.mu.Lock()
-		h := s.handlers[buf[0]]
+		h := s.handlerLocked(buf[0])
 		s.mu.Unlock()
 		if h == nil { // junk: dropped before it takes a place in a queue
 			s.received.Add(1)
 			s.unhandled.Add(1)
 			continue
 		}
-		q := rest
+		pri := false
 		if ua, ok := from.(*net.UDPAddr); ok && prefer != nil && prefer(ua.AddrPort()) {
-			q = pri
+			pri = true
 		}
 		b := getBuf(n)
 		copy(b, buf)
-		select {
-		case q <- packet{b, from}:
-		default:
+		s.qmu.Lock()
+		q := &s.rest
+		if pri {
+			q = &s.pri
+		}
+		if !q.Push(packet{b, from}) {
+			s.qmu.Unlock()
 			s.received.Add(1)
 			s.queueDrops.Add(1)
 			putBuf(b)
+			continue
+		}
+		start := !s.dispatching
+		s.dispatching = true
+		s.qmu.Unlock()
+		if start {
+			s.dispatchers.Go(s.dispatchLoop)
 		}
 	}
 }
 
 // dispatchLoop hands the queued packets to their handlers, those of
-// preferred sources first, until stop is closed; it then hands over what is
-// queued.
-func (s *Socket) dispatchLoop(pri, rest chan packet, stop chan struct{}) {
-	handle := func(p packet) {
+// preferred sources first, until both queues are empty.
+func (s *Socket) dispatchLoop() {
+	for {
+		s.qmu.Lock()
+		p, ok := s.pri.Pop()
+		if !ok {
+			p, ok = s.rest.Pop()
+		}
+		if !ok {
+			s.dispatching = false
+			s.qmu.Unlock()
+			return
+		}
+		s.qmu.Unlock()
 		s.dispatch(p.b, p.from)
 		putBuf(p.b)
-	}
-	for {
-		select {
-		case p := <-pri:
-			handle(p)
-			continue
-		default:
-		}
-		select {
-		case p := <-pri:
-			handle(p)
-		case p := <-rest:
-			handle(p)
-		case <-stop:
-			for {
-				select {
-				case p := <-pri:
-					handle(p)
-				case p := <-rest:
-					handle(p)
-				default:
-					return
-				}
-			}
-		}
 	}
 }
 
@@ -264,7 +315,7 @@ func (s *Socket) dispatch(pkt []byte, from net.Addr) {
 	}
 	s.received.Add(1)
 	s.mu.Lock()
-	h := s.handlers[pkt[0]]
+	h := s.handlerLocked(pkt[0])
 	s.mu.Unlock()
 	if h == nil {
 		s.unhandled.Add(1)

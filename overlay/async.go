@@ -46,7 +46,7 @@ func (o *Overlay) HandleAsync(service byte, h AsyncHandler) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if service != wire.ServiceApp {
-		o.asyncServices[service] = h
+		o.asyncServices.set(service, h)
 	}
 }
 
@@ -90,7 +90,7 @@ func (o *Overlay) pendingShare() int { return max(o.cfg.Duplicates/max(o.cfg.Sou
 func (o *Overlay) asyncHandler(service byte) AsyncHandler {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.asyncServices[service]
+	return o.asyncServices.get(service)
 }
 
 // handOver gives a verified, opened data message to its service's

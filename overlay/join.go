@@ -63,7 +63,7 @@ func (o *Overlay) Join(ctx context.Context, entries []string, joinOnly bool) err
 	}
 	o.mu.Lock()
 	o.joined = true
-	clear(o.answered) // settling is over: nothing answers again
+	o.answered = nil // settling is over: nothing answers again, and the map lets its memory go (clear would keep it)
 	o.mu.Unlock()
 	return nil
 }

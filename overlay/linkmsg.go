@@ -49,7 +49,7 @@ type linkReassembly struct {
 func (o *Overlay) HandleLink(service byte, h LinkHandler) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.linkHandlers[service] = h
+	o.linkHandlers.set(service, h)
 }
 
 // SendLink sends payload to id's handler of service, one hop over this node's
@@ -162,7 +162,7 @@ func (o *Overlay) onLink(sender ID, p path, body []byte) {
 	key := linkKey{peer: sender, msgID: l.MsgID}
 	ack := func() { o.sendPath(sender, p, wire.LinkAck{MsgID: l.MsgID}.Append(o.frame(wire.TypeLinkAck, 8))) }
 	o.mu.Lock()
-	h := o.linkHandlers[l.Service]
+	h := o.linkHandlers.get(l.Service)
 	if at, dup := o.linkDone.get(key); dup {
 		o.mu.Unlock()
 		o.ctr.replayed.Add(1)

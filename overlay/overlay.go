@@ -279,16 +279,16 @@ type Overlay struct {
 	announce  bool
 	announced time.Time
 
-	recv     chan Message
-	services [256]Handler
+	recv     *recvQueue // received messages, for Recv
+	services handlerTable[Handler]
 	// asyncServices are the services answered later (async.go), answers
 	// their messages' state.
-	asyncServices [256]AsyncHandler
+	asyncServices handlerTable[AsyncHandler]
 	answers       answers
 
 	sealer sealer // end-to-end sealing keys (seal.go)
 
-	linkHandlers [256]LinkHandler
+	linkHandlers handlerTable[LinkHandler]
 	linkAcks     map[linkKey]chan struct{}
 	linkReasm    *fairShare[linkKey, *linkReassembly]
 	linkDone     *fairShare[linkKey, time.Time]
@@ -302,10 +302,10 @@ type Overlay struct {
 	reattach     atomic.Bool            // (a client) a reattachment is under way
 	reattachAt   time.Time              // (a client) when the last one started for want of proxies
 
-	strangers     *rateLimit                                  // the work strangers cause, per subnet
-	known         atomic.Pointer[map[netip.AddrPort]struct{}] // the addresses of direct links, as of the last second (Known)
-	pathLostCB    atomic.Pointer[func(ID, netip.AddrPort)]    // OnPathLost
-	lost          []lostContact                               // contacts lost to silence, tried again (recoverLost)
+	strangers     *rateLimit                               // the work strangers cause, per subnet
+	known         atomic.Pointer[knownAddrs]               // the addresses of direct links, as of the last second (Known)
+	pathLostCB    atomic.Pointer[func(ID, netip.AddrPort)] // OnPathLost
+	lost          []lostContact                            // contacts lost to silence, tried again (recoverLost)
 	recovering    atomic.Bool
 	socketDrops   uint64      // the socket's drop count when last read (floodedLocked)
 	droppingAt    time.Time   // when it last grew
@@ -370,7 +370,7 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 		linkAcks:   make(map[linkKey]chan struct{}),
 		linkReasm:  newFairShare[linkKey, *linkReassembly](cfg.LinkReassembly, cfg.SourceShare, true),
 		linkDone:   newFairShare[linkKey, time.Time](maxLinkDone, cfg.SourceShare, true),
-		recv:       make(chan Message, cfg.RecvQueue),
+		recv:       newRecvQueue(cfg.RecvQueue),
 		probes:     make(map[[16]byte]chan ID),
 		proofWait:  make(map[ID][]chan struct{}),
 		answered:   make(map[ID]answeredProof),

@@ -48,7 +48,7 @@ func (o *Overlay) Handle(service byte, h Handler) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if service != wire.ServiceApp {
-		o.services[service] = h
+		o.services.set(service, h)
 	}
 }
 
@@ -95,7 +95,7 @@ const (
 func (o *Overlay) handler(service byte) Handler {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.services[service]
+	return o.services.get(service)
 }
 
 // Send routes payload to dest, the ID of a node (byKey false) or a key (byKey
@@ -608,18 +608,16 @@ func (o *Overlay) complete(h wire.MsgHeader, payload []byte, sig [wire.SigLen]by
 		return
 	}
 	m := Message{Data: payload, From: h.Origin, To: Key(h.Dest), ByKey: h.Mode != wire.ModeID, Hops: hops}
-	select {
-	case o.recv <- m:
-		// The duplicate table is a fair share charged to the (verified)
-		// origin: one that sends more than its share forgets its own
-		// oldest messages, which only lets it send them again.
-		forgotten, _ := o.seen.add(key, source{id: h.Origin}, 1, h.Timestamp)
-		o.ctr.forgotten.Add(uint64(forgotten))
-	default:
+	if !o.recv.put(m) {
 		o.mu.Unlock()
 		o.ctr.queueFull.Add(1)
 		return
 	}
+	// The duplicate table is a fair share charged to the (verified)
+	// origin: one that sends more than its share forgets its own
+	// oldest messages, which only lets it send them again.
+	forgotten, _ := o.seen.add(key, source{id: h.Origin}, 1, h.Timestamp)
+	o.ctr.forgotten.Add(uint64(forgotten))
 	o.mu.Unlock()
 	o.ctr.received.Add(1)
 	o.sendControl(wire.KindAck, h, nil)
@@ -647,14 +645,12 @@ func (o *Overlay) deliverLocalCtx(ctx context.Context, m Message) (reply []byte,
 		reply, ok = handler(m)
 		return reply, ok, true
 	}
-	select {
-	case o.recv <- m:
-		o.ctr.received.Add(1)
-		return nil, true, true
-	default:
+	if !o.recv.put(m) {
 		o.ctr.queueFull.Add(1)
 		return nil, false, true
 	}
+	o.ctr.received.Add(1)
+	return nil, true, true
 }
 
 // Recv returns the next message delivered to this node.
@@ -662,13 +658,17 @@ func (o *Overlay) Recv(ctx context.Context) (Message, error) {
 	if o.isClosed() {
 		return Message{}, o.errClosed("recv")
 	}
-	select {
-	case m := <-o.recv:
-		return m, nil
-	case <-ctx.Done():
-		return Message{}, ctx.Err()
-	case <-o.done():
-		return Message{}, o.errClosed("recv")
+	for {
+		if m, ok := o.recv.take(); ok {
+			return m, nil
+		}
+		select {
+		case <-o.recv.ready:
+		case <-ctx.Done():
+			return Message{}, ctx.Err()
+		case <-o.done():
+			return Message{}, o.errClosed("recv")
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -122,31 +123,72 @@ func (o *Overlay) rotateCookiesLocked(now time.Time) {
 // free: the socket calls it for every packet, to serve contacts before
 // strangers when it falls behind (nat.Socket.Prefer).
 func (o *Overlay) Known(addr netip.AddrPort) bool {
-	m := o.known.Load()
-	if m == nil {
+	k := o.known.Load()
+	if k == nil {
 		return false
 	}
-	_, ok := (*m)[unmap(addr)]
-	return ok
+	return k.has(unmap(addr))
 }
 
 // updateKnownLocked rebuilds the set Known reads.
 func (o *Overlay) updateKnownLocked(now time.Time) {
-	m := make(map[netip.AddrPort]struct{}, o.tab.len()+len(o.paths))
+	k := knownAddrs{v4: make([]uint64, 0, o.tab.len()+len(o.paths)+len(o.awaiting))}
 	for _, c := range o.tab.byID {
 		if !c.p.relayed() {
-			m[c.p.addr] = struct{}{}
+			k.add(c.p.addr)
 		}
 	}
 	for _, vp := range o.paths {
 		if !vp.p.relayed() && now.Sub(vp.at) < o.pathsTTL() {
-			m[vp.p.addr] = struct{}{}
+			k.add(vp.p.addr)
 		}
 	}
 	for a := range o.awaiting {
-		m[a] = struct{}{}
+		k.add(a)
 	}
-	o.known.Store(&m)
+	k.sort()
+	o.known.Store(&k)
+}
+
+// knownAddrs is the set Known reads: sorted IPv4 addresses with their
+// ports packed into a word each (8 bytes where a map of netip.AddrPort
+// takes about 100), and the rest sorted as they are.
+type knownAddrs struct {
+	v4    []uint64
+	other []netip.AddrPort
+}
+
+func packV4(a netip.AddrPort) (uint64, bool) {
+	if !a.Addr().Is4() {
+		return 0, false
+	}
+	ip := a.Addr().As4()
+	return uint64(ip[0])<<40 | uint64(ip[1])<<32 | uint64(ip[2])<<24 | uint64(ip[3])<<16 | uint64(a.Port()), true
+}
+
+func (k *knownAddrs) add(a netip.AddrPort) {
+	if w, ok := packV4(a); ok {
+		k.v4 = append(k.v4, w)
+	} else {
+		k.other = append(k.other, a)
+	}
+}
+
+// sort sorts both lists and drops duplicates; has needs it.
+func (k *knownAddrs) sort() {
+	slices.Sort(k.v4)
+	k.v4 = slices.Compact(k.v4)
+	slices.SortFunc(k.other, netip.AddrPort.Compare)
+	k.other = slices.Compact(k.other)
+}
+
+func (k *knownAddrs) has(a netip.AddrPort) bool {
+	if w, ok := packV4(a); ok {
+		_, found := slices.BinarySearch(k.v4, w)
+		return found
+	}
+	_, found := slices.BinarySearchFunc(k.other, a, netip.AddrPort.Compare)
+	return found
 }
 
 // rateLimit is a token bucket per subnet, and one for all subnets together.
@@ -206,12 +248,24 @@ func (r *rateLimit) allow(s netip.Prefix, now time.Time) bool {
 	return r.total.take(r.totalRate, now)
 }
 
-// pruneLocked forgets the subnets whose buckets are full again.
+// pruneLocked forgets the subnets whose buckets are full again. A Go map
+// keeps the memory of its largest size, so the subnets left move to a map
+// of their own size: a node that met a thousand strangers while it joined
+// does not keep room for them.
 func (r *rateLimit) pruneLocked(now time.Time) {
+	pruned := false
 	for s, b := range r.subnets {
 		if b.tokens+r.rate*now.Sub(b.at).Seconds() >= 2*r.rate {
 			delete(r.subnets, s)
+			pruned = true
 		}
+	}
+	if pruned {
+		m := make(map[netip.Prefix]*bucket, len(r.subnets))
+		for s, b := range r.subnets {
+			m[s] = b
+		}
+		r.subnets = m
 	}
 }
 

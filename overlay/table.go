@@ -60,9 +60,13 @@ type table struct {
 	k         int
 	perBucket int // contacts of one subnet per bucket; <= 0: no limit
 	perTable  int // contacts of one subnet in the table; <= 0: no limit
-	buckets   [257][]*contact
-	repl      [257][]candidate
-	byID      map[ID]*contact
+	// buckets holds the contacts by the length of the prefix they share
+	// with self (0–256), repl the replacement candidates alike: both are
+	// as long as the deepest bucket used (about log2 of the network's
+	// size), not 257 (12 KiB a node).
+	buckets [][]*contact
+	repl    [][]candidate
+	byID    map[ID]*contact
 }
 
 func newTable(self ID, k, perBucket, perTable int) *table {
@@ -95,7 +99,7 @@ func (t *table) subnetOf(p path) netip.Prefix {
 // and changing its path) fits the table's limits.
 func (t *table) admits(id ID, p path) refusal {
 	b := t.bucketOf(id)
-	if _, ok := t.byID[id]; !ok && len(t.buckets[b]) >= t.k {
+	if _, ok := t.byID[id]; !ok && len(t.bucket(b)) >= t.k {
 		return bucketFull
 	}
 	s := t.subnetOf(p)
@@ -104,7 +108,7 @@ func (t *table) admits(id ID, p path) refusal {
 	}
 	if t.perBucket > 0 {
 		n := 0
-		for _, c := range t.buckets[b] {
+		for _, c := range t.bucket(b) {
 			if c.id != id && t.subnetOf(c.p) == s {
 				n++
 			}
@@ -129,6 +133,30 @@ func (t *table) admits(id ID, p path) refusal {
 
 func (t *table) bucketOf(id ID) int { return commonPrefixLen(t.self, id.Key()) }
 
+// grow makes buckets and repl long enough to hold bucket b.
+func (t *table) grow(b int) {
+	for len(t.buckets) <= b {
+		t.buckets = append(t.buckets, nil)
+		t.repl = append(t.repl, nil)
+	}
+}
+
+// bucket returns the contacts of bucket b.
+func (t *table) bucket(b int) []*contact {
+	if b < len(t.buckets) {
+		return t.buckets[b]
+	}
+	return nil
+}
+
+// replOf returns the replacement candidates of bucket b.
+func (t *table) replOf(b int) []candidate {
+	if b < len(t.repl) {
+		return t.repl[b]
+	}
+	return nil
+}
+
 func (t *table) get(id ID) *contact { return t.byID[id] }
 
 func (t *table) len() int { return len(t.byID) }
@@ -149,6 +177,7 @@ func (t *table) add(c *contact) refusal {
 		return r
 	}
 	b := t.bucketOf(c.id)
+	t.grow(b)
 	t.buckets[b] = append(t.buckets[b], c)
 	t.byID[c.id] = c
 	t.repl[b] = slices.DeleteFunc(t.repl[b], func(x candidate) bool { return x.id == c.id })
@@ -185,6 +214,7 @@ func (t *table) addReplacement(c candidate) {
 	if _, ok := t.byID[c.id]; ok {
 		return
 	}
+	t.grow(b)
 	r := slices.DeleteFunc(t.repl[b], func(x candidate) bool { return x.id == c.id })
 	s := Subnet(c.addr.Addr())
 	oldest, same := -1, 0
@@ -208,7 +238,7 @@ func (t *table) addReplacement(c candidate) {
 // popReplacement takes the newest replacement candidate of id's bucket.
 func (t *table) popReplacement(id ID) (candidate, bool) {
 	b := t.bucketOf(id)
-	r := t.repl[b]
+	r := t.replOf(b)
 	if len(r) == 0 {
 		return candidate{}, false
 	}
@@ -270,7 +300,7 @@ func (t *table) all() []*contact {
 
 // deepestNonEmpty returns the largest bucket index holding a contact, or -1.
 func (t *table) deepestNonEmpty() int {
-	for i := 256; i >= 0; i-- {
+	for i := len(t.buckets) - 1; i >= 0; i-- {
 		if len(t.buckets[i]) > 0 {
 			return i
 		}

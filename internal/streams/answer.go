@@ -3,6 +3,7 @@ package streams
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"time"
@@ -72,6 +73,11 @@ func (e *Engine) onOffer(from overlay.ID, offer wire.Signal) []byte {
 	var subnet netip.Prefix
 	if p, ok := e.ov.PeerInfo(from); ok && p.Addr.IsValid() {
 		subnet = overlay.Subnet(p.Addr.Addr())
+	}
+	// The peer dials QUIC once ICE has found a path: the listener opens
+	// now, if it is not open yet (engine.go).
+	if err := e.listen(); err != nil && !errors.Is(err, net.ErrClosed) {
+		e.cfg.Logger.Debug("QUIC listener", "err", err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

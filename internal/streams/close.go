@@ -47,6 +47,9 @@ func (e *Engine) Close() {
 	if e.watchTimer != nil {
 		e.watchTimer.Stop()
 	}
+	if e.portMapTimer != nil {
+		e.portMapTimer.Stop()
+	}
 	peers := make([]*peerConn, 0, len(e.peers))
 	for _, pc := range e.peers {
 		peers = append(peers, pc)

@@ -25,7 +25,7 @@
 //	eng, err := streams.New(streams.Config{Identity: priv}, ov, sock) // registers its handlers
 //	...
 //	sock.Start()
-//	err = eng.Start() // the QUIC listener
+//	err = eng.Start() // the QUIC listener, opened when first needed
 //	ov.Start()
 //	s, err := eng.Dial(ctx, peer) // a *Stream; s.Peer() == peer
 //	s, err := eng.Accept(ctx)     // the next stream a peer opened

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -137,9 +138,14 @@ type Engine struct {
 	closing chan struct{} // closed when Close begins
 	queue   *acceptQueue  // streams waiting for Accept
 
+	// started is set by Start, listening once the listener on the node's
+	// socket is open (listen); lnMu is held while it opens.
+	started, listening atomic.Bool
+	lnMu               sync.Mutex
+
 	mu       sync.Mutex
 	closed   bool
-	ln       *quic.Listener           // on the node's socket; set by Start
+	ln       *quic.Listener           // on the node's socket; set by listen
 	peers    map[overlay.ID]*peerConn // the current connection to each peer
 	dials    map[overlay.ID]*dial     // establishments in progress
 	sessions map[[8]byte]*session     // ICE sessions in progress
@@ -159,6 +165,7 @@ type Engine struct {
 	known         map[overlay.ID]time.Time     // peers with history (remember), for the session pools
 	redirected    map[netip.AddrPort]*peerConn // dialled addresses whose packets go elsewhere, and the connection that asked (pathlost.go)
 	watching      bool                         // the looks at the direct connections run (pathlost.go)
+	portMapTimer  *time.Timer                  // the looks for a NAT to map a port on (portmap.go)
 	watchTimer    *time.Timer
 
 	badSignals atomic.Uint64 // malformed signalling or relay messages
@@ -230,25 +237,74 @@ func New(cfg Config, ov *overlay.Overlay, sock *nat.Socket) (*Engine, error) {
 	return e, nil
 }
 
-// Start opens the engine's QUIC listener on the node's socket; call it once
-// the socket has started. If it fails, Close the engine.
+// Start readies the engine's QUIC listener on the node's socket; call it
+// once the socket has started. The listener (quic-go's server: a queue of
+// 1024 packets and three goroutines) opens when it is first needed: when a
+// peer's offer arrives, or when the first QUIC handshake packet does (the
+// socket calls the engine before quic-go handles that packet, so it is not
+// lost). A node nobody connects to never opens it. If Start fails, Close the
+// engine.
 func (e *Engine) Start() error {
 	// The socket's transport takes these when its listener opens: a Retry
 	// for every source ICE did not validate, and the connection quotas.
 	tr := e.sock.Transport()
 	tr.VerifySourceAddress = e.needsRetry
 	tr.ConnContext = e.connContext
-	ln, err := tr.Listen(serverTLS(e.cert), e.quicConfig())
+	e.started.Store(true)
+	if !e.sock.OnLongHeader(e.listenHook) {
+		// The socket cannot see quic-go's packets: open it now.
+		if err := e.listen(); err != nil {
+			return err
+		}
+	}
+	if !e.cfg.NoPortMapping && !e.cfg.ForceRelay {
+		e.portMap()
+	}
+	return nil
+}
+
+// listenHook is called on the socket's read path for each QUIC handshake
+// packet: the first opens the listener.
+func (e *Engine) listenHook() {
+	if e.listening.Load() {
+		return
+	}
+	if err := e.listen(); err != nil {
+		e.cfg.Logger.Debug("QUIC listener", "err", err)
+	}
+}
+
+// listen opens the QUIC listener on the node's socket unless it is open (or
+// Start has not been called: the first handshake packet opens it then).
+func (e *Engine) listen() error {
+	if e.listening.Load() || !e.started.Load() {
+		return nil
+	}
+	e.lnMu.Lock()
+	defer e.lnMu.Unlock()
+	if e.listening.Load() {
+		return nil
+	}
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return net.ErrClosed
+	}
+	ln, err := e.sock.Transport().Listen(serverTLS(e.cert), e.quicConfig())
 	if err != nil {
 		return fmt.Errorf("p2psock: QUIC listener: %w", err)
 	}
 	e.mu.Lock()
+	if e.closed { // Close began meanwhile and did not see it
+		e.mu.Unlock()
+		ln.Close()
+		return net.ErrClosed
+	}
 	e.ln = ln
 	e.mu.Unlock()
+	e.listening.Store(true)
 	e.scope.Go(func(ctx context.Context) { e.acceptConns(ctx, ln, nil, overlay.ID{}) })
-	if !e.cfg.NoPortMapping && !e.cfg.ForceRelay {
-		e.scope.Go(e.portMap)
-	}
 	return nil
 }
 

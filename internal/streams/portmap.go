@@ -23,32 +23,39 @@ import (
 // learned that the node is behind a NAT, until it has.
 const portMapPoll = 500 * time.Millisecond
 
-// portMap waits until the node is seen behind a NAT, then keeps a port
-// mapping until life ends, and removes it.
-func (e *Engine) portMap(life context.Context) {
-	var local netip.AddrPort
-	for {
+// portMap looks, every portMapPoll, whether the node is seen behind a NAT,
+// on a timer rather than a goroutine of its own (most nodes never are);
+// once it is, a goroutine keeps a port mapping until the engine's lifetime
+// ends, and removes it.
+func (e *Engine) portMap() {
+	var t *time.Timer
+	look := func() {
+		if e.isClosing() {
+			return
+		}
 		// Contacts on loopback say nothing of a router (and tests must
 		// not ask the host's).
 		if inf := e.ov.Info(); inf.Observed.IsValid() && !inf.Public && !inf.Observed.Addr().Unmap().IsLoopback() {
-			if l, ok := e.lanAddr(); ok {
-				local = l
-				break
+			if local, ok := e.lanAddr(); ok {
+				e.scope.Go(func(life context.Context) {
+					m := nat.StartPortMapper(local, netip.Addr{}, e.cfg.Logger)
+					e.portMapper.Store(m)
+					<-life.Done()
+					m.Close()
+				})
 			}
 			return
 		}
-		t := time.NewTimer(portMapPoll)
-		select {
-		case <-t.C:
-		case <-life.Done():
-			t.Stop()
-			return
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if !e.closed {
+			t.Reset(portMapPoll)
 		}
 	}
-	m := nat.StartPortMapper(local, netip.Addr{}, e.cfg.Logger)
-	e.portMapper.Store(m)
-	<-life.Done()
-	m.Close()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t = time.AfterFunc(0, look)
+	e.portMapTimer = t
 }
 
 // lanAddr returns the socket's LAN address: its own, or, bound to every

@@ -14,6 +14,7 @@
 //	go run ./internal/cmd/overlaybench -n 1000 -sends 2000
 //	go run ./internal/cmd/overlaybench -n 200 -clients 200 -sends 500
 //	go run ./internal/cmd/overlaybench -n 200 -churn 100 -churn-for 60s
+//	go run ./internal/cmd/overlaybench -n 1000 -sends 300 -memprofile heap.pb.gz -goroutines g.pb.gz
 package main
 
 import (
@@ -24,6 +25,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -61,7 +63,14 @@ func run() error {
 	churnCrash := flag.Float64("churn-crash", 0.5, "with -churn: share of the churners that end without leaving (their socket goes silent first)")
 	churnFor := flag.Duration("churn-for", time.Minute, "with -churn: measured time of each phase, the baseline included")
 	churnRate := flag.Float64("churn-rate", 25, "with -churn: SendToKey per second among the full nodes during each phase")
+	memProfile := flag.String("memprofile", "", "write a heap profile (in use, after GC) of the idle network to this file")
+	goroutineProfile := flag.String("goroutines", "", "write a goroutine profile (pprof format; debug=1 text beside it as FILE.txt) of the idle network to this file")
 	flag.Parse()
+	if *memProfile != "" {
+		// Sample every 4 KiB allocated, not every 512 KiB: a node's
+		// structures are a few KiB each.
+		runtime.MemProfileRate = 4096
+	}
 
 	if *churn > 0 && (*network != "loopback" || *churnMin <= 0 || *churnMax < *churnMin || *churnRate <= 0) {
 		return fmt.Errorf("-churn needs -net loopback, 0 < -churn-min <= -churn-max and -churn-rate > 0")
@@ -113,6 +122,10 @@ func run() error {
 	g1 := runtime.NumGoroutine()
 	perNodeMem := (float64(ms1.HeapInuse+ms1.StackInuse) - float64(ms0.HeapInuse+ms0.StackInuse)) / float64(*n)
 	perNodeG := float64(g1-g0) / float64(*n)
+	perNodeStack := (float64(ms1.StackInuse) - float64(ms0.StackInuse)) / float64(*n)
+	if err := writeProfiles(*memProfile, *goroutineProfile); err != nil {
+		return err
+	}
 	contacts := 0
 	for _, nd := range nodes {
 		contacts += nd.Info().Contacts
@@ -199,6 +212,7 @@ func run() error {
 	fmt.Printf("| baseline: raw UDP round trip on loopback, median / p99 | %v / %v |\n", benchnet.Percentile(rawRTT, 50, time.Microsecond), benchnet.Percentile(rawRTT, 99, time.Microsecond))
 	fmt.Printf("| packets sent per message (route frames, hop acks, end-to-end ack) | %.1f |\n", perMsgPkts)
 	fmt.Printf("| memory per idle node (heap + stacks in use) | %.0f KiB |\n", perNodeMem/1024)
+	fmt.Printf("| of which goroutine stacks | %.1f KiB |\n", perNodeStack/1024)
 	fmt.Printf("| goroutines per idle node | %.1f |\n", perNodeG)
 	if len(clients) > 0 {
 		fmt.Printf("| light clients joined in | %v (%d joining at once) |\n", cl.built.Round(time.Millisecond), *joinPar)
@@ -322,6 +336,39 @@ func addClients(full []*p2psock.Node, k, parallel int) ([]*p2psock.Node, clientS
 		}
 	}
 	return clients, st, nil
+}
+
+// writeProfiles writes the heap profile (after a GC, so in-use figures are
+// those of live objects) and the goroutine profile, each when its file is
+// named. The goroutine profile also goes to file.txt in pprof's debug=1
+// text, which groups identical stacks with their count.
+func writeProfiles(heapFile, goroutineFile string) error {
+	write := func(name, file string, debug int) error {
+		f, err := os.Create(file)
+		if err != nil {
+			return err
+		}
+		if err := pprof.Lookup(name).WriteTo(f, debug); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	if heapFile != "" {
+		runtime.GC()
+		if err := write("heap", heapFile, 0); err != nil {
+			return err
+		}
+	}
+	if goroutineFile != "" {
+		if err := write("goroutine", goroutineFile, 0); err != nil {
+			return err
+		}
+		if err := write("goroutine", goroutineFile+".txt", 1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func closest(nodes []*p2psock.Node, key p2psock.Key) p2psock.ID {

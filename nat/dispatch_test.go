@@ -1,0 +1,57 @@
+package nat
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/internal/ring"
+)
+
+// TestLoopbackSocketDispatcherEnds: a burst of packets on a real UDP
+// socket on loopback reaches its handler in order (or is counted as
+// dropped), and once the burst is handled no dispatcher runs and the
+// queues hold no array beyond the smallest.
+func TestLoopbackSocketDispatcherEnds(t *testing.T) {
+	s, err := Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	defer s.Close()
+	var mu sync.Mutex
+	var got []int
+	s.Handle(0x20, 0x20, func(pkt []byte, _ net.Addr) {
+		var i int
+		fmt.Sscanf(string(pkt[1:]), "%d", &i)
+		mu.Lock()
+		got = append(got, i)
+		mu.Unlock()
+	})
+	s.Start()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer c.Close()
+	const burst = 300
+	for i := range burst {
+		_, err := c.WriteTo(fmt.Appendf([]byte{0x20}, "%d", i), s.LocalAddr())
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		_, _, _, drops := s.Stats()
+		return len(got)+int(drops) == burst
+	}, 10*time.Second, time.Millisecond)
+	mu.Lock()
+	for i := 1; i < len(got); i++ {
+		require.Less(t, got[i-1], got[i], "out of order")
+	}
+	mu.Unlock()
+	require.Eventually(t, func() bool {
+		s.qmu.Lock()
+		defer s.qmu.Unlock()
+		return !s.dispatching && s.pri.Cap() <= ring.MinSize && s.rest.Cap() <= ring.MinSize
+	}, 10*time.Second, time.Millisecond)
+}
