@@ -29,8 +29,9 @@ import (
 // which the rest of the network routes through to reach it, have verified it
 // and route a message sent to its ID straight to it, so that a Send to its
 // ID from any node succeeds at once. A light client (Config.Client) waits
-// the same way for its proxies. That wait is bounded by ctx and by
-// Config.SendTimeout; a node whose neighbours did not all confirm it by then
+// the same way for its proxies. Filling the table and that wait are
+// bounded together by ctx and by Config.SendTimeout; a node whose neighbours
+// did not all confirm it by then
 // has still joined (nil error), and the others learn of it as it talks to
 // them.
 func (o *Overlay) Join(ctx context.Context, entries []string, joinOnly bool) error {
@@ -89,8 +90,13 @@ func (o *Overlay) Join(ctx context.Context, entries []string, joinOnly bool) err
 		}
 		o.log.Info("starting a new network", "network", o.cfg.Network, "id", o.self)
 	} else {
-		o.refresh(ctx)
-		o.settle(ctx)
+		// Filling the table and settling take SendTimeout at most,
+		// together: on a busy network a refresh's lookups may take long,
+		// and the node has joined once an entry point answered.
+		fctx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
+		o.refresh(fctx)
+		o.settle(fctx)
+		cancel()
 	}
 	if o.isClosed() {
 		return o.errClosed("bind")
