@@ -16,12 +16,22 @@ import (
 // answering it returns an error wrapping ErrNoEntryPoint if joinOnly is set,
 // and otherwise starts a new network (nil error).
 //
+// Without joinOnly each entry point is pinged for about 3 s (4 pings)
+// before the node gives up on it. With joinOnly the node has nothing else
+// to do than join, and an entry point that is busy (its socket or its
+// machine behind, a node of a large network under load) may take longer
+// than that to answer: the entry points are tried in turn again, one ping
+// each at most every joinRetryMax, until one answers or ctx ends, or
+// joinPatience (1 minute) if ctx has no deadline. The error then wraps
+// ErrNoEntryPoint and, if ctx ended, ctx's error.
+//
 // Join returns once this node is reachable: the nodes closest to its ID,
 // which the rest of the network routes through to reach it, have verified it
 // and route a message sent to its ID straight to it, so that a Send to its
 // ID from any node succeeds at once. A light client (Config.Client) waits
-// the same way for its proxies. That wait is bounded by ctx and by
-// Config.SendTimeout; a node whose neighbours did not all confirm it by then
+// the same way for its proxies. Filling the table and that wait are
+// bounded together by ctx and by Config.SendTimeout; a node whose neighbours
+// did not all confirm it by then
 // has still joined (nil error), and the others learn of it as it talks to
 // them.
 func (o *Overlay) Join(ctx context.Context, entries []string, joinOnly bool) error {
@@ -30,33 +40,63 @@ func (o *Overlay) Join(ctx context.Context, entries []string, joinOnly bool) err
 	}
 	entries = slices.Clone(entries)
 	rand.Shuffle(len(entries), func(i, j int) { entries[i], entries[j] = entries[j], entries[i] })
-	var errs []error
+	mustJoin := joinOnly || o.cfg.Client
+	bctx := ctx // the bootstrap's patience
+	if _, ok := ctx.Deadline(); !ok && mustJoin {
+		var cancel context.CancelFunc
+		bctx, cancel = context.WithTimeout(ctx, joinPatience)
+		defer cancel()
+	}
+	errs := make([]error, len(entries))
 	joined := false
-	for _, e := range entries {
-		err := o.joinVia(ctx, e)
-		if err == nil {
-			joined = true
+	bad := 0 // entry points that can never answer (unresolvable, this node)
+	for round := 0; !joined && bad < len(entries); round++ {
+		bad = 0
+		for i, e := range entries {
+			err := o.joinVia(bctx, e, round)
+			if err == nil {
+				joined = true
+				break
+			}
+			if errors.Is(err, errNotEntry) {
+				bad++
+			}
+			if errs[i] == nil || bctx.Err() == nil { // keep why it failed before the patience ran out
+				errs[i] = fmt.Errorf("%s: %w", e, err)
+			}
+			if o.isClosed() {
+				return o.errClosed("bind")
+			}
+			if bctx.Err() != nil {
+				break
+			}
+		}
+		if !mustJoin || bctx.Err() != nil {
 			break
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", e, err))
-		if o.isClosed() {
-			return o.errClosed("bind")
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
 		}
 	}
 	if !joined {
-		if joinOnly || o.cfg.Client {
+		if ctx.Err() != nil && !mustJoin {
+			return ctx.Err()
+		}
+		if mustJoin {
 			if len(entries) == 0 {
 				return fmt.Errorf("%w: no entry points given", ErrNoEntryPoint)
+			}
+			if err := bctx.Err(); err != nil {
+				return fmt.Errorf("%w: %w (%w)", ErrNoEntryPoint, errors.Join(errs...), err)
 			}
 			return fmt.Errorf("%w: %w", ErrNoEntryPoint, errors.Join(errs...))
 		}
 		o.log.Info("starting a new network", "network", o.cfg.Network, "id", o.self)
 	} else {
-		o.refresh(ctx)
-		o.settle(ctx)
+		// Filling the table and settling take SendTimeout at most,
+		// together: on a busy network a refresh's lookups may take long,
+		// and the node has joined once an entry point answered.
+		fctx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
+		o.refresh(fctx)
+		o.settle(fctx)
+		cancel()
 	}
 	if o.isClosed() {
 		return o.errClosed("bind")
@@ -92,7 +132,7 @@ func (o *Overlay) Meet(ctx context.Context, addr string) error {
 	if known {
 		return nil
 	}
-	if err := o.joinVia(ctx, addr); err != nil {
+	if err := o.joinVia(ctx, addr, 0); err != nil {
 		return err
 	}
 	o.refresh(ctx)
@@ -102,25 +142,48 @@ func (o *Overlay) Meet(ctx context.Context, addr string) error {
 	return nil
 }
 
-func (o *Overlay) joinVia(ctx context.Context, entry string) error {
+const (
+	// joinPatience bounds the bootstrap of a Join that must join (joinOnly,
+	// or a light client) when its context has no deadline.
+	joinPatience = time.Minute
+	// joinRetryMax is the longest wait for an entry point's answer before
+	// it is pinged again (after the first round's 0.2, 0.4, 0.8 and 1.6 s).
+	joinRetryMax = 3200 * time.Millisecond
+)
+
+// errNotEntry is the error of an entry point that can never answer.
+var errNotEntry = errors.New("not an entry point")
+
+// joinVia links to the entry point ("host:port"). In round 0 it pings it
+// four times, waiting 0.2 s for the answer and twice as long each time
+// after (3 s in all); in later rounds (a Join that must join, its entry
+// points silent so far) once, waiting joinRetryMax: an entry point that is
+// busy gets fewer pings, not more. An answer to any of its pings, however
+// late, links it.
+func (o *Overlay) joinVia(ctx context.Context, entry string, round int) error {
 	if o.isClosed() {
 		return o.errClosed("bind")
 	}
 	ua, err := net.ResolveUDPAddr("udp", entry)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errNotEntry, err)
 	}
 	ap := unmap(ua.AddrPort())
 	if ap == o.local {
-		return errors.New("entry point is this node")
+		return fmt.Errorf("%w: it is this node", errNotEntry)
 	}
-	// A bootstrap ping accepts any ID; the answer proves the key of that ID.
-	wait := 200 * time.Millisecond
-	for try := 0; try < 4; try++ {
-		done := o.ping(ID{}, path{addr: ap}, true)
+	wait, tries := 200*time.Millisecond, 4
+	if round > 0 {
+		wait, tries = joinRetryMax, 1
+	}
+	var answered []<-chan struct{}
+	for try := 0; try < tries; try++ {
+		// A bootstrap ping accepts any ID; the answer proves the key of
+		// that ID.
+		answered = append(answered, o.ping(ID{}, path{addr: ap}, true))
 		t := time.NewTimer(wait)
 		select {
-		case <-done:
+		case <-answered[len(answered)-1]:
 			t.Stop()
 			return nil
 		case <-ctx.Done():
@@ -131,7 +194,14 @@ func (o *Overlay) joinVia(ctx context.Context, entry string) error {
 			return o.errClosed("bind")
 		case <-t.C:
 		}
-		wait *= 2
+		for _, ch := range answered[:len(answered)-1] {
+			select {
+			case <-ch:
+				return nil // a late answer to an earlier ping
+			default:
+			}
+		}
+		wait = min(2*wait, joinRetryMax)
 	}
 	return errors.New("no answer")
 }

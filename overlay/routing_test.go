@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -173,10 +174,12 @@ func TestLoopbackNetworksDoNotMix(t *testing.T) {
 	n, err := ovnet.Open(overlay.Config{Network: "beta"}, "127.0.0.1:0", nil, nil)
 	require.NoError(t, err)
 	defer n.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A joinOnly Join tries its silent entry point until ctx ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err = n.Join(ctx, []string{alpha.Nodes[0].Addr()}, true)
 	require.ErrorIs(t, err, overlay.ErrNoEntryPoint)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Positive(t, alpha.Nodes[0].Info().Counters.DroppedWrongNet)
 	require.Equal(t, 1, alpha.Nodes[0].Info().Contacts, "the beta node must not enter alpha's table")
 }
@@ -189,10 +192,12 @@ func TestLoopbackJoinOnlyWithoutEntryPoint(t *testing.T) {
 	dead := pc.LocalAddr().String()
 	pc.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// The nodes try their entry points at the same time: without joinOnly
+	// a node waits for its entry point's answer for 3 s, with it until ctx
+	// ends (an entry point that cannot be resolved fails at once); the
+	// results are checked here.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 	defer cancel()
-	// The nodes try their entry points at the same time (each waits for its
-	// entry point's answer for 3 s); the results are checked here.
 	boots := [][]string{nil, {dead}, {"no-such-host.invalid:1"}, {dead}}
 	joinOnly := []bool{true, true, true, false}
 	nodes := make([]*ovnet.Node, len(boots))
@@ -209,11 +214,65 @@ func TestLoopbackJoinOnlyWithoutEntryPoint(t *testing.T) {
 	for i := range 3 {
 		require.ErrorIs(t, errs[i], overlay.ErrNoEntryPoint, "bootstrap %v", boots[i])
 	}
+	require.ErrorIs(t, errs[1], context.DeadlineExceeded, "a joinOnly Join waits for its entry point until ctx ends")
+	require.NotErrorIs(t, errs[2], context.DeadlineExceeded, "an unresolvable entry point fails at once")
 	// Without joinOnly the node starts a network of its own.
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	n := nodes[3]
 	require.NoError(t, errs[3])
 	require.NoError(t, n.Send(ctx, []byte("alone"), overlay.KeyOf([]byte("x")), true))
 	m, err := n.Recv(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "alone", string(m.Data))
+}
+
+// busyConn is a node's UDP socket that loses the first drop packets from
+// one source, as the socket of a busy node loses what it cannot read in
+// time.
+type busyConn struct {
+	net.PacketConn
+	from    net.Addr
+	drop    int
+	dropped chan struct{} // gets a value for each packet lost
+}
+
+func (c *busyConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, from, err := c.PacketConn.ReadFrom(b)
+		if err != nil || c.drop == 0 || from.String() != c.from.String() {
+			return n, from, err
+		}
+		c.drop--
+		c.dropped <- struct{}{}
+	}
+}
+
+// TestLoopbackJoinWaitsForBusyEntryPoint: an entry point that lost a
+// newcomer's first bootstrap Pings (a node of a large network whose machine
+// is busy) is pinged again while the caller's context lasts, and the
+// newcomer joins through it. Before, Join gave up on an entry point after 4
+// Pings (3 s) whatever its context, and a newcomer whose one entry point
+// was busy for longer failed with ErrNoEntryPoint.
+func TestLoopbackJoinWaitsForBusyEntryPoint(t *testing.T) {
+	testnet.CheckLeaks(t)
+	joiner, err := ovnet.Open(overlay.Config{}, testnet.LoopbackAddr(1), nil, nil)
+	require.NoError(t, err)
+	defer joiner.Close()
+	pc, err := net.ListenPacket("udp", testnet.LoopbackAddr(0))
+	require.NoError(t, err)
+	const lost = 5 // the 4 Pings of the first 3 s, and one more
+	bc := &busyConn{PacketConn: pc, from: joiner.Sock.LocalAddr(), drop: lost, dropped: make(chan struct{}, lost)}
+	entry, err := ovnet.Open(overlay.Config{}, "", bc, nil)
+	require.NoError(t, err)
+	defer entry.Close()
+	require.NoError(t, entry.Bind(nil))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, joiner.Join(ctx, []string{entry.Addr()}, true))
+	require.Len(t, bc.dropped, lost, "the entry point lost the first Pings")
+	require.Equal(t, []overlay.ID{entry.ID()}, joiner.Contacts())
+	testnet.Eventually(t, 10*time.Second, "the entry point has the newcomer in its table",
+		func() bool { return slices.Contains(entry.Contacts(), joiner.ID()) })
 }

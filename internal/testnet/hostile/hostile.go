@@ -283,11 +283,11 @@ func (n *Network) Close() {
 
 // Options describe a network to Build.
 type Options struct {
-	N        int       // nodes
-	Hostile  float64   // share of hostile nodes, 0–1; they are spread evenly (never node 0)
-	Behave   Behaviour // what hostile nodes do
-	Config   overlay.Config
-	Parallel int // nodes joining at once; default 8
+	N        int            // nodes
+	Hostile  float64        // share of hostile nodes, 0–1; they are spread evenly (never node 0)
+	Behave   Behaviour      // what hostile nodes do
+	Config   overlay.Config // a zero SendTimeout is 5 s: it bounds each Join's wait for its neighbours to confirm it
+	Parallel int            // nodes joining at once; default 8
 	// Attach, if not nil, runs on every honest node before it starts
 	// (services register there).
 	Attach func(i int, nd *ovnet.Node) error
@@ -303,6 +303,9 @@ func Build(opt Options) (*Network, error) {
 	}
 	if opt.Parallel <= 0 {
 		opt.Parallel = 8
+	}
+	if opt.Config.SendTimeout == 0 {
+		opt.Config.SendTimeout = settleWait
 	}
 	nw := &Network{Nodes: make([]*ovnet.Node, opt.N), Hostile: make([]bool, opt.N), Conns: make([]*Conn, opt.N), Colluders: &Colluders{}}
 	bad := int(float64(opt.N)*opt.Hostile + 0.5)
@@ -407,9 +410,16 @@ func Build(opt Options) (*Network, error) {
 // joinTries is how many entry points a newcomer tries.
 const joinTries = 3
 
-// joinWait bounds a node's Join: hostile neighbours never confirm a
-// newcomer, and Join would wait for them until Config.SendTimeout.
-const joinWait = 5 * time.Second
+// settleWait bounds the wait of a node's Join for its neighbours to confirm
+// it (Config.SendTimeout, unless Options.Config sets it): hostile
+// neighbours never do.
+const settleWait = 5 * time.Second
+
+// joinWait bounds a node's Join. It covers the bootstrap too: on a machine
+// busy with a thousand nodes an entry point may not answer for seconds (its
+// socket loses what it cannot read in time), and the newcomer pings it
+// again meanwhile, as a program would.
+const joinWait = time.Minute
 
 // join joins nd through entry; on failure it closes nd.
 func join(nd *ovnet.Node, entry string) error {
