@@ -7,8 +7,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/p2psock/p2psock/p2psock"
@@ -55,6 +58,8 @@ func Build(n, parallel int, setup func(i int, cfg *p2psock.Config) error, before
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
+	var joined atomic.Int64
+	stop := Progress("network", n, func() int { return int(joined.Load()) + 1 })
 	for i := 1; i < n; i++ {
 		sem <- struct{}{}
 		wg.Go(func() {
@@ -64,14 +69,44 @@ func Build(n, parallel int, setup func(i int, cfg *p2psock.Config) error, before
 				errs = append(errs, fmt.Errorf("node %d: %w", i, err))
 				mu.Unlock()
 			}
+			joined.Add(1)
 		})
 	}
 	wg.Wait()
+	stop()
 	if err := errors.Join(errs...); err != nil {
 		Close(nodes)
 		return nil, 0, err
 	}
 	return nodes, time.Since(start), nil
+}
+
+// ProgressEvery is how often Progress prints.
+const ProgressEvery = 10 * time.Second
+
+// Progress prints a line on stderr every ProgressEvery saying how many of
+// total (what done returns) are built, until the returned stop is called.
+func Progress(what string, total int, done func() int) (stop func()) {
+	start := time.Now()
+	quit := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		tick := time.NewTicker(ProgressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+				fmt.Fprintf(os.Stderr, "%s: %s: %d/%d after %v\n", filepath.Base(os.Args[0]), what, done(), total, time.Since(start).Round(time.Second))
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-exited
+	}
 }
 
 // Close closes every node that was created.

@@ -9,11 +9,15 @@
 // With -churn M, M extra nodes come and go (each lives -churn-min to
 // -churn-max, a share crashes without leaving) while the full nodes send to
 // random keys: a phase without churn (the baseline), one with the churners
-// as light clients and one with them as full members, side by side.
+// as light clients and one with them as full members, side by side. With
+// -idle D, the built network idles for -windows windows of D: the CPU, bytes
+// and packets each node costs per second while nothing is sent, beside N bare
+// UDP sockets measured in the same run.
 //
 //	go run ./internal/cmd/overlaybench -n 1000 -sends 2000
 //	go run ./internal/cmd/overlaybench -n 200 -clients 200 -sends 500
 //	go run ./internal/cmd/overlaybench -n 200 -churn 100 -churn-for 60s
+//	go run ./internal/cmd/overlaybench -n 1000 -idle 100s -windows 4
 package main
 
 import (
@@ -24,6 +28,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -61,6 +66,9 @@ func run() error {
 	churnCrash := flag.Float64("churn-crash", 0.5, "with -churn: share of the churners that end without leaving (their socket goes silent first)")
 	churnFor := flag.Duration("churn-for", time.Minute, "with -churn: measured time of each phase, the baseline included")
 	churnRate := flag.Float64("churn-rate", 25, "with -churn: SendToKey per second among the full nodes during each phase")
+	idle := flag.Duration("idle", 0, "measure the built network idle (nothing sent) for -windows windows of this length, beside bare UDP sockets (replaces the plain measurement)")
+	windows := flag.Int("windows", 4, "with -idle: number of windows")
+	cpuProfile := flag.String("cpuprofile", "", "with -idle: write a CPU profile of the idle windows to this file")
 	flag.Parse()
 
 	if *churn > 0 && (*network != "loopback" || *churnMin <= 0 || *churnMax < *churnMin || *churnRate <= 0) {
@@ -75,6 +83,18 @@ func run() error {
 		defer sn.Close()
 	} else if *network != "loopback" {
 		return fmt.Errorf("unknown -net %q", *network)
+	}
+
+	var bare, bareLen time.Duration
+	if *idle > 0 {
+		if *network != "loopback" || *windows <= 0 {
+			return fmt.Errorf("-idle needs -net loopback and -windows > 0")
+		}
+		bareLen = min(*idle, 30*time.Second)
+		var err error
+		if bare, err = bareUDPIdle(*n, bareLen); err != nil {
+			return err
+		}
 	}
 
 	runtime.GC()
@@ -105,6 +125,23 @@ func run() error {
 	if *churn > 0 {
 		plan := churnPlan{alive: *churn, minLife: *churnMin, maxLife: *churnMax, crash: *churnCrash}
 		return runChurn(nodes, built, *joinPar, plan, *churnAs, *churnRate, *churnFor, *size)
+	}
+	if *idle > 0 {
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+		}
+		ws := measureIdle(nodes, *idle, *windows)
+		pprof.StopCPUProfile()
+		fmt.Printf("overlaybench: %d nodes on %s, built in %v, GOMAXPROCS=%d, %s\n", *n, *network, built.Round(time.Millisecond), runtime.GOMAXPROCS(0), runtime.Version())
+		printIdle(*n, *idle, bare, bareLen, ws)
+		return nil
 	}
 
 	runtime.GC()
