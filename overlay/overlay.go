@@ -277,6 +277,12 @@ type Overlay struct {
 	// announced is when that last happened (at most every announceEvery).
 	announce  bool
 	announced time.Time
+	// nextCheck is when keepalive may start the next liveness check of a
+	// public contact (livenessChecks per Liveness).
+	nextCheck time.Time
+	// liveness is the current livenessIntervalLocked, in nanoseconds, for
+	// pathsTTL (read without mu).
+	liveness atomic.Int64
 
 	recv     chan Message
 	services [256]Handler

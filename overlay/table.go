@@ -23,6 +23,7 @@ type contact struct {
 	public   bool // the contact reports itself directly reachable
 	lastSeen time.Time
 	lastPing time.Time
+	roundAt  time.Time // when the latest keepalive round of pings began
 	srtt     time.Duration
 	suspect  time.Time // when a hop to it went unacknowledged; zero if it answers
 
