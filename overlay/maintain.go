@@ -57,7 +57,7 @@ func (o *Overlay) maintain(ctx context.Context) {
 		if joined {
 			next = earliest(next, nextRefresh.Add(time.Millisecond))
 		}
-		timer.Reset(max(next.Sub(time.Now()), 100*time.Millisecond))
+		timer.Reset(max(time.Until(next), 100*time.Millisecond))
 	}
 }
 

@@ -667,4 +667,3 @@ func (o *Overlay) expire(now time.Time) {
 	o.nackedBy.removeIf(func(_ msgKey, ts int64) bool { return ts < nackHorizon })
 	o.expireAnswersLocked(now)
 }
-
