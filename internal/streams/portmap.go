@@ -19,14 +19,20 @@ import (
 // destination. Only a node the overlay sees behind a NAT asks, once, from
 // a LAN address (never on loopback); the mapping is removed on Close.
 
-// portMapPoll is how often the engine looks whether the overlay has
-// learned that the node is behind a NAT, until it has.
-const portMapPoll = 500 * time.Millisecond
+// portMapPoll is how soon the engine first looks again whether the
+// overlay has learned that the node is behind a NAT; the wait doubles up to
+// portMapPollMax, so that a public node does not look twice a second for
+// its whole life.
+const (
+	portMapPoll    = 500 * time.Millisecond
+	portMapPollMax = 10 * time.Second
+)
 
 // portMap waits until the node is seen behind a NAT, then keeps a port
 // mapping until life ends, and removes it.
 func (e *Engine) portMap(life context.Context) {
 	var local netip.AddrPort
+	wait := portMapPoll
 	for {
 		// Contacts on loopback say nothing of a router (and tests must
 		// not ask the host's).
@@ -37,7 +43,8 @@ func (e *Engine) portMap(life context.Context) {
 			}
 			return
 		}
-		t := time.NewTimer(portMapPoll)
+		t := time.NewTimer(wait)
+		wait = min(2*wait, portMapPollMax)
 		select {
 		case <-t.C:
 		case <-life.Done():
