@@ -3,6 +3,7 @@ package overlay
 import (
 	"context"
 	"crypto/rand"
+	"sync"
 	"time"
 )
 
@@ -51,7 +52,7 @@ func (o *Overlay) maintain(ctx context.Context) {
 			o.scope.Go(func(ctx context.Context) {
 				ctx, cancel := context.WithTimeout(ctx, time.Minute)
 				defer cancel()
-				o.refresh(ctx)
+				o.refreshRound(ctx)
 			})
 		}
 		if joined {
@@ -67,4 +68,72 @@ func earliest(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// bucketRefreshEvery is how many refresh rounds (Config.Refresh) a bucket
+// that lost no contact waits between refreshes: an hour with the defaults,
+// as in Kademlia.
+const bucketRefreshEvery = 12
+
+// bucketState is what the periodic refresh remembers of a bucket.
+type bucketState struct {
+	at  time.Time // when it was last refreshed
+	len int       // its size then
+}
+
+// refreshRound is the periodic refresh, sized to the table rather than to
+// a full walk of it: a lookup of this node's own ID (which keeps its
+// neighbourhood, the nodes messages to keys near it end at, up to date and
+// makes this node known to it), and a lookup of a random key in each
+// bucket that lost contacts since it was last refreshed, and in the bucket
+// refreshed longest ago once that is bucketRefreshEvery rounds ago. A
+// network whose nodes stay costs a node about two lookups per round.
+func (o *Overlay) refreshRound(ctx context.Context) {
+	o.lookup(ctx, o.self.Key())
+	now := time.Now()
+	o.mu.Lock()
+	deepest := o.tab.deepestNonEmpty()
+	for len(o.buckets) < deepest {
+		o.buckets = append(o.buckets, bucketState{})
+	}
+	var due []int
+	oldest := -1
+	for cpl := range deepest {
+		b := o.buckets[cpl]
+		switch {
+		case len(o.tab.buckets[cpl]) < b.len:
+			due = append(due, cpl)
+		case now.Sub(b.at) >= bucketRefreshEvery*o.cfg.Refresh && (oldest < 0 || b.at.Before(o.buckets[oldest].at)):
+			oldest = cpl
+		}
+	}
+	if oldest >= 0 {
+		due = append(due, oldest)
+	}
+	for cpl := range deepest {
+		if o.buckets[cpl].at.IsZero() {
+			o.buckets[cpl].len = len(o.tab.buckets[cpl]) // never refreshed: watch it shrink from now
+		}
+	}
+	o.mu.Unlock()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for _, cpl := range due {
+		if ctx.Err() != nil || o.isClosed() {
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			o.lookup(ctx, randomKeyInBucket(o.self.Key(), cpl))
+		})
+	}
+	wg.Wait()
+	o.mu.Lock()
+	for _, cpl := range due {
+		if cpl < len(o.buckets) {
+			o.buckets[cpl] = bucketState{at: now, len: len(o.tab.buckets[cpl])}
+		}
+	}
+	o.mu.Unlock()
 }

@@ -277,6 +277,9 @@ type Overlay struct {
 	// announced is when that last happened (at most every announceEvery).
 	announce  bool
 	announced time.Time
+	// buckets is what the periodic refresh remembers of each bucket up to
+	// the deepest (refreshRound).
+	buckets []bucketState
 	// nextCheck is when keepalive may start the next liveness check of a
 	// public contact (livenessChecks per Liveness).
 	nextCheck time.Time
