@@ -365,7 +365,9 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 			if !p.relayed() {
 				o.tab.addReplacement(candidate{id: id, addr: p.addr, public: public})
 			}
-			o.paths[id] = verifiedPath{p: p, at: now, srtt: rtt}
+			if _, ok := o.paths[id]; ok || len(o.paths) < o.maxPaths() {
+				o.paths[id] = verifiedPath{p: p, at: now, srtt: rtt}
+			}
 		}
 	}
 	for _, ch := range o.linkWait[id] {
@@ -512,6 +514,11 @@ func (o *Overlay) sendIntro(intro, target ID) {
 func (o *Overlay) pathsTTL() time.Duration {
 	return 3*o.cfg.KeepAlive + 2*time.Duration(o.liveness.Load())
 }
+
+// maxPaths bounds the path cache: 16·K verified paths (320 with the
+// defaults), since each lives for pathsTTL. A node proved while the cache
+// is full is not cached; it proves its key again when it next needs to.
+func (o *Overlay) maxPaths() int { return 16 * o.cfg.K }
 
 // clientTTL is how long an attached light client stays attached without
 // traffic: it pings its proxies every KeepAlive.
