@@ -62,6 +62,7 @@ func (o *Overlay) attachLocked(id ID, p path, rtt time.Duration) {
 		o.removeLocked(id)
 	}
 	delete(o.paths, id)
+	o.knownGen++
 	now := time.Now()
 	ac := o.clients[id]
 	switch {

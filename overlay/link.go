@@ -104,8 +104,12 @@ func (o *Overlay) awaitLocked(p path, n int) {
 	if p.relayed() {
 		return
 	}
+	had := o.awaiting[p.addr] > 0
 	if o.awaiting[p.addr] += n; o.awaiting[p.addr] <= 0 {
 		delete(o.awaiting, p.addr)
+	}
+	if had != (o.awaiting[p.addr] > 0) {
+		o.knownGen++
 	}
 }
 
@@ -354,6 +358,7 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 			}
 			o.log.Debug("contact path changed", "id", id, "path", pathString(p))
 			c.p = p
+			o.knownGen++
 		}
 		c.lastSeen, c.public, c.srtt = now, public, rtt
 	} else {
@@ -367,6 +372,7 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 			}
 			if _, ok := o.paths[id]; ok || len(o.paths) < o.maxPaths() {
 				o.paths[id] = verifiedPath{p: p, at: now, srtt: rtt}
+				o.knownGen++
 			}
 		}
 	}
@@ -685,6 +691,7 @@ func (o *Overlay) onLeave(sender ID, p path, frame []byte) {
 		o.proxyLostLocked()
 	}
 	delete(o.paths, sender)
+	o.knownGen++
 	delete(o.clients, sender)
 }
 
@@ -766,6 +773,7 @@ func (o *Overlay) promote(id ID) {
 	o.ctr.countRefusal(r)
 	if r == admitted {
 		delete(o.paths, id)
+		o.knownGen++
 	}
 }
 
@@ -929,6 +937,7 @@ func (o *Overlay) housekeep(now time.Time) {
 	for id, vp := range o.paths {
 		if now.Sub(vp.at) > ttl {
 			delete(o.paths, id)
+			o.knownGen++
 		}
 	}
 	o.expireClientsLocked(now)

@@ -280,6 +280,10 @@ type Overlay struct {
 	// buckets is what the periodic refresh remembers of each bucket up to
 	// the deepest (refreshRound).
 	buckets []bucketState
+	// knownGen counts the changes to the paths cache and the awaited
+	// addresses (with the table's gen, what Known reads is built from);
+	// knownBuilt is their sum when it was last built.
+	knownGen, knownBuilt uint64
 	// nextCheck is when keepalive may start the next liveness check of a
 	// public contact (livenessChecks per Liveness).
 	nextCheck time.Time

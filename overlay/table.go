@@ -64,6 +64,7 @@ type table struct {
 	buckets   [257][]*contact
 	repl      [257][]candidate
 	byID      map[ID]*contact
+	gen       uint64 // counts the contacts added and removed
 }
 
 func newTable(self ID, k, perBucket, perTable int) *table {
@@ -152,6 +153,7 @@ func (t *table) add(c *contact) refusal {
 	b := t.bucketOf(c.id)
 	t.buckets[b] = append(t.buckets[b], c)
 	t.byID[c.id] = c
+	t.gen++
 	t.repl[b] = slices.DeleteFunc(t.repl[b], func(x candidate) bool { return x.id == c.id })
 	return admitted
 }
@@ -166,6 +168,7 @@ func (t *table) remove(id ID) []*contact {
 	b := t.bucketOf(id)
 	t.buckets[b] = slices.DeleteFunc(t.buckets[b], func(x *contact) bool { return x == c })
 	delete(t.byID, id)
+	t.gen++
 	removed := []*contact{c}
 	if !c.p.relayed() {
 		for _, x := range t.byID {
