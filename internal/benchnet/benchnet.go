@@ -115,8 +115,14 @@ func Progress(what string, total int, done func() int) (stop func()) {
 // thousand nodes, minutes). It prints a progress line every ProgressEvery.
 func Close(nodes []*p2psock.Node) {
 	var closed atomic.Int64
+	start := time.Now()
 	stop := Progress("closing", len(nodes), func() int { return int(closed.Load()) })
-	defer stop()
+	defer func() {
+		stop()
+		if d := time.Since(start); d >= ProgressEvery {
+			fmt.Fprintf(os.Stderr, "%s: closed %d nodes in %v\n", filepath.Base(os.Args[0]), len(nodes), d.Round(time.Second))
+		}
+	}()
 	var wg sync.WaitGroup
 	for _, nd := range nodes {
 		if nd == nil {
