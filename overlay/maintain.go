@@ -40,7 +40,9 @@ func (o *Overlay) maintain(ctx context.Context) {
 		o.expire(now)
 		o.mu.Lock()
 		joined := o.joined
-		if o.busyLocked() {
+		// Busy, or contacts came or went lately: every second, so that
+		// Known follows the table within a second.
+		if o.busyLocked() || now.Sub(o.knownAt) < knownSettle {
 			next = earliest(next, now.Add(time.Second))
 		}
 		o.mu.Unlock()
@@ -61,6 +63,10 @@ func (o *Overlay) maintain(ctx context.Context) {
 		timer.Reset(max(time.Until(next), 100*time.Millisecond))
 	}
 }
+
+// knownSettle is how long after the routing table last changed the
+// maintenance loop still runs every second.
+const knownSettle = 10 * time.Second
 
 // earliest returns the earlier of a and b.
 func earliest(a, b time.Time) time.Time {
@@ -85,8 +91,10 @@ type bucketState struct {
 // a full walk of it: a lookup of this node's own ID (which keeps its
 // neighbourhood, the nodes messages to keys near it end at, up to date and
 // makes this node known to it), and a lookup of a random key in each
-// bucket that lost contacts since it was last refreshed, and in the bucket
-// refreshed longest ago once that is bucketRefreshEvery rounds ago. A
+// bucket that lost contacts since it was last refreshed, in each bucket
+// with room not refreshed for bucketRefreshEvery rounds (or ever), and in
+// the full bucket refreshed longest ago once that is bucketRefreshEvery
+// rounds ago. A
 // network whose nodes stay costs a node about two lookups per round.
 func (o *Overlay) refreshRound(ctx context.Context) {
 	o.lookup(ctx, o.self.Key())
@@ -103,6 +111,8 @@ func (o *Overlay) refreshRound(ctx context.Context) {
 		switch {
 		case len(o.tab.buckets[cpl]) < b.len:
 			due = append(due, cpl)
+		case len(o.tab.buckets[cpl]) < o.cfg.K && now.Sub(b.at) >= bucketRefreshEvery*o.cfg.Refresh:
+			due = append(due, cpl) // room, and not refreshed for an hour (or ever)
 		case now.Sub(b.at) >= bucketRefreshEvery*o.cfg.Refresh && (oldest < 0 || b.at.Before(o.buckets[oldest].at)):
 			oldest = cpl
 		}

@@ -284,6 +284,8 @@ type Overlay struct {
 	// addresses (with the table's gen, what Known reads is built from);
 	// knownBuilt is their sum when it was last built.
 	knownGen, knownBuilt uint64
+	knownTab             uint64    // the table's gen when it was last built
+	knownAt              time.Time // when the table last changed, as seen then
 	// nextCheck is when keepalive may start the next liveness check of a
 	// public contact (livenessChecks per Liveness).
 	nextCheck time.Time

@@ -137,6 +137,9 @@ func (o *Overlay) updateKnownLocked(now time.Time) {
 		return // nothing it holds changed
 	}
 	o.knownBuilt = gen
+	if o.tab.gen != o.knownTab {
+		o.knownTab, o.knownAt = o.tab.gen, now
+	}
 	m := make(map[netip.AddrPort]struct{}, o.tab.len()+len(o.paths))
 	for _, c := range o.tab.byID {
 		if !c.p.relayed() {
