@@ -200,6 +200,12 @@ func (o *Overlay) maybeChallenge(id ID, p path) {
 		if vp, ok := o.paths[id]; ok && vp.p == p && time.Since(vp.at) < o.pathsTTL() {
 			vp.at = time.Now()
 			o.paths[id] = vp
+			// A cached node whose bucket has room now takes it, as a new
+			// proof would have made it do.
+			if o.tab.add(&contact{id: id, p: vp.p, lastSeen: vp.at, lastPing: vp.at, srtt: vp.srtt}) == admitted {
+				delete(o.paths, id)
+				o.knownGen++
+			}
 			o.mu.Unlock()
 			return
 		}
