@@ -2,12 +2,5 @@
 
 package sim_test
 
-import "time"
-
-// The default sizes of the tests' networks.
-const (
-	defaultNodes         = 300
-	defaultChurnNodes    = 100
-	defaultChurners      = 50
-	defaultChurnDuration = time.Minute
-)
+// defaultNodes is TestVirtualNetworkRouting's network.
+const defaultNodes = 300
