@@ -2,5 +2,15 @@
 
 package sim_test
 
-// defaultNodes is TestVirtualNetworkRouting's network.
-const defaultNodes = 300
+import "time"
+
+// raceEnabled reports whether the tests run under the race detector.
+const raceEnabled = false
+
+// The default sizes of the tests' networks.
+const (
+	defaultNodes         = 300
+	defaultChurnNodes    = 100
+	defaultChurners      = 50
+	defaultChurnDuration = time.Minute
+)
