@@ -215,7 +215,7 @@ EXIT STATUS
     130  interrupted by SIGINT (^C); 143 by SIGTERM; 129 by SIGHUP (how
          ssh ends a ProxyCommand; ignored under nohup). Each ends every
          mode at once: streams are half-closed, the node leaves the
-         network; a second signal, or 0.7 s, ends p2pcat regardless.
+         network; a second signal, or 2 s, ends p2pcat regardless.
 
 EXAMPLES
     p2pcat -l > received.iso                 # terminal 1: prints its ID

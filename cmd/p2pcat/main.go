@@ -10,9 +10,12 @@ import (
 	"github.com/p2psock/p2psock/internal/cli"
 )
 
-// stopGrace is how long p2pcat has, after SIGINT or SIGTERM, to half-close
-// its streams and leave the network before it exits regardless.
-const stopGrace = 700 * time.Millisecond
+// stopGrace is how long p2pcat has, after SIGINT, SIGTERM or SIGHUP, to
+// half-close its streams and leave the network before it exits regardless.
+// It covers the node's own bounds on that (its goodbyes wait 0.5 s at most
+// and its lingering streams 1 s): cut shorter on a loaded machine, a peer
+// learned of the exit only at QUIC's idle timeout (30 s).
+const stopGrace = 2 * time.Second
 
 func main() {
 	ctx, stop := cli.NotifyContext(stopGrace)
