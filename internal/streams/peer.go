@@ -98,7 +98,14 @@ func (p *peerConn) peerLeft() {
 	p.mu.Unlock()
 	if none {
 		p.qc.CloseWithError(0, "peer left")
+		return
 	}
+	// The peer closed its streams before it said goodbye, and lingers at
+	// most maxLinger for what it sent to arrive; after that nothing of it
+	// reads or answers. Streams this side still writes to would otherwise
+	// learn of it only from the peer's STOP_SENDING, which a peer whose
+	// process ended at once may never have sent: at QUIC's idle timeout.
+	time.AfterFunc(goodbyeWait+maxLinger, func() { p.qc.CloseWithError(0, "peer left") })
 }
 
 func (p *peerConn) path() Path {
