@@ -103,11 +103,13 @@ func TestLoopbackCircuitStrangers(t *testing.T) {
 				c.CircuitMalformed-before.CircuitMalformed == i+1
 		})
 	}
-	// The circuit's own QUIC packets may still cross it: the last
-	// acknowledgements, and path MTU probes (a few, up to 1452 bytes each);
-	// the strangers' frames were 1009 bytes each, 40 of them on the live
-	// circuit.
-	require.Less(t, relay.eng.Counters().RelayedBytes-before.RelayedBytes, uint64(rounds*1009/4), "nothing of them forwarded")
+	// Every frame was counted as dropped above. The circuit's own QUIC
+	// packets may still cross it meanwhile (the last acknowledgements,
+	// keepalives, path MTU probes of up to 1452 bytes: on a loaded machine,
+	// whose rounds take long, more than a quarter of the strangers' bytes),
+	// so what it relayed is bounded by the strangers' 40 frames of 1009
+	// bytes on the live circuit, which forwarding them would have added.
+	require.Less(t, relay.eng.Counters().RelayedBytes-before.RelayedBytes, uint64(rounds*1009), "nothing of them forwarded")
 	require.Zero(t, v.bytes.Load(), "nothing sent back")
 }
 
