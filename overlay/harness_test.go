@@ -65,17 +65,6 @@ func (c *network) expect(data []byte) received {
 // expectFunc waits for a received message that match accepts.
 func (c *network) expectFunc(match func(received) bool) received { return c.in.Expect(match) }
 
-// closestID returns the ID among nodes' closest to key.
-func closestID(nodes []*ovnet.Node, key overlay.Key) overlay.ID {
-	best := nodes[0].ID()
-	for _, n := range nodes[1:] {
-		if key.Closer(n.ID().Key(), best.Key()) {
-			best = n.ID()
-		}
-	}
-	return best
-}
-
 func randomKey() overlay.Key {
 	var k overlay.Key
 	rand.Read(k[:])
@@ -101,7 +90,7 @@ func requireExactWithin(t *testing.T, c *network, live []*ovnet.Node, after stri
 				t.Logf("send %d: %v", i, err)
 				continue
 			}
-			if c.expect(data).at == closestID(live, key) {
+			if c.expect(data).at == ovnet.Closest(live, key) {
 				exact++
 			}
 		}

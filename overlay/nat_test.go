@@ -123,7 +123,7 @@ func TestVnetNATedNodesAreFullMembers(t *testing.T) {
 		from := nodes[testnet.Intn(len(nodes))]
 		data := fmt.Appendf(nil, "key of node %d (%v)", i, kinds[i])
 		require.NoError(t, from.Send(ctx, data, key, true))
-		require.Equal(t, closestID(nodes, key), tn.expect(data).at, "%s", data)
+		require.Equal(t, ovnet.Closest(nodes, key), tn.expect(data).at, "%s", data)
 	}
 	for i := range 60 {
 		key := randomKey()
@@ -131,7 +131,7 @@ func TestVnetNATedNodesAreFullMembers(t *testing.T) {
 		data := fmt.Appendf(nil, "random key %d", i)
 		require.NoError(t, from.Send(ctx, data, key, true))
 		r := tn.expect(data)
-		require.Equal(t, closestID(nodes, key), r.at, "%s", data)
+		require.Equal(t, ovnet.Closest(nodes, key), r.at, "%s", data)
 		require.True(t, r.msg.ByKey)
 	}
 	relayed := 0
@@ -158,7 +158,7 @@ func TestVnetSymmetricAndPortRestrictedExchange(t *testing.T) {
 		var key overlay.Key
 		for {
 			key = randomKey()
-			if closestID(tn.Nodes, key) == to.ID() {
+			if ovnet.Closest(tn.Nodes, key) == to.ID() {
 				break
 			}
 		}

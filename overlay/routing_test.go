@@ -31,7 +31,7 @@ func TestLoopbackSendToKeyAndID(t *testing.T) {
 		data := fmt.Appendf(nil, "key message %d", i)
 		require.NoError(t, from.Send(ctx, data, key, true))
 		r := tn.expect(data)
-		require.Equal(t, closestID(tn.Nodes, key), r.at, "message %d went to the wrong node", i)
+		require.Equal(t, ovnet.Closest(tn.Nodes, key), r.at, "message %d went to the wrong node", i)
 		require.Equal(t, from.ID(), r.msg.From)
 		require.Equal(t, key, r.msg.To)
 		require.True(t, r.msg.ByKey)
@@ -64,7 +64,7 @@ func TestLoopbackConcurrentJoins(t *testing.T) {
 		key := randomKey()
 		data := fmt.Appendf(nil, "concurrent %d", i)
 		require.NoError(t, from.Send(ctx, data, key, true))
-		require.Equal(t, closestID(tn.Nodes, key), tn.expect(data).at, "message %d of 200 went to a node that is not the closest", i)
+		require.Equal(t, ovnet.Closest(tn.Nodes, key), tn.expect(data).at, "message %d of 200 went to a node that is not the closest", i)
 	}
 }
 
@@ -144,7 +144,7 @@ func TestLoopbackServiceRequestReply(t *testing.T) {
 		req := fmt.Appendf(nil, "request %d", i)
 		reply, by, err := from.SendService(ctx, service, req, key, true)
 		require.NoError(t, err)
-		want := closestID(tn.Nodes, key)
+		want := ovnet.Closest(tn.Nodes, key)
 		require.Equal(t, want, by, "answered by the node closest to the key")
 		require.Equal(t, want[:], reply[:32], "the reply is the handler's")
 		require.Equal(t, req, reply[32:])

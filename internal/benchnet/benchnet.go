@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/p2psock/p2psock/p2psock"
@@ -99,4 +100,11 @@ func Percentile(v []time.Duration, p int, round time.Duration) time.Duration {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[min(len(s)-1, len(s)*p/100)].Round(round)
+}
+
+// CPUTime is the CPU time the process has used so far, user and system.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru) // fails only for an invalid who
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

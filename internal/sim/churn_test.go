@@ -13,7 +13,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/p2psock/p2psock/internal/benchnet"
 	"github.com/p2psock/p2psock/internal/sim"
+	"github.com/p2psock/p2psock/internal/testnet"
 	"github.com/p2psock/p2psock/internal/testnet/ovnet"
 	"github.com/p2psock/p2psock/overlay"
 )
@@ -100,7 +102,7 @@ func (c *churn) receive(nd *ovnet.Node) {
 // closest is the full node closest to key: stable, or a bound full
 // churner, or (joining) one still in its Bind.
 func (c *churn) closest(key overlay.Key, joining bool) overlay.ID {
-	best := closest(c.stable, key)
+	best := ovnet.Closest(c.stable, key)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id := range c.full {
@@ -163,7 +165,7 @@ func (c *churn) phase(name string) phaseResult {
 		time.Sleep(*churnMax) // warm-up: every slot has had a churner
 	}
 
-	p0, cpu0 := c.nw.Sent.Load(), cpuTime()
+	p0, cpu0 := c.nw.Sent.Load(), benchnet.CPUTime()
 	start := time.Now()
 	var sends sync.WaitGroup
 	type sent struct {
@@ -179,7 +181,7 @@ func (c *churn) phase(name string) phaseResult {
 		rand.Read(key[:])
 		s := &sent{data: fmt.Sprintf("%s %d", name, i)}
 		out = append(out, s)
-		from := c.stable[rnd(len(c.stable))]
+		from := c.stable[testnet.Intn(len(c.stable))]
 		sends.Go(func() {
 			s.want[0], s.want[2] = c.closest(key, false), c.closest(key, true)
 			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -194,7 +196,7 @@ func (c *churn) phase(name string) phaseResult {
 	}
 	sends.Wait()
 	elapsed := time.Since(start)
-	r.cpu = cpuTime() - cpu0
+	r.cpu = benchnet.CPUTime() - cpu0
 	r.pktsPerNodeSec = float64(c.nw.Sent.Load()-p0) / float64(len(c.stable)) / elapsed.Seconds()
 	cancel()
 	churners.Wait()
@@ -247,7 +249,7 @@ func (c *churn) churner(ctx context.Context, client bool, life time.Duration, cr
 		c.mu.Unlock()
 	}
 	t0 := time.Now()
-	err = nd.Bind([]string{c.stable[rnd(len(c.stable))].Addr()})
+	err = nd.Bind([]string{c.stable[testnet.Intn(len(c.stable))].Addr()})
 	bind := time.Since(t0)
 	c.mu.Lock()
 	delete(c.joining, nd.ID())
@@ -293,7 +295,7 @@ func churnTable(n, m int, rows []phaseResult) string {
 		return fmt.Sprintf("%d / %d / %d", r.joined, r.joinFailed, r.crash)
 	})
 	row("churner's Bind, median / p99", func(r phaseResult) string {
-		return fmt.Sprintf("%v / %v", pctDur(r.bind, 50), pctDur(r.bind, 99))
+		return fmt.Sprintf("%v / %v", benchnet.Percentile(r.bind, 50, time.Millisecond), benchnet.Percentile(r.bind, 99, time.Millisecond))
 	})
 	row("SendToKey delivered to the XOR-closest full node", func(r phaseResult) string {
 		return fmt.Sprintf("%d/%d (%.2f %%)", r.exact, r.sends, 100*float64(r.exact)/float64(max(r.sends, 1)))
@@ -305,7 +307,7 @@ func churnTable(n, m int, rows []phaseResult) string {
 		return fmt.Sprintf("%d / %d", r.failed, r.unread)
 	})
 	row("SendToKey until acknowledged, median / p99", func(r phaseResult) string {
-		return fmt.Sprintf("%v / %v", pctDur(r.latency, 50), pctDur(r.latency, 99))
+		return fmt.Sprintf("%v / %v", benchnet.Percentile(r.latency, 50, time.Millisecond), benchnet.Percentile(r.latency, 99, time.Millisecond))
 	})
 	row("packets sent per stable node per second (all senders)", func(r phaseResult) string {
 		return fmt.Sprintf("%.1f", r.pktsPerNodeSec)

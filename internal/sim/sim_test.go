@@ -5,16 +5,16 @@ import (
 	"crypto/rand"
 	"flag"
 	"fmt"
-	"math/bits"
 	"runtime"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/p2psock/p2psock/internal/benchnet"
 	"github.com/p2psock/p2psock/internal/sim"
+	"github.com/p2psock/p2psock/internal/testnet"
 	"github.com/p2psock/p2psock/internal/testnet/ovnet"
 	"github.com/p2psock/p2psock/internal/wire"
 	"github.com/p2psock/p2psock/overlay"
@@ -67,13 +67,6 @@ func (r simResult) table() string {
 		}
 		return r.hops[min(len(r.hops)-1, len(r.hops)*p/100)]
 	}
-	slices.Sort(r.latency)
-	lat := func(p int) time.Duration {
-		if len(r.latency) == 0 {
-			return 0
-		}
-		return r.latency[min(len(r.latency)-1, len(r.latency)*p/100)].Round(time.Millisecond)
-	}
 	return fmt.Sprintf(`
 | %d nodes, virtual network | value |
 |---|---|
@@ -88,15 +81,9 @@ func (r simResult) table() string {
 | idle, per node per second: packets / bytes / CPU | %.2f / %.0f B / %.1f µs |
 | datagrams dropped at a full queue / lost at a closed socket | %d / %d |`,
 		r.n, r.built.Round(time.Millisecond), r.buildCPU.Round(time.Millisecond), r.contacts, r.exact, r.sends,
-		pct(50), pct(99), pct(100), lat(50), lat(99), r.packetsPerSend, r.heapPerNode/1024, r.goroutinesPerNode,
+		pct(50), pct(99), pct(100), benchnet.Percentile(r.latency, 50, time.Millisecond), benchnet.Percentile(r.latency, 99, time.Millisecond), r.packetsPerSend, r.heapPerNode/1024, r.goroutinesPerNode,
 		r.idlePkts, r.idleBytes, float64(r.idleCPU.Nanoseconds())/1e3/float64(r.n)/r.idle.Seconds(),
 		r.queueDrops, r.lost)
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // simulate builds n nodes, join at a time, each through a random bound
@@ -111,23 +98,23 @@ func simulate(t *testing.T, n, join, sends int, idle time.Duration) simResult {
 	g0 = runtime.NumGoroutine()
 
 	got := make(chan delivery, 1024)
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), benchnet.CPUTime()
 	nodes := build(t, nw, n, join, overlay.Config{}, func(nd *ovnet.Node) { go receive(nd, got) })
 	defer func() {
 		for _, nd := range nodes {
 			nd.Close()
 		}
 	}()
-	res.built, res.buildCPU = time.Since(start), cpuTime()-cpu0
+	res.built, res.buildCPU = time.Since(start), benchnet.CPUTime()-cpu0
 	time.Sleep(10 * time.Second) // virtual: the last joins' lookups and refreshes end
 
 	for _, nd := range nodes {
 		res.contacts += float64(len(nd.Contacts()))
 	}
 	res.contacts /= float64(n)
-	p0, b0, c0 := nw.Sent.Load(), nw.Bytes.Load(), cpuTime()
+	p0, b0, c0 := nw.Sent.Load(), nw.Bytes.Load(), benchnet.CPUTime()
 	time.Sleep(idle)
-	res.idleCPU = cpuTime() - c0
+	res.idleCPU = benchnet.CPUTime() - c0
 	secs := idle.Seconds() * float64(n)
 	res.idlePkts = float64(nw.Sent.Load()-p0) / secs
 	res.idleBytes = float64(nw.Bytes.Load()-b0) / secs
@@ -141,7 +128,7 @@ func simulate(t *testing.T, n, join, sends int, idle time.Duration) simResult {
 	// The sends, one after another.
 	out0 := routed(nw)
 	for i := range sends {
-		from := nodes[rnd(len(nodes))]
+		from := nodes[testnet.Intn(len(nodes))]
 		var key overlay.Key
 		rand.Read(key[:])
 		data := fmt.Appendf(nil, "message %d", i)
@@ -158,7 +145,7 @@ func simulate(t *testing.T, n, join, sends int, idle time.Duration) simResult {
 			if string(d.msg.Data) != string(data) {
 				continue
 			}
-			if d.at == closest(nodes, key) {
+			if d.at == ovnet.Closest(nodes, key) {
 				res.exact++
 			}
 			res.hops = append(res.hops, d.msg.Hops)
@@ -174,7 +161,7 @@ func simulate(t *testing.T, n, join, sends int, idle time.Duration) simResult {
 // through a random bound node, and calls started on each once it is bound.
 func build(t *testing.T, nw *sim.Network, n, join int, cfg overlay.Config, started func(*ovnet.Node)) []*ovnet.Node {
 	nodes := make([]*ovnet.Node, 0, n)
-	t0, cpu0 := time.Now(), cpuTime()
+	t0, cpu0 := time.Now(), benchnet.CPUTime()
 	for len(nodes) < n {
 		k := min(join, n-len(nodes))
 		batch := make([]*ovnet.Node, k)
@@ -193,7 +180,7 @@ func build(t *testing.T, nw *sim.Network, n, join int, cfg overlay.Config, start
 			batch[j] = nd
 			var entries []string
 			if len(nodes) > 0 {
-				entries = []string{nodes[rnd(len(nodes))].Addr()}
+				entries = []string{nodes[testnet.Intn(len(nodes))].Addr()}
 			} else if j > 0 {
 				entries = []string{batch[0].Addr()}
 			}
@@ -213,7 +200,7 @@ func build(t *testing.T, nw *sim.Network, n, join int, cfg overlay.Config, start
 		}
 		nodes = append(nodes, batch...)
 		if len(nodes)%1000 < join && n >= 2000 {
-			t.Logf("%d nodes bound after %v virtual, %v CPU", len(nodes), time.Since(t0).Round(time.Second), (cpuTime() - cpu0).Round(time.Second))
+			t.Logf("%d nodes bound after %v virtual, %v CPU", len(nodes), time.Since(t0).Round(time.Second), (benchnet.CPUTime() - cpu0).Round(time.Second))
 		}
 	}
 	return nodes
@@ -238,31 +225,4 @@ func receive(nd *ovnet.Node, got chan<- delivery) {
 // fragments, its end-to-end acknowledgement, and the acks of each hop.
 func routed(nw *sim.Network) uint64 {
 	return nw.ByFirstByte[wire.TypeRoute].Load() + nw.ByFirstByte[wire.TypeHopAck].Load()
-}
-
-func closest(nodes []*ovnet.Node, key overlay.Key) overlay.ID {
-	best := nodes[0].ID()
-	for _, nd := range nodes[1:] {
-		if key.Closer(nd.ID().Key(), best.Key()) {
-			best = nd.ID()
-		}
-	}
-	return best
-}
-
-func rnd(n int) int {
-	var b [8]byte
-	rand.Read(b[:])
-	x := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40
-	hi, _ := bits.Mul64(x<<16, uint64(n))
-	return int(hi)
-}
-
-// pctDur is the p-th percentile of v (sorted in place).
-func pctDur(v []time.Duration, p int) time.Duration {
-	if len(v) == 0 {
-		return 0
-	}
-	slices.Sort(v)
-	return v[min(len(v)-1, len(v)*p/100)].Round(time.Millisecond)
 }

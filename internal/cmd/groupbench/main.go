@@ -18,7 +18,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/p2psock/p2psock/group"
@@ -140,11 +139,7 @@ func run() error {
 		}
 		return s
 	}
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru) // fails only for an invalid who
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	cpu := benchnet.CPUTime
 
 	data := make([]byte, *size)
 	sendAt := map[int]time.Time{}

@@ -313,7 +313,7 @@ func (r *churnRun) phase(name, as string) phaseStats {
 			}
 		}
 	})
-	p0, c0, t0 := pkts(), cpuTime(), time.Now()
+	p0, c0, t0 := pkts(), benchnet.CPUTime(), time.Now()
 	mu.Lock()
 	cnt0 := cnt
 	mu.Unlock()
@@ -334,7 +334,7 @@ func (r *churnRun) phase(name, as string) phaseStats {
 	sampler.Wait()
 	st.window = time.Since(t0)
 	st.stablePkts = pkts() - p0
-	st.cpu = cpuTime() - c0
+	st.cpu = benchnet.CPUTime() - c0
 	st.wrong = r.tr.wrong.Load() - w0
 	mu.Lock()
 	st.joins, st.joinFails, st.crash = cnt.joins-cnt0.joins, cnt.fails-cnt0.fails, cnt.crashes-cnt0.crashes
@@ -504,12 +504,6 @@ func (r *churnRun) send(live *liveSet, mu *sync.Mutex, st *phaseStats) {
 			st.exact++
 		}
 	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru) // fails only for an invalid who
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // runChurn measures messages to keys among the stable full nodes: without

@@ -132,3 +132,14 @@ func Loopback(t testing.TB, n int, cfg overlay.Config, attach func(i int, nd *No
 	}
 	return testnet.Start(t, n, start, (*Node).Addr)
 }
+
+// Closest returns the ID, among nodes', closest to key.
+func Closest(nodes []*Node, key overlay.Key) overlay.ID {
+	best := nodes[0].ID()
+	for _, n := range nodes[1:] {
+		if key.Closer(n.ID().Key(), best.Key()) {
+			best = n.ID()
+		}
+	}
+	return best
+}
