@@ -3,6 +3,7 @@ package overlay
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/p2psock/p2psock/internal/wire"
 )
@@ -122,7 +123,7 @@ func (d *delivery) send(ctx context.Context, frames [][]byte) outcome {
 	for passed := 0; ; {
 		switch d.via {
 		case ID{}:
-			out := o.routeOut(ctx, frames)
+			out := o.routeOut(ctx, time.Time{}, frames)
 			if out != local || !d.byKey || d.looked || ctx.Err() != nil {
 				return out
 			}
@@ -141,7 +142,7 @@ func (d *delivery) send(ctx context.Context, frames [][]byte) outcome {
 			return closed
 		}
 		if passed++; passed > len(d.cands) {
-			return o.routeOut(ctx, frames)
+			return o.routeOut(ctx, time.Time{}, frames)
 		}
 		d.next()
 	}

@@ -256,8 +256,9 @@ func (o *Overlay) encodeMessage(h wire.MsgHeader, payload []byte) [][]byte {
 }
 
 // routeOut sends the fragments of a message this node originated: local if
-// this node is the destination. It gives up (noRoute) when ctx ends.
-func (o *Overlay) routeOut(ctx context.Context, frames [][]byte) outcome {
+// this node is the destination. It gives up (noRoute) when ctx ends, or past
+// until if that is not zero (see forward).
+func (o *Overlay) routeOut(ctx context.Context, until time.Time, frames [][]byte) outcome {
 	results := make(chan outcome, len(frames))
 	sem := make(chan struct{}, fragWindow)
 	for _, f := range frames {
@@ -268,7 +269,7 @@ func (o *Overlay) routeOut(ctx context.Context, frames [][]byte) outcome {
 			return closed
 		}
 		if !o.scope.Go(func(context.Context) {
-			results <- o.forward(ctx, f, r)
+			results <- o.forward(ctx, until, f, r)
 			<-sem
 		}) {
 			return closed
@@ -284,8 +285,11 @@ func (o *Overlay) routeOut(ctx context.Context, frames [][]byte) outcome {
 }
 
 // forward hands a route frame (sender and hop count already set) to the best
-// next hop, trying the next best when one fails, until ctx ends.
-func (o *Overlay) forward(ctx context.Context, frame []byte, r wire.Route) outcome {
+// next hop, trying the next best when one fails, until ctx ends or, if until
+// is not zero, no next hop is tried past it. Forwarding workers bound
+// themselves so rather than with a context of their own: a timer less on
+// every frame forwarded.
+func (o *Overlay) forward(ctx context.Context, until time.Time, frame []byte, r wire.Route) outcome {
 	dest := Key(r.Msg.Dest)
 	if r.Msg.Mode == wire.ModeID && ID(dest) == o.self {
 		return local
@@ -300,7 +304,7 @@ func (o *Overlay) forward(ctx context.Context, frame []byte, r wire.Route) outco
 		}
 	}
 	for {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !until.IsZero() && time.Now().After(until) {
 			return noRoute
 		}
 		o.mu.Lock()
@@ -427,9 +431,7 @@ func (o *Overlay) onRoute(sender ID, p path, frame []byte) {
 		if !o.scope.TryGo(o.forwards, func(ctx context.Context) {
 			// The origin waits no longer than SendTimeout for its
 			// acknowledgement, nor does a forwarding worker.
-			ctx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
-			defer cancel()
-			switch o.forward(ctx, cp, rc) {
+			switch o.forward(ctx, time.Now().Add(o.cfg.SendTimeout), cp, rc) {
 			case local:
 				o.deliverFragment(rc, src)
 			case noRoute:
@@ -498,9 +500,7 @@ func (o *Overlay) sendControl(kind byte, m wire.MsgHeader, payload []byte) {
 	}
 	frames := o.encodeMessage(h, payload)
 	o.scope.TryGo(o.acksOut, func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
-		defer cancel()
-		if o.routeOut(ctx, frames) == local {
+		if o.routeOut(ctx, time.Now().Add(o.cfg.SendTimeout), frames) == local {
 			for _, f := range frames {
 				r, _ := wire.ParseRoute(f[wire.HeaderLen:])
 				o.deliverFragment(r, source{id: o.self})
