@@ -146,24 +146,37 @@ func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 		c.mu.Lock()
 		dl, changed := c.deadline, c.changed
 		c.mu.Unlock()
+		var t *time.Timer
 		var timeout <-chan time.Time
 		if !dl.IsZero() {
 			d := time.Until(dl)
 			if d <= 0 {
 				return 0, nil, os.ErrDeadlineExceeded
 			}
-			t := time.NewTimer(d)
-			defer t.Stop()
+			t = time.NewTimer(d)
 			timeout = t.C
 		}
+		var (
+			n    int
+			from net.Addr
+			err  error
+			done = true
+		)
 		select {
 		case dg := <-c.in:
-			return copy(p, dg.b), dg.from, nil
+			n, from = copy(p, dg.b), dg.from
 		case <-c.closed:
-			return 0, nil, ErrClosed
+			err = ErrClosed
 		case <-timeout:
-			return 0, nil, os.ErrDeadlineExceeded
+			err = os.ErrDeadlineExceeded
 		case <-changed:
+			done = false // the deadline moved: wait again under the new one
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if done {
+			return n, from, err
 		}
 	}
 }
