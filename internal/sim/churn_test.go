@@ -42,7 +42,7 @@ func TestVirtualNetworkChurn(t *testing.T) {
 		t.Skip("crashes the runtime under the race detector (see raceEnabled)")
 	}
 	synctest.Test(t, func(t *testing.T) {
-		nw := sim.New(2)
+		nw := newNetwork(t, 2)
 		c := &churn{t: t, nw: nw, full: map[overlay.ID]bool{}, joining: map[overlay.ID]bool{}, delivered: map[string]overlay.ID{}}
 		stable := build(t, nw, *churnN, 16, overlay.Config{}, c.receive)
 		c.stable = stable

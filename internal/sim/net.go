@@ -99,7 +99,7 @@ func (n *Network) rtt(a, b int) time.Duration {
 // (its last mile) drawn from a log-normal law. Over random pairs of hosts its
 // RTTs are 34 / 66 / 101 / 130 ms at the 10th / 50th / 90th / 99th
 // percentile, at most about 200 ms. It is not a measured data set; a
-// Latency built from one (e.g. the King data set's matrix) can replace it.
+// Latency built from one, such as RIPE, replaces it.
 func Plane(a, b int) time.Duration {
 	if a == b {
 		return 100 * time.Microsecond

@@ -25,7 +25,23 @@ var (
 	simSends = flag.Int("sim.sends", 200, "SendToKey of TestVirtualNetworkRouting")
 	simIdle  = flag.Duration("sim.idle", time.Minute, "virtual idle time measured by TestVirtualNetworkRouting")
 	simJoin  = flag.Int("sim.join", 16, "nodes joining at once in TestVirtualNetworkRouting")
+	simRTT   = flag.String("sim.rtt", "ripe", "latency model of the virtual networks: ripe (measured, sim.RIPE) or plane (synthetic, sim.Plane)")
 )
+
+// newNetwork returns a virtual network with the latency model of -sim.rtt.
+func newNetwork(t *testing.T, seed uint64) *sim.Network {
+	t.Helper()
+	nw := sim.New(seed)
+	switch *simRTT {
+	case "ripe":
+		nw.Latency = sim.RIPE
+	case "plane":
+		nw.Latency = sim.Plane
+	default:
+		t.Fatalf("-sim.rtt %q: want ripe or plane", *simRTT)
+	}
+	return nw
+}
 
 // A network of overlay nodes on the virtual network (package sim) in a
 // synctest bubble: every node joins, every SendToKey reaches the
@@ -89,7 +105,7 @@ func (r simResult) table() string {
 // simulate builds n nodes, join at a time, each through a random bound
 // node, sends sends messages to random keys, then lets the network idle.
 func simulate(t *testing.T, n, join, sends int, idle time.Duration) simResult {
-	nw := sim.New(1)
+	nw := newNetwork(t, 1)
 	res := simResult{n: n, sends: sends, idle: idle}
 	var g0 int
 	var m0 runtime.MemStats
