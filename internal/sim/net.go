@@ -85,6 +85,9 @@ func (n *Network) float() float64 {
 	return n.rng.Float64()
 }
 
+// RTT is the round-trip time between hosts a and b.
+func (n *Network) RTT(a, b int) time.Duration { return n.rtt(a, b) }
+
 // rtt is the round-trip time between hosts a and b.
 func (n *Network) rtt(a, b int) time.Duration {
 	if n.Latency != nil {

@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"flag"
 	"fmt"
+	mrand "math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"testing"
@@ -25,6 +28,8 @@ var (
 	simSends = flag.Int("sim.sends", 200, "SendToKey of TestVirtualNetworkRouting")
 	simIdle  = flag.Duration("sim.idle", time.Minute, "virtual idle time measured by TestVirtualNetworkRouting")
 	simJoin  = flag.Int("sim.join", 16, "nodes joining at once in TestVirtualNetworkRouting")
+	simMem   = flag.String("sim.memprofile", "", "write a heap profile of TestVirtualNetworkRouting's idle network (in use, after GC) to this file")
+	simSeed  = flag.Int("sim.seeded", 0, "nodes of TestVirtualNetworkRouting whose tables are seeded from the global view (the first ones); the others join one batch of -sim.join after another")
 	simRTT   = flag.String("sim.rtt", "ripe", "latency model of the virtual networks: ripe (measured, sim.RIPE) or plane (synthetic, sim.Plane)")
 )
 
@@ -51,7 +56,23 @@ func TestVirtualNetworkRouting(t *testing.T) {
 		t.Skip("crashes the runtime under the race detector (see raceEnabled)")
 	}
 	synctest.Test(t, func(t *testing.T) {
-		r := simulate(t, *simN, *simJoin, *simSends, *simIdle)
+		r := simulate(t, *simN, *simSeed, *simJoin, *simSends, *simIdle)
+		t.Log(r.table())
+		if r.exact != r.sends {
+			t.Errorf("%d of %d SendToKey reached the XOR-closest node", r.exact, r.sends)
+		}
+	})
+}
+
+// A network whose first nodes got their tables from the global view
+// (Overlay.Seed, the way the large simulations start) and whose last ones
+// joined it the real way routes every SendToKey to the XOR-closest node.
+func TestVirtualNetworkSeeded(t *testing.T) {
+	if raceEnabled {
+		t.Skip("crashes the runtime under the race detector (see raceEnabled)")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		r := simulate(t, 250, 200, 16, 100, 10*time.Second)
 		t.Log(r.table())
 		if r.exact != r.sends {
 			t.Errorf("%d of %d SendToKey reached the XOR-closest node", r.exact, r.sends)
@@ -104,7 +125,7 @@ func (r simResult) table() string {
 
 // simulate builds n nodes, join at a time, each through a random bound
 // node, sends sends messages to random keys, then lets the network idle.
-func simulate(t *testing.T, n, join, sends int, idle time.Duration) simResult {
+func simulate(t *testing.T, n, seeded, join, sends int, idle time.Duration) simResult {
 	nw := newNetwork(t, 1)
 	res := simResult{n: n, sends: sends, idle: idle}
 	var g0 int
@@ -115,7 +136,7 @@ func simulate(t *testing.T, n, join, sends int, idle time.Duration) simResult {
 
 	got := make(chan delivery, 1024)
 	start, cpu0 := time.Now(), benchnet.CPUTime()
-	nodes := build(t, nw, n, join, overlay.Config{}, func(nd *ovnet.Node) { go receive(nd, got) })
+	nodes := build(t, nw, n, seeded, join, overlay.Config{}, func(nd *ovnet.Node) { go receive(nd, got) })
 	defer func() {
 		for _, nd := range nodes {
 			nd.Close()
@@ -139,6 +160,16 @@ func simulate(t *testing.T, n, join, sends int, idle time.Duration) simResult {
 	runtime.GC()
 	runtime.ReadMemStats(&m1)
 	res.heapPerNode = float64(m1.HeapInuse+m1.StackInuse-m0.HeapInuse-m0.StackInuse) / float64(n)
+	if *simMem != "" {
+		f, err := os.Create(*simMem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
 	res.goroutinesPerNode = float64(runtime.NumGoroutine()-g0-n) / float64(n) // less the receivers
 
 	// The sends, one after another.
@@ -173,11 +204,41 @@ func simulate(t *testing.T, n, join, sends int, idle time.Duration) simResult {
 	return res
 }
 
-// build starts n nodes with cfg on hosts 0..n-1 of nw, join at a time, each
-// through a random bound node, and calls started on each once it is bound.
-func build(t *testing.T, nw *sim.Network, n, join int, cfg overlay.Config, started func(*ovnet.Node)) []*ovnet.Node {
+// nodePort is the port of build's nodes.
+const nodePort = 4000
+
+// build starts n nodes with cfg on hosts 0..n-1 of nw and calls started on
+// each once it is bound. The first seeded nodes get their routing tables
+// from the global view (seed); the others join join at a time, each through
+// a random bound node.
+func build(t *testing.T, nw *sim.Network, n, seeded, join int, cfg overlay.Config, started func(*ovnet.Node)) []*ovnet.Node {
 	nodes := make([]*ovnet.Node, 0, n)
 	t0, cpu0 := time.Now(), benchnet.CPUTime()
+	if seeded = min(seeded, n); seeded > 1 {
+		for i := range seeded {
+			pc, err := nw.Listen(i, nodePort)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nd, err := ovnet.Open(cfg, "", pc, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nodes = append(nodes, nd)
+			if (i+1)%10000 == 0 {
+				t.Logf("%d nodes open after %v CPU", i+1, (benchnet.CPUTime() - cpu0).Round(time.Second))
+			}
+		}
+		k := cfg.K
+		if k == 0 {
+			k = 20
+		}
+		seed(nw, nodes, k, mrand.New(mrand.NewPCG(uint64(n), 7)))
+		for _, nd := range nodes {
+			started(nd)
+		}
+		t.Logf("%d nodes seeded after %v CPU", seeded, (benchnet.CPUTime() - cpu0).Round(time.Second))
+	}
 	for len(nodes) < n {
 		k := min(join, n-len(nodes))
 		batch := make([]*ovnet.Node, k)
@@ -185,7 +246,7 @@ func build(t *testing.T, nw *sim.Network, n, join int, cfg overlay.Config, start
 		var wg sync.WaitGroup
 		for j := range k {
 			i := len(nodes) + j
-			pc, err := nw.Listen(i, 4000)
+			pc, err := nw.Listen(i, nodePort)
 			if err != nil {
 				t.Fatal(err)
 			}
