@@ -44,7 +44,7 @@ func TestVirtualNetworkChurn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newNetwork(t, 2)
 		c := &churn{t: t, nw: nw, full: map[overlay.ID]bool{}, joining: map[overlay.ID]bool{}, delivered: map[string]overlay.ID{}}
-		stable := build(t, nw, *churnN, 0, 16, overlay.Config{}, c.receive)
+		stable := build(t, nw, *churnN, 0, 16, overlay.Config{}, nil, c.receive)
 		c.stable = stable
 		c.next.Store(int64(len(stable)))
 		defer func() {

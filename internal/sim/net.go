@@ -40,6 +40,10 @@ type Network struct {
 	Latency Latency
 	// Loss is the probability that a datagram is lost.
 	Loss float64
+	// Queue is the number of datagrams a socket holds before it drops
+	// (0: QueueLen). Set it before the first Listen; a large simulation
+	// saves memory with a shorter queue.
+	Queue int
 
 	mu    sync.Mutex
 	socks map[netip.AddrPort]*Conn
@@ -68,7 +72,11 @@ func Host(i int) netip.Addr {
 // Listen opens a socket on host i (see Host) at port.
 func (n *Network) Listen(i, port int) (*Conn, error) {
 	addr := netip.AddrPortFrom(Host(i), uint16(port))
-	c := &Conn{n: n, addr: addr, host: i, in: make(chan datagram, QueueLen), closed: make(chan struct{}), changed: make(chan struct{})}
+	q := n.Queue
+	if q <= 0 {
+		q = QueueLen
+	}
+	c := &Conn{n: n, addr: addr, from: net.UDPAddrFromAddrPort(addr), host: i, in: make(chan datagram, q), closed: make(chan struct{}), changed: make(chan struct{})}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if _, ok := n.socks[addr]; ok {
@@ -77,6 +85,13 @@ func (n *Network) Listen(i, port int) (*Conn, error) {
 	n.socks[addr] = c
 	n.hosts = max(n.hosts, i+1)
 	return c, nil
+}
+
+// Conn returns the open socket at addr, or nil.
+func (n *Network) Conn(addr netip.AddrPort) *Conn {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.socks[addr]
 }
 
 func (n *Network) float() float64 {
@@ -131,6 +146,7 @@ type datagram struct {
 type Conn struct {
 	n    *Network
 	addr netip.AddrPort
+	from *net.UDPAddr // addr, the source of the datagrams it sends (shared: read only)
 	host int
 	in   chan datagram
 
@@ -217,7 +233,7 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		n.Lost.Add(1)
 		return len(p), nil
 	}
-	dg := datagram{b: append([]byte(nil), p...), from: net.UDPAddrFromAddrPort(c.addr)}
+	dg := datagram{b: append([]byte(nil), p...), from: c.from}
 	time.AfterFunc(n.rtt(c.host, dst.host)/2, func() {
 		if dst.crashed.Load() {
 			n.Lost.Add(1)

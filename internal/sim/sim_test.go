@@ -29,6 +29,7 @@ var (
 	simIdle  = flag.Duration("sim.idle", time.Minute, "virtual idle time measured by TestVirtualNetworkRouting")
 	simJoin  = flag.Int("sim.join", 16, "nodes joining at once in TestVirtualNetworkRouting")
 	simMem   = flag.String("sim.memprofile", "", "write a heap profile of TestVirtualNetworkRouting's idle network (in use, after GC) to this file")
+	simQueue = flag.Int("sim.queue", 0, "datagrams a virtual socket holds (0: sim.QueueLen)")
 	simSeed  = flag.Int("sim.seeded", 0, "nodes of TestVirtualNetworkRouting whose tables are seeded from the global view (the first ones); the others join one batch of -sim.join after another")
 	simRTT   = flag.String("sim.rtt", "ripe", "latency model of the virtual networks: ripe (measured, sim.RIPE) or plane (synthetic, sim.Plane)")
 )
@@ -37,6 +38,7 @@ var (
 func newNetwork(t *testing.T, seed uint64) *sim.Network {
 	t.Helper()
 	nw := sim.New(seed)
+	nw.Queue = *simQueue
 	switch *simRTT {
 	case "ripe":
 		nw.Latency = sim.RIPE
@@ -136,7 +138,7 @@ func simulate(t *testing.T, n, seeded, join, sends int, idle time.Duration) simR
 
 	got := make(chan delivery, 1024)
 	start, cpu0 := time.Now(), benchnet.CPUTime()
-	nodes := build(t, nw, n, seeded, join, overlay.Config{}, func(nd *ovnet.Node) { go receive(nd, got) })
+	nodes := build(t, nw, n, seeded, join, overlay.Config{}, nil, func(nd *ovnet.Node) { go receive(nd, got) })
 	defer func() {
 		for _, nd := range nodes {
 			nd.Close()
@@ -207,11 +209,12 @@ func simulate(t *testing.T, n, seeded, join, sends int, idle time.Duration) simR
 // nodePort is the port of build's nodes.
 const nodePort = 4000
 
-// build starts n nodes with cfg on hosts 0..n-1 of nw and calls started on
-// each once it is bound. The first seeded nodes get their routing tables
+// build starts n nodes with cfg on hosts 0..n-1 of nw, with attach (nil:
+// none) run on each before it starts, and calls started on each once it is
+// bound. The first seeded nodes get their routing tables
 // from the global view (seed); the others join join at a time, each through
 // a random bound node.
-func build(t *testing.T, nw *sim.Network, n, seeded, join int, cfg overlay.Config, started func(*ovnet.Node)) []*ovnet.Node {
+func build(t *testing.T, nw *sim.Network, n, seeded, join int, cfg overlay.Config, attach func(*ovnet.Node) error, started func(*ovnet.Node)) []*ovnet.Node {
 	nodes := make([]*ovnet.Node, 0, n)
 	t0, cpu0 := time.Now(), benchnet.CPUTime()
 	if seeded = min(seeded, n); seeded > 1 {
@@ -220,7 +223,7 @@ func build(t *testing.T, nw *sim.Network, n, seeded, join int, cfg overlay.Confi
 			if err != nil {
 				t.Fatal(err)
 			}
-			nd, err := ovnet.Open(cfg, "", pc, nil)
+			nd, err := ovnet.Open(cfg, "", pc, attach)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -250,7 +253,7 @@ func build(t *testing.T, nw *sim.Network, n, seeded, join int, cfg overlay.Confi
 			if err != nil {
 				t.Fatal(err)
 			}
-			nd, err := ovnet.Open(cfg, "", pc, nil)
+			nd, err := ovnet.Open(cfg, "", pc, attach)
 			if err != nil {
 				t.Fatal(err)
 			}
