@@ -3,6 +3,8 @@ package sim_test
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	mrand "math/rand/v2"
@@ -30,6 +32,7 @@ var (
 	simJoin  = flag.Int("sim.join", 16, "nodes joining at once in TestVirtualNetworkRouting")
 	simMem   = flag.String("sim.memprofile", "", "write a heap profile of TestVirtualNetworkRouting's idle network (in use, after GC) to this file")
 	simQueue = flag.Int("sim.queue", 0, "datagrams a virtual socket holds (0: sim.QueueLen)")
+	simOut   = flag.String("sim.results", "", "append TestVirtualNetworkRouting's figures to this file as a JSON line (the input of go run ./internal/cmd/simplot)")
 	simSeed  = flag.Int("sim.seeded", 0, "nodes of TestVirtualNetworkRouting whose tables are seeded from the global view (the first ones); the others join one batch of -sim.join after another")
 	simRTT   = flag.String("sim.rtt", "ripe", "latency model of the virtual networks: ripe (measured, sim.RIPE) or plane (synthetic, sim.Plane)")
 )
@@ -63,7 +66,45 @@ func TestVirtualNetworkRouting(t *testing.T) {
 		if r.exact != r.sends {
 			t.Errorf("%d of %d SendToKey reached the XOR-closest node", r.exact, r.sends)
 		}
+		if *simOut != "" {
+			if err := r.appendTo(*simOut); err != nil {
+				t.Error(err)
+			}
+		}
 	})
+}
+
+// appendTo appends the figures to file as a JSON line.
+func (r simResult) appendTo(file string) error {
+	slices.Sort(r.hops)
+	pct := func(p int) int {
+		if len(r.hops) == 0 {
+			return 0
+		}
+		return r.hops[min(len(r.hops)-1, len(r.hops)*p/100)]
+	}
+	ms := func(p int) float64 {
+		return float64(benchnet.Percentile(r.latency, p, time.Microsecond)) / float64(time.Millisecond)
+	}
+	line, err := json.Marshal(map[string]any{
+		"n": r.n, "seeded": r.seeded, "rtt": *simRTT, "sends": r.sends, "exact": r.exact,
+		"hops_p50": pct(50), "hops_p99": pct(99), "hops_max": pct(100),
+		"latency_ms_p50": ms(50), "latency_ms_p99": ms(99),
+		"contacts": r.contacts, "heap_kib": r.heapPerNode / 1024, "goroutines": r.goroutinesPerNode,
+		"idle_s": r.idle.Seconds(), "idle_pkts": r.idlePkts, "idle_bytes": r.idleBytes,
+		"idle_cpu_us":   float64(r.idleCPU.Nanoseconds()) / 1e3 / float64(r.n) / r.idle.Seconds(),
+		"pkts_per_send": r.packetsPerSend, "all_pkts_per_send": r.allPacketsPerSend,
+		"build_cpu_s": r.buildCPU.Seconds(),
+	})
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(line, '\n'))
+	return errors.Join(err, f.Close())
 }
 
 // A network whose first nodes got their tables from the global view
@@ -83,7 +124,8 @@ func TestVirtualNetworkSeeded(t *testing.T) {
 }
 
 type simResult struct {
-	n, sends, exact     int
+	n, seeded           int
+	sends, exact        int
 	built               time.Duration // virtual
 	buildCPU            time.Duration
 	hops                []int
@@ -95,6 +137,7 @@ type simResult struct {
 	idlePkts, idleBytes float64 // per node per virtual second
 	idleCPU             time.Duration
 	packetsPerSend      float64
+	allPacketsPerSend   float64 // every datagram sent during the sends, per send
 	queueDrops, lost    uint64
 }
 
@@ -114,13 +157,13 @@ func (r simResult) table() string {
 | delivered to the XOR-closest node | %d/%d |
 | hops per message, median / p99 / max | %d / %d / %d |
 | SendToKey until acknowledged (virtual), median / p99 | %v / %v |
-| packets sent per message (route frames and hop acks) | %.1f |
+| packets sent per message (route frames and hop acks) / all packets sent during the sends, per message | %.1f / %.1f |
 | memory per idle node (heap + stacks in use) | %.0f KiB |
 | goroutines per idle node | %.1f |
 | idle, per node per second: packets / bytes / CPU | %.2f / %.0f B / %.1f µs |
 | datagrams dropped at a full queue / lost at a closed socket | %d / %d |`,
 		r.n, r.built.Round(time.Millisecond), r.buildCPU.Round(time.Millisecond), r.contacts, r.exact, r.sends,
-		pct(50), pct(99), pct(100), benchnet.Percentile(r.latency, 50, time.Millisecond), benchnet.Percentile(r.latency, 99, time.Millisecond), r.packetsPerSend, r.heapPerNode/1024, r.goroutinesPerNode,
+		pct(50), pct(99), pct(100), benchnet.Percentile(r.latency, 50, time.Millisecond), benchnet.Percentile(r.latency, 99, time.Millisecond), r.packetsPerSend, r.allPacketsPerSend, r.heapPerNode/1024, r.goroutinesPerNode,
 		r.idlePkts, r.idleBytes, float64(r.idleCPU.Nanoseconds())/1e3/float64(r.n)/r.idle.Seconds(),
 		r.queueDrops, r.lost)
 }
@@ -129,7 +172,7 @@ func (r simResult) table() string {
 // node, sends sends messages to random keys, then lets the network idle.
 func simulate(t *testing.T, n, seeded, join, sends int, idle time.Duration) simResult {
 	nw := newNetwork(t, 1)
-	res := simResult{n: n, sends: sends, idle: idle}
+	res := simResult{n: n, seeded: min(seeded, n), sends: sends, idle: idle}
 	var g0 int
 	var m0 runtime.MemStats
 	runtime.GC()
@@ -175,12 +218,13 @@ func simulate(t *testing.T, n, seeded, join, sends int, idle time.Duration) simR
 	res.goroutinesPerNode = float64(runtime.NumGoroutine()-g0-n) / float64(n) // less the receivers
 
 	// The sends, one after another.
-	out0 := routed(nw)
+	out0, all0 := routed(nw), nw.Sent.Load()
 	for i := range sends {
 		from := nodes[testnet.Intn(len(nodes))]
 		var key overlay.Key
 		rand.Read(key[:])
-		data := fmt.Appendf(nil, "message %d", i)
+		data := fmt.Appendf(make([]byte, 0, 100), "message %d ", i)
+		data = append(data, make([]byte, 100-len(data))...) // 100 bytes, as overlaybench's
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		t0 := time.Now()
 		err := from.Send(ctx, data, key, true)
@@ -202,6 +246,7 @@ func simulate(t *testing.T, n, seeded, join, sends int, idle time.Duration) simR
 		}
 	}
 	res.packetsPerSend = float64(routed(nw)-out0) / float64(max(sends, 1))
+	res.allPacketsPerSend = float64(nw.Sent.Load()-all0) / float64(max(sends, 1))
 	res.queueDrops, res.lost = nw.QueueDrops.Load(), nw.Lost.Load()
 	return res
 }
