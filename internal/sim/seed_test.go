@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/p2psock/p2psock/internal/sim"
 	"github.com/p2psock/p2psock/internal/testnet/ovnet"
@@ -16,7 +17,13 @@ import (
 // for every bucket of a node's table, up to k nodes drawn at random from
 // the nodes whose IDs share exactly that many leading bits with its own
 // (all of them in the deep buckets, so a node knows its closest nodes),
-// with the RTT of the latency model. Each node's own code runs from there.
+// with the RTT of the latency model, last heard from at a random time of
+// the last seedAge. Each node's own code runs from there.
+// seedAge bounds how long ago a seeded contact was last heard from: the
+// keepalive interval of public nodes (overlay.Config.Liveness's default),
+// so that their keepalives spread over it.
+const seedAge = time.Minute
+
 func seed(nw *sim.Network, nodes []*ovnet.Node, k int, rng *rand.Rand) {
 	type entry struct {
 		key  overlay.Key
@@ -55,7 +62,7 @@ func seed(nw *sim.Network, nodes []*ovnet.Node, k int, rng *rand.Rand) {
 			from, to := span(other, b+1)
 			pick := func(j int) {
 				e := sorted[j]
-				peers = append(peers, overlay.SeedPeer{ID: nodes[e.node].ID(), Addr: nodeAddr(e.node), RTT: nw.RTT(i, e.node)})
+				peers = append(peers, overlay.SeedPeer{ID: nodes[e.node].ID(), Addr: nodeAddr(e.node), RTT: nw.RTT(i, e.node), Age: time.Duration(rng.Int64N(int64(seedAge)))})
 			}
 			if to-from <= k {
 				for j := from; j < to; j++ {

@@ -31,6 +31,7 @@ var (
 	simIdle  = flag.Duration("sim.idle", time.Minute, "virtual idle time measured by TestVirtualNetworkRouting")
 	simJoin  = flag.Int("sim.join", 16, "nodes joining at once in TestVirtualNetworkRouting")
 	simMem   = flag.String("sim.memprofile", "", "write a heap profile of TestVirtualNetworkRouting's idle network (in use, after GC) to this file")
+	simLoss  = flag.Float64("sim.loss", 0, "probability that a datagram of the virtual networks is lost")
 	simQueue = flag.Int("sim.queue", 0, "datagrams a virtual socket holds (0: sim.QueueLen)")
 	simOut   = flag.String("sim.results", "", "append TestVirtualNetworkRouting's figures to this file as a JSON line (the input of go run ./internal/cmd/simplot)")
 	simSeed  = flag.Int("sim.seeded", 0, "nodes of TestVirtualNetworkRouting whose tables are seeded from the global view (the first ones); the others join one batch of -sim.join after another")
@@ -42,6 +43,7 @@ func newNetwork(t *testing.T, seed uint64) *sim.Network {
 	t.Helper()
 	nw := sim.New(seed)
 	nw.Queue = *simQueue
+	nw.Loss = *simLoss
 	switch *simRTT {
 	case "ripe":
 		nw.Latency = sim.RIPE
