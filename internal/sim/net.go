@@ -7,8 +7,9 @@
 // Every host has an address of its own on a simulated Internet, each in a
 // /24 of its own (the overlay's diversity limits count nodes per /24).
 // A datagram arrives after the one-way delay between its two hosts (half the
-// round-trip time of a Latency model), or is lost with probability Loss, or
-// is dropped and counted when the receiver's queue is full.
+// round-trip time of a Latency model: RIPE, measured on the Internet, or
+// Plane, synthetic), or is lost with probability Loss, or is dropped and
+// counted when the receiver's queue is full.
 package sim
 
 import (

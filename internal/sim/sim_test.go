@@ -26,16 +26,17 @@ import (
 )
 
 var (
-	simN     = flag.Int("sim.n", defaultNodes, "nodes of TestVirtualNetworkRouting")
-	simSends = flag.Int("sim.sends", 200, "SendToKey of TestVirtualNetworkRouting")
-	simIdle  = flag.Duration("sim.idle", time.Minute, "virtual idle time measured by TestVirtualNetworkRouting")
-	simJoin  = flag.Int("sim.join", 16, "nodes joining at once in TestVirtualNetworkRouting")
-	simMem   = flag.String("sim.memprofile", "", "write a heap profile of TestVirtualNetworkRouting's idle network (in use, after GC) to this file")
-	simLoss  = flag.Float64("sim.loss", 0, "probability that a datagram of the virtual networks is lost")
-	simQueue = flag.Int("sim.queue", 0, "datagrams a virtual socket holds (0: sim.QueueLen)")
-	simOut   = flag.String("sim.results", "", "append TestVirtualNetworkRouting's figures to this file as a JSON line (the input of go run ./internal/cmd/simplot)")
-	simSeed  = flag.Int("sim.seeded", 0, "nodes of TestVirtualNetworkRouting whose tables are seeded from the global view (the first ones); the others join one batch of -sim.join after another")
-	simRTT   = flag.String("sim.rtt", "ripe", "latency model of the virtual networks: ripe (measured, sim.RIPE) or plane (synthetic, sim.Plane)")
+	simN      = flag.Int("sim.n", defaultNodes, "nodes of TestVirtualNetworkRouting")
+	simSends  = flag.Int("sim.sends", 200, "SendToKey of TestVirtualNetworkRouting")
+	simIdle   = flag.Duration("sim.idle", time.Minute, "virtual idle time measured by TestVirtualNetworkRouting")
+	simJoin   = flag.Int("sim.join", 16, "nodes joining at once in TestVirtualNetworkRouting")
+	simMem    = flag.String("sim.memprofile", "", "write a heap profile of TestVirtualNetworkRouting's idle network (in use, after GC) to this file")
+	simLoss   = flag.Float64("sim.loss", 0, "probability that a datagram of the virtual networks is lost")
+	simQueue  = flag.Int("sim.queue", 0, "datagrams a virtual socket holds (0: sim.QueueLen)")
+	simOut    = flag.String("sim.results", "", "append TestVirtualNetworkRouting's figures to this file as a JSON line (the input of go run ./internal/cmd/simplot)")
+	simSettle = flag.Duration("sim.settle", 10*time.Second, "virtual time between the end of TestVirtualNetworkRouting's build and its measurements")
+	simSeed   = flag.Int("sim.seeded", 0, "nodes of TestVirtualNetworkRouting whose tables are seeded from the global view (the first ones); the others join one batch of -sim.join after another")
+	simRTT    = flag.String("sim.rtt", "ripe", "latency model of the virtual networks: ripe (measured, sim.RIPE) or plane (synthetic, sim.Plane)")
 )
 
 // newNetwork returns a virtual network with the latency model of -sim.rtt.
@@ -190,12 +191,18 @@ func simulate(t *testing.T, n, seeded, join, sends int, idle time.Duration) simR
 		}
 	}()
 	res.built, res.buildCPU = time.Since(start), benchnet.CPUTime()-cpu0
-	time.Sleep(10 * time.Second) // virtual: the last joins' lookups and refreshes end
+	time.Sleep(*simSettle) // virtual: the last joins' lookups and refreshes end
 
 	for _, nd := range nodes {
 		res.contacts += float64(len(nd.Contacts()))
 	}
 	res.contacts /= float64(n)
+	progress := func(what string) {
+		if n >= 2000 {
+			t.Logf("%s after %v CPU", what, (benchnet.CPUTime() - cpu0).Round(time.Second))
+		}
+	}
+	progress("idle window starts")
 	p0, b0, c0 := nw.Sent.Load(), nw.Bytes.Load(), benchnet.CPUTime()
 	time.Sleep(idle)
 	res.idleCPU = benchnet.CPUTime() - c0
@@ -220,6 +227,7 @@ func simulate(t *testing.T, n, seeded, join, sends int, idle time.Duration) simR
 	res.goroutinesPerNode = float64(runtime.NumGoroutine()-g0-n) / float64(n) // less the receivers
 
 	// The sends, one after another.
+	progress("sends start")
 	out0, all0 := routed(nw), nw.Sent.Load()
 	for i := range sends {
 		from := nodes[testnet.Intn(len(nodes))]
