@@ -34,6 +34,7 @@ var (
 	simLoss   = flag.Float64("sim.loss", 0, "probability that a datagram of the virtual networks is lost")
 	simQueue  = flag.Int("sim.queue", 0, "datagrams a virtual socket holds (0: sim.QueueLen)")
 	simOut    = flag.String("sim.results", "", "append TestVirtualNetworkRouting's figures to this file as a JSON line (the input of go run ./internal/cmd/simplot)")
+	simPar    = flag.Int("sim.parallel", 1, "SendToKey of TestVirtualNetworkRouting in flight at once")
 	simSettle = flag.Duration("sim.settle", 10*time.Second, "virtual time between the end of TestVirtualNetworkRouting's build and its measurements")
 	simSeed   = flag.Int("sim.seeded", 0, "nodes of TestVirtualNetworkRouting whose tables are seeded from the global view (the first ones); the others join one batch of -sim.join after another")
 	simRTT    = flag.String("sim.rtt", "ripe", "latency model of the virtual networks: ripe (measured, sim.RIPE) or plane (synthetic, sim.Plane)")
@@ -226,35 +227,70 @@ func simulate(t *testing.T, n, seeded, join, sends int, idle time.Duration) simR
 	}
 	res.goroutinesPerNode = float64(runtime.NumGoroutine()-g0-n) / float64(n) // less the receivers
 
-	// The sends, one after another.
+	// The sends, -sim.parallel at a time.
 	progress("sends start")
+	done := make(chan struct{})
+	defer close(done)
+	var dmu sync.Mutex
+	delivered := map[string]delivery{}
+	go func() {
+		for {
+			select {
+			case d := <-got:
+				dmu.Lock()
+				delivered[string(d.msg.Data)] = d
+				dmu.Unlock()
+			case <-done:
+				return
+			}
+		}
+	}()
+	type send struct {
+		key     overlay.Key
+		data    string
+		latency time.Duration
+		err     error
+	}
+	out := make([]send, sends)
 	out0, all0 := routed(nw), nw.Sent.Load()
-	for i := range sends {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(*simPar, 1))
+	for i := range out {
+		s := &out[i]
 		from := nodes[testnet.Intn(len(nodes))]
-		var key overlay.Key
-		rand.Read(key[:])
+		rand.Read(s.key[:])
 		data := fmt.Appendf(make([]byte, 0, 100), "message %d ", i)
 		data = append(data, make([]byte, 100-len(data))...) // 100 bytes, as overlaybench's
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		t0 := time.Now()
-		err := from.Send(ctx, data, key, true)
-		cancel()
-		if err != nil {
-			t.Logf("send %d: %v", i, err)
+		s.data = string(data)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			t0 := time.Now()
+			s.err = from.Send(ctx, data, s.key, true)
+			s.latency = time.Since(t0)
+			cancel()
+		})
+	}
+	wg.Wait()
+	synctest.Wait() // the receivers have read what was delivered
+	dmu.Lock()
+	for i, s := range out {
+		if s.err != nil {
+			t.Logf("send %d: %v", i, s.err)
 			continue
 		}
-		res.latency = append(res.latency, time.Since(t0))
-		for d := range got {
-			if string(d.msg.Data) != string(data) {
-				continue
-			}
-			if d.at == ovnet.Closest(nodes, key) {
-				res.exact++
-			}
-			res.hops = append(res.hops, d.msg.Hops)
-			break
+		res.latency = append(res.latency, s.latency)
+		d, ok := delivered[s.data]
+		if !ok {
+			continue
 		}
+		if d.at == ovnet.Closest(nodes, s.key) {
+			res.exact++
+		}
+		res.hops = append(res.hops, d.msg.Hops)
 	}
+	dmu.Unlock()
 	res.packetsPerSend = float64(routed(nw)-out0) / float64(max(sends, 1))
 	res.allPacketsPerSend = float64(nw.Sent.Load()-all0) / float64(max(sends, 1))
 	res.queueDrops, res.lost = nw.QueueDrops.Load(), nw.Lost.Load()
