@@ -22,12 +22,12 @@ import (
 )
 
 var (
-	dhtN       = flag.Int("dht.n", 60, "nodes alive at once in TestVirtualNetworkDHTChurn")
+	dhtN       = flag.Int("dht.n", 40, "nodes alive at once in TestVirtualNetworkDHTChurn")
 	dhtSeeded  = flag.Int("dht.seeded", 0, "of the first -dht.n nodes, those whose tables are seeded from the global view (the others join)")
-	dhtValues  = flag.Int("dht.values", 60, "values added before the churn")
+	dhtValues  = flag.Int("dht.values", 40, "values added before the churn")
 	dhtTTL     = flag.Duration("dht.ttl", 24*time.Hour, "their TTL")
-	dhtFor     = flag.Duration("dht.for", 10*time.Minute, "virtual time of churn")
-	dhtSession = flag.Duration("dht.session", 5*time.Minute, "median session time (virtual): Weibull lives, a replacement joins when a node ends")
+	dhtFor     = flag.Duration("dht.for", 6*time.Minute, "virtual time of churn")
+	dhtSession = flag.Duration("dht.session", 3*time.Minute, "median session time (virtual): Weibull lives, a replacement joins when a node ends")
 	dhtShape   = flag.Float64("dht.shape", 0.5, "shape of the Weibull law of session times (below 1: many short sessions, a long tail)")
 	dhtCrash   = flag.Float64("dht.crash", 0.5, "share of the sessions that end in a crash (the rest Close)")
 	dhtChecks  = flag.Int("dht.checks", 4, "times every value is read during the churn (evenly spaced, the last at its end)")
