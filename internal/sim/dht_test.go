@@ -31,7 +31,7 @@ var (
 	dhtShape   = flag.Float64("dht.shape", 0.5, "shape of the Weibull law of session times (below 1: many short sessions, a long tail)")
 	dhtCrash   = flag.Float64("dht.crash", 0.5, "share of the sessions that end in a crash (the rest Close)")
 	dhtChecks  = flag.Int("dht.checks", 4, "times every value is read during the churn (evenly spaced, the last at its end)")
-	dhtWant    = flag.Float64("dht.want", 0.95, "share of the values the last check must find")
+	dhtWant    = flag.Float64("dht.want", 0.95, "share of the values a live node must hold at the last check (the Gets must find 5 points fewer at least)")
 )
 
 // Nodes running the DHT come and go, each living a session time drawn
@@ -49,8 +49,11 @@ func TestVirtualNetworkDHTChurn(t *testing.T) {
 		r := dhtChurn(t, newNetwork(t, 3))
 		t.Log(r.table())
 		last := r.checks[len(r.checks)-1]
-		if float64(last.found) < *dhtWant*float64(r.added) {
-			t.Errorf("%d of %d values found at the end of the churn, want %.0f %%", last.found, r.added, 100**dhtWant)
+		if float64(last.held) < *dhtWant*float64(r.added) {
+			t.Errorf("%d of %d values held by a live node at the end of the churn, want %.0f %%", last.held, r.added, 100**dhtWant)
+		}
+		if float64(last.found) < (*dhtWant-0.05)*float64(r.added) {
+			t.Errorf("%d of %d values found at the end of the churn, want %.0f %%", last.found, r.added, 100*(*dhtWant-0.05))
 		}
 	})
 }
@@ -58,7 +61,8 @@ func TestVirtualNetworkDHTChurn(t *testing.T) {
 type dhtCheck struct {
 	at                   time.Duration // since the churn started (virtual)
 	live, ended, joined  int
-	found, failed        int // values found; Gets that failed
+	held                 int // values a live node holds (the ground truth)
+	found, failed        int // values found by a Get (retried once from another node); Gets that failed
 	getLatency           []time.Duration
 	recordsPerLiveMember float64
 }
@@ -77,9 +81,10 @@ func (r dhtResult) table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%d nodes alive at once running the DHT, sessions Weibull (shape %.2f, median %v), %.0f %% crash; %d of %d values added (Add median %v); joins failed: %d; %.1f packets, %.0f B per node per second during the churn; CPU %v\n",
 		r.n, *dhtShape, *dhtSession, 100**dhtCrash, r.added, r.values, benchnet.Percentile(r.addLatency, 50, time.Millisecond), r.joinFailed, r.pktsPerNodeSec, r.bytesPerNodeSec, r.cpu.Round(time.Second))
-	b.WriteString("\n| virtual time | sessions ended / joined | values found | Gets failed | Get median / p99 | records held per live node |\n|---|---|---|---|---|---|")
+	b.WriteString("\n| virtual time | sessions ended / joined | values held by a live node | values found by a Get | Gets failed (then retried) | Get median / p99 | records held per live node |\n|---|---|---|---|---|---|---|")
 	for _, c := range r.checks {
-		fmt.Fprintf(&b, "\n| %v | %d / %d | %d/%d (%.1f %%) | %d | %v / %v | %.1f |", c.at.Round(time.Second), c.ended, c.joined, c.found, r.added, 100*float64(c.found)/float64(max(r.added, 1)), c.failed,
+		fmt.Fprintf(&b, "\n| %v | %d / %d | %d/%d (%.1f %%) | %d/%d (%.1f %%) | %d | %v / %v | %.1f |", c.at.Round(time.Second), c.ended, c.joined,
+			c.held, r.added, 100*float64(c.held)/float64(max(r.added, 1)), c.found, r.added, 100*float64(c.found)/float64(max(r.added, 1)), c.failed,
 			benchnet.Percentile(c.getLatency, 50, time.Millisecond), benchnet.Percentile(c.getLatency, 99, time.Millisecond), c.recordsPerLiveMember)
 	}
 	return b.String()
@@ -212,41 +217,53 @@ func dhtChurn(t *testing.T, nw *sim.Network) dhtResult {
 		mu.Lock()
 		chk.live = len(live)
 		held := 0
+		heldKeys := map[string]bool{}
 		for _, x := range live {
-			held += len(x.d.Held(math.MaxInt))
+			h := x.d.Held(math.MaxInt)
+			held += len(h)
+			for _, r := range h {
+				heldKeys[r.Key] = true
+			}
 		}
+		chk.held = len(heldKeys)
 		chk.recordsPerLiveMember = float64(held) / float64(max(chk.live, 1))
 		mu.Unlock()
 		var wg sync.WaitGroup
 		var cmu sync.Mutex
 		sem := make(chan struct{}, 16)
 		for _, key := range keys {
-			from := randomLive(nil)
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				gctx, gcancel := context.WithTimeout(context.Background(), 20*time.Second)
-				t0 := time.Now()
-				rs, err := from.d.Get(gctx, key)
-				gcancel()
-				cmu.Lock()
-				defer cmu.Unlock()
-				if err != nil {
-					chk.failed++
-					return
-				}
-				chk.getLatency = append(chk.getLatency, time.Since(t0))
-				for _, r := range rs {
-					if string(r.Value) == key {
-						chk.found++
-						break
+				for try := range 2 {
+					from := randomLive(nil)
+					gctx, gcancel := context.WithTimeout(context.Background(), 20*time.Second)
+					t0 := time.Now()
+					rs, err := from.d.Get(gctx, key)
+					gcancel()
+					cmu.Lock()
+					if err != nil {
+						chk.failed++
+						cmu.Unlock()
+						continue
 					}
+					if try == 0 {
+						chk.getLatency = append(chk.getLatency, time.Since(t0))
+					}
+					for _, r := range rs {
+						if string(r.Value) == key {
+							chk.found++
+							break
+						}
+					}
+					cmu.Unlock()
+					return
 				}
 			})
 		}
 		wg.Wait()
 		res.checks = append(res.checks, chk)
-		t.Logf("after %v: %d of %d values found, %d sessions ended", chk.at.Round(time.Second), chk.found, res.added, chk.ended)
+		t.Logf("after %v: %d of %d values held, %d found, %d sessions ended", chk.at.Round(time.Second), chk.held, res.added, chk.found, chk.ended)
 	}
 	elapsed := time.Since(start)
 	res.cpu = benchnet.CPUTime() - cpu0
