@@ -160,8 +160,12 @@ func drawPanel(b *strings.Builder, p panel, rs []result, x0, y0 int) {
 		fmt.Fprintf(b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`+"\n", x, oy+ph+16, thousands(math.Pow(10, e)))
 	}
 	fmt.Fprintf(b, `<text x="%.0f" y="%.0f" text-anchor="middle">N (log scale)</text>`+"\n", ox+pw/2, oy+ph+34)
-	for i := 0; i <= 4; i++ {
-		v := ymax * float64(i) / 4
+	ticks := 4 // a tick every quarter of a 2, 10, 20 … scale
+	if m := ymax / math.Pow(10, math.Floor(math.Log10(ymax))); m == 1 || m == 5 {
+		ticks = 5
+	}
+	for i := 0; i <= ticks; i++ {
+		v := ymax * float64(i) / float64(ticks)
 		y := yOf(v)
 		fmt.Fprintf(b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#eee"/>`+"\n", ox, y, ox+pw, y)
 		fmt.Fprintf(b, `<text x="%.0f" y="%.1f" text-anchor="end">%s</text>`+"\n", ox-4, y+4, trim(v))
