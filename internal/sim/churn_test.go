@@ -42,9 +42,9 @@ func TestVirtualNetworkChurn(t *testing.T) {
 		t.Skip("crashes the runtime under the race detector (see raceEnabled)")
 	}
 	synctest.Test(t, func(t *testing.T) {
-		nw := sim.New(2)
+		nw := newNetwork(t, 2)
 		c := &churn{t: t, nw: nw, full: map[overlay.ID]bool{}, joining: map[overlay.ID]bool{}, delivered: map[string]overlay.ID{}}
-		stable := build(t, nw, *churnN, 16, overlay.Config{}, c.receive)
+		stable := build(t, nw, *churnN, 0, 16, overlay.Config{}, nil, c.receive)
 		c.stable = stable
 		c.next.Store(int64(len(stable)))
 		defer func() {
@@ -231,7 +231,7 @@ func (c *churn) phase(name string) phaseResult {
 // how long its Bind took and whether it bound.
 func (c *churn) churner(ctx context.Context, client bool, life time.Duration, crash bool) (time.Duration, bool) {
 	i := int(c.next.Add(1) - 1)
-	pc, err := c.nw.Listen(i, 4000)
+	pc, err := c.nw.Listen(i, nodePort)
 	if err != nil {
 		c.t.Error(err)
 		return 0, false

@@ -7,8 +7,9 @@
 // Every host has an address of its own on a simulated Internet, each in a
 // /24 of its own (the overlay's diversity limits count nodes per /24).
 // A datagram arrives after the one-way delay between its two hosts (half the
-// round-trip time of a Latency model), or is lost with probability Loss, or
-// is dropped and counted when the receiver's queue is full.
+// round-trip time of a Latency model: RIPE, measured on the Internet, or
+// Plane, synthetic), or is lost with probability Loss, or is dropped and
+// counted when the receiver's queue is full.
 package sim
 
 import (
@@ -40,6 +41,10 @@ type Network struct {
 	Latency Latency
 	// Loss is the probability that a datagram is lost.
 	Loss float64
+	// Queue is the number of datagrams a socket holds before it drops
+	// (0: QueueLen). Set it before the first Listen; a large simulation
+	// saves memory with a shorter queue.
+	Queue int
 
 	mu    sync.Mutex
 	socks map[netip.AddrPort]*Conn
@@ -68,7 +73,11 @@ func Host(i int) netip.Addr {
 // Listen opens a socket on host i (see Host) at port.
 func (n *Network) Listen(i, port int) (*Conn, error) {
 	addr := netip.AddrPortFrom(Host(i), uint16(port))
-	c := &Conn{n: n, addr: addr, host: i, in: make(chan datagram, QueueLen), closed: make(chan struct{}), changed: make(chan struct{})}
+	q := n.Queue
+	if q <= 0 {
+		q = QueueLen
+	}
+	c := &Conn{n: n, addr: addr, from: net.UDPAddrFromAddrPort(addr), host: i, in: make(chan datagram, q), closed: make(chan struct{}), changed: make(chan struct{})}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if _, ok := n.socks[addr]; ok {
@@ -79,11 +88,21 @@ func (n *Network) Listen(i, port int) (*Conn, error) {
 	return c, nil
 }
 
+// Conn returns the open socket at addr, or nil.
+func (n *Network) Conn(addr netip.AddrPort) *Conn {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.socks[addr]
+}
+
 func (n *Network) float() float64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.rng.Float64()
 }
+
+// RTT is the round-trip time between hosts a and b.
+func (n *Network) RTT(a, b int) time.Duration { return n.rtt(a, b) }
 
 // rtt is the round-trip time between hosts a and b.
 func (n *Network) rtt(a, b int) time.Duration {
@@ -99,7 +118,7 @@ func (n *Network) rtt(a, b int) time.Duration {
 // (its last mile) drawn from a log-normal law. Over random pairs of hosts its
 // RTTs are 34 / 66 / 101 / 130 ms at the 10th / 50th / 90th / 99th
 // percentile, at most about 200 ms. It is not a measured data set; a
-// Latency built from one (e.g. the King data set's matrix) can replace it.
+// Latency built from one, such as RIPE, replaces it.
 func Plane(a, b int) time.Duration {
 	if a == b {
 		return 100 * time.Microsecond
@@ -128,6 +147,7 @@ type datagram struct {
 type Conn struct {
 	n    *Network
 	addr netip.AddrPort
+	from *net.UDPAddr // addr, the source of the datagrams it sends (shared: read only)
 	host int
 	in   chan datagram
 
@@ -214,7 +234,7 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		n.Lost.Add(1)
 		return len(p), nil
 	}
-	dg := datagram{b: append([]byte(nil), p...), from: net.UDPAddrFromAddrPort(c.addr)}
+	dg := datagram{b: append([]byte(nil), p...), from: c.from}
 	time.AfterFunc(n.rtt(c.host, dst.host)/2, func() {
 		if dst.crashed.Load() {
 			n.Lost.Add(1)
