@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/p2psock/p2psock/internal/sim"
+	"github.com/p2psock/p2psock/internal/simhook"
 	"github.com/p2psock/p2psock/internal/testnet/ovnet"
 	"github.com/p2psock/p2psock/overlay"
 )
@@ -49,7 +50,7 @@ func seed(nw *sim.Network, nodes []*ovnet.Node, k int, rng *rand.Rand) {
 		}
 		return from, to
 	}
-	var peers []overlay.SeedPeer
+	var peers []simhook.Peer
 	for i, nd := range nodes {
 		self := nd.ID().Key()
 		peers = peers[:0]
@@ -62,7 +63,7 @@ func seed(nw *sim.Network, nodes []*ovnet.Node, k int, rng *rand.Rand) {
 			from, to := span(other, b+1)
 			pick := func(j int) {
 				e := sorted[j]
-				peers = append(peers, overlay.SeedPeer{ID: nodes[e.node].ID(), Addr: nodeAddr(e.node), RTT: nw.RTT(i, e.node), Age: time.Duration(rng.Int64N(int64(seedAge)))})
+				peers = append(peers, simhook.Peer{ID: nodes[e.node].ID(), Addr: nodeAddr(e.node), RTT: nw.RTT(i, e.node), Age: time.Duration(rng.Int64N(int64(seedAge)))})
 			}
 			if to-from <= k {
 				for j := from; j < to; j++ {
@@ -74,7 +75,7 @@ func seed(nw *sim.Network, nodes []*ovnet.Node, k int, rng *rand.Rand) {
 				pick(from + j)
 			}
 		}
-		nd.Seed(nodeAddr(i), peers)
+		simhook.Seed(nd.Overlay, nodeAddr(i), peers)
 	}
 }
 

@@ -112,7 +112,7 @@ func (r simResult) appendTo(file string) error {
 }
 
 // A network whose first nodes got their tables from the global view
-// (Overlay.Seed, the way the large simulations start) and whose last ones
+// (simhook.Seed, the way the large simulations start) and whose last ones
 // joined it the real way routes every SendToKey to the XOR-closest node.
 func TestVirtualNetworkSeeded(t *testing.T) {
 	if raceEnabled {
