@@ -57,6 +57,9 @@ func (e *binEnv) start(args ...string) *binProc {
 	e.t.Helper()
 	e.k++
 	common := []string{"-n", e.network, "-s", fmt.Sprintf("127.0.1.%d", e.k+1), "-i", filepath.Join(e.dir, fmt.Sprintf("id%d", e.k))}
+	if os.Getenv("P2PCAT_TEST_VV") != "" {
+		common = append(common, "-v", "-v")
+	}
 	cmd := exec.Command(e.bin, append(common, args...)...)
 	cmd.Env = append(os.Environ(), "P2PCAT_MACHINE_ONLY=1", "P2PCAT_BOOTSTRAP=", "TMPDIR="+e.dir)
 	p := &binProc{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, lines: make(chan string, 64), done: make(chan struct{})}
@@ -114,6 +117,12 @@ func (p *binProc) exit(t *testing.T, within time.Duration) int {
 	case <-p.done:
 		return p.cmd.ProcessState.ExitCode()
 	case <-time.After(within):
+		// Its goroutines say what it waits on.
+		_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+		}
 		t.Fatalf("still running %v later; stderr:\n%s", within, p.stderr)
 		return 0
 	}
@@ -195,6 +204,6 @@ func TestSignals(t *testing.T) {
 		require.Equal(t, 129, c.exit(t, signalWithin), c.stderr.String())
 		// The listener's stdin is still open: it stops because its peer
 		// left, having sent nothing itself.
-		require.Equal(t, 0, l.exit(t, signalWithin), l.stderr.String())
+		require.Equal(t, 0, l.exit(t, signalWithin), "listener:\n%s\nsender:\n%s", l.stderr, c.stderr)
 	})
 }
