@@ -57,9 +57,6 @@ func (e *binEnv) start(args ...string) *binProc {
 	e.t.Helper()
 	e.k++
 	common := []string{"-n", e.network, "-s", fmt.Sprintf("127.0.1.%d", e.k+1), "-i", filepath.Join(e.dir, fmt.Sprintf("id%d", e.k))}
-	if os.Getenv("P2PCAT_TEST_VV") != "" {
-		common = append(common, "-v", "-v")
-	}
 	cmd := exec.Command(e.bin, append(common, args...)...)
 	cmd.Env = append(os.Environ(), "P2PCAT_MACHINE_ONLY=1", "P2PCAT_BOOTSTRAP=", "TMPDIR="+e.dir)
 	p := &binProc{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, lines: make(chan string, 64), done: make(chan struct{})}
@@ -88,6 +85,16 @@ func (e *binEnv) start(args ...string) *binProc {
 		<-p.done
 	})
 	return p
+}
+
+// debugLog returns the flags that make a p2pcat log its node's debug
+// messages on stderr, if P2PCAT_TEST_VV is set: a failure's output then
+// shows what the processes did.
+func debugLog() []string {
+	if os.Getenv("P2PCAT_TEST_VV") == "" {
+		return nil
+	}
+	return []string{"-v", "-v"}
 }
 
 // waitLine waits for a stderr line matching re and returns its submatches.
@@ -193,9 +200,9 @@ func TestSignals(t *testing.T) {
 	// SIGTERM (status 129), so that its peer learns at once that it left,
 	// rather than after QUIC's idle timeout (30 s, more than signalWithin).
 	t.Run("stream sender, SIGHUP", func(t *testing.T) {
-		l := e.start("-l")
+		l := e.start(append(debugLog(), "-l")...)
 		id := l.waitLine(t, `^listening as (\S+)$`)[1]
-		c := e.start(id)
+		c := e.start(append(debugLog(), id)...)
 		_, err := io.WriteString(c.stdin, "sent before the hangup\n")
 		require.NoError(t, err)
 		require.Eventually(t, func() bool { return l.stdout.String() == "sent before the hangup\n" },
