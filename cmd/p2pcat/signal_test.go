@@ -87,15 +87,9 @@ func (e *binEnv) start(args ...string) *binProc {
 	return p
 }
 
-// debugLog returns the flags that make a p2pcat log its node's debug
-// messages on stderr, if P2PCAT_TEST_VV is set: a failure's output then
-// shows what the processes did.
-func debugLog() []string {
-	if os.Getenv("P2PCAT_TEST_VV") == "" {
-		return nil
-	}
-	return []string{"-v", "-v"}
-}
+// debugLog are the flags that make a p2pcat log its node's debug messages
+// on stderr: a failure's output then shows what the processes did.
+var debugLog = []string{"-v", "-v"}
 
 // waitLine waits for a stderr line matching re and returns its submatches.
 func (p *binProc) waitLine(t *testing.T, re string) []string {
@@ -200,9 +194,9 @@ func TestSignals(t *testing.T) {
 	// SIGTERM (status 129), so that its peer learns at once that it left,
 	// rather than after QUIC's idle timeout (30 s, more than signalWithin).
 	t.Run("stream sender, SIGHUP", func(t *testing.T) {
-		l := e.start(append(debugLog(), "-l")...)
+		l := e.start(append(debugLog, "-l")...)
 		id := l.waitLine(t, `^listening as (\S+)$`)[1]
-		c := e.start(append(debugLog(), id)...)
+		c := e.start(append(debugLog, id)...)
 		_, err := io.WriteString(c.stdin, "sent before the hangup\n")
 		require.NoError(t, err)
 		require.Eventually(t, func() bool { return l.stdout.String() == "sent before the hangup\n" },
