@@ -166,10 +166,13 @@ func TestLoopbackPeerDiesAfterGoodbye(t *testing.T) {
 	require.NoError(t, sa.CloseWrite())
 	require.Equal(t, []bool{true}, a.eng.sayGoodbye([]*peerConn{sa.pc}), "b acknowledged the goodbye")
 	require.NoError(t, a.Sock.Close()) // a's process ends
+	var werr error
 	testnet.Eventually(t, goodbyeWait+maxLinger+5*time.Second, "b's writes fail", func() bool {
-		_, err := sb.Write(nil)
-		return err != nil
+		_, werr = sb.Write(nil)
+		return werr != nil
 	})
+	require.ErrorIs(t, werr, ErrReset, "the peer left")
+	require.ErrorIs(t, sb.CloseWrite(), ErrReset)
 	got, err := io.ReadAll(sb)
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(data, got), "got %d of %d bytes", len(got), len(data))
