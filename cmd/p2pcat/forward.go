@@ -167,7 +167,9 @@ func bridge(ctx context.Context, c *p2psock.Conn, lc net.Conn) error {
 	one := func(dst, src net.Conn) {
 		_, err := io.Copy(dst, src)
 		if hc, ok := dst.(halfCloser); ok {
-			if cerr := hc.CloseWrite(); err == nil {
+			// A stream's peer that already stopped it hung up (ssh ends
+			// its ProxyCommand so): its end need not be sent.
+			if cerr := hc.CloseWrite(); err == nil && !errors.Is(cerr, p2psock.ErrReset) {
 				err = cerr
 			}
 		} else {

@@ -87,6 +87,10 @@ func (e *binEnv) start(args ...string) *binProc {
 	return p
 }
 
+// debugLog are the flags that make a p2pcat log its node's debug messages
+// on stderr: a failure's output then shows what the processes did.
+var debugLog = []string{"-v", "-v"}
+
 // waitLine waits for a stderr line matching re and returns its submatches.
 func (p *binProc) waitLine(t *testing.T, re string) []string {
 	t.Helper()
@@ -114,6 +118,12 @@ func (p *binProc) exit(t *testing.T, within time.Duration) int {
 	case <-p.done:
 		return p.cmd.ProcessState.ExitCode()
 	case <-time.After(within):
+		// Its goroutines say what it waits on.
+		_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+		}
 		t.Fatalf("still running %v later; stderr:\n%s", within, p.stderr)
 		return 0
 	}
@@ -184,9 +194,9 @@ func TestSignals(t *testing.T) {
 	// SIGTERM (status 129), so that its peer learns at once that it left,
 	// rather than after QUIC's idle timeout (30 s, more than signalWithin).
 	t.Run("stream sender, SIGHUP", func(t *testing.T) {
-		l := e.start("-l")
+		l := e.start(append(debugLog, "-l")...)
 		id := l.waitLine(t, `^listening as (\S+)$`)[1]
-		c := e.start(id)
+		c := e.start(append(debugLog, id)...)
 		_, err := io.WriteString(c.stdin, "sent before the hangup\n")
 		require.NoError(t, err)
 		require.Eventually(t, func() bool { return l.stdout.String() == "sent before the hangup\n" },
@@ -195,6 +205,6 @@ func TestSignals(t *testing.T) {
 		require.Equal(t, 129, c.exit(t, signalWithin), c.stderr.String())
 		// The listener's stdin is still open: it stops because its peer
 		// left, having sent nothing itself.
-		require.Equal(t, 0, l.exit(t, signalWithin), l.stderr.String())
+		require.Equal(t, 0, l.exit(t, signalWithin), "listener:\n%s\nsender:\n%s", l.stderr, c.stderr)
 	})
 }

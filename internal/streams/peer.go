@@ -105,7 +105,18 @@ func (p *peerConn) peerLeft() {
 	// reads or answers. Streams this side still writes to would otherwise
 	// learn of it only from the peer's STOP_SENDING, which a peer whose
 	// process ended at once may never have sent: at QUIC's idle timeout.
-	time.AfterFunc(goodbyeWait+maxLinger, func() { p.qc.CloseWithError(0, "peer left") })
+	// Their sending sides stop then, and only those: what the peer sent
+	// stays readable (closing the connection would discard it, for a
+	// reader slower than the timer).
+	time.AfterFunc(goodbyeWait+maxLinger, p.stopWrites)
+}
+
+// stopWrites ends the sending side of the streams of p the application
+// has not closed: their Writes fail from now on.
+func (p *peerConn) stopWrites() {
+	for _, s := range p.openStreams() {
+		s.qs.CancelWrite(0)
+	}
 }
 
 func (p *peerConn) path() Path {

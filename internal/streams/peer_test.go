@@ -146,3 +146,34 @@ func TestLoopbackCloseUnresponsivePeer(t *testing.T) {
 	_, err = a.eng.Accept(ctx)
 	require.True(t, errors.Is(err, net.ErrClosed))
 }
+
+// TestLoopbackPeerDiesAfterGoodbye: a peer that half-closed its stream,
+// said its node is closing, and whose process then ended before it stopped
+// the stream (its socket is gone: no STOP_SENDING, no CONNECTION_CLOSE
+// comes) is noticed by this side's writes within the goodbye wait and the
+// linger, not at QUIC's idle timeout; what it sent is still read whole
+// afterwards.
+func TestLoopbackPeerDiesAfterGoodbye(t *testing.T) {
+	nodes := newNet(t, 3, nil)
+	a, b := nodes[1], nodes[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sa, sb := pair(t, ctx, a, b)
+	data := make([]byte, 64<<10)
+	rand.Read(data)
+	_, err := sa.Write(data)
+	require.NoError(t, err)
+	require.NoError(t, sa.CloseWrite())
+	require.Equal(t, []bool{true}, a.eng.sayGoodbye([]*peerConn{sa.pc}), "b acknowledged the goodbye")
+	require.NoError(t, a.Sock.Close()) // a's process ends
+	var werr error
+	testnet.Eventually(t, goodbyeWait+maxLinger+5*time.Second, "b's writes fail", func() bool {
+		_, werr = sb.Write(nil)
+		return werr != nil
+	})
+	require.ErrorIs(t, werr, ErrReset, "the peer left")
+	require.ErrorIs(t, sb.CloseWrite(), ErrReset)
+	got, err := io.ReadAll(sb)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(data, got), "got %d of %d bytes", len(got), len(data))
+}

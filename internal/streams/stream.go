@@ -1,6 +1,7 @@
 package streams
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -80,6 +81,9 @@ func (s *Stream) Write(b []byte) (int, error) {
 // everything written before. Reading continues.
 func (s *Stream) CloseWrite() error {
 	if err := s.qs.Close(); err != nil {
+		if cause := context.Cause(s.qs.Context()); cause != nil {
+			err = cause // what ended the sending side, rather than quic-go's "close called for canceled stream"
+		}
 		return s.mapErr(err)
 	}
 	s.pc.lastFin.Store(time.Now().UnixNano())
@@ -144,7 +148,8 @@ func (s *Stream) Stats() quic.ConnectionStats { return s.pc.qc.ConnectionStats()
 // after Close (of the stream, or of the engine, which closes its
 // connections with closeNodeClosed), os.ErrDeadlineExceeded past a
 // deadline, ErrReset (still matching the *quic.StreamError) when the peer
-// reset or stopped the stream, and otherwise quic-go's error.
+// reset or stopped the stream or left (peerLeft), and otherwise quic-go's
+// error.
 func (s *Stream) mapErr(err error) error {
 	if s.isClosed() {
 		return net.ErrClosed
@@ -160,6 +165,8 @@ func (s *Stream) mapErr(err error) error {
 		return net.ErrClosed
 	case errors.As(err, &se) && se.Remote:
 		return &resetError{err}
+	case errors.As(err, &se) && s.pc.leaving.Load():
+		return &resetError{err} // the peer left: its streams' sending sides ended (peerLeft)
 	}
 	return err
 }
