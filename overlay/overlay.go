@@ -278,6 +278,21 @@ type Overlay struct {
 	// announced is when that last happened (at most every announceEvery).
 	announce  bool
 	announced time.Time
+	// buckets is what the periodic refresh remembers of each bucket up to
+	// the deepest (refreshRound).
+	buckets []bucketState
+	// knownGen counts the changes to the paths cache and the awaited
+	// addresses (with the table's gen, what Known reads is built from);
+	// knownBuilt is their sum when it was last built.
+	knownGen, knownBuilt uint64
+	knownTab             uint64    // the table's gen when it was last built
+	knownAt              time.Time // when the table last changed, as seen then
+	// nextCheck is when keepalive may start the next liveness check of a
+	// public contact (livenessChecks per Liveness).
+	nextCheck time.Time
+	// liveness is the current livenessIntervalLocked, in nanoseconds, for
+	// pathsTTL (read without mu).
+	liveness atomic.Int64
 
 	recv     *recvQueue // received messages, for Recv
 	services handlerTable[Handler]

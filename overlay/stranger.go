@@ -119,7 +119,7 @@ func (o *Overlay) rotateCookiesLocked(now time.Time) {
 }
 
 // Known reports whether addr is the address of a node this one has a
-// verified direct link with (as of the last second). It is cheap and lock
+// verified direct link with (as of the last maintenance). It is cheap and lock
 // free: the socket calls it for every packet, to serve contacts before
 // strangers when it falls behind (nat.Socket.Prefer).
 func (o *Overlay) Known(addr netip.AddrPort) bool {
@@ -132,6 +132,14 @@ func (o *Overlay) Known(addr netip.AddrPort) bool {
 
 // updateKnownLocked rebuilds the set Known reads.
 func (o *Overlay) updateKnownLocked(now time.Time) {
+	gen := o.tab.gen + o.knownGen
+	if o.known.Load() != nil && gen == o.knownBuilt {
+		return // nothing it holds changed
+	}
+	o.knownBuilt = gen
+	if o.tab.gen != o.knownTab {
+		o.knownTab, o.knownAt = o.tab.gen, now
+	}
 	k := knownAddrs{v4: make([]uint64, 0, o.tab.len()+len(o.paths)+len(o.awaiting))}
 	for _, c := range o.tab.byID {
 		if !c.p.relayed() {

@@ -9,12 +9,16 @@
 // With -churn M, M extra nodes come and go (each lives -churn-min to
 // -churn-max, a share crashes without leaving) while the full nodes send to
 // random keys: a phase without churn (the baseline), one with the churners
-// as light clients and one with them as full members, side by side.
+// as light clients and one with them as full members, side by side. With
+// -idle D, the built network idles for -windows windows of D: the CPU, bytes
+// and packets each node costs per second while nothing is sent, beside N bare
+// UDP sockets measured in the same run.
 //
 //	go run ./internal/cmd/overlaybench -n 1000 -sends 2000
 //	go run ./internal/cmd/overlaybench -n 200 -clients 200 -sends 500
 //	go run ./internal/cmd/overlaybench -n 200 -churn 100 -churn-for 60s
 //	go run ./internal/cmd/overlaybench -n 1000 -sends 300 -memprofile heap.pb.gz -goroutines g.pb.gz
+//	go run ./internal/cmd/overlaybench -n 1000 -idle 100s -windows 4
 package main
 
 import (
@@ -65,6 +69,9 @@ func run() error {
 	churnRate := flag.Float64("churn-rate", 25, "with -churn: SendToKey per second among the full nodes during each phase")
 	memProfile := flag.String("memprofile", "", "write a heap profile (in use, after GC) of the idle network to this file")
 	goroutineProfile := flag.String("goroutines", "", "write a goroutine profile (pprof format; debug=1 text beside it as FILE.txt) of the idle network to this file")
+	idle := flag.Duration("idle", 0, "measure the built network idle (nothing sent) for -windows windows of this length, beside bare UDP sockets (replaces the plain measurement)")
+	windows := flag.Int("windows", 4, "with -idle: number of windows")
+	cpuProfile := flag.String("cpuprofile", "", "with -idle: write a CPU profile of the idle windows to this file")
 	flag.Parse()
 	if *memProfile != "" {
 		// Sample every 4 KiB allocated, not every 512 KiB: a node's
@@ -84,6 +91,18 @@ func run() error {
 		defer sn.Close()
 	} else if *network != "loopback" {
 		return fmt.Errorf("unknown -net %q", *network)
+	}
+
+	var bare, bareLen time.Duration
+	if *idle > 0 {
+		if *network != "loopback" || *windows <= 0 {
+			return fmt.Errorf("-idle needs -net loopback and -windows > 0")
+		}
+		bareLen = min(*idle, 30*time.Second)
+		var err error
+		if bare, err = bareUDPIdle(*n, bareLen); err != nil {
+			return err
+		}
 	}
 
 	runtime.GC()
@@ -114,6 +133,23 @@ func run() error {
 	if *churn > 0 {
 		plan := churnPlan{alive: *churn, minLife: *churnMin, maxLife: *churnMax, crash: *churnCrash}
 		return runChurn(nodes, built, *joinPar, plan, *churnAs, *churnRate, *churnFor, *size)
+	}
+	if *idle > 0 {
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+		}
+		ws := measureIdle(nodes, *idle, *windows)
+		pprof.StopCPUProfile()
+		fmt.Printf("overlaybench: %d nodes on %s, built in %v, GOMAXPROCS=%d, %s\n", *n, *network, built.Round(time.Millisecond), runtime.GOMAXPROCS(0), runtime.Version())
+		printIdle(*n, *idle, bare, bareLen, ws)
+		return nil
 	}
 
 	runtime.GC()
