@@ -376,10 +376,11 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 			if !p.relayed() {
 				o.tab.addReplacement(candidate{id: id, addr: p.addr, public: public})
 			}
-			if _, ok := o.paths[id]; ok || len(o.paths) < o.maxPaths() {
-				o.paths[id] = verifiedPath{p: p, at: now, srtt: rtt}
-				o.knownGen++
+			if _, ok := o.paths[id]; !ok && len(o.paths) >= o.maxPaths() {
+				o.evictPathLocked()
 			}
+			o.paths[id] = verifiedPath{p: p, at: now, srtt: rtt}
+			o.knownGen++
 		}
 	}
 	for _, ch := range o.linkWait[id] {
@@ -579,8 +580,23 @@ func (o *Overlay) pathsTTL() time.Duration {
 
 // maxPaths bounds the path cache: 16·K verified paths (320 with the
 // defaults), since each lives for pathsTTL. A node proved while the cache
-// is full is not cached; it proves its key again when it next needs to.
+// is full takes the place of the path used longest ago, whose node proves
+// its key again when it next needs to: the node just proved is the one a
+// lookup or a link waits for (link reads its path from the cache), and
+// refusing it failed that lookup's step.
 func (o *Overlay) maxPaths() int { return 16 * o.cfg.K }
+
+// evictPathLocked drops the path of the cache used longest ago.
+func (o *Overlay) evictPathLocked() {
+	var oldest ID
+	var at time.Time
+	for id, vp := range o.paths {
+		if at.IsZero() || vp.at.Before(at) {
+			oldest, at = id, vp.at
+		}
+	}
+	delete(o.paths, oldest)
+}
 
 // clientTTL is how long an attached light client stays attached without
 // traffic: it pings its proxies every KeepAlive.
@@ -743,6 +759,7 @@ func (o *Overlay) onLeave(sender ID, p path, frame []byte) {
 	defer o.mu.Unlock()
 	if c := o.tab.get(sender); c != nil && c.p == p {
 		o.log.Debug("contact left", "id", sender)
+		o.ctr.left.Add(1)
 		o.removeLocked(sender)
 		o.proxyLostLocked()
 	}
@@ -809,6 +826,7 @@ func (o *Overlay) suspect(id ID) {
 			c.suspect = time.Time{}
 		default:
 			o.log.Debug("contact dead", "id", id)
+			o.ctr.unacked.Add(1)
 			o.loseLocked(c)
 			o.removeLocked(id)
 		}
@@ -913,6 +931,7 @@ func (o *Overlay) keepalive(now time.Time) time.Time {
 			due(c.lastPing.Add(time.Second))
 		case round && now.Sub(c.roundAt) > grace:
 			o.log.Debug("contact dead", "id", c.id, "idle", idle)
+			o.ctr.silent.Add(1)
 			o.loseLocked(c)
 			o.removeLocked(c.id)
 		case round:

@@ -97,6 +97,7 @@ type bucketState struct {
 // rounds ago. A
 // network whose nodes stay costs a node about two lookups per round.
 func (o *Overlay) refreshRound(ctx context.Context) {
+	o.ctr.refreshLookups.Add(1)
 	o.lookup(ctx, o.self.Key())
 	now := time.Now()
 	o.mu.Lock()
@@ -133,6 +134,7 @@ func (o *Overlay) refreshRound(ctx context.Context) {
 			break
 		}
 		sem <- struct{}{}
+		o.ctr.refreshLookups.Add(1)
 		wg.Go(func() {
 			defer func() { <-sem }()
 			o.lookup(ctx, randomKeyInBucket(o.self.Key(), cpl))

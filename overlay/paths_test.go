@@ -12,7 +12,9 @@ import (
 
 // The path cache lives long (pathsTTL covers the liveness interval), so it
 // is bounded: nodes proved while their bucket is full are cached up to
-// 16·K, no more.
+// 16·K, no more, and the node proved last always has its path known (a
+// link waiting for its proof reads it from there): it takes the place of
+// the path used longest ago.
 func TestPathCacheBounded(t *testing.T) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
@@ -20,10 +22,19 @@ func TestPathCacheBounded(t *testing.T) {
 	defer o.Close()
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	var first ID
 	for i := range 1000 {
 		var id ID
 		rand.Read(id[:])
-		o.upsertLocked(id, path{addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 4000)}, true, time.Millisecond)
+		p := path{addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 4000)}
+		o.upsertLocked(id, p, true, time.Millisecond)
+		got, _, ok := o.knownPathLocked(id)
+		require.True(t, ok, "node %d: the path just proved is known", i)
+		require.Equal(t, p, got)
+		if _, cached := o.paths[id]; cached && first == (ID{}) {
+			first = id
+		}
 	}
 	require.Equal(t, o.maxPaths(), len(o.paths), "the cache fills to its bound and no further")
+	require.NotContains(t, o.paths, first, "the path cached first, used longest ago, made room")
 }

@@ -163,8 +163,10 @@ func run() error {
 		return err
 	}
 	contacts := 0
+	var dropped overlayDrops
 	for _, nd := range nodes {
 		contacts += nd.Info().Contacts
+		dropped.add(nd.Info().Counters)
 	}
 	clients, cl, err := addClients(nodes, *nClients, *joinPar)
 	if err != nil {
@@ -241,6 +243,7 @@ func run() error {
 	fmt.Printf("| metric | value |\n|---|---|\n")
 	fmt.Printf("| network built in | %v (%d joining at once) |\n", built.Round(time.Millisecond), *joinPar)
 	fmt.Printf("| routing table size, mean | %.1f contacts |\n", float64(contacts)/float64(*n))
+	fmt.Printf("| contacts dropped while building, per node: silent / unacked / left; refresh lookups | %s |\n", dropped.String(*n))
 	fmt.Printf("| delivered to the XOR-closest node | %d/%d (%d failed) |\n", exact, *sends, failed)
 	fmt.Printf("| hops per message, median / p99 / max | %d / %d / %d |\n", pct(hops, 50), pct(hops, 99), pct(hops, 100))
 	fmt.Printf("| one-way delivery latency, median / p99 | %v / %v |\n", benchnet.Percentile(oneWay, 50, time.Microsecond), benchnet.Percentile(oneWay, 99, time.Microsecond))
@@ -260,6 +263,21 @@ func run() error {
 		fmt.Printf("| messages to keys sent by light clients, delivered to the XOR-closest full node | %d/%d |\n", cl.exact, cl.sends)
 	}
 	return nil
+}
+
+// overlayDrops sums the routing tables' losses and refreshes over nodes.
+type overlayDrops struct{ silent, unacked, left, refreshes uint64 }
+
+func (d *overlayDrops) add(c p2psock.Counters) {
+	d.silent += c.ContactsSilent
+	d.unacked += c.ContactsUnacked
+	d.left += c.ContactsLeft
+	d.refreshes += c.RefreshLookups
+}
+
+func (d overlayDrops) String(n int) string {
+	f := func(v uint64) float64 { return float64(v) / float64(n) }
+	return fmt.Sprintf("%.1f / %.1f / %.1f; %.1f", f(d.silent), f(d.unacked), f(d.left), f(d.refreshes))
 }
 
 // clientStats are the figures of the light clients of a run.
