@@ -149,3 +149,17 @@ func (o *Overlay) refreshRound(ctx context.Context) {
 	}
 	o.mu.Unlock()
 }
+
+// refreshedLocked records that the buckets below deepest were all looked
+// up at now (a full refresh: at join, Meet, or after contacts lost to
+// silence were linked again), so that the periodic rounds do not look up
+// again, within the hour, the buckets with room it just filled as far as
+// the network allows.
+func (o *Overlay) refreshedLocked(deepest int, now time.Time) {
+	for len(o.buckets) < deepest {
+		o.buckets = append(o.buckets, bucketState{})
+	}
+	for cpl := range deepest {
+		o.buckets[cpl] = bucketState{at: now, len: len(o.tab.bucket(cpl))}
+	}
+}

@@ -18,6 +18,7 @@ type idleWindow struct {
 	bytes     float64       // overlay bytes sent / nodes / second
 	packets   float64       // overlay packets sent / nodes / second
 	drops     uint64        // packets the nodes' sockets dropped in the window, all nodes
+	refreshes float64       // lookups of the periodic refresh / nodes / minute
 	contacts  float64       // routing table size at the end of the window, mean
 	evictions int           // nodes whose table shrank in the window
 }
@@ -33,8 +34,8 @@ func processCPU() time.Duration {
 
 // idleTotals are a network's counters summed over its nodes.
 type idleTotals struct {
-	bytes, packets, drops uint64
-	contacts              []int
+	bytes, packets, drops, refreshes uint64
+	contacts                         []int
 }
 
 func sumIdle(nodes []*p2psock.Node) idleTotals {
@@ -45,6 +46,7 @@ func sumIdle(nodes []*p2psock.Node) idleTotals {
 		t.bytes += inf.Counters.BytesOut
 		t.packets += inf.Counters.PacketsOut
 		t.drops += inf.SocketDrops
+		t.refreshes += inf.Counters.RefreshLookups
 		t.contacts[i] = inf.Contacts
 	}
 	return t
@@ -61,10 +63,11 @@ func measureIdle(nodes []*p2psock.Node, length time.Duration, windows int) []idl
 		cur, cpu1, t1 := sumIdle(nodes), processCPU(), time.Now()
 		secs := t1.Sub(t0).Seconds()
 		iw := idleWindow{
-			cpu:     time.Duration(float64(cpu1-cpu0) / n / secs),
-			bytes:   float64(cur.bytes-prev.bytes) / n / secs,
-			packets: float64(cur.packets-prev.packets) / n / secs,
-			drops:   cur.drops - prev.drops,
+			cpu:       time.Duration(float64(cpu1-cpu0) / n / secs),
+			bytes:     float64(cur.bytes-prev.bytes) / n / secs,
+			packets:   float64(cur.packets-prev.packets) / n / secs,
+			drops:     cur.drops - prev.drops,
+			refreshes: float64(cur.refreshes-prev.refreshes) / n / secs * 60,
 		}
 		total := 0
 		for i, c := range cur.contacts {
@@ -75,8 +78,8 @@ func measureIdle(nodes []*p2psock.Node, length time.Duration, windows int) []idl
 		}
 		iw.contacts = float64(total) / n
 		out = append(out, iw)
-		fmt.Fprintf(os.Stderr, "overlaybench: idle window %d/%d: %v CPU, %.0f B, %.2f packets per node per second, %d socket drops\n",
-			w+1, windows, iw.cpu.Round(time.Microsecond/10), iw.bytes, iw.packets, iw.drops)
+		fmt.Fprintf(os.Stderr, "overlaybench: idle window %d/%d: %v CPU, %.0f B, %.2f packets per node per second, %d socket drops, %.2f refresh lookups per node per minute\n",
+			w+1, windows, iw.cpu.Round(time.Microsecond/10), iw.bytes, iw.packets, iw.drops, iw.refreshes)
 		prev, cpu0, t0 = cur, cpu1, t1
 	}
 	return out
@@ -117,9 +120,9 @@ func bareUDPIdle(n int, length time.Duration) (time.Duration, error) {
 // printIdle prints the idle windows beside the bare-socket baseline.
 func printIdle(n int, length time.Duration, bare time.Duration, bareLen time.Duration, ws []idleWindow) {
 	fmt.Printf("\nidle: %d nodes, nothing sent by the application, %d windows of %v; per node per second\n\n", n, len(ws), length)
-	fmt.Printf("| window | CPU | bytes out | packets out | socket drops (all nodes) | contacts, mean | nodes whose table shrank |\n|---|---|---|---|---|---|---|\n")
-	fmt.Printf("| baseline: %d bare UDP sockets, a reader each, %v | %v | 0 | 0 | 0 | | |\n", n, bareLen, bare.Round(time.Microsecond/10))
+	fmt.Printf("| window | CPU | bytes out | packets out | socket drops (all nodes) | contacts, mean | nodes whose table shrank | refresh lookups per node per minute |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| baseline: %d bare UDP sockets, a reader each, %v | %v | 0 | 0 | 0 | | | |\n", n, bareLen, bare.Round(time.Microsecond/10))
 	for i, w := range ws {
-		fmt.Printf("| %d | %v | %.0f B | %.2f | %d | %.1f | %d |\n", i+1, w.cpu.Round(time.Microsecond/10), w.bytes, w.packets, w.drops, w.contacts, w.evictions)
+		fmt.Printf("| %d | %v | %.0f B | %.2f | %d | %.1f | %d | %.2f |\n", i+1, w.cpu.Round(time.Microsecond/10), w.bytes, w.packets, w.drops, w.contacts, w.evictions, w.refreshes)
 	}
 }
