@@ -88,17 +88,19 @@ type bucketState struct {
 }
 
 // refreshRound is the periodic refresh, sized to the table rather than to
-// a full walk of it: a lookup of this node's own ID (which keeps its
-// neighbourhood, the nodes messages to keys near it end at, up to date and
-// makes this node known to it), and a lookup of a random key in each
-// bucket that lost contacts since it was last refreshed, in each bucket
-// with room not refreshed for bucketRefreshEvery rounds (or ever), and in
-// the full bucket refreshed longest ago once that is bucketRefreshEvery
-// rounds ago. A
-// network whose nodes stay costs a node about two lookups per round.
+// a full walk of it: a lookup of a random key in each bucket that lost
+// contacts since it was last refreshed, in each bucket with room not
+// refreshed for bucketRefreshEvery rounds (or ever), and in the full
+// bucket refreshed longest ago once that is bucketRefreshEvery rounds ago;
+// and a lookup of this node's own ID (which brings its neighbourhood, the
+// nodes messages to keys near it end at, up to date and makes this node
+// known to it) when a bucket lost contacts, or bucketRefreshEvery rounds
+// after the last one. A node learns of the nodes that join near it from
+// their own lookups, and of those that leave or die from their goodbyes
+// and the liveness checks, which shrink a bucket: a network whose nodes
+// stay costs a node about one lookup per round, one that churns a lookup
+// per bucket that lost contacts and one of its own ID.
 func (o *Overlay) refreshRound(ctx context.Context) {
-	o.ctr.refreshLookups.Add(1)
-	o.lookup(ctx, o.self.Key())
 	now := time.Now()
 	o.mu.Lock()
 	deepest := o.tab.deepestNonEmpty()
@@ -106,12 +108,13 @@ func (o *Overlay) refreshRound(ctx context.Context) {
 		o.buckets = append(o.buckets, bucketState{})
 	}
 	var due []int
-	oldest := -1
+	oldest, shrank := -1, false
 	for cpl := range deepest {
 		b := o.buckets[cpl]
 		switch {
 		case len(o.tab.bucket(cpl)) < b.len:
 			due = append(due, cpl)
+			shrank = true
 		case len(o.tab.bucket(cpl)) < o.cfg.K && now.Sub(b.at) >= bucketRefreshEvery*o.cfg.Refresh:
 			due = append(due, cpl) // room, and not refreshed for an hour (or ever)
 		case now.Sub(b.at) >= bucketRefreshEvery*o.cfg.Refresh && (oldest < 0 || b.at.Before(o.buckets[oldest].at)):
@@ -126,7 +129,15 @@ func (o *Overlay) refreshRound(ctx context.Context) {
 			o.buckets[cpl].len = len(o.tab.bucket(cpl)) // never refreshed: watch it shrink from now
 		}
 	}
+	self := shrank || now.Sub(o.selfRefreshed) >= bucketRefreshEvery*o.cfg.Refresh
+	if self {
+		o.selfRefreshed = now
+	}
 	o.mu.Unlock()
+	if self {
+		o.ctr.refreshLookups.Add(1)
+		o.lookup(ctx, o.self.Key())
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
 	for _, cpl := range due {
@@ -162,4 +173,5 @@ func (o *Overlay) refreshedLocked(deepest int, now time.Time) {
 	for cpl := range deepest {
 		o.buckets[cpl] = bucketState{at: now, len: len(o.tab.bucket(cpl))}
 	}
+	o.selfRefreshed = now
 }

@@ -281,6 +281,9 @@ type Overlay struct {
 	// buckets is what the periodic refresh remembers of each bucket up to
 	// the deepest (refreshRound).
 	buckets []bucketState
+	// selfRefreshed is when this node's own ID was last looked up by a
+	// refresh.
+	selfRefreshed time.Time
 	// knownGen counts the changes to the paths cache and the awaited
 	// addresses (with the table's gen, what Known reads is built from);
 	// knownBuilt is their sum when it was last built.
