@@ -109,7 +109,7 @@ func (o *Overlay) awaitLocked(p path, n int) {
 		delete(o.awaiting, p.addr)
 	}
 	if had != (o.awaiting[p.addr] > 0) {
-		o.knownGen++
+		o.awaitGen++
 	}
 }
 
@@ -996,7 +996,7 @@ func (o *Overlay) livenessIntervalLocked() time.Duration {
 func (o *Overlay) housekeep(now time.Time) {
 	o.mu.Lock()
 	for n, pp := range o.pings {
-		if now.Sub(pp.sent) > 10*time.Second {
+		if now.Sub(pp.sent) > pingTimeout {
 			o.dropPingLocked(n)
 		}
 	}
@@ -1030,10 +1030,29 @@ func (o *Overlay) housekeep(now time.Time) {
 }
 
 // busyLocked reports whether the node has short-lived state in flight
-// (pings awaiting answers, partial messages): the maintenance loop then
-// runs every second, as the state's timeouts are seconds.
+// (partial messages, challenges answered while joining) or a set Known
+// reads that no longer matches the addresses awaited: the maintenance
+// loop then runs every second, as the state's timeouts are seconds.
+// Pings in flight need it only when the oldest expires (pingsDueLocked):
+// a liveness check's first Ping, which a contact that does not know this
+// node leaves unanswered, kept an idle node waking every second for 10 s.
 func (o *Overlay) busyLocked() bool {
-	return len(o.pings) > 0 || len(o.awaiting) > 0 || len(o.answered) > 0 || o.reasm.len() > 0 || o.linkReasm.len() > 0
+	return o.awaitGen != o.awaitBuilt || len(o.answered) > 0 || o.reasm.len() > 0 || o.linkReasm.len() > 0
+}
+
+// pingTimeout is how long a ping in flight awaits its answer.
+const pingTimeout = 10 * time.Second
+
+// pingsDueLocked returns when the oldest ping in flight expires, or the
+// zero time if none is.
+func (o *Overlay) pingsDueLocked() time.Time {
+	var due time.Time
+	for _, pp := range o.pings {
+		if t := pp.sent.Add(pingTimeout + time.Millisecond); due.IsZero() || t.Before(due) {
+			due = t
+		}
+	}
+	return due
 }
 
 // lostKeep is how long a contact lost to silence is tried again.

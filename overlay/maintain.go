@@ -45,6 +45,9 @@ func (o *Overlay) maintain(ctx context.Context) {
 		if o.busyLocked() || now.Sub(o.knownAt) < knownSettle {
 			next = earliest(next, now.Add(time.Second))
 		}
+		if due := o.pingsDueLocked(); !due.IsZero() {
+			next = earliest(next, due)
+		}
 		o.mu.Unlock()
 		if joined && o.cfg.Client && now.After(nextRefresh) {
 			nextRefresh = now.Add(o.clientRefresh())

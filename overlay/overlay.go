@@ -284,10 +284,12 @@ type Overlay struct {
 	// selfRefreshed is when this node's own ID was last looked up by a
 	// refresh.
 	selfRefreshed time.Time
-	// knownGen counts the changes to the paths cache and the awaited
-	// addresses (with the table's gen, what Known reads is built from);
-	// knownBuilt is their sum when it was last built.
+	// knownGen counts the changes to the paths cache (with the table's
+	// gen, what known is built from); knownBuilt is their sum when it was
+	// last built. awaitGen counts the addresses that began or ceased to be
+	// awaited (what awaited is built from); awaitBuilt is its value then.
 	knownGen, knownBuilt uint64
+	awaitGen, awaitBuilt uint64
 	knownTab             uint64    // the table's gen when it was last built
 	knownAt              time.Time // when the table last changed, as seen then
 	// nextCheck is when keepalive may start the next liveness check of a
@@ -321,7 +323,8 @@ type Overlay struct {
 	reattachAt   time.Time              // (a client) when the last one started for want of proxies
 
 	strangers     *rateLimit                               // the work strangers cause, per subnet
-	known         atomic.Pointer[knownAddrs]               // the addresses of direct links, as of the last second (Known)
+	known         atomic.Pointer[knownAddrs]               // the addresses of direct links, as of the last maintenance (Known)
+	awaited       atomic.Pointer[knownAddrs]               // the addresses answers are awaited from, as of the last maintenance (Known)
 	pathLostCB    atomic.Pointer[func(ID, netip.AddrPort)] // OnPathLost
 	lost          []lostContact                            // contacts lost to silence, tried again (recoverLost)
 	recovering    atomic.Bool
