@@ -19,6 +19,7 @@ type idleWindow struct {
 	packets   float64       // overlay packets sent / nodes / second
 	drops     uint64        // packets the nodes' sockets dropped in the window, all nodes
 	refreshes float64       // lookups of the periodic refresh / nodes / minute
+	silent    uint64        // contacts dropped for answering no liveness check or keepalive, all nodes
 	contacts  float64       // routing table size at the end of the window, mean
 	evictions int           // nodes whose table shrank in the window
 }
@@ -34,8 +35,8 @@ func processCPU() time.Duration {
 
 // idleTotals are a network's counters summed over its nodes.
 type idleTotals struct {
-	bytes, packets, drops, refreshes uint64
-	contacts                         []int
+	bytes, packets, drops, refreshes, silent uint64
+	contacts                                 []int
 }
 
 func sumIdle(nodes []*p2psock.Node) idleTotals {
@@ -47,6 +48,7 @@ func sumIdle(nodes []*p2psock.Node) idleTotals {
 		t.packets += inf.Counters.PacketsOut
 		t.drops += inf.SocketDrops
 		t.refreshes += inf.Counters.RefreshLookups
+		t.silent += inf.Counters.ContactsSilent
 		t.contacts[i] = inf.Contacts
 	}
 	return t
@@ -68,6 +70,7 @@ func measureIdle(nodes []*p2psock.Node, length time.Duration, windows int) []idl
 			packets:   float64(cur.packets-prev.packets) / n / secs,
 			drops:     cur.drops - prev.drops,
 			refreshes: float64(cur.refreshes-prev.refreshes) / n / secs * 60,
+			silent:    cur.silent - prev.silent,
 		}
 		total := 0
 		for i, c := range cur.contacts {
@@ -120,9 +123,9 @@ func bareUDPIdle(n int, length time.Duration) (time.Duration, error) {
 // printIdle prints the idle windows beside the bare-socket baseline.
 func printIdle(n int, length time.Duration, bare time.Duration, bareLen time.Duration, ws []idleWindow) {
 	fmt.Printf("\nidle: %d nodes, nothing sent by the application, %d windows of %v; per node per second\n\n", n, len(ws), length)
-	fmt.Printf("| window | CPU | bytes out | packets out | socket drops (all nodes) | contacts, mean | nodes whose table shrank | refresh lookups per node per minute |\n|---|---|---|---|---|---|---|---|\n")
-	fmt.Printf("| baseline: %d bare UDP sockets, a reader each, %v | %v | 0 | 0 | 0 | | | |\n", n, bareLen, bare.Round(time.Microsecond/10))
+	fmt.Printf("| window | CPU | bytes out | packets out | socket drops (all nodes) | contacts, mean | nodes whose table shrank | contacts dropped as silent (all nodes) | refresh lookups per node per minute |\n|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| baseline: %d bare UDP sockets, a reader each, %v | %v | 0 | 0 | 0 | | | | |\n", n, bareLen, bare.Round(time.Microsecond/10))
 	for i, w := range ws {
-		fmt.Printf("| %d | %v | %.0f B | %.2f | %d | %.1f | %d | %.2f |\n", i+1, w.cpu.Round(time.Microsecond/10), w.bytes, w.packets, w.drops, w.contacts, w.evictions, w.refreshes)
+		fmt.Printf("| %d | %v | %.0f B | %.2f | %d | %.1f | %d | %d | %.2f |\n", i+1, w.cpu.Round(time.Microsecond/10), w.bytes, w.packets, w.drops, w.contacts, w.evictions, w.silent, w.refreshes)
 	}
 }
