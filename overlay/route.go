@@ -685,3 +685,41 @@ func (o *Overlay) expire(now time.Time) {
 	o.nackedBy.removeIf(func(_ msgKey, ts int64) bool { return ts < nackHorizon })
 	o.expireAnswersLocked(now)
 }
+
+// maintain runs the periodic work of the overlay until Close.
+func (o *Overlay) maintain(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	jitter := func() time.Duration {
+		var b [1]byte
+		rand.Read(b[:])
+		return o.cfg.Refresh/2 + o.cfg.Refresh*time.Duration(b[0])/256
+	}
+	nextRefresh := time.Now().Add(jitter())
+	if o.cfg.Client {
+		nextRefresh = time.Now().Add(o.clientRefresh())
+	}
+	for {
+		select {
+		case <-o.done():
+			return
+		case now := <-tick.C:
+			o.keepalive(now)
+			o.expire(now)
+			o.mu.Lock()
+			joined := o.joined
+			o.mu.Unlock()
+			if joined && o.cfg.Client && now.After(nextRefresh) {
+				nextRefresh = now.Add(o.clientRefresh())
+				o.startReattach()
+			} else if joined && now.After(nextRefresh) {
+				nextRefresh = now.Add(jitter())
+				o.scope.Go(func(ctx context.Context) {
+					ctx, cancel := context.WithTimeout(ctx, time.Minute)
+					defer cancel()
+					o.refresh(ctx)
+				})
+			}
+		}
+	}
+}

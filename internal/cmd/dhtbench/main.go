@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/p2psock/p2psock/dht"
@@ -44,11 +43,9 @@ func run() error {
 		return err
 	}
 	defer func() {
-		var wg sync.WaitGroup
-		for _, d := range dhts {
-			wg.Go(func() { d.Close() })
+		for i := range nodes {
+			dhts[i].Close()
 		}
-		wg.Wait()
 		benchnet.Close(nodes)
 	}()
 
