@@ -102,10 +102,7 @@ func (n *Network) float() float64 {
 }
 
 // RTT is the round-trip time between hosts a and b.
-func (n *Network) RTT(a, b int) time.Duration { return n.rtt(a, b) }
-
-// rtt is the round-trip time between hosts a and b.
-func (n *Network) rtt(a, b int) time.Duration {
+func (n *Network) RTT(a, b int) time.Duration {
 	if n.Latency != nil {
 		return n.Latency(a, b)
 	}
@@ -163,41 +160,37 @@ type Conn struct {
 // ReadFrom reads the next datagram.
 func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		c.mu.Lock()
-		dl, changed := c.deadline, c.changed
-		c.mu.Unlock()
-		var t *time.Timer
-		var timeout <-chan time.Time
-		if !dl.IsZero() {
-			d := time.Until(dl)
-			if d <= 0 {
-				return 0, nil, os.ErrDeadlineExceeded
-			}
-			t = time.NewTimer(d)
-			timeout = t.C
-		}
-		var (
-			n    int
-			from net.Addr
-			err  error
-			done = true
-		)
-		select {
-		case dg := <-c.in:
-			n, from = copy(p, dg.b), dg.from
-		case <-c.closed:
-			err = ErrClosed
-		case <-timeout:
-			err = os.ErrDeadlineExceeded
-		case <-changed:
-			done = false // the deadline moved: wait again under the new one
-		}
-		if t != nil {
-			t.Stop()
-		}
-		if done {
+		if n, from, moved, err := c.readOnce(p); !moved {
 			return n, from, err
 		}
+	}
+}
+
+// readOnce waits for a datagram under the read deadline as it is now;
+// moved says that the deadline changed meanwhile, to be waited on again.
+func (c *Conn) readOnce(p []byte) (n int, from net.Addr, moved bool, err error) {
+	c.mu.Lock()
+	dl, changed := c.deadline, c.changed
+	c.mu.Unlock()
+	var timeout <-chan time.Time
+	if !dl.IsZero() {
+		d := time.Until(dl)
+		if d <= 0 {
+			return 0, nil, false, os.ErrDeadlineExceeded
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case dg := <-c.in:
+		return copy(p, dg.b), dg.from, false, nil
+	case <-c.closed:
+		return 0, nil, false, ErrClosed
+	case <-timeout:
+		return 0, nil, false, os.ErrDeadlineExceeded
+	case <-changed:
+		return 0, nil, true, nil
 	}
 }
 
@@ -235,7 +228,7 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return len(p), nil
 	}
 	dg := datagram{b: append([]byte(nil), p...), from: c.from}
-	time.AfterFunc(n.rtt(c.host, dst.host)/2, func() {
+	time.AfterFunc(n.RTT(c.host, dst.host)/2, func() {
 		if dst.crashed.Load() {
 			n.Lost.Add(1)
 			return

@@ -308,17 +308,20 @@ const nodePort = 4000
 func build(t *testing.T, nw *sim.Network, n, seeded, join int, cfg overlay.Config, attach func(*ovnet.Node) error, started func(*ovnet.Node)) []*ovnet.Node {
 	nodes := make([]*ovnet.Node, 0, n)
 	t0, cpu0 := time.Now(), benchnet.CPUTime()
+	open := func(i int) *ovnet.Node { // the node of host i, not started
+		pc, err := nw.Listen(i, nodePort)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd, err := ovnet.Open(cfg, "", pc, attach)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nd
+	}
 	if seeded = min(seeded, n); seeded > 1 {
 		for i := range seeded {
-			pc, err := nw.Listen(i, nodePort)
-			if err != nil {
-				t.Fatal(err)
-			}
-			nd, err := ovnet.Open(cfg, "", pc, attach)
-			if err != nil {
-				t.Fatal(err)
-			}
-			nodes = append(nodes, nd)
+			nodes = append(nodes, open(i))
 			if (i+1)%10000 == 0 {
 				t.Logf("%d nodes open after %v CPU", i+1, (benchnet.CPUTime() - cpu0).Round(time.Second))
 			}
@@ -339,15 +342,7 @@ func build(t *testing.T, nw *sim.Network, n, seeded, join int, cfg overlay.Confi
 		errs := make([]error, k)
 		var wg sync.WaitGroup
 		for j := range k {
-			i := len(nodes) + j
-			pc, err := nw.Listen(i, nodePort)
-			if err != nil {
-				t.Fatal(err)
-			}
-			nd, err := ovnet.Open(cfg, "", pc, attach)
-			if err != nil {
-				t.Fatal(err)
-			}
+			nd := open(len(nodes) + j)
 			batch[j] = nd
 			var entries []string
 			if len(nodes) > 0 {

@@ -120,22 +120,12 @@ func run(path string, n int, out io.Writer) error {
 	b.WriteString("// ripeCountries are the countries of the RIPE Atlas table, most pinged first.\n")
 	b.WriteString("var ripeCountries = [...]string{")
 	for i, c := range ctys {
-		if i%16 == 0 {
-			b.WriteString("\n\t")
-		} else {
-			b.WriteString(" ")
-		}
-		fmt.Fprintf(&b, "%q,", c)
+		item(&b, i, 16, fmt.Sprintf("%q", c))
 	}
 	b.WriteString("\n}\n\n// ripeWeights are the countries' shares of the pings, in parts per million.\n")
 	b.WriteString("var ripeWeights = [...]uint32{")
 	for i, c := range ctys {
-		if i%12 == 0 {
-			b.WriteString("\n\t")
-		} else {
-			b.WriteString(" ")
-		}
-		fmt.Fprintf(&b, "%d,", int(weight[c]/total*1e6+0.5))
+		item(&b, i, 12, strconv.Itoa(int(weight[c]/total*1e6+0.5)))
 	}
 	b.WriteString("\n}\n\n// ripeRTT is the mean RTT between countries i <= j, in tenths of a\n// millisecond, at ripeRTT[j*(j+1)/2+i].\n")
 	b.WriteString("var ripeRTT = [...]uint16{")
@@ -146,16 +136,22 @@ func run(path string, n int, out io.Writer) error {
 			if v < 0 {
 				return fmt.Errorf("no RTT between %s and %s", ctys[i], ctys[j])
 			}
-			if k%16 == 0 {
-				b.WriteString("\n\t")
-			} else {
-				b.WriteString(" ")
-			}
-			fmt.Fprintf(&b, "%d,", min(int(v*10+0.5), 65535))
+			item(&b, k, 16, strconv.Itoa(min(int(v*10+0.5), 65535)))
 			k++
 		}
 	}
 	b.WriteString("\n}\n")
 	_, err = io.WriteString(out, b.String())
 	return err
+}
+
+// item writes the i-th element v of a Go array literal, perLine to a line.
+func item(b *strings.Builder, i, perLine int, v string) {
+	if i%perLine == 0 {
+		b.WriteString("\n\t")
+	} else {
+		b.WriteString(" ")
+	}
+	b.WriteString(v)
+	b.WriteString(",")
 }
