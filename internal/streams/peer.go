@@ -89,8 +89,10 @@ func (p *peerConn) openStreams() []*Stream {
 }
 
 // peerLeft marks p as the connection of a node that is closing: no new
-// stream goes on it, and it closes once the application has read and closed
-// what is open (or at the idle timeout).
+// stream goes on it, its open streams stop sending after the peer's own
+// bounds on closing, and it closes once the application has read and closed
+// what is open (or at the idle timeout). It runs once per connection: the
+// goodbye takes p out of the engine's peers.
 func (p *peerConn) peerLeft() {
 	p.leaving.Store(true)
 	p.mu.Lock()
