@@ -62,6 +62,7 @@ func (o *Overlay) attachLocked(id ID, p path, rtt time.Duration) {
 		o.removeLocked(id)
 	}
 	delete(o.paths, id)
+	o.knownGen++
 	now := time.Now()
 	ac := o.clients[id]
 	switch {
@@ -104,7 +105,7 @@ func (o *Overlay) touchClientLocked(id ID, p path) bool {
 		return false
 	}
 	now := time.Now()
-	if now.Sub(ac.at) > o.pathsTTL() {
+	if now.Sub(ac.at) > o.clientTTL() {
 		return false
 	}
 	ac.at = now
@@ -114,7 +115,7 @@ func (o *Overlay) touchClientLocked(id ID, p path) bool {
 // expireClientsLocked forgets the clients not heard for 3·KeepAlive.
 func (o *Overlay) expireClientsLocked(now time.Time) {
 	for id, ac := range o.clients {
-		if now.Sub(ac.at) > o.pathsTTL() {
+		if now.Sub(ac.at) > o.clientTTL() {
 			delete(o.clients, id)
 		}
 	}
@@ -173,7 +174,7 @@ func (o *Overlay) AttachedClient(id ID) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	ac := o.clients[id]
-	return ac != nil && time.Since(ac.at) < o.pathsTTL()
+	return ac != nil && time.Since(ac.at) < o.clientTTL()
 }
 
 // proxyLostLocked starts a reattachment when a client loses a proxy.

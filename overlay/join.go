@@ -227,4 +227,9 @@ func (o *Overlay) refresh(ctx context.Context) {
 		})
 	}
 	wg.Wait()
+	if ctx.Err() == nil {
+		o.mu.Lock()
+		o.refreshedLocked(deepest, time.Now())
+		o.mu.Unlock()
+	}
 }

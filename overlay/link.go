@@ -60,6 +60,15 @@ func (o *Overlay) ping(id ID, p path, proof bool) <-chan struct{} {
 
 // pingFlags is ping with more Ping flags set (FlagPathLost).
 func (o *Overlay) pingFlags(id ID, p path, proof bool, more byte) <-chan struct{} {
+	return o.sendPing(id, p, proof, more, true)
+}
+
+// sendPing is pingFlags, the Ping padded or not. An unpadded Ping is the
+// first of a keepalive round to a contact, which knows this node: it costs
+// a quarter of the bytes. A node that does not know this one (any more)
+// does not answer it (its answer would be larger); the next Ping of the
+// round, a second later, is padded.
+func (o *Overlay) sendPing(id ID, p path, proof bool, more byte, pad bool) <-chan struct{} {
 	nonce := randNonce()
 	flags := o.myFlags(p) | more
 	if proof {
@@ -70,8 +79,12 @@ func (o *Overlay) pingFlags(id ID, p path, proof bool, more byte) <-chan struct{
 	o.pings[nonce] = pp
 	o.awaitLocked(p, 1)
 	o.mu.Unlock()
-	b := o.frame(wire.TypePing, wire.ProbeLen-wire.HeaderLen)
-	o.sendPath(id, p, wire.Ping{Nonce: nonce, Flags: flags, Pad: wire.ProbeLen - wire.PingLen}.Append(b))
+	padLen := 0
+	if pad {
+		padLen = wire.ProbeLen - wire.PingLen
+	}
+	b := o.frame(wire.TypePing, wire.PingLen-wire.HeaderLen+padLen)
+	o.sendPath(id, p, wire.Ping{Nonce: nonce, Flags: flags, Pad: padLen}.Append(b))
 	return pp.done
 }
 
@@ -91,8 +104,12 @@ func (o *Overlay) awaitLocked(p path, n int) {
 	if p.relayed() {
 		return
 	}
+	had := o.awaiting[p.addr] > 0
 	if o.awaiting[p.addr] += n; o.awaiting[p.addr] <= 0 {
 		delete(o.awaiting, p.addr)
+	}
+	if had != (o.awaiting[p.addr] > 0) {
+		o.awaitGen++
 	}
 }
 
@@ -183,6 +200,12 @@ func (o *Overlay) maybeChallenge(id ID, p path) {
 		if vp, ok := o.paths[id]; ok && vp.p == p && time.Since(vp.at) < o.pathsTTL() {
 			vp.at = time.Now()
 			o.paths[id] = vp
+			// A cached node whose bucket has room now takes it, as a new
+			// proof would have made it do.
+			if o.tab.add(&contact{id: id, p: vp.p, lastSeen: vp.at, lastPing: vp.at, srtt: vp.srtt}) == admitted {
+				delete(o.paths, id)
+				o.knownGen++
+			}
 			o.mu.Unlock()
 			return
 		}
@@ -341,6 +364,7 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 			}
 			o.log.Debug("contact path changed", "id", id, "path", pathString(p))
 			c.p = p
+			o.knownGen++
 		}
 		c.lastSeen, c.public, c.srtt = now, public, rtt
 	} else {
@@ -352,7 +376,11 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 			if !p.relayed() {
 				o.tab.addReplacement(candidate{id: id, addr: p.addr, public: public})
 			}
+			if _, ok := o.paths[id]; !ok && len(o.paths) >= o.maxPaths() {
+				o.evictPathLocked()
+			}
 			o.paths[id] = verifiedPath{p: p, at: now, srtt: rtt}
+			o.knownGen++
 		}
 	}
 	for _, ch := range o.linkWait[id] {
@@ -377,7 +405,7 @@ func (o *Overlay) knownPathLocked(id ID) (path, time.Duration, bool) {
 	if c := o.tab.get(id); c != nil {
 		return c.p, c.srtt, true
 	}
-	if ac := o.clients[id]; ac != nil && time.Since(ac.at) < o.pathsTTL() {
+	if ac := o.clients[id]; ac != nil && time.Since(ac.at) < o.clientTTL() {
 		return ac.p, ac.srtt, true
 	}
 	if vp, ok := o.paths[id]; ok && time.Since(vp.at) < o.pathsTTL() {
@@ -542,8 +570,37 @@ func (o *Overlay) sendIntro(intro, target ID) {
 }
 
 // pathsTTL is how long a verified path outside the table stays usable
-// without traffic.
-func (o *Overlay) pathsTTL() time.Duration { return 3 * o.cfg.KeepAlive }
+// without traffic: longer than the interval at which a node that has this
+// one in its table checks it (livenessIntervalLocked, taken from this
+// node's table as a likeness of the other's), so that its checks find the
+// path still known and need no new proof.
+func (o *Overlay) pathsTTL() time.Duration {
+	return 3*o.cfg.KeepAlive + 2*time.Duration(o.liveness.Load())
+}
+
+// maxPaths bounds the path cache: 16·K verified paths (320 with the
+// defaults), since each lives for pathsTTL. A node proved while the cache
+// is full takes the place of the path used longest ago, whose node proves
+// its key again when it next needs to: the node just proved is the one a
+// lookup or a link waits for (link reads its path from the cache), and
+// refusing it failed that lookup's step.
+func (o *Overlay) maxPaths() int { return 16 * o.cfg.K }
+
+// evictPathLocked drops the path of the cache used longest ago.
+func (o *Overlay) evictPathLocked() {
+	var oldest ID
+	var at time.Time
+	for id, vp := range o.paths {
+		if at.IsZero() || vp.at.Before(at) {
+			oldest, at = id, vp.at
+		}
+	}
+	delete(o.paths, oldest)
+}
+
+// clientTTL is how long an attached light client stays attached without
+// traffic: it pings its proxies every KeepAlive.
+func (o *Overlay) clientTTL() time.Duration { return 3 * o.cfg.KeepAlive }
 
 // directAddrLocked returns the address of a direct verified path to id, from
 // the table or the path cache.
@@ -702,10 +759,12 @@ func (o *Overlay) onLeave(sender ID, p path, frame []byte) {
 	defer o.mu.Unlock()
 	if c := o.tab.get(sender); c != nil && c.p == p {
 		o.log.Debug("contact left", "id", sender)
+		o.ctr.left.Add(1)
 		o.removeLocked(sender)
 		o.proxyLostLocked()
 	}
 	delete(o.paths, sender)
+	o.knownGen++
 	delete(o.clients, sender)
 }
 
@@ -767,6 +826,7 @@ func (o *Overlay) suspect(id ID) {
 			c.suspect = time.Time{}
 		default:
 			o.log.Debug("contact dead", "id", id)
+			o.ctr.unacked.Add(1)
 			o.loseLocked(c)
 			o.removeLocked(id)
 		}
@@ -787,70 +847,156 @@ func (o *Overlay) promote(id ID) {
 	o.ctr.countRefusal(r)
 	if r == admitted {
 		delete(o.paths, id)
+		o.knownGen++
 	}
 }
 
-// keepalive pings idle contacts and drops those that stopped answering.
-func (o *Overlay) keepalive(now time.Time) {
+// keepalive pings idle contacts and drops those that stopped answering. It
+// returns when it next has something to do: the earliest time a contact
+// falls due, or a ping round needs its next try.
+//
+// A link with a NAT on either side is pinged after KeepAlive of silence, to
+// hold the NAT's mapping open. Two public nodes need no keepalives: a
+// contact between them is checked for liveness only once silent for
+// livenessInterval (Liveness, stretched to the table's size), and these
+// checks leave at most one per Liveness/livenessChecks, the most overdue
+// first, so that an idle node sends a few packets a minute whatever the
+// size of its table or of the network. A contact that answers none of a
+// round of pings (one a second) for the round's grace is dead and dropped.
+func (o *Overlay) keepalive(now time.Time) time.Time {
 	type target struct {
-		id ID
-		p  path
+		id  ID
+		p   path
+		pad bool
 	}
 	var ping []target
+	next := now.Add(maintainMax)
+	due := func(t time.Time) {
+		if t.Before(next) {
+			next = t
+		}
+	}
 	o.mu.Lock()
 	flooded := o.floodedLocked(now)
 	if o.cfg.Client {
 		proxies, reattach := o.keepaliveClientLocked(now)
 		for _, c := range proxies {
-			ping = append(ping, target{c.id, c.p})
+			ping = append(ping, target{c.id, c.p, true})
 		}
 		if reattach {
 			o.startReattach()
 		}
+		due(now.Add(time.Second))
 	}
 	announce := o.announce && now.Sub(o.announced) >= announceEvery
 	if announce {
 		o.announce, o.announced = false, now
 	}
+	if o.announce {
+		due(o.announced.Add(announceEvery))
+	}
+	liveness := o.livenessIntervalLocked()
+	var check *contact // the most overdue public contact, for a liveness check
 	for _, c := range o.tab.all() {
 		if o.cfg.Client {
 			break // keepaliveClientLocked did it
 		}
 		if announce {
 			c.lastPing = now
-			ping = append(ping, target{c.id, c.p})
+			ping = append(ping, target{c.id, c.p, true})
 			continue
 		}
 		interval := o.cfg.KeepAlive
-		if o.public && c.public {
-			interval = o.cfg.Liveness
+		checked := o.public && c.public
+		if checked {
+			interval = liveness
 		}
 		idle := now.Sub(c.lastSeen)
 		// The keepalives' grace: 5 s with the default intervals, a third
-		// of a shorter interval, but never under two ticks of this loop
-		// (keepalives go at most once a second) or four retransmission
+		// of a shorter interval, but never under two pings of a round
+		// (they go at most once a second) or four retransmission
 		// timeouts.
 		grace := max(min(5*time.Second, interval/3), 2*time.Second, 4*c.rto())
+		// A round of pings is under way: begun since last heard.
+		round := c.roundAt.After(c.lastSeen)
 		switch {
-		case idle > interval+grace && flooded:
+		case round && now.Sub(c.roundAt) > grace && flooded:
 			// This node's socket is dropping packets: the contact's
 			// answers were likely lost here. Keep it and keep pinging it
 			// (which keeps this node in its table) until the flood ends.
 			if now.Sub(c.lastPing) > time.Second {
 				c.lastPing = now
-				ping = append(ping, target{c.id, c.p})
+				ping = append(ping, target{c.id, c.p, true})
 			}
-		case idle > interval+grace:
+			due(c.lastPing.Add(time.Second))
+		case round && now.Sub(c.roundAt) > grace:
 			o.log.Debug("contact dead", "id", c.id, "idle", idle)
+			o.ctr.silent.Add(1)
 			o.loseLocked(c)
 			o.removeLocked(c.id)
-		case idle > interval && now.Sub(c.lastPing) > time.Second:
-			c.lastPing = now
-			ping = append(ping, target{c.id, c.p})
+		case round:
+			if now.Sub(c.lastPing) > time.Second {
+				c.lastPing = now
+				ping = append(ping, target{c.id, c.p, true})
+			}
+			due(c.lastPing.Add(time.Second))
+		case idle > interval && checked:
+			if check == nil || c.lastSeen.Before(check.lastSeen) {
+				check = c
+			}
+		case idle > interval:
+			c.lastPing, c.roundAt = now, now
+			ping = append(ping, target{c.id, c.p, false})
+			due(now.Add(time.Second))
+		default:
+			due(c.lastSeen.Add(interval + time.Millisecond))
 		}
 	}
+	if check != nil {
+		if now.Before(o.nextCheck) {
+			due(o.nextCheck)
+		} else {
+			o.nextCheck = now.Add(o.cfg.Liveness / livenessChecks)
+			check.lastPing, check.roundAt = now, now
+			ping = append(ping, target{check.id, check.p, false})
+			due(now.Add(time.Second))
+		}
+	}
+	o.mu.Unlock()
+	for _, t := range ping {
+		if t.pad {
+			o.ping(t.id, t.p, false)
+		} else {
+			o.sendPing(t.id, t.p, false, 0, false)
+		}
+	}
+	return next
+}
+
+// livenessChecks is the most liveness checks (the first pings of rounds
+// with public contacts) a public node starts per Liveness interval.
+const livenessChecks = 16
+
+// maintainMax is the longest the maintenance loop sleeps.
+const maintainMax = 5 * time.Second
+
+// livenessIntervalLocked is how long a contact between two public nodes
+// may be silent before it is checked: Liveness, or as many Liveness
+// intervals as the table holds livenessChecks contacts, so that checking
+// every contact needs no more than livenessChecks checks per Liveness.
+// With the defaults and 160 contacts: 10 minutes.
+func (o *Overlay) livenessIntervalLocked() time.Duration {
+	d := o.cfg.Liveness * time.Duration(max(1, o.tab.len()/livenessChecks))
+	o.liveness.Store(int64(d))
+	return d
+}
+
+// housekeep drops what has expired from the node's bounded tables and
+// rebuilds the set of known addresses.
+func (o *Overlay) housekeep(now time.Time) {
+	o.mu.Lock()
 	for n, pp := range o.pings {
-		if now.Sub(pp.sent) > 10*time.Second {
+		if now.Sub(pp.sent) > pingTimeout {
 			o.dropPingLocked(n)
 		}
 	}
@@ -862,9 +1008,11 @@ func (o *Overlay) keepalive(now time.Time) {
 			delete(o.answered, id)
 		}
 	}
+	ttl := o.pathsTTL()
 	for id, vp := range o.paths {
-		if now.Sub(vp.at) > o.pathsTTL() {
+		if now.Sub(vp.at) > ttl {
 			delete(o.paths, id)
+			o.knownGen++
 		}
 	}
 	o.expireClientsLocked(now)
@@ -879,9 +1027,32 @@ func (o *Overlay) keepalive(now time.Time) {
 			o.recovering.Store(false)
 		}
 	}
-	for _, t := range ping {
-		o.ping(t.id, t.p, false)
+}
+
+// busyLocked reports whether the node has short-lived state in flight
+// (partial messages, challenges answered while joining) or a set Known
+// reads that no longer matches the addresses awaited: the maintenance
+// loop then runs every second, as the state's timeouts are seconds.
+// Pings in flight need it only when the oldest expires (pingsDueLocked):
+// a liveness check's first Ping, which a contact that does not know this
+// node leaves unanswered, kept an idle node waking every second for 10 s.
+func (o *Overlay) busyLocked() bool {
+	return o.awaitGen != o.awaitBuilt || len(o.answered) > 0 || o.reasm.len() > 0 || o.linkReasm.len() > 0
+}
+
+// pingTimeout is how long a ping in flight awaits its answer.
+const pingTimeout = 10 * time.Second
+
+// pingsDueLocked returns when the oldest ping in flight expires, or the
+// zero time if none is.
+func (o *Overlay) pingsDueLocked() time.Time {
+	var due time.Time
+	for _, pp := range o.pings {
+		if t := pp.sent.Add(pingTimeout + time.Millisecond); due.IsZero() || t.Before(due) {
+			due = t
+		}
 	}
+	return due
 }
 
 // lostKeep is how long a contact lost to silence is tried again.

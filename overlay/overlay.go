@@ -278,6 +278,26 @@ type Overlay struct {
 	// announced is when that last happened (at most every announceEvery).
 	announce  bool
 	announced time.Time
+	// buckets is what the periodic refresh remembers of each bucket up to
+	// the deepest (refreshRound).
+	buckets []bucketState
+	// selfRefreshed is when this node's own ID was last looked up by a
+	// refresh.
+	selfRefreshed time.Time
+	// knownGen counts the changes to the paths cache (with the table's
+	// gen, what known is built from); knownBuilt is their sum when it was
+	// last built. awaitGen counts the addresses that began or ceased to be
+	// awaited (what awaited is built from); awaitBuilt is its value then.
+	knownGen, knownBuilt uint64
+	awaitGen, awaitBuilt uint64
+	knownTab             uint64    // the table's gen when it was last built
+	knownAt              time.Time // when the table last changed, as seen then
+	// nextCheck is when keepalive may start the next liveness check of a
+	// public contact (livenessChecks per Liveness).
+	nextCheck time.Time
+	// liveness is the current livenessIntervalLocked, in nanoseconds, for
+	// pathsTTL (read without mu).
+	liveness atomic.Int64
 
 	recv     *recvQueue // received messages, for Recv
 	services handlerTable[Handler]
@@ -303,7 +323,8 @@ type Overlay struct {
 	reattachAt   time.Time              // (a client) when the last one started for want of proxies
 
 	strangers     *rateLimit                               // the work strangers cause, per subnet
-	known         atomic.Pointer[knownAddrs]               // the addresses of direct links, as of the last second (Known)
+	known         atomic.Pointer[knownAddrs]               // the addresses of direct links, as of the last maintenance (Known)
+	awaited       atomic.Pointer[knownAddrs]               // the addresses answers are awaited from, as of the last maintenance (Known)
 	pathLostCB    atomic.Pointer[func(ID, netip.AddrPort)] // OnPathLost
 	lost          []lostContact                            // contacts lost to silence, tried again (recoverLost)
 	recovering    atomic.Bool

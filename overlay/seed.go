@@ -33,6 +33,8 @@ func (o *Overlay) seed(observed netip.AddrPort, peers []simhook.Peer) {
 			c.lastSeen, c.lastPing = now.Add(-p.Age), now.Add(-p.Age)
 		}
 	}
+	// the seeded buckets count as refreshed, as Join's refresh makes them
+	o.refreshedLocked(o.tab.deepestNonEmpty(), now)
 	o.joined = true
 	o.answered = nil
 }

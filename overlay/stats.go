@@ -91,6 +91,16 @@ type Counters struct {
 	// address but found the attached-clients table full (Config.Clients)
 	// or holding Config.ClientsPerSubnet clients of their subnet.
 	RefusedClients uint64
+
+	// ContactsSilent counts the contacts dropped from the routing table
+	// because they answered no ping of a keepalive or liveness round within
+	// its grace; ContactsUnacked those dropped because they missed hop
+	// acknowledgements and then answered no probe; ContactsLeft those that
+	// said they were leaving.
+	ContactsSilent, ContactsUnacked, ContactsLeft uint64
+	// RefreshLookups counts the lookups of the periodic routing-table
+	// refresh, the lookup of the node's own ID included.
+	RefreshLookups uint64
 }
 
 type counters struct {
@@ -105,6 +115,7 @@ type counters struct {
 	pathLost, pathLostDropped                       atomic.Uint64 // PathsLost, DroppedPathLost
 	natProbes                                       atomic.Uint64 // NATProbes
 	client, refusedClients                          atomic.Uint64
+	silent, unacked, left, refreshLookups           atomic.Uint64
 }
 
 // countRefusal counts a node the routing table refused for diversity.
@@ -161,6 +172,8 @@ func (c *counters) snapshot() Counters {
 	s.PathsLost, s.DroppedPathLost = c.pathLost.Load(), c.pathLostDropped.Load()
 	s.DroppedClient = c.client.Load()
 	s.RefusedClients = c.refusedClients.Load()
+	s.ContactsSilent, s.ContactsUnacked, s.ContactsLeft = c.silent.Load(), c.unacked.Load(), c.left.Load()
+	s.RefreshLookups = c.refreshLookups.Load()
 	s.Dropped = s.DroppedMalformed + s.DroppedWrongNet + s.DroppedForged + s.DroppedReplayed +
 		s.DroppedOversized + s.DroppedQueueFull + s.DroppedUnknownPeer + s.DroppedNoRoute + s.DroppedNoWork +
 		s.DroppedUndecryptable + s.DroppedPathLost + s.DroppedSourceShare + s.DroppedRateLimited + s.DroppedUnpaid + s.DroppedClient

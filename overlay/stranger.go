@@ -119,20 +119,41 @@ func (o *Overlay) rotateCookiesLocked(now time.Time) {
 }
 
 // Known reports whether addr is the address of a node this one has a
-// verified direct link with (as of the last second). It is cheap and lock
+// verified direct link with (as of the last maintenance). It is cheap and lock
 // free: the socket calls it for every packet, to serve contacts before
 // strangers when it falls behind (nat.Socket.Prefer).
 func (o *Overlay) Known(addr netip.AddrPort) bool {
-	k := o.known.Load()
-	if k == nil {
-		return false
+	addr = unmap(addr)
+	if k := o.known.Load(); k != nil && k.has(addr) {
+		return true
 	}
-	return k.has(unmap(addr))
+	a := o.awaited.Load()
+	return a != nil && a.has(addr)
 }
 
-// updateKnownLocked rebuilds the set Known reads.
+// updateKnownLocked rebuilds the sets Known reads, each when what it holds
+// changed: the direct links (table and path cache, hundreds of addresses)
+// and the addresses answers are awaited from (a few when idle, each
+// liveness check adding one and taking it away).
 func (o *Overlay) updateKnownLocked(now time.Time) {
-	k := knownAddrs{v4: make([]uint64, 0, o.tab.len()+len(o.paths)+len(o.awaiting))}
+	if o.awaited.Load() == nil || o.awaitGen != o.awaitBuilt {
+		o.awaitBuilt = o.awaitGen
+		a := knownAddrs{v4: make([]uint64, 0, len(o.awaiting))}
+		for addr := range o.awaiting {
+			a.add(addr)
+		}
+		a.sort()
+		o.awaited.Store(&a)
+	}
+	gen := o.tab.gen + o.knownGen
+	if o.known.Load() != nil && gen == o.knownBuilt {
+		return // nothing it holds changed
+	}
+	o.knownBuilt = gen
+	if o.tab.gen != o.knownTab {
+		o.knownTab, o.knownAt = o.tab.gen, now
+	}
+	k := knownAddrs{v4: make([]uint64, 0, o.tab.len()+len(o.paths))}
 	for _, c := range o.tab.byID {
 		if !c.p.relayed() {
 			k.add(c.p.addr)
@@ -142,9 +163,6 @@ func (o *Overlay) updateKnownLocked(now time.Time) {
 		if !vp.p.relayed() && now.Sub(vp.at) < o.pathsTTL() {
 			k.add(vp.p.addr)
 		}
-	}
-	for a := range o.awaiting {
-		k.add(a)
 	}
 	k.sort()
 	o.known.Store(&k)

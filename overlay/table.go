@@ -23,6 +23,7 @@ type contact struct {
 	public   bool // the contact reports itself directly reachable
 	lastSeen time.Time
 	lastPing time.Time
+	roundAt  time.Time // when the latest keepalive round of pings began
 	srtt     time.Duration
 	suspect  time.Time // when a hop to it went unacknowledged; zero if it answers
 
@@ -67,6 +68,7 @@ type table struct {
 	buckets [][]*contact
 	repl    [][]candidate
 	byID    map[ID]*contact
+	gen     uint64 // counts the contacts added and removed
 }
 
 func newTable(self ID, k, perBucket, perTable int) *table {
@@ -180,6 +182,7 @@ func (t *table) add(c *contact) refusal {
 	t.grow(b)
 	t.buckets[b] = append(t.buckets[b], c)
 	t.byID[c.id] = c
+	t.gen++
 	t.repl[b] = slices.DeleteFunc(t.repl[b], func(x candidate) bool { return x.id == c.id })
 	return admitted
 }
@@ -194,6 +197,7 @@ func (t *table) remove(id ID) []*contact {
 	b := t.bucketOf(id)
 	t.buckets[b] = slices.DeleteFunc(t.buckets[b], func(x *contact) bool { return x == c })
 	delete(t.byID, id)
+	t.gen++
 	removed := []*contact{c}
 	if !c.p.relayed() {
 		for _, x := range t.byID {

@@ -7,8 +7,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,6 +59,8 @@ func Build(n, parallel int, setup func(i int, cfg *p2psock.Config) error, before
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
+	var joined atomic.Int64
+	stop := Progress("network", n, func() int { return int(joined.Load()) + 1 })
 	for i := 1; i < n; i++ {
 		sem <- struct{}{}
 		wg.Go(func() {
@@ -65,9 +70,11 @@ func Build(n, parallel int, setup func(i int, cfg *p2psock.Config) error, before
 				errs = append(errs, fmt.Errorf("node %d: %w", i, err))
 				mu.Unlock()
 			}
+			joined.Add(1)
 		})
 	}
 	wg.Wait()
+	stop()
 	if err := errors.Join(errs...); err != nil {
 		Close(nodes)
 		return nil, 0, err
@@ -75,13 +82,60 @@ func Build(n, parallel int, setup func(i int, cfg *p2psock.Config) error, before
 	return nodes, time.Since(start), nil
 }
 
-// Close closes every node that was created.
-func Close(nodes []*p2psock.Node) {
-	for _, nd := range nodes {
-		if nd != nil {
-			nd.Close()
+// ProgressEvery is how often Progress prints.
+const ProgressEvery = 10 * time.Second
+
+// Progress prints a line on stderr every ProgressEvery saying how many of
+// total (what done returns) are built, until the returned stop is called.
+func Progress(what string, total int, done func() int) (stop func()) {
+	start := time.Now()
+	quit := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		tick := time.NewTicker(ProgressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+				fmt.Fprintf(os.Stderr, "%s: %s: %d/%d after %v\n", filepath.Base(os.Args[0]), what, done(), total, time.Since(start).Round(time.Second))
+			}
 		}
+	}()
+	return func() {
+		close(quit)
+		<-exited
 	}
+}
+
+// Close closes every node that was created, all at once: closed one after
+// another, the nodes still open would spend the time taking the others'
+// leaves and refilling their tables from a shrinking network (at a
+// thousand nodes, minutes). It prints a progress line every ProgressEvery.
+func Close(nodes []*p2psock.Node) {
+	var closed atomic.Int64
+	start := time.Now()
+	stop := Progress("closing", len(nodes), func() int { return int(closed.Load()) })
+	defer func() {
+		stop()
+		if d := time.Since(start); d >= ProgressEvery {
+			fmt.Fprintf(os.Stderr, "%s: closed %d nodes in %v\n", filepath.Base(os.Args[0]), len(nodes), d.Round(time.Second))
+		}
+	}()
+	var wg sync.WaitGroup
+	for _, nd := range nodes {
+		if nd == nil {
+			closed.Add(1)
+			continue
+		}
+		wg.Go(func() {
+			nd.Close()
+			closed.Add(1)
+		})
+	}
+	wg.Wait()
 }
 
 // Rand returns a uniform random int in [0, n).

@@ -21,13 +21,13 @@ import (
 )
 
 var (
-	churnN     = flag.Int("churn.n", 100, "stable full nodes of TestVirtualNetworkChurn")
-	churnM     = flag.Int("churn.m", 50, "churners alive at once in TestVirtualNetworkChurn")
+	churnN     = flag.Int("churn.n", defaultChurnNodes, "stable full nodes of TestVirtualNetworkChurn")
+	churnM     = flag.Int("churn.m", defaultChurners, "churners alive at once in TestVirtualNetworkChurn")
 	churnAs    = flag.String("churn.as", "both", "the churners join as client, full or both (one phase each)")
 	churnMin   = flag.Duration("churn.min", 2*time.Second, "shortest life of a churner (virtual)")
 	churnMax   = flag.Duration("churn.max", 8*time.Second, "longest life of a churner (virtual)")
 	churnCrash = flag.Float64("churn.crash", 0.5, "share of the churners that crash (no Leave)")
-	churnFor   = flag.Duration("churn.for", time.Minute, "measured time of each phase (virtual)")
+	churnFor   = flag.Duration("churn.for", defaultChurnDuration, "measured time of each phase (virtual)")
 	churnRate  = flag.Float64("churn.rate", 10, "SendToKey per second among the stable nodes")
 )
 

@@ -19,16 +19,22 @@ import (
 // destination. Only a node the overlay sees behind a NAT asks, once, from
 // a LAN address (never on loopback); the mapping is removed on Close.
 
-// portMapPoll is how often the engine looks whether the overlay has
-// learned that the node is behind a NAT, until it has.
-const portMapPoll = 500 * time.Millisecond
+// portMapPoll is how soon the engine first looks again whether the
+// overlay has learned that the node is behind a NAT; the wait doubles up to
+// portMapPollMax, so that a public node does not look twice a second for
+// its whole life.
+const (
+	portMapPoll    = 500 * time.Millisecond
+	portMapPollMax = 10 * time.Second
+)
 
-// portMap looks, every portMapPoll, whether the node is seen behind a NAT,
-// on a timer rather than a goroutine of its own (most nodes never are);
-// once it is, a goroutine keeps a port mapping until the engine's lifetime
-// ends, and removes it.
+// portMap looks whether the node is seen behind a NAT, after portMapPoll,
+// then less and less often, on a timer rather than a goroutine of its own
+// (most nodes never are); once it is, a goroutine keeps a port mapping
+// until the engine's lifetime ends, and removes it.
 func (e *Engine) portMap() {
 	var t *time.Timer
+	wait := portMapPoll
 	look := func() {
 		if e.isClosing() {
 			return
@@ -49,7 +55,8 @@ func (e *Engine) portMap() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		if !e.closed {
-			t.Reset(portMapPoll)
+			t.Reset(wait)
+			wait = min(2*wait, portMapPollMax)
 		}
 	}
 	e.mu.Lock()

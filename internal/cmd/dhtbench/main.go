@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/p2psock/p2psock/dht"
@@ -43,9 +44,11 @@ func run() error {
 		return err
 	}
 	defer func() {
-		for i := range nodes {
-			dhts[i].Close()
+		var wg sync.WaitGroup
+		for _, d := range dhts {
+			wg.Go(func() { d.Close() })
 		}
+		wg.Wait()
 		benchnet.Close(nodes)
 	}()
 

@@ -9,12 +9,16 @@
 // With -churn M, M extra nodes come and go (each lives -churn-min to
 // -churn-max, a share crashes without leaving) while the full nodes send to
 // random keys: a phase without churn (the baseline), one with the churners
-// as light clients and one with them as full members, side by side.
+// as light clients and one with them as full members, side by side. With
+// -idle D, the built network idles for -windows windows of D: the CPU, bytes
+// and packets each node costs per second while nothing is sent, beside N bare
+// UDP sockets measured in the same run.
 //
 //	go run ./internal/cmd/overlaybench -n 1000 -sends 2000
 //	go run ./internal/cmd/overlaybench -n 200 -clients 200 -sends 500
 //	go run ./internal/cmd/overlaybench -n 200 -churn 100 -churn-for 60s
 //	go run ./internal/cmd/overlaybench -n 1000 -sends 300 -memprofile heap.pb.gz -goroutines g.pb.gz
+//	go run ./internal/cmd/overlaybench -n 1000 -idle 100s -windows 4
 package main
 
 import (
@@ -65,6 +69,9 @@ func run() error {
 	churnRate := flag.Float64("churn-rate", 25, "with -churn: SendToKey per second among the full nodes during each phase")
 	memProfile := flag.String("memprofile", "", "write a heap profile (in use, after GC) of the idle network to this file")
 	goroutineProfile := flag.String("goroutines", "", "write a goroutine profile (pprof format; debug=1 text beside it as FILE.txt) of the idle network to this file")
+	idle := flag.Duration("idle", 0, "measure the built network idle (nothing sent) for -windows windows of this length, beside bare UDP sockets (replaces the plain measurement)")
+	windows := flag.Int("windows", 4, "with -idle: number of windows")
+	cpuProfile := flag.String("cpuprofile", "", "with -idle: write a CPU profile of the idle windows to this file")
 	flag.Parse()
 	if *memProfile != "" {
 		// Sample every 4 KiB allocated, not every 512 KiB: a node's
@@ -84,6 +91,18 @@ func run() error {
 		defer sn.Close()
 	} else if *network != "loopback" {
 		return fmt.Errorf("unknown -net %q", *network)
+	}
+
+	var bare, bareLen time.Duration
+	if *idle > 0 {
+		if *network != "loopback" || *windows <= 0 {
+			return fmt.Errorf("-idle needs -net loopback and -windows > 0")
+		}
+		bareLen = min(*idle, 30*time.Second)
+		var err error
+		if bare, err = bareUDPIdle(*n, bareLen); err != nil {
+			return err
+		}
 	}
 
 	runtime.GC()
@@ -115,6 +134,23 @@ func run() error {
 		plan := churnPlan{alive: *churn, minLife: *churnMin, maxLife: *churnMax, crash: *churnCrash}
 		return runChurn(nodes, built, *joinPar, plan, *churnAs, *churnRate, *churnFor, *size)
 	}
+	if *idle > 0 {
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+		}
+		ws := measureIdle(nodes, *idle, *windows)
+		pprof.StopCPUProfile()
+		fmt.Printf("overlaybench: %d nodes on %s, built in %v, GOMAXPROCS=%d, %s\n", *n, *network, built.Round(time.Millisecond), runtime.GOMAXPROCS(0), runtime.Version())
+		printIdle(*n, *idle, bare, bareLen, ws)
+		return nil
+	}
 
 	runtime.GC()
 	var ms1 runtime.MemStats
@@ -127,8 +163,10 @@ func run() error {
 		return err
 	}
 	contacts := 0
+	var dropped overlayDrops
 	for _, nd := range nodes {
 		contacts += nd.Info().Contacts
+		dropped.add(nd.Info().Counters)
 	}
 	clients, cl, err := addClients(nodes, *nClients, *joinPar)
 	if err != nil {
@@ -205,6 +243,7 @@ func run() error {
 	fmt.Printf("| metric | value |\n|---|---|\n")
 	fmt.Printf("| network built in | %v (%d joining at once) |\n", built.Round(time.Millisecond), *joinPar)
 	fmt.Printf("| routing table size, mean | %.1f contacts |\n", float64(contacts)/float64(*n))
+	fmt.Printf("| contacts dropped while building, per node: silent / unacked / left; refresh lookups | %s |\n", dropped.String(*n))
 	fmt.Printf("| delivered to the XOR-closest node | %d/%d (%d failed) |\n", exact, *sends, failed)
 	fmt.Printf("| hops per message, median / p99 / max | %d / %d / %d |\n", pct(hops, 50), pct(hops, 99), pct(hops, 100))
 	fmt.Printf("| one-way delivery latency, median / p99 | %v / %v |\n", benchnet.Percentile(oneWay, 50, time.Microsecond), benchnet.Percentile(oneWay, 99, time.Microsecond))
@@ -224,6 +263,21 @@ func run() error {
 		fmt.Printf("| messages to keys sent by light clients, delivered to the XOR-closest full node | %d/%d |\n", cl.exact, cl.sends)
 	}
 	return nil
+}
+
+// overlayDrops sums the routing tables' losses and refreshes over nodes.
+type overlayDrops struct{ silent, unacked, left, refreshes uint64 }
+
+func (d *overlayDrops) add(c p2psock.Counters) {
+	d.silent += c.ContactsSilent
+	d.unacked += c.ContactsUnacked
+	d.left += c.ContactsLeft
+	d.refreshes += c.RefreshLookups
+}
+
+func (d overlayDrops) String(n int) string {
+	f := func(v uint64) float64 { return float64(v) / float64(n) }
+	return fmt.Sprintf("%.1f / %.1f / %.1f; %.1f", f(d.silent), f(d.unacked), f(d.left), f(d.refreshes))
 }
 
 // clientStats are the figures of the light clients of a run.
