@@ -55,3 +55,42 @@ func TestLoopbackSocketDispatcherEnds(t *testing.T) {
 		return !s.dispatching && s.pri.Cap() <= ring.MinSize && s.rest.Cap() <= ring.MinSize
 	}, 10*time.Second, time.Millisecond)
 }
+
+// TestLoopbackSocketSaysWhenItDrops: a handler that falls behind makes the
+// socket drop packets, and the function given to OnDrops hears of it once
+// for the burst (at most once a second), not once per packet.
+func TestLoopbackSocketSaysWhenItDrops(t *testing.T) {
+	s, err := Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	defer s.Close()
+	release := make(chan struct{})
+	defer close(release) // before Close, which waits for the handler
+	s.Handle(0x20, 0x20, func([]byte, net.Addr) { <-release })
+	var mu sync.Mutex
+	notes := 0
+	s.OnDrops(func() {
+		mu.Lock()
+		notes++
+		mu.Unlock()
+	})
+	s.Start()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer c.Close()
+	start := time.Now()
+	for range 5000 {
+		_, err := c.WriteTo([]byte{0x20, 1}, s.LocalAddr())
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		_, _, _, drops := s.Stats()
+		return drops > 0
+	}, 10*time.Second, time.Millisecond, "a handler that blocks makes the socket drop")
+	mu.Lock()
+	n := notes
+	mu.Unlock()
+	_, _, _, drops := s.Stats()
+	require.Positive(t, n, "drops were not reported")
+	// One note per started second of the burst (dropNoteEvery).
+	require.LessOrEqual(t, n, 1+int(time.Since(start)/dropNoteEvery), "%d notes for %d drops", n, drops)
+}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/transport/v2"
 	"github.com/quic-go/quic-go"
@@ -64,6 +65,33 @@ type Socket struct {
 	unhandled  atomic.Uint64
 	queueDrops atomic.Uint64
 	inlineCounters
+
+	// onDrops is called when the socket starts dropping packets, at most
+	// once per dropNoteEvery (OnDrops); droppedAt is when it last was.
+	onDrops   atomic.Pointer[func()]
+	droppedAt atomic.Int64
+}
+
+// dropNoteEvery is the least time between two calls of an OnDrops function.
+const dropNoteEvery = time.Second
+
+// OnDrops registers f, to be called (on the socket's read path: it must not
+// block) when the socket drops a packet because its reader or dispatcher
+// fell behind, at most once a second: a node learns at once that its own
+// socket is flooded, rather than from the silence of its peers.
+func (s *Socket) OnDrops(f func()) { s.onDrops.Store(&f) }
+
+// dropped counts a packet dropped for a full queue.
+func (s *Socket) dropped() {
+	s.queueDrops.Add(1)
+	f := s.onDrops.Load()
+	if f == nil {
+		return
+	}
+	now, last := time.Now().UnixNano(), s.droppedAt.Load()
+	if now-last >= int64(dropNoteEvery) && s.droppedAt.CompareAndSwap(last, now) {
+		(*f)()
+	}
 }
 
 // MaxPacket is the size of the buffer non-QUIC packets are read into. quic-go
@@ -95,7 +123,7 @@ func NewSocket(pc net.PacketConn) *Socket {
 		qpc = &peekConn{PacketConn: pc, sock: s}
 	}
 	s.peeks = qpc != pc
-	s.tr = &quic.Transport{Conn: qpc, Tracer: dropCounter{&s.queueDrops}}
+	s.tr = &quic.Transport{Conn: qpc, Tracer: dropCounter{s}}
 	if nc, ok := pc.(interface{ Net() transport.Net }); ok {
 		s.nw = nc.Net() // a simulated network: probes are sent on it too
 	}
@@ -106,11 +134,11 @@ func NewSocket(pc net.PacketConn) *Socket {
 // queue: mostly non-QUIC packets when its queue of them (32) is full because
 // the socket's reader fell behind, and QUIC packets its own queues refused
 // (quic-go reports both alike).
-type dropCounter struct{ n *atomic.Uint64 }
+type dropCounter struct{ s *Socket }
 
 func (d dropCounter) RecordEvent(ev qlogwriter.Event) {
 	if pd, ok := ev.(qlog.PacketDropped); ok && pd.Trigger == qlog.PacketDropDOSPrevention {
-		d.n.Add(1)
+		d.s.dropped()
 	}
 }
 
@@ -257,7 +285,7 @@ func (s *Socket) readLoop(buf []byte) {
 		if !q.Push(packet{b, from}) {
 			s.qmu.Unlock()
 			s.received.Add(1)
-			s.queueDrops.Add(1)
+			s.dropped()
 			putBuf(b)
 			continue
 		}

@@ -335,6 +335,17 @@ func TestLoopbackJunkFloodLeavesTheNodeReachable(t *testing.T) {
 	cfg := overlay.Config{KeepAlive: time.Second, Liveness: time.Second}
 	tn := loopback(t, 4, cfg)
 	victim, honest := tn.Nodes[1], tn.Nodes[2]
+	// The premise: every node has every other in its table (nodes that
+	// joined concurrently may still be linking), so that what the flood
+	// could cost is a contact lost, not one never made.
+	testnet.Eventually(t, 10*time.Second, "every node to have the others as contacts", func() bool {
+		for _, nd := range tn.Nodes {
+			if nd.Info().Contacts < len(tn.Nodes)-1 {
+				return false
+			}
+		}
+		return true
+	})
 
 	// Junk at full speed from one socket for 5 s: overlay-range packets of
 	// another network, malformed ones, and bytes no handler takes.

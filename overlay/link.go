@@ -793,13 +793,25 @@ func (o *Overlay) suspect(id ID) {
 		o.mu.Unlock()
 		return
 	}
-	c.suspect = time.Now()
+	start := time.Now()
+	c.suspect = start
 	p, rto := c.p, c.rto()
 	o.mu.Unlock()
 	o.scope.Go(func(context.Context) {
-		for try := range 3 {
-			done := o.ping(id, p, false)
-			t := time.NewTimer(rto << try)
+		for try := range 4 {
+			// Three pings, then what remains of suspectWindow.
+			wait := rto << try
+			if try == 3 {
+				wait = suspectWindow - time.Since(start)
+				if wait <= 0 {
+					break
+				}
+			}
+			var done <-chan struct{}
+			if try < 3 {
+				done = o.ping(id, p, false)
+			}
+			t := time.NewTimer(wait)
 			select {
 			case <-done:
 				t.Stop()
@@ -833,6 +845,12 @@ func (o *Overlay) suspect(id ID) {
 		o.mu.Unlock()
 	})
 }
+
+// suspectWindow is the least time a suspected contact has to show it is
+// alive, by an answer or by anything it sends: longer than the second
+// between the pings of a node whose socket is flooded (floodPings), whose
+// answers are lost at its end.
+const suspectWindow = 2500 * time.Millisecond
 
 // promote moves a node with a fresh cached path into the table if its bucket
 // has room.
@@ -1125,16 +1143,90 @@ type socketStats interface {
 	Stats() (received, sent, unhandled, queueDrops uint64)
 }
 
+// dropNotifier is what a Transport that says when it starts dropping
+// packets offers (nat.Socket does).
+type dropNotifier interface {
+	OnDrops(func())
+}
+
+// onDrops runs when this node's socket starts dropping packets (a flood, or
+// more traffic than the node takes): it starts floodPings unless it runs.
+func (o *Overlay) onDrops() {
+	if o.cfg.Client || !o.floodPinging.CompareAndSwap(false, true) {
+		return
+	}
+	if !o.scope.Go(o.floodPings) {
+		o.floodPinging.Store(false)
+	}
+}
+
+// floodPings pings every contact once a second while this node's socket is
+// dropping more than floodDrops packets a second. The contacts' pings and answers are lost here at random,
+// so they would take this node for dead; its own pings reach them, and a
+// contact keeps a node that sent it anything since it began to doubt it
+// (suspectWindow is longer than a second). Its cost is bounded by the table:
+// one ping per contact per second, while the flood lasts.
+func (o *Overlay) floodPings(ctx context.Context) {
+	defer o.floodPinging.Store(false)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	type target struct {
+		id ID
+		p  path
+	}
+	var ping []target
+	drops := o.socketDropCount()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		ping = ping[:0]
+		n := o.socketDropCount()
+		flooded := n-drops >= floodDrops
+		drops = n
+		o.mu.Lock()
+		if flooded {
+			for _, c := range o.tab.all() {
+				if now.Sub(c.lastPing) >= time.Second/2 {
+					c.lastPing = now
+					ping = append(ping, target{c.id, c.p})
+				}
+			}
+		}
+		o.mu.Unlock()
+		if !flooded {
+			return
+		}
+		for _, t := range ping {
+			o.ping(t.id, t.p, false)
+		}
+	}
+}
+
+// floodDrops is the number of packets a node's socket drops in a second
+// from which it pings its contacts every second (floodPings): a queue's
+// worth, more than a burst of joins drops.
+const floodDrops = 64
+
+// socketDropCount is the number of packets the node's socket dropped for a
+// full queue, or 0 if its Transport does not count them.
+func (o *Overlay) socketDropCount() uint64 {
+	st, ok := o.tr.(socketStats)
+	if !ok {
+		return 0
+	}
+	_, _, _, drops := st.Stats()
+	return drops
+}
+
 // floodedLocked reports whether this node's socket dropped packets for a
 // full queue in the last floodWindow: then the silence of its contacts says
 // more about the flood than about them, and it does not give them up.
 func (o *Overlay) floodedLocked(now time.Time) bool {
-	st, ok := o.tr.(socketStats)
-	if !ok {
-		return false
-	}
-	_, _, _, drops := st.Stats()
-	if drops != o.socketDrops {
+	if drops := o.socketDropCount(); drops != o.socketDrops {
 		o.socketDrops, o.droppingAt = drops, now
 	}
 	return !o.droppingAt.IsZero() && now.Sub(o.droppingAt) < floodWindow

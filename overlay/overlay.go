@@ -328,6 +328,7 @@ type Overlay struct {
 	pathLostCB    atomic.Pointer[func(ID, netip.AddrPort)] // OnPathLost
 	lost          []lostContact                            // contacts lost to silence, tried again (recoverLost)
 	recovering    atomic.Bool
+	floodPinging  atomic.Bool // floodPings runs
 	socketDrops   uint64      // the socket's drop count when last read (floodedLocked)
 	droppingAt    time.Time   // when it last grew
 	cookieKeys    [2][32]byte // the keys of challenge cookies: current, previous
@@ -442,6 +443,9 @@ func interfaceIPs() []netip.Addr {
 func (o *Overlay) Start() {
 	if o.started.Swap(true) {
 		return
+	}
+	if n, ok := o.tr.(dropNotifier); ok {
+		n.OnDrops(o.onDrops)
 	}
 	o.scope.Go(o.maintain)
 }

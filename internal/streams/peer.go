@@ -164,6 +164,18 @@ func (p *peerConn) release() {
 	}
 }
 
+// kindFromSessionLocked is the kind of path that addr is to peer by the
+// candidates of an ICE session with peer still in progress; direct when
+// there is none (the peer dialled this node's own address).
+func (e *Engine) kindFromSessionLocked(peer overlay.ID, addr net.Addr) overlay.PathKind {
+	for _, s := range e.sessions {
+		if s.peer == peer {
+			return s.kindAt(addr.String())
+		}
+	}
+	return overlay.PathDirect
+}
+
 func (p *peerConn) alive() bool { return p.qc.Context().Err() == nil && !p.leaving.Load() }
 
 // acceptConns adopts the QUIC connections ln accepts. On a relayed path's own
@@ -181,6 +193,12 @@ func (e *Engine) acceptConns(ctx context.Context, ln *quic.Listener, tr *quic.Tr
 		}
 		e.mu.Lock()
 		keep, kind := e.viaRelay[id], e.pathKinds[id]
+		if _, known := e.pathKinds[id]; !known && tr == nil {
+			// The peer's QUIC came before this node's ICE session
+			// reported its pair: the session's candidates say what
+			// the address it came from is.
+			kind = e.kindFromSessionLocked(id, qc.RemoteAddr())
+		}
 		e.mu.Unlock()
 		pc := &peerConn{id: id, qc: qc, relayed: tr != nil || keep != nil, tr: tr, keeps: keep, incoming: tr == nil}
 		pc.punched.Store(tr == nil && kind == overlay.PathPunched)

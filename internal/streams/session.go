@@ -169,15 +169,22 @@ func (s *session) remoteEnd(pair *ice.CandidatePair) (*net.UDPAddr, overlay.Path
 	case ice.CandidateTypeHost:
 		return addr, overlay.PathDirect
 	}
+	return addr, s.kindAt(addr.String())
+}
+
+// kindAt is the kind of path to the peer's address addr ("host:port"):
+// relayed at a relay candidate it signalled, direct at a host candidate,
+// punched (its NAT's mapping) anywhere else.
+func (s *session) kindAt(addr string) overlay.PathKind {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.relayAddrs[addr.String()]:
-		return addr, overlay.PathRelayed
-	case s.hostAddrs[addr.String()]:
-		return addr, overlay.PathDirect
+	case s.relayAddrs[addr]:
+		return overlay.PathRelayed
+	case s.hostAddrs[addr]:
+		return overlay.PathDirect
 	}
-	return addr, overlay.PathPunched
+	return overlay.PathPunched
 }
 
 // closeAgent closes the session's agent, once: pion's Agent.Close must not
