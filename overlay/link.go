@@ -793,25 +793,13 @@ func (o *Overlay) suspect(id ID) {
 		o.mu.Unlock()
 		return
 	}
-	start := time.Now()
-	c.suspect = start
+	c.suspect = time.Now()
 	p, rto := c.p, c.rto()
 	o.mu.Unlock()
 	o.scope.Go(func(context.Context) {
-		for try := range 4 {
-			// Three pings, then what remains of suspectWindow.
-			wait := rto << try
-			if try == 3 {
-				wait = suspectWindow - time.Since(start)
-				if wait <= 0 {
-					break
-				}
-			}
-			var done <-chan struct{}
-			if try < 3 {
-				done = o.ping(id, p, false)
-			}
-			t := time.NewTimer(wait)
+		for try := range 3 {
+			done := o.ping(id, p, false)
+			t := time.NewTimer(rto << try)
 			select {
 			case <-done:
 				t.Stop()
@@ -831,10 +819,11 @@ func (o *Overlay) suspect(id ID) {
 		c := o.tab.get(id)
 		switch {
 		case c == nil || c.suspect.IsZero():
-		case c.lastSeen.After(c.suspect) || o.floodedLocked(time.Now()):
-			// It sent something since it was suspected (its answers to
-			// this node's pings, not the node, were lost: a flood at its
-			// end), or this node's own socket is flooded: keep it.
+		case c.lastSeen.After(c.suspect) || time.Since(c.lastSeen) < suspectHeard || o.floodedLocked(time.Now()):
+			// It sent something lately (its answers to this node's
+			// pings, not the node, were lost: a flood at its end, where
+			// it pings every second), or this node's own socket is
+			// flooded: keep it.
 			c.suspect = time.Time{}
 		default:
 			o.log.Debug("contact dead", "id", id)
@@ -846,11 +835,11 @@ func (o *Overlay) suspect(id ID) {
 	})
 }
 
-// suspectWindow is the least time a suspected contact has to show it is
-// alive, by an answer or by anything it sends: longer than the second
+// suspectHeard is how recently a suspected contact that answered none of
+// the probes must have sent anything to be kept: longer than the second
 // between the pings of a node whose socket is flooded (floodPings), whose
 // answers are lost at its end.
-const suspectWindow = 2500 * time.Millisecond
+const suspectHeard = 2500 * time.Millisecond
 
 // promote moves a node with a fresh cached path into the table if its bucket
 // has room.
@@ -1164,7 +1153,7 @@ func (o *Overlay) onDrops() {
 // dropping more than floodDrops packets a second. The contacts' pings and answers are lost here at random,
 // so they would take this node for dead; its own pings reach them, and a
 // contact keeps a node that sent it anything since it began to doubt it
-// (suspectWindow is longer than a second). Its cost is bounded by the table:
+// (suspectHeard is longer than a second). Its cost is bounded by the table:
 // one ping per contact per second, while the flood lasts.
 func (o *Overlay) floodPings(ctx context.Context) {
 	defer o.floodPinging.Store(false)
