@@ -129,7 +129,7 @@ func (o *Overlay) nextHopLocked(target Key, exclude []ID) *contact {
 		return o.tab.nextHop(target, exclude)
 	}
 	var best *contact
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		if !c.suspect.IsZero() || slices.Contains(exclude, c.id) {
 			continue
 		}

@@ -660,7 +660,7 @@ func (o *Overlay) sendLeave() {
 	}
 	var ts []target
 	o.mu.Lock()
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		ts = append(ts, target{c.id, c.p})
 	}
 	// Nodes with a fresh verified path outside the table (this node's

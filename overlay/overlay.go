@@ -491,7 +491,7 @@ func (o *Overlay) Info() Info {
 		Counters: o.counters(), Network: o.cfg.Network, LocalAddr: o.local,
 		Tables: Tables{Duplicates: o.seen.len(), Reassembly: o.reasm.cost(), LinkReassembly: o.linkReasm.cost(), Refusals: o.nacked.len()},
 		Client: o.cfg.Client, Clients: len(o.clients)}
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		if c.p.relayed() {
 			inf.Relayed++
 		} else if !c.public {
@@ -506,8 +506,8 @@ func (o *Overlay) Contacts() []ID {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	out := make([]ID, 0, o.tab.len())
-	for id := range o.tab.byID {
-		out = append(out, id)
+	for c := range o.tab.contacts() {
+		out = append(out, c.id)
 	}
 	return out
 }
@@ -526,7 +526,7 @@ type DirectContact struct {
 func (o *Overlay) DirectContacts(n int) []DirectContact {
 	o.mu.Lock()
 	var out []DirectContact
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		if !c.p.relayed() && c.suspect.IsZero() {
 			out = append(out, DirectContact{ID: c.id, Addr: c.p.addr, Public: c.public, RTT: c.srtt})
 		}

@@ -133,7 +133,7 @@ func (o *Overlay) Known(addr netip.AddrPort) bool {
 // updateKnownLocked rebuilds the set Known reads.
 func (o *Overlay) updateKnownLocked(now time.Time) {
 	k := knownAddrs{v4: make([]uint64, 0, o.tab.len()+len(o.paths)+len(o.awaiting))}
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		if !c.p.relayed() {
 			k.add(c.p.addr)
 		}

@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"iter"
 	"net/netip"
 	"slices"
 	"time"
@@ -63,14 +64,30 @@ type table struct {
 	// buckets holds the contacts by the length of the prefix they share
 	// with self (0–256), repl the replacement candidates alike: both are
 	// as long as the deepest bucket used (about log2 of the network's
-	// size), not 257 (12 KiB a node).
+	// size), not 257 (12 KiB a node). A contact is found by ID in its
+	// bucket (at most k to compare), not in a map beside the buckets:
+	// that map cost about 56 bytes a contact, in every node.
 	buckets [][]*contact
 	repl    [][]candidate
-	byID    map[ID]*contact
+	n       int // contacts in buckets
 }
 
 func newTable(self ID, k, perBucket, perTable int) *table {
-	return &table{self: self.Key(), k: k, perBucket: perBucket, perTable: perTable, byID: make(map[ID]*contact)}
+	return &table{self: self.Key(), k: k, perBucket: perBucket, perTable: perTable}
+}
+
+// contacts returns every contact, by bucket. The table must not change
+// while the sequence runs (all returns a copy to change it by).
+func (t *table) contacts() iter.Seq[*contact] {
+	return func(yield func(*contact) bool) {
+		for _, b := range t.buckets {
+			for _, c := range b {
+				if !yield(c) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // refusal is why the table did not take a verified node.
@@ -87,7 +104,7 @@ const (
 // relayed path the relay contact's (zero if the relay is not a contact).
 func (t *table) subnetOf(p path) netip.Prefix {
 	if p.relayed() {
-		if r := t.byID[p.via]; r != nil && !r.p.relayed() {
+		if r := t.get(p.via); r != nil && !r.p.relayed() {
 			return Subnet(r.p.addr.Addr())
 		}
 		return netip.Prefix{}
@@ -99,7 +116,7 @@ func (t *table) subnetOf(p path) netip.Prefix {
 // and changing its path) fits the table's limits.
 func (t *table) admits(id ID, p path) refusal {
 	b := t.bucketOf(id)
-	if _, ok := t.byID[id]; !ok && len(t.bucket(b)) >= t.k {
+	if t.get(id) == nil && len(t.bucket(b)) >= t.k {
 		return bucketFull
 	}
 	s := t.subnetOf(p)
@@ -119,7 +136,7 @@ func (t *table) admits(id ID, p path) refusal {
 	}
 	if t.perTable > 0 {
 		n := 0
-		for _, c := range t.byID {
+		for c := range t.contacts() {
 			if c.id != id && t.subnetOf(c.p) == s {
 				n++
 			}
@@ -157,14 +174,22 @@ func (t *table) replOf(b int) []candidate {
 	return nil
 }
 
-func (t *table) get(id ID) *contact { return t.byID[id] }
+// get returns the contact id, or nil.
+func (t *table) get(id ID) *contact {
+	for _, c := range t.bucket(t.bucketOf(id)) {
+		if c.id == id {
+			return c
+		}
+	}
+	return nil
+}
 
-func (t *table) len() int { return len(t.byID) }
+func (t *table) len() int { return t.n }
 
 // hasRoom reports whether a verified id on path p would be added to the
 // table.
 func (t *table) hasRoom(id ID, p path) bool {
-	if _, ok := t.byID[id]; ok {
+	if t.get(id) != nil {
 		return true
 	}
 	return t.admits(id, p) == admitted
@@ -179,7 +204,7 @@ func (t *table) add(c *contact) refusal {
 	b := t.bucketOf(c.id)
 	t.grow(b)
 	t.buckets[b] = append(t.buckets[b], c)
-	t.byID[c.id] = c
+	t.n++
 	t.repl[b] = slices.DeleteFunc(t.repl[b], func(x candidate) bool { return x.id == c.id })
 	return admitted
 }
@@ -187,19 +212,23 @@ func (t *table) add(c *contact) refusal {
 // remove deletes id and every contact relayed through it; it returns the
 // removed contacts.
 func (t *table) remove(id ID) []*contact {
-	c := t.byID[id]
+	c := t.get(id)
 	if c == nil {
 		return nil
 	}
 	b := t.bucketOf(id)
 	t.buckets[b] = slices.DeleteFunc(t.buckets[b], func(x *contact) bool { return x == c })
-	delete(t.byID, id)
+	t.n--
 	removed := []*contact{c}
 	if !c.p.relayed() {
-		for _, x := range t.byID {
+		var via []ID
+		for x := range t.contacts() {
 			if x.p.via == id {
-				removed = append(removed, t.remove(x.id)...)
+				via = append(via, x.id)
 			}
+		}
+		for _, x := range via {
+			removed = append(removed, t.remove(x)...)
 		}
 	}
 	return removed
@@ -211,7 +240,7 @@ func (t *table) remove(id ID) []*contact {
 // one network cannot push the others' candidates out.
 func (t *table) addReplacement(c candidate) {
 	b := t.bucketOf(c.id)
-	if _, ok := t.byID[c.id]; ok {
+	if t.get(c.id) != nil {
 		return
 	}
 	t.grow(b)
@@ -254,8 +283,8 @@ func (t *table) popReplacement(id ID) (candidate, bool) {
 // and the nodes it picks by distance, come from several networks even where
 // one network placed many nodes next to target.
 func (t *table) closest(target Key, n int, skip func(*contact) bool) []*contact {
-	out := make([]*contact, 0, len(t.byID))
-	for _, c := range t.byID {
+	out := make([]*contact, 0, t.n)
+	for c := range t.contacts() {
 		if skip == nil || !skip(c) {
 			out = append(out, c)
 		}
@@ -275,7 +304,7 @@ func (t *table) closest(target Key, n int, skip func(*contact) bool) []*contact 
 // is none.
 func (t *table) nextHop(target Key, exclude []ID) *contact {
 	var best *contact
-	for _, c := range t.byID {
+	for c := range t.contacts() {
 		if !c.suspect.IsZero() || slices.Contains(exclude, c.id) {
 			continue
 		}
@@ -291,8 +320,8 @@ func (t *table) nextHop(target Key, exclude []ID) *contact {
 
 // all returns every contact.
 func (t *table) all() []*contact {
-	out := make([]*contact, 0, len(t.byID))
-	for _, c := range t.byID {
+	out := make([]*contact, 0, t.n)
+	for c := range t.contacts() {
 		out = append(out, c)
 	}
 	return out

@@ -45,7 +45,7 @@ func (c ContactInfo) Kind() PathKind {
 func (o *Overlay) Table() []ContactInfo {
 	o.mu.Lock()
 	out := make([]ContactInfo, 0, o.tab.len())
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		ci := ContactInfo{ID: c.id, Bucket: o.tab.bucketOf(c.id), Via: c.p.via, Public: c.public,
 			RTT: c.srtt, LastSeen: c.lastSeen, Suspect: !c.suspect.IsZero()}
 		if !c.p.relayed() {
