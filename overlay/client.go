@@ -210,7 +210,7 @@ func (o *Overlay) clientRefresh() time.Duration { return min(o.cfg.Refresh, time
 func (o *Overlay) keepaliveClientLocked(now time.Time) (ping []*contact, lost bool) {
 	proxies := o.proxiesLocked()
 	for _, c := range o.tab.all() {
-		idle := now.Sub(c.lastSeen)
+		idle := c.lastSeen.since(now)
 		if !slices.Contains(proxies, c.id) {
 			if idle > o.cfg.KeepAlive {
 				o.tab.remove(c.id)
@@ -223,8 +223,8 @@ func (o *Overlay) keepaliveClientLocked(now time.Time) (ping []*contact, lost bo
 			o.log.Debug("proxy dead", "id", c.id, "idle", idle)
 			o.tab.remove(c.id)
 			lost = true
-		case idle > o.cfg.KeepAlive && now.Sub(c.lastPing) > time.Second:
-			c.lastPing = now
+		case idle > o.cfg.KeepAlive && c.lastPing.since(now) > time.Second:
+			c.lastPing = stampOf(now)
 			ping = append(ping, c)
 		}
 	}

@@ -91,9 +91,7 @@ func (o *Overlay) awaitLocked(p path, n int) {
 	if p.relayed() {
 		return
 	}
-	if o.awaiting[p.addr] += n; o.awaiting[p.addr] <= 0 {
-		delete(o.awaiting, p.addr)
-	}
+	o.awaiting = addCount(o.awaiting, &o.awaitingPeak, p.addr, n)
 }
 
 func (o *Overlay) onPing(sender ID, p path, body []byte) {
@@ -168,7 +166,7 @@ func (o *Overlay) maybeChallenge(id ID, p path) {
 	c := o.tab.get(id)
 	switch {
 	case c != nil && c.p == p:
-		c.lastSeen = time.Now()
+		c.lastSeen = stampOf(time.Now())
 		o.mu.Unlock()
 		return
 	case c != nil && p.relayed() && !c.p.relayed():
@@ -263,7 +261,7 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte, client bool) {
 		return
 	}
 	if c := o.tab.get(sender); c != nil && c.p == p {
-		c.lastSeen = now
+		c.lastSeen = stampOf(now)
 		c.public = public
 		c.srtt = (7*c.srtt + rtt) / 8
 	}
@@ -320,10 +318,10 @@ const announceEvery = 10 * time.Second
 // the entry. The Ping's own flags are not taken: they carry no proof that
 // the contact sent them.
 func (o *Overlay) recheckPublicLocked(c *contact, flags byte, now time.Time) bool {
-	if (flags&wire.FlagPublic != 0) == c.public || now.Sub(c.rechecked) <= time.Second {
+	if (flags&wire.FlagPublic != 0) == c.public || c.rechecked.since(now) <= time.Second {
 		return false
 	}
-	c.rechecked = now
+	c.rechecked = stampOf(now)
 	return true
 }
 
@@ -342,9 +340,9 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 			o.log.Debug("contact path changed", "id", id, "path", pathString(p))
 			c.p = p
 		}
-		c.lastSeen, c.public, c.srtt = now, public, rtt
+		c.lastSeen, c.public, c.srtt = stampOf(now), public, rtt
 	} else {
-		c := &contact{id: id, p: p, public: public, lastSeen: now, lastPing: now, srtt: rtt}
+		c := &contact{id: id, p: p, public: public, lastSeen: stampOf(now), lastPing: stampOf(now), srtt: rtt}
 		if r := o.tab.add(c); r == admitted {
 			o.log.Debug("contact added", "id", id, "path", pathString(p), "public", public, "size", o.tab.len())
 		} else {
@@ -734,7 +732,7 @@ func (o *Overlay) suspect(id ID) {
 		o.mu.Unlock()
 		return
 	}
-	c.suspect = time.Now()
+	c.suspect = stampOf(time.Now())
 	p, rto := c.p, c.rto()
 	o.mu.Unlock()
 	o.scope.Go(func(context.Context) {
@@ -746,7 +744,7 @@ func (o *Overlay) suspect(id ID) {
 				t.Stop()
 				o.mu.Lock()
 				if c := o.tab.get(id); c != nil {
-					c.suspect = time.Time{}
+					c.suspect = 0
 				}
 				o.mu.Unlock()
 				return
@@ -764,7 +762,7 @@ func (o *Overlay) suspect(id ID) {
 			// It sent something since it was suspected (its answers to
 			// this node's pings, not the node, were lost: a flood at its
 			// end), or this node's own socket is flooded: keep it.
-			c.suspect = time.Time{}
+			c.suspect = 0
 		default:
 			o.log.Debug("contact dead", "id", id)
 			o.loseLocked(c)
@@ -783,7 +781,7 @@ func (o *Overlay) promote(id ID) {
 	if !ok || o.tab.get(id) != nil || time.Since(vp.at) > o.pathsTTL() {
 		return
 	}
-	r := o.tab.add(&contact{id: id, p: vp.p, lastSeen: vp.at, lastPing: vp.at, srtt: vp.srtt})
+	r := o.tab.add(&contact{id: id, p: vp.p, lastSeen: stampOf(vp.at), lastPing: stampOf(vp.at), srtt: vp.srtt})
 	o.ctr.countRefusal(r)
 	if r == admitted {
 		delete(o.paths, id)
@@ -817,7 +815,7 @@ func (o *Overlay) keepalive(now time.Time) {
 			break // keepaliveClientLocked did it
 		}
 		if announce {
-			c.lastPing = now
+			c.lastPing = stampOf(now)
 			ping = append(ping, target{c.id, c.p})
 			continue
 		}
@@ -825,7 +823,7 @@ func (o *Overlay) keepalive(now time.Time) {
 		if o.public && c.public {
 			interval = o.cfg.Liveness
 		}
-		idle := now.Sub(c.lastSeen)
+		idle := c.lastSeen.since(now)
 		// The keepalives' grace: 5 s with the default intervals, a third
 		// of a shorter interval, but never under two ticks of this loop
 		// (keepalives go at most once a second) or four retransmission
@@ -836,16 +834,16 @@ func (o *Overlay) keepalive(now time.Time) {
 			// This node's socket is dropping packets: the contact's
 			// answers were likely lost here. Keep it and keep pinging it
 			// (which keeps this node in its table) until the flood ends.
-			if now.Sub(c.lastPing) > time.Second {
-				c.lastPing = now
+			if c.lastPing.since(now) > time.Second {
+				c.lastPing = stampOf(now)
 				ping = append(ping, target{c.id, c.p})
 			}
 		case idle > interval+grace:
 			o.log.Debug("contact dead", "id", c.id, "idle", idle)
 			o.loseLocked(c)
 			o.removeLocked(c.id)
-		case idle > interval && now.Sub(c.lastPing) > time.Second:
-			c.lastPing = now
+		case idle > interval && c.lastPing.since(now) > time.Second:
+			c.lastPing = stampOf(now)
 			ping = append(ping, target{c.id, c.p})
 		}
 	}

@@ -279,6 +279,10 @@ type Overlay struct {
 	announce  bool
 	announced time.Time
 
+	// awaitingPeak is the most entries awaiting held since it was last
+	// rebuilt (shrink.go).
+	awaitingPeak int
+
 	recv     *recvQueue // received messages, for Recv
 	services handlerTable[Handler]
 	// asyncServices are the services answered later (async.go), answers
@@ -422,7 +426,7 @@ func (o *Overlay) Start() {
 	if o.started.Swap(true) {
 		return
 	}
-	o.scope.Go(o.maintain)
+	o.maintain()
 }
 
 // ID returns this node's ID.
@@ -710,7 +714,7 @@ func (o *Overlay) touch(id ID, p path) bool {
 	if c == nil || c.p != p {
 		return false
 	}
-	c.lastSeen = time.Now()
+	c.lastSeen = stampOf(time.Now())
 	return true
 }
 

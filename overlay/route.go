@@ -686,10 +686,10 @@ func (o *Overlay) expire(now time.Time) {
 	o.expireAnswersLocked(now)
 }
 
-// maintain runs the periodic work of the overlay until Close.
-func (o *Overlay) maintain(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+// maintain runs the periodic work of the overlay every second until Close,
+// on a timer of the scope (lifecycle.Scope.Every): an idle node has no
+// goroutine waiting for the next second.
+func (o *Overlay) maintain() {
 	jitter := func() time.Duration {
 		var b [1]byte
 		rand.Read(b[:])
@@ -699,27 +699,22 @@ func (o *Overlay) maintain(ctx context.Context) {
 	if o.cfg.Client {
 		nextRefresh = time.Now().Add(o.clientRefresh())
 	}
-	for {
-		select {
-		case <-o.done():
-			return
-		case now := <-tick.C:
-			o.keepalive(now)
-			o.expire(now)
-			o.mu.Lock()
-			joined := o.joined
-			o.mu.Unlock()
-			if joined && o.cfg.Client && now.After(nextRefresh) {
-				nextRefresh = now.Add(o.clientRefresh())
-				o.startReattach()
-			} else if joined && now.After(nextRefresh) {
-				nextRefresh = now.Add(jitter())
-				o.scope.Go(func(ctx context.Context) {
-					ctx, cancel := context.WithTimeout(ctx, time.Minute)
-					defer cancel()
-					o.refresh(ctx)
-				})
-			}
+	o.scope.Every(time.Second, func(_ context.Context, now time.Time) {
+		o.keepalive(now)
+		o.expire(now)
+		o.mu.Lock()
+		joined := o.joined
+		o.mu.Unlock()
+		if joined && o.cfg.Client && now.After(nextRefresh) {
+			nextRefresh = now.Add(o.clientRefresh())
+			o.startReattach()
+		} else if joined && now.After(nextRefresh) {
+			nextRefresh = now.Add(jitter())
+			o.scope.Go(func(ctx context.Context) {
+				ctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				o.refresh(ctx)
+			})
 		}
-	}
+	})
 }

@@ -17,19 +17,49 @@ type path struct {
 func (p path) relayed() bool { return p.via != (ID{}) }
 
 // contact is a node in the routing table: it has proved it holds the key of
-// its ID, and a packet from it arrived on p recently.
+// its ID, and a packet from it arrived on p recently. A node holds a
+// hundred or more, so its moments are stamps (8 bytes, not a time.Time's
+// 24): 144 bytes a contact, not 208.
 type contact struct {
 	id       ID
 	p        path
-	public   bool // the contact reports itself directly reachable
-	lastSeen time.Time
-	lastPing time.Time
 	srtt     time.Duration
-	suspect  time.Time // when a hop to it went unacknowledged; zero if it answers
+	lastSeen stamp
+	lastPing stamp
+	suspect  stamp // when a hop to it went unacknowledged; zero if it answers
 
 	// rechecked is when a ping of the contact's last made this node ask it
 	// again whether it is public (recheckPublicLocked).
-	rechecked time.Time
+	rechecked stamp
+	public    bool // the contact reports itself directly reachable
+}
+
+// stamp is a moment as a contact records it: the time since the process's
+// epoch on the monotonic clock, in nanoseconds (292 years). Zero: never.
+type stamp int64
+
+// epoch is the origin of stamps.
+var epoch = time.Now()
+
+// stampOf returns t as a stamp; a moment at or before the epoch is its
+// first nanosecond, so that only the zero stamp means never.
+func stampOf(t time.Time) stamp { return stamp(max(t.Sub(epoch), 1)) }
+
+// IsZero reports whether s is never.
+func (s stamp) IsZero() bool { return s == 0 }
+
+// After reports whether s is later than u.
+func (s stamp) After(u stamp) bool { return s > u }
+
+// since returns the time from s to now.
+func (s stamp) since(now time.Time) time.Duration { return now.Sub(s.time()) }
+
+// time returns s as a time.Time (the zero Time for the zero stamp).
+func (s stamp) time() time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return epoch.Add(time.Duration(s))
 }
 
 // rto is the retransmission timeout toward the contact.
@@ -203,7 +233,7 @@ func (t *table) add(c *contact) refusal {
 	}
 	b := t.bucketOf(c.id)
 	t.grow(b)
-	t.buckets[b] = append(t.buckets[b], c)
+	t.buckets[b] = appendUpTo(t.buckets[b], c, t.k)
 	t.n++
 	t.repl[b] = slices.DeleteFunc(t.repl[b], func(x candidate) bool { return x.id == c.id })
 	return admitted
@@ -259,9 +289,21 @@ func (t *table) addReplacement(c candidate) {
 	case t.perBucket > 0 && same >= t.perBucket:
 		r = slices.Delete(r, oldest, oldest+1)
 	case len(r) >= t.k:
-		r = r[1:]
+		r = slices.Delete(r, 0, 1) // in place: the list keeps its array
 	}
-	t.repl[b] = append(r, c)
+	t.repl[b] = appendUpTo(r, c, t.k)
+}
+
+// appendUpTo appends v to s, which holds fewer than k elements (a bucket, a
+// replacement list). A new array is never longer than k: append's doubling
+// would leave a full list of 20 in an array of 32.
+func appendUpTo[T any](s []T, v T, k int) []T {
+	if len(s) == cap(s) && len(s) < k {
+		grown := make([]T, len(s), min(max(2*cap(s), 4), k))
+		copy(grown, s)
+		s = grown
+	}
+	return append(s, v)
 }
 
 // popReplacement takes the newest replacement candidate of id's bucket.

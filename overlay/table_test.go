@@ -478,11 +478,11 @@ func TestTableNextHop(t *testing.T) {
 			t.Skip("self is closer than both") // about 1 in 2^100
 		}
 		require.Same(t, near, tab.nextHop(target, nil))
-		near.suspect = time.Now()
+		near.suspect = stampOf(time.Now())
 		require.Same(t, far, tab.nextHop(target, nil))
-		far.suspect = time.Now()
+		far.suspect = stampOf(time.Now())
 		require.Nil(t, tab.nextHop(target, nil))
-		near.suspect = time.Time{}
+		near.suspect = 0
 		require.Same(t, near, tab.nextHop(target, nil))
 		// closest, used by lookups and Find answers, still lists suspects.
 		require.Equal(t, []ID{near.id, far.id}, ids(tab.closest(target, 5, nil)))
@@ -500,7 +500,7 @@ func TestTableNextHop(t *testing.T) {
 				case 0:
 					exclude = append(exclude, c.id)
 				case 1:
-					c.suspect = time.Now()
+					c.suspect = stampOf(time.Now())
 				}
 			}
 			var want *contact

@@ -18,6 +18,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Scope is the lifetime of a component. The zero value is not usable; call
@@ -29,6 +30,7 @@ type Scope struct {
 	mu      sync.Mutex // orders wg.Add against Stop
 	stopped bool
 	wg      sync.WaitGroup
+	timers  []*time.Timer // of Every, stopped by Stop
 }
 
 // NewScope returns a live scope.
@@ -83,11 +85,61 @@ func (s *Scope) TryGo(b *Budget, f func(ctx context.Context)) bool {
 	return true
 }
 
-// Stop makes further Go calls fail; goroutines already running go on, and
-// the lifetime context stays live. It is the start of a flush phase.
+// Every runs f every d, the first time d from now, until Stop: each run in
+// a goroutine tracked by the scope, with the lifetime context and the time
+// of the run. Runs never overlap: one that takes longer than d delays the
+// next to the first tick after it ends, as time.Ticker drops ticks for a
+// slow receiver. Between runs only a timer waits, not a goroutine: a
+// component idle between its periodic tasks holds no goroutine (nor its
+// stack) for them.
+func (s *Scope) Every(d time.Duration, f func(ctx context.Context, now time.Time)) {
+	var (
+		run  sync.Mutex // orders the runs, which are in goroutines of their own
+		next = time.Now().Add(d)
+		t    *time.Timer
+	)
+	tick := func() {
+		s.mu.Lock()
+		if s.stopped {
+			s.mu.Unlock()
+			return
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		defer s.wg.Done()
+		run.Lock()
+		defer run.Unlock()
+		f(s.ctx, time.Now())
+		now := time.Now()
+		for next = next.Add(d); !next.After(now); next = next.Add(d) {
+		}
+		s.mu.Lock()
+		if !s.stopped {
+			t.Reset(next.Sub(now))
+		}
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
+	run.Lock() // t is set before the first run reads it
+	t = time.AfterFunc(d, tick)
+	run.Unlock()
+	s.timers = append(s.timers, t)
+}
+
+// Stop makes further Go calls fail and stops the timers of Every;
+// goroutines already running go on, and the lifetime context stays live.
+// It is the start of a flush phase.
 func (s *Scope) Stop() {
 	s.mu.Lock()
 	s.stopped = true
+	for _, t := range s.timers {
+		t.Stop()
+	}
+	s.timers = nil
 	s.mu.Unlock()
 }
 
