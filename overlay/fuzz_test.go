@@ -492,8 +492,8 @@ func newLinkedNet(t testing.TB) *linkedNet {
 	for o, contacts := range want {
 		o.mu.Lock()
 		got := map[ID]path{}
-		for id, c := range o.tab.byID {
-			got[id] = c.p
+		for c := range o.tab.contacts() {
+			got[c.id] = c.p
 		}
 		o.mu.Unlock()
 		require.Equal(t, contacts, got, "contacts of %v", o.self)
@@ -604,8 +604,8 @@ func TestLinkedNetHandlers(t *testing.T) {
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		var out []ID
-		for id := range o.tab.byID {
-			out = append(out, id)
+		for c := range o.tab.contacts() {
+			out = append(out, c.id)
 		}
 		return out
 	}

@@ -105,9 +105,7 @@ func (o *Overlay) awaitLocked(p path, n int) {
 		return
 	}
 	had := o.awaiting[p.addr] > 0
-	if o.awaiting[p.addr] += n; o.awaiting[p.addr] <= 0 {
-		delete(o.awaiting, p.addr)
-	}
+	o.awaiting = addCount(o.awaiting, &o.awaitingPeak, p.addr, n)
 	if had != (o.awaiting[p.addr] > 0) {
 		o.awaitGen++
 	}
@@ -185,7 +183,7 @@ func (o *Overlay) maybeChallenge(id ID, p path) {
 	c := o.tab.get(id)
 	switch {
 	case c != nil && c.p == p:
-		c.lastSeen = time.Now()
+		c.lastSeen = stampOf(time.Now())
 		o.mu.Unlock()
 		return
 	case c != nil && p.relayed() && !c.p.relayed():
@@ -202,7 +200,7 @@ func (o *Overlay) maybeChallenge(id ID, p path) {
 			o.paths[id] = vp
 			// A cached node whose bucket has room now takes it, as a new
 			// proof would have made it do.
-			if o.tab.add(&contact{id: id, p: vp.p, lastSeen: vp.at, lastPing: vp.at, srtt: vp.srtt}) == admitted {
+			if o.tab.add(&contact{id: id, p: vp.p, lastSeen: stampOf(vp.at), lastPing: stampOf(vp.at), srtt: vp.srtt}) == admitted {
 				delete(o.paths, id)
 				o.knownGen++
 			}
@@ -286,7 +284,7 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte, client bool) {
 		return
 	}
 	if c := o.tab.get(sender); c != nil && c.p == p {
-		c.lastSeen = now
+		c.lastSeen = stampOf(now)
 		c.public = public
 		c.srtt = (7*c.srtt + rtt) / 8
 	}
@@ -343,10 +341,10 @@ const announceEvery = 10 * time.Second
 // the entry. The Ping's own flags are not taken: they carry no proof that
 // the contact sent them.
 func (o *Overlay) recheckPublicLocked(c *contact, flags byte, now time.Time) bool {
-	if (flags&wire.FlagPublic != 0) == c.public || now.Sub(c.rechecked) <= time.Second {
+	if (flags&wire.FlagPublic != 0) == c.public || c.rechecked.since(now) <= time.Second {
 		return false
 	}
-	c.rechecked = now
+	c.rechecked = stampOf(now)
 	return true
 }
 
@@ -366,9 +364,9 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 			c.p = p
 			o.knownGen++
 		}
-		c.lastSeen, c.public, c.srtt = now, public, rtt
+		c.lastSeen, c.public, c.srtt = stampOf(now), public, rtt
 	} else {
-		c := &contact{id: id, p: p, public: public, lastSeen: now, lastPing: now, srtt: rtt}
+		c := &contact{id: id, p: p, public: public, lastSeen: stampOf(now), lastPing: stampOf(now), srtt: rtt}
 		if r := o.tab.add(c); r == admitted {
 			o.log.Debug("contact added", "id", id, "path", pathString(p), "public", public, "size", o.tab.len())
 		} else {
@@ -717,7 +715,7 @@ func (o *Overlay) sendLeave() {
 	}
 	var ts []target
 	o.mu.Lock()
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		ts = append(ts, target{c.id, c.p})
 	}
 	// Nodes with a fresh verified path outside the table (this node's
@@ -793,7 +791,7 @@ func (o *Overlay) suspect(id ID) {
 		o.mu.Unlock()
 		return
 	}
-	c.suspect = time.Now()
+	c.suspect = stampOf(time.Now())
 	p, rto := c.p, c.rto()
 	o.mu.Unlock()
 	o.scope.Go(func(context.Context) {
@@ -805,7 +803,7 @@ func (o *Overlay) suspect(id ID) {
 				t.Stop()
 				o.mu.Lock()
 				if c := o.tab.get(id); c != nil {
-					c.suspect = time.Time{}
+					c.suspect = 0
 				}
 				o.mu.Unlock()
 				return
@@ -823,7 +821,7 @@ func (o *Overlay) suspect(id ID) {
 			// It sent something since it was suspected (its answers to
 			// this node's pings, not the node, were lost: a flood at its
 			// end), or this node's own socket is flooded: keep it.
-			c.suspect = time.Time{}
+			c.suspect = 0
 		default:
 			o.log.Debug("contact dead", "id", id)
 			o.ctr.unacked.Add(1)
@@ -843,7 +841,7 @@ func (o *Overlay) promote(id ID) {
 	if !ok || o.tab.get(id) != nil || time.Since(vp.at) > o.pathsTTL() {
 		return
 	}
-	r := o.tab.add(&contact{id: id, p: vp.p, lastSeen: vp.at, lastPing: vp.at, srtt: vp.srtt})
+	r := o.tab.add(&contact{id: id, p: vp.p, lastSeen: stampOf(vp.at), lastPing: stampOf(vp.at), srtt: vp.srtt})
 	o.ctr.countRefusal(r)
 	if r == admitted {
 		delete(o.paths, id)
@@ -902,7 +900,7 @@ func (o *Overlay) keepalive(now time.Time) time.Time {
 			break // keepaliveClientLocked did it
 		}
 		if announce {
-			c.lastPing = now
+			c.lastPing = stampOf(now)
 			ping = append(ping, target{c.id, c.p, true})
 			continue
 		}
@@ -911,7 +909,7 @@ func (o *Overlay) keepalive(now time.Time) time.Time {
 		if checked {
 			interval = liveness
 		}
-		idle := now.Sub(c.lastSeen)
+		idle := c.lastSeen.since(now)
 		// The keepalives' grace: 5 s with the default intervals, a third
 		// of a shorter interval, but never under two pings of a round
 		// (they go at most once a second) or four retransmission
@@ -920,36 +918,36 @@ func (o *Overlay) keepalive(now time.Time) time.Time {
 		// A round of pings is under way: begun since last heard.
 		round := c.roundAt.After(c.lastSeen)
 		switch {
-		case round && now.Sub(c.roundAt) > grace && flooded:
+		case round && c.roundAt.since(now) > grace && flooded:
 			// This node's socket is dropping packets: the contact's
 			// answers were likely lost here. Keep it and keep pinging it
 			// (which keeps this node in its table) until the flood ends.
-			if now.Sub(c.lastPing) > time.Second {
-				c.lastPing = now
+			if c.lastPing.since(now) > time.Second {
+				c.lastPing = stampOf(now)
 				ping = append(ping, target{c.id, c.p, true})
 			}
-			due(c.lastPing.Add(time.Second))
-		case round && now.Sub(c.roundAt) > grace:
+			due(c.lastPing.time().Add(time.Second))
+		case round && c.roundAt.since(now) > grace:
 			o.log.Debug("contact dead", "id", c.id, "idle", idle)
 			o.ctr.silent.Add(1)
 			o.loseLocked(c)
 			o.removeLocked(c.id)
 		case round:
-			if now.Sub(c.lastPing) > time.Second {
-				c.lastPing = now
+			if c.lastPing.since(now) > time.Second {
+				c.lastPing = stampOf(now)
 				ping = append(ping, target{c.id, c.p, true})
 			}
-			due(c.lastPing.Add(time.Second))
+			due(c.lastPing.time().Add(time.Second))
 		case idle > interval && checked:
-			if check == nil || c.lastSeen.Before(check.lastSeen) {
+			if check == nil || check.lastSeen.After(c.lastSeen) {
 				check = c
 			}
 		case idle > interval:
-			c.lastPing, c.roundAt = now, now
+			c.lastPing, c.roundAt = stampOf(now), stampOf(now)
 			ping = append(ping, target{c.id, c.p, false})
 			due(now.Add(time.Second))
 		default:
-			due(c.lastSeen.Add(interval + time.Millisecond))
+			due(c.lastSeen.time().Add(interval + time.Millisecond))
 		}
 	}
 	if check != nil {
@@ -957,7 +955,7 @@ func (o *Overlay) keepalive(now time.Time) time.Time {
 			due(o.nextCheck)
 		} else {
 			o.nextCheck = now.Add(o.cfg.Liveness / livenessChecks)
-			check.lastPing, check.roundAt = now, now
+			check.lastPing, check.roundAt = stampOf(now), stampOf(now)
 			ping = append(ping, target{check.id, check.p, false})
 			due(now.Add(time.Second))
 		}

@@ -154,7 +154,7 @@ func (o *Overlay) updateKnownLocked(now time.Time) {
 		o.knownTab, o.knownAt = o.tab.gen, now
 	}
 	k := knownAddrs{v4: make([]uint64, 0, o.tab.len()+len(o.paths))}
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		if !c.p.relayed() {
 			k.add(c.p.addr)
 		}
