@@ -555,8 +555,8 @@ func TestLinkedNetSetup(t *testing.T) {
 
 // TestLinkedNetRecheckPublic: a contact's ping whose public flag disagrees
 // with A's entry for it makes A ask again, with a ping of its own (at most
-// once a second), and the contact's answer sets the entry; the ping's flag
-// alone does not.
+// once in one to two seconds), and the contact's answer sets the entry; the
+// ping's flag alone does not.
 func TestLinkedNetRecheckPublic(t *testing.T) {
 	ln := newLinkedNet(t)
 	defer ln.closeAll()

@@ -336,15 +336,16 @@ const announceEvery = 10 * time.Second
 
 // recheckPublicLocked is called for a ping from contact c on its path:
 // when the ping's flags say otherwise of the contact's publicness than its
-// table entry, it reports whether to ping the contact (at most once a
-// second), whose signed-for answer (a Pong to this node's nonce) then sets
-// the entry. The Ping's own flags are not taken: they carry no proof that
-// the contact sent them.
+// table entry, it reports whether to ping the contact (at most once in one
+// to two seconds: c.rechecked is in whole seconds), whose signed-for answer
+// (a Pong to this node's nonce) then sets the entry. The Ping's own flags
+// are not taken: they carry no proof that the contact sent them.
 func (o *Overlay) recheckPublicLocked(c *contact, flags byte, now time.Time) bool {
-	if (flags&wire.FlagPublic != 0) == c.public || c.rechecked.since(now) <= time.Second {
+	s := secondsOf(now)
+	if (flags&wire.FlagPublic != 0) == c.public || (c.rechecked != 0 && s-c.rechecked < 2) {
 		return false
 	}
-	c.rechecked = stampOf(now)
+	c.rechecked = s
 	return true
 }
 
