@@ -31,7 +31,7 @@ type pendingPing struct {
 // (its bucket was full); lookups use it.
 type verifiedPath struct {
 	p    path
-	at   time.Time
+	at   stamp // when it was proved or last used
 	srtt time.Duration
 }
 
@@ -195,12 +195,12 @@ func (o *Overlay) maybeChallenge(id ID, p path) {
 		return
 	}
 	if c == nil {
-		if vp, ok := o.paths[id]; ok && vp.p == p && time.Since(vp.at) < o.pathsTTL() {
-			vp.at = time.Now()
+		if vp, ok := o.paths[id]; ok && vp.p == p && vp.at.since(time.Now()) < o.pathsTTL() {
+			vp.at = stampOf(time.Now())
 			o.paths[id] = vp
 			// A cached node whose bucket has room now takes it, as a new
 			// proof would have made it do.
-			if o.tab.add(&contact{id: id, p: vp.p, lastSeen: stampOf(vp.at), lastPing: stampOf(vp.at), srtt: vp.srtt}) == admitted {
+			if o.tab.add(&contact{id: id, p: vp.p, lastSeen: vp.at, lastPing: vp.at, srtt: vp.srtt}) == admitted {
 				delete(o.paths, id)
 				o.knownGen++
 			}
@@ -378,7 +378,7 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 			if _, ok := o.paths[id]; !ok && len(o.paths) >= o.maxPaths() {
 				o.evictPathLocked()
 			}
-			o.paths[id] = verifiedPath{p: p, at: now, srtt: rtt}
+			o.paths[id] = verifiedPath{p: p, at: stampOf(now), srtt: rtt}
 			o.knownGen++
 		}
 	}
@@ -407,7 +407,7 @@ func (o *Overlay) knownPathLocked(id ID) (path, time.Duration, bool) {
 	if ac := o.clients[id]; ac != nil && time.Since(ac.at) < o.clientTTL() {
 		return ac.p, ac.srtt, true
 	}
-	if vp, ok := o.paths[id]; ok && time.Since(vp.at) < o.pathsTTL() {
+	if vp, ok := o.paths[id]; ok && vp.at.since(time.Now()) < o.pathsTTL() {
 		return vp.p, vp.srtt, true
 	}
 	return path{}, 0, false
@@ -588,9 +588,9 @@ func (o *Overlay) maxPaths() int { return 16 * o.cfg.K }
 // evictPathLocked drops the path of the cache used longest ago.
 func (o *Overlay) evictPathLocked() {
 	var oldest ID
-	var at time.Time
+	var at stamp
 	for id, vp := range o.paths {
-		if at.IsZero() || vp.at.Before(at) {
+		if at.IsZero() || at.After(vp.at) {
 			oldest, at = id, vp.at
 		}
 	}
@@ -722,7 +722,7 @@ func (o *Overlay) sendLeave() {
 	// Nodes with a fresh verified path outside the table (this node's
 	// bucket for them was full) likely have this node in their tables.
 	for id, vp := range o.paths {
-		if time.Since(vp.at) < o.pathsTTL() {
+		if vp.at.since(time.Now()) < o.pathsTTL() {
 			ts = append(ts, target{id, vp.p})
 		}
 	}
@@ -839,10 +839,10 @@ func (o *Overlay) promote(id ID) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	vp, ok := o.paths[id]
-	if !ok || o.tab.get(id) != nil || time.Since(vp.at) > o.pathsTTL() {
+	if !ok || o.tab.get(id) != nil || vp.at.since(time.Now()) > o.pathsTTL() {
 		return
 	}
-	r := o.tab.add(&contact{id: id, p: vp.p, lastSeen: stampOf(vp.at), lastPing: stampOf(vp.at), srtt: vp.srtt})
+	r := o.tab.add(&contact{id: id, p: vp.p, lastSeen: vp.at, lastPing: vp.at, srtt: vp.srtt})
 	o.ctr.countRefusal(r)
 	if r == admitted {
 		delete(o.paths, id)
@@ -1009,7 +1009,7 @@ func (o *Overlay) housekeep(now time.Time) {
 	}
 	ttl := o.pathsTTL()
 	for id, vp := range o.paths {
-		if now.Sub(vp.at) > ttl {
+		if vp.at.since(now) > ttl {
 			delete(o.paths, id)
 			o.knownGen++
 		}

@@ -751,10 +751,10 @@ func (o *Overlay) linked(id ID, p path) bool {
 		return true
 	}
 	vp, ok := o.paths[id]
-	if !ok || vp.p != p || time.Since(vp.at) > o.pathsTTL() {
+	if !ok || vp.p != p || vp.at.since(time.Now()) > o.pathsTTL() {
 		return false
 	}
-	vp.at = time.Now()
+	vp.at = stampOf(time.Now())
 	o.paths[id] = vp
 	return true
 }

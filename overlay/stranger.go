@@ -160,7 +160,7 @@ func (o *Overlay) updateKnownLocked(now time.Time) {
 		}
 	}
 	for _, vp := range o.paths {
-		if !vp.p.relayed() && now.Sub(vp.at) < o.pathsTTL() {
+		if !vp.p.relayed() && vp.at.since(now) < o.pathsTTL() {
 			k.add(vp.p.addr)
 		}
 	}
