@@ -8,18 +8,14 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// The inline path: quic-go hands every packet that is not QUIC to the
-// Socket through a queue of 32 (Transport.ReadNonQUICPacket), which a
-// goroutine of the Socket's drains into its own queues for a second one to
-// dispatch. For a stream of packets (a relayed QUIC connection, thousands
-// of packets a second) that is two goroutine hand-offs a packet, and a
-// burst longer than 32 packets is lost whenever the Socket's reader is not
-// scheduled in time; QUIC takes the losses for congestion and slows down.
-// So the Socket reads the packets of one first byte (the Circuit frames)
-// where quic-go reads the socket: quic-go reads through redirectConn's
-// ReadBatch, which takes such packets out of each batch and hands them to
-// the InlineHandler on quic-go's reading goroutine, in order, before quic-go
-// sees the rest.
+// The inline path: the Socket takes the packets that are not QUIC where
+// quic-go reads the socket (redirectConn's ReadBatch) and queues them for a
+// goroutine of its own to dispatch. For a stream of packets (a relayed QUIC
+// connection, thousands of packets a second) that is a goroutine hand-off
+// a packet, and a wait for the dispatcher whenever it falls behind. So the
+// packets of one first byte (the Circuit frames) can be handled where they
+// are read: ReadBatch hands them to the InlineHandler on quic-go's reading
+// goroutine, in order, before quic-go sees the rest.
 
 // InlineHandler handles a packet on the socket's reading goroutine: it
 // must be fast and must not block. pkt is valid only during the call. It
@@ -59,26 +55,20 @@ func (s *Socket) HandleInline(first byte, h InlineHandler) {
 // ReadBatch is what quic-go reads the socket with (it satisfies quic-go's
 // batchConn, so quic-go keeps reading up to 8 datagrams a system call). It
 // hands the packets of the inline handler's byte to the handler, sends
-// those to be forwarded together (one sendmmsg), and returns the others,
-// moved to the front of ms; it reads again when a batch held none. quic-go
-// gives each message a buffer of its own, so a packet moved forward is
-// copied into the buffer of the slot it takes. ReadBatch runs on quic-go's
-// one reading goroutine only, which owns c.out, c.taken and c.addrs.
+// those to be forwarded together (one sendmmsg), queues the other packets
+// that are not QUIC for their Handlers (Socket.takeNonQUIC), and returns
+// the QUIC packets, moved to the front of ms; it reads again when a batch
+// held none. quic-go gives each message a buffer of its own, so a packet
+// moved forward is copied into the buffer of the slot it takes. ReadBatch
+// runs on quic-go's one reading goroutine only, which owns c.out, c.taken
+// and c.addrs.
 func (c *redirectConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 	for {
 		n, err := c.batch.ReadBatch(ms, flags)
 		if err != nil || n == 0 {
 			return n, err
 		}
-		for i := range n {
-			if len(ms[i].Buffers) > 0 {
-				c.sock.peeked(ms[i].Buffers[0][:ms[i].N]) // QUIC long headers open the listener (Socket.OnLongHeader)
-			}
-		}
 		in := c.sock.inline.Load()
-		if in == nil {
-			return n, nil
-		}
 		if cap(c.taken) < n {
 			c.taken = make([]bool, n)
 		}
@@ -87,15 +77,26 @@ func (c *redirectConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 		c.out = c.out[:0]
 		for i := range n {
 			m := &ms[i]
-			if m.N == 0 || len(m.Buffers) != 1 || m.Buffers[0][0] != in.first {
+			if m.N == 0 || len(m.Buffers) != 1 {
 				continue
 			}
 			pkt := m.Buffers[0][:m.N]
-			taken, fwd, to := c.sock.takeInline(in.h, pkt, m.Addr)
-			c.taken[i] = taken
-			if fwd {
-				c.queueOut(pkt, to)
+			if !isNonQUIC(pkt[0]) {
+				c.sock.peeked(pkt) // QUIC long headers open the listener (Socket.OnLongHeader)
+				continue
 			}
+			if in != nil && pkt[0] == in.first {
+				taken, fwd, to := c.sock.takeInline(in.h, pkt, m.Addr)
+				if fwd {
+					c.queueOut(pkt, to)
+				}
+				if taken {
+					c.taken[i] = true
+					continue
+				}
+			}
+			c.sock.takeNonQUIC(pkt, m.Addr)
+			c.taken[i] = true
 		}
 		if len(c.out) > 0 {
 			c.sendOut()

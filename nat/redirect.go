@@ -35,18 +35,24 @@ type redirectConn struct {
 }
 
 // peekConn is a socket that is not a *net.UDPConn (a simulated network's)
-// as quic-go sees it: the Socket peeks at each packet it reads.
+// as quic-go sees it: the Socket peeks at each packet it reads, and takes
+// those that are not QUIC (Socket.takeNonQUIC).
 type peekConn struct {
 	net.PacketConn
 	sock *Socket
 }
 
 func (c *peekConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, from, err := c.PacketConn.ReadFrom(b)
-	if err == nil {
-		c.sock.peeked(b[:n])
+	for {
+		n, from, err := c.PacketConn.ReadFrom(b)
+		if err != nil || n == 0 || !isNonQUIC(b[0]) {
+			if err == nil {
+				c.sock.peeked(b[:n])
+			}
+			return n, from, err
+		}
+		c.sock.takeNonQUIC(b[:n], from)
 	}
-	return n, from, err
 }
 
 // SetReadBuffer and SetWriteBuffer pass quic-go's socket buffer sizes on

@@ -26,12 +26,15 @@ type Handler func(pkt []byte, from net.Addr)
 // full speed on the same port; every packet that is not QUIC is handed to the
 // Handler registered for its first byte (STUN 0x00–0x03, overlay 0x20–0x3F).
 //
-// quic-go queues at most 32 non-QUIC packets, so Socket drains them on a
-// goroutine of its own into longer queues that a second goroutine, running
-// while packets wait, hands to the handlers; handlers must not block. Under a flood the reader drops what
-// no handler takes before queueing it, and packets from the sources that
-// Prefer names (a node's verified contacts) have a queue of their own that
-// the dispatcher serves first: junk from elsewhere cannot crowd them out.
+// The non-QUIC packets are taken where quic-go reads the socket, before
+// quic-go sees them (quic-go's own queue of them holds 32), into longer
+// queues that a goroutine, running while packets wait, hands to the
+// handlers; handlers must not block. An idle Socket has no goroutine of its
+// own: quic-go's reader is the only one that waits on the socket. Under a
+// flood the reader drops what no handler takes before queueing it, and
+// packets from the sources that Prefer names (a node's verified contacts)
+// have a queue of their own that the dispatcher serves first: junk from
+// elsewhere cannot crowd them out.
 type Socket struct {
 	pc        net.PacketConn
 	tr        *quic.Transport
@@ -39,19 +42,19 @@ type Socket struct {
 	nw        transport.Net // where probes are sent (probe.go); nil: the host's
 
 	mu       sync.Mutex
-	handlers []handlerRange // latest first: a later Handle overrides an earlier one
-	prefer   func(netip.AddrPort) bool
+	handlers []handlerRange         // latest first: a later Handle overrides an earlier one
 	inline   atomic.Pointer[inline] // inline.go
 	// onLongHeader is called on quic-go's read path for each QUIC packet
 	// with a long header, before quic-go handles it (OnLongHeader).
 	onLongHeader atomic.Pointer[func()]
-	peeks        bool // whether quic-go reads through a conn of the Socket's, which calls onLongHeader
+	peeks        bool // whether quic-go reads through a conn of the Socket's, which calls onLongHeader and takes the non-QUIC packets (takeNonQUIC)
 
 	started  atomic.Bool
+	prefer   atomic.Pointer[func(netip.AddrPort) bool]
 	ctx      context.Context // cancelled by Close
 	cancel   context.CancelFunc
 	closed   chan struct{}
-	readDone chan struct{}
+	readDone chan struct{} // closed when readLoop ends (only if !peeks)
 
 	// The queues between the reader and the dispatcher (readLoop).
 	qmu         sync.Mutex
@@ -104,13 +107,12 @@ const MaxPacket = 1500
 func NewSocket(pc net.PacketConn) *Socket {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Socket{
-		pc:       pc,
-		ctx:      ctx,
-		cancel:   cancel,
-		closed:   make(chan struct{}),
-		readDone: make(chan struct{}),
-		pri:      ring.Ring[packet]{Max: queueLen},
-		rest:     ring.Ring[packet]{Max: queueLen},
+		pc:     pc,
+		ctx:    ctx,
+		cancel: cancel,
+		closed: make(chan struct{}),
+		pri:    ring.Ring[packet]{Max: queueLen},
+		rest:   ring.Ring[packet]{Max: queueLen},
 	}
 	qpc := pc
 	switch c := pc.(type) {
@@ -123,6 +125,9 @@ func NewSocket(pc net.PacketConn) *Socket {
 		qpc = &peekConn{PacketConn: pc, sock: s}
 	}
 	s.peeks = qpc != pc
+	if !s.peeks {
+		s.readDone = make(chan struct{})
+	}
 	s.tr = &quic.Transport{Conn: qpc, Tracer: dropCounter{s}}
 	if nc, ok := pc.(interface{ Net() transport.Net }); ok {
 		s.nw = nc.Net() // a simulated network: probes are sent on it too
@@ -195,9 +200,11 @@ func (s *Socket) handlerLocked(b byte) Handler {
 // on the socket's read path: it must be fast and must not block. Call it
 // before Start.
 func (s *Socket) Prefer(f func(netip.AddrPort) bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.prefer = f
+	if f == nil {
+		s.prefer.Store(nil)
+	} else {
+		s.prefer.Store(&f)
+	}
 }
 
 // OnLongHeader makes the socket call f for every QUIC packet with a long
@@ -232,6 +239,17 @@ func (s *Socket) Start() {
 	if s.started.Swap(true) {
 		return
 	}
+	if s.peeks {
+		// quic-go's reader hands the non-QUIC packets to takeNonQUIC, so
+		// quic-go never queues one. Its reader starts with the transport:
+		// ReadNonQUICPacket starts it, and returns at once on a done
+		// context.
+		done, cancel := context.WithCancel(context.Background())
+		cancel()
+		var b [1]byte
+		_, _, _ = s.tr.ReadNonQUICPacket(done, b[:])
+		return
+	}
 	// quic-go drops non-QUIC packets until ReadNonQUICPacket is first called;
 	// call it once now, so no packet sent after Start returns is lost.
 	done, cancel := context.WithCancel(context.Background())
@@ -245,56 +263,80 @@ func (s *Socket) Start() {
 
 // readLoop takes packets off quic-go's short queue as fast as it can and
 // hands them to the dispatcher through longer ones, so that a burst (the
-// fragments of a large message) is not dropped while a handler works. The
-// dispatcher is a goroutine that runs while packets wait, and ends when
-// its queues are empty: an idle socket has none, and its queues hold no
-// memory.
+// fragments of a large message) is not dropped while a handler works. It
+// runs only when quic-go reads the socket through a PacketConn the Socket
+// did not wrap (s.peeks false): otherwise takeNonQUIC does its work on
+// quic-go's reading goroutine.
 func (s *Socket) readLoop(buf []byte) {
 	defer close(s.readDone)
 	defer s.dispatchers.Wait() // it hands over what is queued, then ends
-	s.mu.Lock()
-	prefer := s.prefer
-	s.mu.Unlock()
 	for {
 		n, from, err := s.tr.ReadNonQUICPacket(s.ctx, buf)
 		if err != nil {
 			return
 		}
-		if n == 0 {
-			continue
-		}
-		s.mu.Lock()
-		h := s.handlerLocked(buf[0])
-		s.mu.Unlock()
-		if h == nil { // junk: dropped before it takes a place in a queue
-			s.received.Add(1)
-			s.unhandled.Add(1)
-			continue
-		}
-		pri := false
-		if ua, ok := from.(*net.UDPAddr); ok && prefer != nil && prefer(ua.AddrPort()) {
+		s.enqueue(buf[:n], from)
+	}
+}
+
+// isNonQUIC reports whether a packet whose first byte is b is not QUIC:
+// quic-go takes a packet for QUIC if either of the two high bits of its
+// first byte is set.
+func isNonQUIC(b byte) bool { return b&0xC0 == 0 }
+
+// takeNonQUIC takes a packet that is not QUIC on quic-go's reading
+// goroutine, before quic-go sees it, and queues it for its handler (a copy:
+// pkt is quic-go's buffer). Before Start it drops the packet, as quic-go
+// does before ReadNonQUICPacket is first called.
+func (s *Socket) takeNonQUIC(pkt []byte, from net.Addr) {
+	if !s.started.Load() {
+		return
+	}
+	s.enqueue(pkt, from)
+}
+
+// enqueue queues a copy of pkt for the dispatcher, which it starts if none
+// runs. The dispatcher is a goroutine that runs while packets wait, and
+// ends when its queues are empty: an idle socket has none, and its queues
+// hold no memory.
+func (s *Socket) enqueue(pkt []byte, from net.Addr) {
+	n := len(pkt)
+	if n == 0 {
+		return
+	}
+	s.mu.Lock()
+	h := s.handlerLocked(pkt[0])
+	s.mu.Unlock()
+	if h == nil { // junk: dropped before it takes a place in a queue
+		s.received.Add(1)
+		s.unhandled.Add(1)
+		return
+	}
+	pri := false
+	if ua, ok := from.(*net.UDPAddr); ok {
+		if f := s.prefer.Load(); f != nil && (*f)(ua.AddrPort()) {
 			pri = true
 		}
-		b := getBuf(n)
-		copy(b, buf)
-		s.qmu.Lock()
-		q := &s.rest
-		if pri {
-			q = &s.pri
-		}
-		if !q.Push(packet{b, from}) {
-			s.qmu.Unlock()
-			s.received.Add(1)
-			s.dropped()
-			putBuf(b)
-			continue
-		}
-		start := !s.dispatching
-		s.dispatching = true
+	}
+	b := getBuf(n)
+	copy(b, pkt)
+	s.qmu.Lock()
+	q := &s.rest
+	if pri {
+		q = &s.pri
+	}
+	if !q.Push(packet{b, from}) {
 		s.qmu.Unlock()
-		if start {
-			s.dispatchers.Go(s.dispatchLoop)
-		}
+		s.received.Add(1)
+		s.dropped()
+		putBuf(b)
+		return
+	}
+	start := !s.dispatching
+	s.dispatching = true
+	s.qmu.Unlock()
+	if start {
+		s.dispatchers.Go(s.dispatchLoop)
 	}
 }
 
@@ -389,7 +431,12 @@ func (s *Socket) Close() error {
 		if cerr := s.pc.Close(); err == nil && cerr != nil && !errors.Is(cerr, net.ErrClosed) {
 			err = cerr
 		}
-		if s.started.Load() {
+		switch {
+		case s.peeks:
+			// quic-go's reader, which queues the packets, has returned
+			// (Transport.Close waits for it).
+			s.dispatchers.Wait()
+		case s.started.Load():
 			<-s.readDone
 		}
 	})

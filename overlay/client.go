@@ -130,7 +130,7 @@ func (o *Overlay) nextHopLocked(target Key, exclude []ID) *contact {
 		return o.tab.nextHop(target, exclude)
 	}
 	var best *contact
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		if !c.suspect.IsZero() || slices.Contains(exclude, c.id) {
 			continue
 		}
@@ -211,7 +211,7 @@ func (o *Overlay) clientRefresh() time.Duration { return min(o.cfg.Refresh, time
 func (o *Overlay) keepaliveClientLocked(now time.Time) (ping []*contact, lost bool) {
 	proxies := o.proxiesLocked()
 	for _, c := range o.tab.all() {
-		idle := now.Sub(c.lastSeen)
+		idle := c.lastSeen.since(now)
 		if !slices.Contains(proxies, c.id) {
 			if idle > o.cfg.KeepAlive {
 				o.tab.remove(c.id)
@@ -224,8 +224,8 @@ func (o *Overlay) keepaliveClientLocked(now time.Time) (ping []*contact, lost bo
 			o.log.Debug("proxy dead", "id", c.id, "idle", idle)
 			o.tab.remove(c.id)
 			lost = true
-		case idle > o.cfg.KeepAlive && now.Sub(c.lastPing) > time.Second:
-			c.lastPing = now
+		case idle > o.cfg.KeepAlive && c.lastPing.since(now) > time.Second:
+			c.lastPing = stampOf(now)
 			ping = append(ping, c)
 		}
 	}

@@ -492,8 +492,8 @@ func newLinkedNet(t testing.TB) *linkedNet {
 	for o, contacts := range want {
 		o.mu.Lock()
 		got := map[ID]path{}
-		for id, c := range o.tab.byID {
-			got[id] = c.p
+		for c := range o.tab.contacts() {
+			got[c.id] = c.p
 		}
 		o.mu.Unlock()
 		require.Equal(t, contacts, got, "contacts of %v", o.self)
@@ -555,8 +555,8 @@ func TestLinkedNetSetup(t *testing.T) {
 
 // TestLinkedNetRecheckPublic: a contact's ping whose public flag disagrees
 // with A's entry for it makes A ask again, with a ping of its own (at most
-// once a second), and the contact's answer sets the entry; the ping's flag
-// alone does not.
+// once in one to two seconds), and the contact's answer sets the entry; the
+// ping's flag alone does not.
 func TestLinkedNetRecheckPublic(t *testing.T) {
 	ln := newLinkedNet(t)
 	defer ln.closeAll()
@@ -604,8 +604,8 @@ func TestLinkedNetHandlers(t *testing.T) {
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		var out []ID
-		for id := range o.tab.byID {
-			out = append(out, id)
+		for c := range o.tab.contacts() {
+			out = append(out, c.id)
 		}
 		return out
 	}

@@ -122,7 +122,7 @@ func (o *Overlay) Meet(ctx context.Context, addr string) error {
 	ap := unmap(ua.AddrPort())
 	o.mu.Lock()
 	known := false
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		if c.p.addr == ap && !c.p.relayed() {
 			known = true
 			break

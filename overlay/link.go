@@ -31,7 +31,7 @@ type pendingPing struct {
 // (its bucket was full); lookups use it.
 type verifiedPath struct {
 	p    path
-	at   time.Time
+	at   stamp // when it was proved or last used
 	srtt time.Duration
 }
 
@@ -105,9 +105,7 @@ func (o *Overlay) awaitLocked(p path, n int) {
 		return
 	}
 	had := o.awaiting[p.addr] > 0
-	if o.awaiting[p.addr] += n; o.awaiting[p.addr] <= 0 {
-		delete(o.awaiting, p.addr)
-	}
+	o.awaiting = addCount(o.awaiting, &o.awaitingPeak, p.addr, n)
 	if had != (o.awaiting[p.addr] > 0) {
 		o.awaitGen++
 	}
@@ -185,7 +183,7 @@ func (o *Overlay) maybeChallenge(id ID, p path) {
 	c := o.tab.get(id)
 	switch {
 	case c != nil && c.p == p:
-		c.lastSeen = time.Now()
+		c.lastSeen = stampOf(time.Now())
 		o.mu.Unlock()
 		return
 	case c != nil && p.relayed() && !c.p.relayed():
@@ -197,8 +195,8 @@ func (o *Overlay) maybeChallenge(id ID, p path) {
 		return
 	}
 	if c == nil {
-		if vp, ok := o.paths[id]; ok && vp.p == p && time.Since(vp.at) < o.pathsTTL() {
-			vp.at = time.Now()
+		if vp, ok := o.paths[id]; ok && vp.p == p && vp.at.since(time.Now()) < o.pathsTTL() {
+			vp.at = stampOf(time.Now())
 			o.paths[id] = vp
 			// A cached node whose bucket has room now takes it, as a new
 			// proof would have made it do.
@@ -286,7 +284,7 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte, client bool) {
 		return
 	}
 	if c := o.tab.get(sender); c != nil && c.p == p {
-		c.lastSeen = now
+		c.lastSeen = stampOf(now)
 		c.public = public
 		c.srtt = (7*c.srtt + rtt) / 8
 	}
@@ -338,15 +336,16 @@ const announceEvery = 10 * time.Second
 
 // recheckPublicLocked is called for a ping from contact c on its path:
 // when the ping's flags say otherwise of the contact's publicness than its
-// table entry, it reports whether to ping the contact (at most once a
-// second), whose signed-for answer (a Pong to this node's nonce) then sets
-// the entry. The Ping's own flags are not taken: they carry no proof that
-// the contact sent them.
+// table entry, it reports whether to ping the contact (at most once in one
+// to two seconds: c.rechecked is in whole seconds), whose signed-for answer
+// (a Pong to this node's nonce) then sets the entry. The Ping's own flags
+// are not taken: they carry no proof that the contact sent them.
 func (o *Overlay) recheckPublicLocked(c *contact, flags byte, now time.Time) bool {
-	if (flags&wire.FlagPublic != 0) == c.public || now.Sub(c.rechecked) <= time.Second {
+	s := secondsOf(now)
+	if (flags&wire.FlagPublic != 0) == c.public || (c.rechecked != 0 && s-c.rechecked < 2) {
 		return false
 	}
-	c.rechecked = now
+	c.rechecked = s
 	return true
 }
 
@@ -366,9 +365,9 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 			c.p = p
 			o.knownGen++
 		}
-		c.lastSeen, c.public, c.srtt = now, public, rtt
+		c.lastSeen, c.public, c.srtt = stampOf(now), public, rtt
 	} else {
-		c := &contact{id: id, p: p, public: public, lastSeen: now, lastPing: now, srtt: rtt}
+		c := &contact{id: id, p: p, public: public, lastSeen: stampOf(now), lastPing: stampOf(now), srtt: rtt}
 		if r := o.tab.add(c); r == admitted {
 			o.log.Debug("contact added", "id", id, "path", pathString(p), "public", public, "size", o.tab.len())
 		} else {
@@ -379,7 +378,7 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 			if _, ok := o.paths[id]; !ok && len(o.paths) >= o.maxPaths() {
 				o.evictPathLocked()
 			}
-			o.paths[id] = verifiedPath{p: p, at: now, srtt: rtt}
+			o.paths[id] = verifiedPath{p: p, at: stampOf(now), srtt: rtt}
 			o.knownGen++
 		}
 	}
@@ -408,7 +407,7 @@ func (o *Overlay) knownPathLocked(id ID) (path, time.Duration, bool) {
 	if ac := o.clients[id]; ac != nil && time.Since(ac.at) < o.clientTTL() {
 		return ac.p, ac.srtt, true
 	}
-	if vp, ok := o.paths[id]; ok && time.Since(vp.at) < o.pathsTTL() {
+	if vp, ok := o.paths[id]; ok && vp.at.since(time.Now()) < o.pathsTTL() {
 		return vp.p, vp.srtt, true
 	}
 	return path{}, 0, false
@@ -589,9 +588,9 @@ func (o *Overlay) maxPaths() int { return 16 * o.cfg.K }
 // evictPathLocked drops the path of the cache used longest ago.
 func (o *Overlay) evictPathLocked() {
 	var oldest ID
-	var at time.Time
+	var at stamp
 	for id, vp := range o.paths {
-		if at.IsZero() || vp.at.Before(at) {
+		if at.IsZero() || at.After(vp.at) {
 			oldest, at = id, vp.at
 		}
 	}
@@ -717,13 +716,13 @@ func (o *Overlay) sendLeave() {
 	}
 	var ts []target
 	o.mu.Lock()
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		ts = append(ts, target{c.id, c.p})
 	}
 	// Nodes with a fresh verified path outside the table (this node's
 	// bucket for them was full) likely have this node in their tables.
 	for id, vp := range o.paths {
-		if time.Since(vp.at) < o.pathsTTL() {
+		if vp.at.since(time.Now()) < o.pathsTTL() {
 			ts = append(ts, target{id, vp.p})
 		}
 	}
@@ -793,7 +792,7 @@ func (o *Overlay) suspect(id ID) {
 		o.mu.Unlock()
 		return
 	}
-	c.suspect = time.Now()
+	c.suspect = stampOf(time.Now())
 	p, rto := c.p, c.rto()
 	o.mu.Unlock()
 	o.scope.Go(func(context.Context) {
@@ -805,7 +804,7 @@ func (o *Overlay) suspect(id ID) {
 				t.Stop()
 				o.mu.Lock()
 				if c := o.tab.get(id); c != nil {
-					c.suspect = time.Time{}
+					c.suspect = 0
 				}
 				o.mu.Unlock()
 				return
@@ -819,12 +818,12 @@ func (o *Overlay) suspect(id ID) {
 		c := o.tab.get(id)
 		switch {
 		case c == nil || c.suspect.IsZero():
-		case c.lastSeen.After(c.suspect) || time.Since(c.lastSeen) < suspectHeard || o.floodedLocked(time.Now()):
+		case c.lastSeen.After(c.suspect) || c.lastSeen.since(time.Now()) < suspectHeard || o.floodedLocked(time.Now()):
 			// It sent something lately (its answers to this node's
 			// pings, not the node, were lost: a flood at its end, where
 			// it pings every second), or this node's own socket is
 			// flooded: keep it.
-			c.suspect = time.Time{}
+			c.suspect = 0
 		default:
 			o.log.Debug("contact dead", "id", id)
 			o.ctr.unacked.Add(1)
@@ -847,7 +846,7 @@ func (o *Overlay) promote(id ID) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	vp, ok := o.paths[id]
-	if !ok || o.tab.get(id) != nil || time.Since(vp.at) > o.pathsTTL() {
+	if !ok || o.tab.get(id) != nil || vp.at.since(time.Now()) > o.pathsTTL() {
 		return
 	}
 	r := o.tab.add(&contact{id: id, p: vp.p, lastSeen: vp.at, lastPing: vp.at, srtt: vp.srtt})
@@ -909,7 +908,7 @@ func (o *Overlay) keepalive(now time.Time) time.Time {
 			break // keepaliveClientLocked did it
 		}
 		if announce {
-			c.lastPing = now
+			c.lastPing = stampOf(now)
 			ping = append(ping, target{c.id, c.p, true})
 			continue
 		}
@@ -918,7 +917,7 @@ func (o *Overlay) keepalive(now time.Time) time.Time {
 		if checked {
 			interval = liveness
 		}
-		idle := now.Sub(c.lastSeen)
+		idle := c.lastSeen.since(now)
 		// The keepalives' grace: 5 s with the default intervals, a third
 		// of a shorter interval, but never under two pings of a round
 		// (they go at most once a second) or four retransmission
@@ -927,36 +926,36 @@ func (o *Overlay) keepalive(now time.Time) time.Time {
 		// A round of pings is under way: begun since last heard.
 		round := c.roundAt.After(c.lastSeen)
 		switch {
-		case round && now.Sub(c.roundAt) > grace && flooded:
+		case round && c.roundAt.since(now) > grace && flooded:
 			// This node's socket is dropping packets: the contact's
 			// answers were likely lost here. Keep it and keep pinging it
 			// (which keeps this node in its table) until the flood ends.
-			if now.Sub(c.lastPing) > time.Second {
-				c.lastPing = now
+			if c.lastPing.since(now) > time.Second {
+				c.lastPing = stampOf(now)
 				ping = append(ping, target{c.id, c.p, true})
 			}
-			due(c.lastPing.Add(time.Second))
-		case round && now.Sub(c.roundAt) > grace:
+			due(c.lastPing.time().Add(time.Second))
+		case round && c.roundAt.since(now) > grace:
 			o.log.Debug("contact dead", "id", c.id, "idle", idle)
 			o.ctr.silent.Add(1)
 			o.loseLocked(c)
 			o.removeLocked(c.id)
 		case round:
-			if now.Sub(c.lastPing) > time.Second {
-				c.lastPing = now
+			if c.lastPing.since(now) > time.Second {
+				c.lastPing = stampOf(now)
 				ping = append(ping, target{c.id, c.p, true})
 			}
-			due(c.lastPing.Add(time.Second))
+			due(c.lastPing.time().Add(time.Second))
 		case idle > interval && checked:
-			if check == nil || c.lastSeen.Before(check.lastSeen) {
+			if check == nil || check.lastSeen.After(c.lastSeen) {
 				check = c
 			}
 		case idle > interval:
-			c.lastPing, c.roundAt = now, now
+			c.lastPing, c.roundAt = stampOf(now), stampOf(now)
 			ping = append(ping, target{c.id, c.p, false})
 			due(now.Add(time.Second))
 		default:
-			due(c.lastSeen.Add(interval + time.Millisecond))
+			due(c.lastSeen.time().Add(interval + time.Millisecond))
 		}
 	}
 	if check != nil {
@@ -964,7 +963,7 @@ func (o *Overlay) keepalive(now time.Time) time.Time {
 			due(o.nextCheck)
 		} else {
 			o.nextCheck = now.Add(o.cfg.Liveness / livenessChecks)
-			check.lastPing, check.roundAt = now, now
+			check.lastPing, check.roundAt = stampOf(now), stampOf(now)
 			ping = append(ping, target{check.id, check.p, false})
 			due(now.Add(time.Second))
 		}
@@ -1017,7 +1016,7 @@ func (o *Overlay) housekeep(now time.Time) {
 	}
 	ttl := o.pathsTTL()
 	for id, vp := range o.paths {
-		if now.Sub(vp.at) > ttl {
+		if vp.at.since(now) > ttl {
 			delete(o.paths, id)
 			o.knownGen++
 		}
@@ -1179,8 +1178,8 @@ func (o *Overlay) floodPings(ctx context.Context) {
 		o.mu.Lock()
 		if flooded {
 			for _, c := range o.tab.all() {
-				if now.Sub(c.lastPing) >= time.Second/2 {
-					c.lastPing = now
+				if c.lastPing.since(now) >= time.Second/2 {
+					c.lastPing = stampOf(now)
 					ping = append(ping, target{c.id, c.p})
 				}
 			}

@@ -7,13 +7,14 @@ import (
 	"time"
 )
 
-// maintain runs the periodic work of the overlay until Close: keepalives
-// and liveness checks, expiry of bounded state, and refreshes. It sleeps
-// until the next of them falls due: every second while state with
-// timeouts of seconds is in flight (busyLocked), at most maintainMax
-// otherwise, so that an idle node wakes a few times a minute and walks its
-// table only then.
-func (o *Overlay) maintain(ctx context.Context) {
+// maintain starts the periodic work of the overlay, which runs until
+// Close: keepalives and liveness checks, expiry of bounded state, and
+// refreshes. It sleeps until the next of them falls due: every second
+// while state with timeouts of seconds is in flight (busyLocked), at most
+// maintainMax otherwise, so that an idle node wakes a few times a minute
+// and walks its table only then. It sleeps on a timer of the scope
+// (lifecycle.Scope.Repeat): an idle node has no goroutine waiting.
+func (o *Overlay) maintain() {
 	jitter := func() time.Duration {
 		var b [1]byte
 		rand.Read(b[:])
@@ -26,15 +27,7 @@ func (o *Overlay) maintain(ctx context.Context) {
 	if o.cfg.Client {
 		nextRefresh = time.Now().Add(o.clientRefresh())
 	}
-	timer := time.NewTimer(time.Second)
-	defer timer.Stop()
-	for {
-		select {
-		case <-o.done():
-			return
-		case <-timer.C:
-		}
-		now := time.Now()
+	o.scope.Repeat(time.Second, func(_ context.Context, now time.Time) time.Duration {
 		next := o.keepalive(now)
 		o.housekeep(now)
 		o.expire(now)
@@ -63,8 +56,8 @@ func (o *Overlay) maintain(ctx context.Context) {
 		if joined {
 			next = earliest(next, nextRefresh.Add(time.Millisecond))
 		}
-		timer.Reset(max(time.Until(next), 100*time.Millisecond))
-	}
+		return max(time.Until(next), 100*time.Millisecond)
+	})
 }
 
 // knownSettle is how long after the routing table last changed the

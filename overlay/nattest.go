@@ -160,7 +160,7 @@ func (o *Overlay) talksTo(a netip.AddrPort, ipOnly bool) bool {
 	match := func(p path) bool {
 		return !p.relayed() && (p.addr == a || (ipOnly && p.addr.Addr() == a.Addr()))
 	}
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		if match(c.p) {
 			return true
 		}

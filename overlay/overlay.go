@@ -299,6 +299,10 @@ type Overlay struct {
 	// pathsTTL (read without mu).
 	liveness atomic.Int64
 
+	// awaitingPeak is the most entries awaiting held since it was last
+	// rebuilt (shrink.go).
+	awaitingPeak int
+
 	recv     *recvQueue // received messages, for Recv
 	services handlerTable[Handler]
 	// asyncServices are the services answered later (async.go), answers
@@ -447,7 +451,7 @@ func (o *Overlay) Start() {
 	if n, ok := o.tr.(dropNotifier); ok {
 		n.OnDrops(o.onDrops)
 	}
-	o.scope.Go(o.maintain)
+	o.maintain()
 }
 
 // ID returns this node's ID.
@@ -516,7 +520,7 @@ func (o *Overlay) Info() Info {
 		Counters: o.counters(), Network: o.cfg.Network, LocalAddr: o.local,
 		Tables: Tables{Duplicates: o.seen.len(), Reassembly: o.reasm.cost(), LinkReassembly: o.linkReasm.cost(), Refusals: o.nacked.len()},
 		Client: o.cfg.Client, Clients: len(o.clients)}
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		if c.p.relayed() {
 			inf.Relayed++
 		} else if !c.public {
@@ -531,8 +535,8 @@ func (o *Overlay) Contacts() []ID {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	out := make([]ID, 0, o.tab.len())
-	for id := range o.tab.byID {
-		out = append(out, id)
+	for c := range o.tab.contacts() {
+		out = append(out, c.id)
 	}
 	return out
 }
@@ -551,7 +555,7 @@ type DirectContact struct {
 func (o *Overlay) DirectContacts(n int) []DirectContact {
 	o.mu.Lock()
 	var out []DirectContact
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		if !c.p.relayed() && c.suspect.IsZero() {
 			out = append(out, DirectContact{ID: c.id, Addr: c.p.addr, Public: c.public, RTT: c.srtt})
 		}
@@ -735,7 +739,7 @@ func (o *Overlay) touch(id ID, p path) bool {
 	if c == nil || c.p != p {
 		return false
 	}
-	c.lastSeen = time.Now()
+	c.lastSeen = stampOf(time.Now())
 	return true
 }
 
@@ -751,10 +755,10 @@ func (o *Overlay) linked(id ID, p path) bool {
 		return true
 	}
 	vp, ok := o.paths[id]
-	if !ok || vp.p != p || time.Since(vp.at) > o.pathsTTL() {
+	if !ok || vp.p != p || vp.at.since(time.Now()) > o.pathsTTL() {
 		return false
 	}
-	vp.at = time.Now()
+	vp.at = stampOf(time.Now())
 	o.paths[id] = vp
 	return true
 }

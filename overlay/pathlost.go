@@ -62,7 +62,7 @@ func (o *Overlay) onPathLost(sender ID, p path) {
 	proved := false
 	if c := o.tab.get(sender); c != nil && c.p == p {
 		proved = true
-	} else if vp, ok := o.paths[sender]; ok && vp.p == p && time.Since(vp.at) < o.pathsTTL() {
+	} else if vp, ok := o.paths[sender]; ok && vp.p == p && vp.at.since(time.Now()) < o.pathsTTL() {
 		proved = true
 	}
 	if !proved {

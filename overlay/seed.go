@@ -30,7 +30,7 @@ func (o *Overlay) seed(observed netip.AddrPort, peers []simhook.Peer) {
 		}
 		o.upsertLocked(id, path{addr: unmap(p.Addr)}, true, p.RTT)
 		if c := o.tab.get(id); c != nil {
-			c.lastSeen, c.lastPing = now.Add(-p.Age), now.Add(-p.Age)
+			c.lastSeen, c.lastPing = stampOf(now.Add(-p.Age)), stampOf(now.Add(-p.Age))
 		}
 	}
 	// the seeded buckets count as refreshed, as Join's refresh makes them

@@ -171,7 +171,7 @@ func (o *Overlay) bucketHasRoom(c ID) bool {
 		self = o.local
 	}
 	mine := Subnet(self.Addr())
-	for _, x := range o.tab.byID {
+	for x := range o.tab.contacts() {
 		if o.tab.subnetOf(x.p) == mine {
 			return false
 		}

@@ -154,13 +154,13 @@ func (o *Overlay) updateKnownLocked(now time.Time) {
 		o.knownTab, o.knownAt = o.tab.gen, now
 	}
 	k := knownAddrs{v4: make([]uint64, 0, o.tab.len()+len(o.paths))}
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		if !c.p.relayed() {
 			k.add(c.p.addr)
 		}
 	}
 	for _, vp := range o.paths {
-		if !vp.p.relayed() && now.Sub(vp.at) < o.pathsTTL() {
+		if !vp.p.relayed() && vp.at.since(now) < o.pathsTTL() {
 			k.add(vp.p.addr)
 		}
 	}

@@ -64,8 +64,13 @@ func (p *prover) prove(priv ed25519.PrivateKey) bool {
 		if err != nil || h.Type != wire.TypePing {
 			continue // the victim's Pong
 		}
+		// The challenge is the one Ping that asks for proof unpadded; the
+		// victim's own padded Pings with proof (of the Sybils it holds or
+		// caches, once they fall silent) are for earlier identities:
+		// answering one as this identity would take the place of its
+		// challenge, which the next identity would then answer, and so on.
 		pg, err := wire.ParsePing(body)
-		if err != nil || pg.Flags&wire.FlagWantProof == 0 {
+		if err != nil || pg.Flags&wire.FlagWantProof == 0 || pg.Pad != 0 {
 			continue
 		}
 		b := wire.Pong{Nonce: pg.Nonce}.Append(hdr(wire.TypePong))

@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"iter"
 	"net/netip"
 	"slices"
 	"time"
@@ -16,20 +17,60 @@ type path struct {
 func (p path) relayed() bool { return p.via != (ID{}) }
 
 // contact is a node in the routing table: it has proved it holds the key of
-// its ID, and a packet from it arrived on p recently.
+// its ID, and a packet from it arrived on p recently. A node holds a
+// hundred or more, so its moments are stamps (8 bytes, not a time.Time's
+// 24), and the one that needs no precision finer than a second is in
+// seconds (4 bytes): 141 bytes a contact, in 144-byte allocations (232
+// with time.Time, and 152 or more would take 160).
 type contact struct {
 	id       ID
 	p        path
-	public   bool // the contact reports itself directly reachable
-	lastSeen time.Time
-	lastPing time.Time
-	roundAt  time.Time // when the latest keepalive round of pings began
 	srtt     time.Duration
-	suspect  time.Time // when a hop to it went unacknowledged; zero if it answers
+	lastSeen stamp
+	lastPing stamp
+	roundAt  stamp // when the latest keepalive round of pings began
+	suspect  stamp // when a hop to it went unacknowledged; zero if it answers
 
 	// rechecked is when a ping of the contact's last made this node ask it
-	// again whether it is public (recheckPublicLocked).
-	rechecked time.Time
+	// again whether it is public (recheckPublicLocked), in seconds.
+	rechecked seconds
+	public    bool // the contact reports itself directly reachable
+}
+
+// seconds is a moment in whole seconds since the stamps' epoch, plus one
+// (136 years). Zero: never.
+type seconds uint32
+
+// secondsOf returns t in seconds; a moment before the epoch is its first
+// second.
+func secondsOf(t time.Time) seconds { return seconds(max(t.Sub(epoch), 0)/time.Second) + 1 }
+
+// stamp is a moment as a contact records it: the time since the process's
+// epoch on the monotonic clock, in nanoseconds (292 years). Zero: never.
+type stamp int64
+
+// epoch is the origin of stamps.
+var epoch = time.Now()
+
+// stampOf returns t as a stamp; a moment at or before the epoch is its
+// first nanosecond, so that only the zero stamp means never.
+func stampOf(t time.Time) stamp { return stamp(max(t.Sub(epoch), 1)) }
+
+// IsZero reports whether s is never.
+func (s stamp) IsZero() bool { return s == 0 }
+
+// After reports whether s is later than u.
+func (s stamp) After(u stamp) bool { return s > u }
+
+// since returns the time from s to now.
+func (s stamp) since(now time.Time) time.Duration { return now.Sub(s.time()) }
+
+// time returns s as a time.Time (the zero Time for the zero stamp).
+func (s stamp) time() time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return epoch.Add(time.Duration(s))
 }
 
 // rto is the retransmission timeout toward the contact.
@@ -64,15 +105,31 @@ type table struct {
 	// buckets holds the contacts by the length of the prefix they share
 	// with self (0–256), repl the replacement candidates alike: both are
 	// as long as the deepest bucket used (about log2 of the network's
-	// size), not 257 (12 KiB a node).
+	// size), not 257 (12 KiB a node). A contact is found by ID in its
+	// bucket (at most k to compare), not in a map beside the buckets:
+	// that map cost about 56 bytes a contact, in every node.
 	buckets [][]*contact
 	repl    [][]candidate
-	byID    map[ID]*contact
+	n       int    // contacts in buckets
 	gen     uint64 // counts the contacts added and removed
 }
 
 func newTable(self ID, k, perBucket, perTable int) *table {
-	return &table{self: self.Key(), k: k, perBucket: perBucket, perTable: perTable, byID: make(map[ID]*contact)}
+	return &table{self: self.Key(), k: k, perBucket: perBucket, perTable: perTable}
+}
+
+// contacts returns every contact, by bucket. The table must not change
+// while the sequence runs (all returns a copy to change it by).
+func (t *table) contacts() iter.Seq[*contact] {
+	return func(yield func(*contact) bool) {
+		for _, b := range t.buckets {
+			for _, c := range b {
+				if !yield(c) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // refusal is why the table did not take a verified node.
@@ -89,7 +146,7 @@ const (
 // relayed path the relay contact's (zero if the relay is not a contact).
 func (t *table) subnetOf(p path) netip.Prefix {
 	if p.relayed() {
-		if r := t.byID[p.via]; r != nil && !r.p.relayed() {
+		if r := t.get(p.via); r != nil && !r.p.relayed() {
 			return Subnet(r.p.addr.Addr())
 		}
 		return netip.Prefix{}
@@ -101,7 +158,7 @@ func (t *table) subnetOf(p path) netip.Prefix {
 // and changing its path) fits the table's limits.
 func (t *table) admits(id ID, p path) refusal {
 	b := t.bucketOf(id)
-	if _, ok := t.byID[id]; !ok && len(t.bucket(b)) >= t.k {
+	if t.get(id) == nil && len(t.bucket(b)) >= t.k {
 		return bucketFull
 	}
 	s := t.subnetOf(p)
@@ -121,7 +178,7 @@ func (t *table) admits(id ID, p path) refusal {
 	}
 	if t.perTable > 0 {
 		n := 0
-		for _, c := range t.byID {
+		for c := range t.contacts() {
 			if c.id != id && t.subnetOf(c.p) == s {
 				n++
 			}
@@ -159,14 +216,22 @@ func (t *table) replOf(b int) []candidate {
 	return nil
 }
 
-func (t *table) get(id ID) *contact { return t.byID[id] }
+// get returns the contact id, or nil.
+func (t *table) get(id ID) *contact {
+	for _, c := range t.bucket(t.bucketOf(id)) {
+		if c.id == id {
+			return c
+		}
+	}
+	return nil
+}
 
-func (t *table) len() int { return len(t.byID) }
+func (t *table) len() int { return t.n }
 
 // hasRoom reports whether a verified id on path p would be added to the
 // table.
 func (t *table) hasRoom(id ID, p path) bool {
-	if _, ok := t.byID[id]; ok {
+	if t.get(id) != nil {
 		return true
 	}
 	return t.admits(id, p) == admitted
@@ -180,8 +245,8 @@ func (t *table) add(c *contact) refusal {
 	}
 	b := t.bucketOf(c.id)
 	t.grow(b)
-	t.buckets[b] = append(t.buckets[b], c)
-	t.byID[c.id] = c
+	t.buckets[b] = appendUpTo(t.buckets[b], c, t.k)
+	t.n++
 	t.gen++
 	t.repl[b] = slices.DeleteFunc(t.repl[b], func(x candidate) bool { return x.id == c.id })
 	return admitted
@@ -190,20 +255,24 @@ func (t *table) add(c *contact) refusal {
 // remove deletes id and every contact relayed through it; it returns the
 // removed contacts.
 func (t *table) remove(id ID) []*contact {
-	c := t.byID[id]
+	c := t.get(id)
 	if c == nil {
 		return nil
 	}
 	b := t.bucketOf(id)
 	t.buckets[b] = slices.DeleteFunc(t.buckets[b], func(x *contact) bool { return x == c })
-	delete(t.byID, id)
+	t.n--
 	t.gen++
 	removed := []*contact{c}
 	if !c.p.relayed() {
-		for _, x := range t.byID {
+		var via []ID
+		for x := range t.contacts() {
 			if x.p.via == id {
-				removed = append(removed, t.remove(x.id)...)
+				via = append(via, x.id)
 			}
+		}
+		for _, x := range via {
+			removed = append(removed, t.remove(x)...)
 		}
 	}
 	return removed
@@ -215,7 +284,7 @@ func (t *table) remove(id ID) []*contact {
 // one network cannot push the others' candidates out.
 func (t *table) addReplacement(c candidate) {
 	b := t.bucketOf(c.id)
-	if _, ok := t.byID[c.id]; ok {
+	if t.get(c.id) != nil {
 		return
 	}
 	t.grow(b)
@@ -234,9 +303,21 @@ func (t *table) addReplacement(c candidate) {
 	case t.perBucket > 0 && same >= t.perBucket:
 		r = slices.Delete(r, oldest, oldest+1)
 	case len(r) >= t.k:
-		r = r[1:]
+		r = slices.Delete(r, 0, 1) // in place: the list keeps its array
 	}
-	t.repl[b] = append(r, c)
+	t.repl[b] = appendUpTo(r, c, t.k)
+}
+
+// appendUpTo appends v to s, which holds fewer than k elements (a bucket, a
+// replacement list). A new array is never longer than k: append's doubling
+// would leave a full list of 20 in an array of 32.
+func appendUpTo[T any](s []T, v T, k int) []T {
+	if len(s) == cap(s) && len(s) < k {
+		grown := make([]T, len(s), min(max(2*cap(s), 4), k))
+		copy(grown, s)
+		s = grown
+	}
+	return append(s, v)
 }
 
 // popReplacement takes the newest replacement candidate of id's bucket.
@@ -258,8 +339,8 @@ func (t *table) popReplacement(id ID) (candidate, bool) {
 // and the nodes it picks by distance, come from several networks even where
 // one network placed many nodes next to target.
 func (t *table) closest(target Key, n int, skip func(*contact) bool) []*contact {
-	out := make([]*contact, 0, len(t.byID))
-	for _, c := range t.byID {
+	out := make([]*contact, 0, t.n)
+	for c := range t.contacts() {
 		if skip == nil || !skip(c) {
 			out = append(out, c)
 		}
@@ -279,7 +360,7 @@ func (t *table) closest(target Key, n int, skip func(*contact) bool) []*contact 
 // is none.
 func (t *table) nextHop(target Key, exclude []ID) *contact {
 	var best *contact
-	for _, c := range t.byID {
+	for c := range t.contacts() {
 		if !c.suspect.IsZero() || slices.Contains(exclude, c.id) {
 			continue
 		}
@@ -295,8 +376,8 @@ func (t *table) nextHop(target Key, exclude []ID) *contact {
 
 // all returns every contact.
 func (t *table) all() []*contact {
-	out := make([]*contact, 0, len(t.byID))
-	for _, c := range t.byID {
+	out := make([]*contact, 0, t.n)
+	for c := range t.contacts() {
 		out = append(out, c)
 	}
 	return out

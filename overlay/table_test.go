@@ -71,20 +71,19 @@ func checkTable(t *testing.T, tab *table) {
 		require.LessOrEqual(t, len(bucket), tab.k, "bucket %d", b)
 		for _, c := range bucket {
 			require.Equal(t, b, tab.bucketOf(c.id), "contact %v in bucket %d", c.id, b)
-			require.Same(t, c, tab.byID[c.id])
+			require.Same(t, c, tab.get(c.id))
 			n++
 		}
 		require.LessOrEqual(t, len(tab.repl[b]), tab.k, "replacements of bucket %d", b)
 		for _, r := range tab.repl[b] {
 			require.Equal(t, b, tab.bucketOf(r.id))
-			require.Nil(t, tab.byID[r.id], "replacement %v is in the table", r.id)
+			require.Nil(t, tab.get(r.id), "replacement %v is in the table", r.id)
 		}
 	}
 	require.Equal(t, n, tab.len())
-	require.Len(t, tab.byID, n)
-	for _, c := range tab.byID {
+	for c := range tab.contacts() {
 		if c.p.relayed() {
-			via := tab.byID[c.p.via]
+			via := tab.get(c.p.via)
 			require.NotNil(t, via, "contact %v relayed through %v, which is not in the table", c.id, c.p.via)
 			require.False(t, via.p.relayed(), "contact %v relayed through a relayed contact", c.id)
 		}
@@ -479,11 +478,11 @@ func TestTableNextHop(t *testing.T) {
 			t.Skip("self is closer than both") // about 1 in 2^100
 		}
 		require.Same(t, near, tab.nextHop(target, nil))
-		near.suspect = time.Now()
+		near.suspect = stampOf(time.Now())
 		require.Same(t, far, tab.nextHop(target, nil))
-		far.suspect = time.Now()
+		far.suspect = stampOf(time.Now())
 		require.Nil(t, tab.nextHop(target, nil))
-		near.suspect = time.Time{}
+		near.suspect = 0
 		require.Same(t, near, tab.nextHop(target, nil))
 		// closest, used by lookups and Find answers, still lists suspects.
 		require.Equal(t, []ID{near.id, far.id}, ids(tab.closest(target, 5, nil)))
@@ -501,7 +500,7 @@ func TestTableNextHop(t *testing.T) {
 				case 0:
 					exclude = append(exclude, c.id)
 				case 1:
-					c.suspect = time.Now()
+					c.suspect = stampOf(time.Now())
 				}
 			}
 			var want *contact

@@ -45,9 +45,9 @@ func (c ContactInfo) Kind() PathKind {
 func (o *Overlay) Table() []ContactInfo {
 	o.mu.Lock()
 	out := make([]ContactInfo, 0, o.tab.len())
-	for _, c := range o.tab.byID {
+	for c := range o.tab.contacts() {
 		ci := ContactInfo{ID: c.id, Bucket: o.tab.bucketOf(c.id), Via: c.p.via, Public: c.public,
-			RTT: c.srtt, LastSeen: c.lastSeen, Suspect: !c.suspect.IsZero()}
+			RTT: c.srtt, LastSeen: c.lastSeen.time(), Suspect: !c.suspect.IsZero()}
 		if !c.p.relayed() {
 			ci.Addr = c.p.addr
 		}

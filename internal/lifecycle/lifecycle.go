@@ -18,6 +18,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Scope is the lifetime of a component. The zero value is not usable; call
@@ -29,6 +30,7 @@ type Scope struct {
 	mu      sync.Mutex // orders wg.Add against Stop
 	stopped bool
 	wg      sync.WaitGroup
+	timers  []*time.Timer // of Repeat, stopped by Stop
 }
 
 // NewScope returns a live scope.
@@ -83,11 +85,56 @@ func (s *Scope) TryGo(b *Budget, f func(ctx context.Context)) bool {
 	return true
 }
 
-// Stop makes further Go calls fail; goroutines already running go on, and
-// the lifetime context stays live. It is the start of a flush phase.
+// Repeat runs f d from now, and then again each time after the delay f
+// returned (at once if it is not positive), until Stop: each run in a
+// goroutine tracked by the scope, with the lifetime context and the time
+// of the run. Runs never overlap: the delay starts when a run ends. Between
+// runs only a timer waits, not a goroutine: a component idle between its
+// periodic tasks holds no goroutine (nor its stack) for them.
+func (s *Scope) Repeat(d time.Duration, f func(ctx context.Context, now time.Time) time.Duration) {
+	var (
+		run sync.Mutex // orders the runs, which are in goroutines of their own
+		t   *time.Timer
+	)
+	tick := func() {
+		s.mu.Lock()
+		if s.stopped {
+			s.mu.Unlock()
+			return
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		defer s.wg.Done()
+		run.Lock()
+		defer run.Unlock()
+		next := f(s.ctx, time.Now())
+		s.mu.Lock()
+		if !s.stopped {
+			t.Reset(next)
+		}
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
+	run.Lock() // t is set before the first run reads it
+	t = time.AfterFunc(d, tick)
+	run.Unlock()
+	s.timers = append(s.timers, t)
+}
+
+// Stop makes further Go calls fail and stops the timers of Repeat;
+// goroutines already running go on, and the lifetime context stays live.
+// It is the start of a flush phase.
 func (s *Scope) Stop() {
 	s.mu.Lock()
 	s.stopped = true
+	for _, t := range s.timers {
+		t.Stop()
+	}
+	s.timers = nil
 	s.mu.Unlock()
 }
 

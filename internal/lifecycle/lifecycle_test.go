@@ -2,7 +2,9 @@ package lifecycle
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -68,4 +70,62 @@ func TestBudgetBoundsAndCountsDrops(t *testing.T) {
 	require.Equal(t, 0, b.InUse(), "slots are released when the goroutines end")
 	require.False(t, s.TryGo(b, func(context.Context) {}), "no goroutine after Close")
 	require.Equal(t, 0, b.InUse(), "a refused Go gives its slot back")
+}
+
+// TestRepeatRunsUntilCloseWithoutOverlap: Repeat runs its function again
+// and again, each run no sooner than the delay the previous one returned
+// after it ended, never two runs at once (a slow run delays the next), in
+// goroutines Close waits for, and not after Close.
+func TestRepeatRunsUntilCloseWithoutOverlap(t *testing.T) {
+	s := NewScope()
+	var active, overlaps, early atomic.Int32
+	var stopped atomic.Bool
+	runs := make(chan struct{}, 100)
+	release := make(chan struct{})
+	var n atomic.Int32
+	var ended time.Time // when the previous run ended; runs are ordered
+	var delay time.Duration
+	s.Repeat(time.Millisecond, func(ctx context.Context, now time.Time) time.Duration {
+		if active.Add(1) > 1 {
+			overlaps.Add(1)
+		}
+		defer active.Add(-1)
+		if stopped.Load() {
+			t.Error("a run after Close")
+		}
+		if ctx.Err() != nil || now.IsZero() {
+			t.Error("a run without the lifetime context or its time")
+		}
+		if !ended.IsZero() && now.Sub(ended) < delay {
+			early.Add(1)
+		}
+		i := n.Add(1)
+		if i == 1 {
+			<-release // the first run is slow
+		}
+		select {
+		case runs <- struct{}{}:
+		default:
+		}
+		delay = time.Duration(i) * time.Millisecond
+		ended = time.Now()
+		return delay
+	})
+	deadline := time.After(10 * time.Second)
+	for i := range 5 {
+		if i == 0 {
+			close(release)
+		}
+		select {
+		case <-runs:
+		case <-deadline:
+			t.Fatalf("%d runs in 10 s", i)
+		}
+	}
+	s.Close()
+	stopped.Store(true) // Close waited for the run in progress, if any
+	require.Zero(t, overlaps.Load(), "runs overlapped")
+	require.Zero(t, early.Load(), "a run came before the delay its predecessor returned")
+	require.Zero(t, active.Load(), "a run still active after Close")
+	require.Empty(t, s.timers)
 }

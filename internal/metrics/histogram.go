@@ -12,14 +12,19 @@ import (
 )
 
 // LatencyBounds returns the upper bounds, in seconds, of the latency
-// histograms: 1 ms to about 16 s, doubling.
-func LatencyBounds() []float64 {
+// histograms: 1 ms to about 16 s, doubling. The slice is shared: callers
+// must not change it.
+func LatencyBounds() []float64 { return latencyBounds }
+
+// latencyBounds are LatencyBounds, shared by every histogram of latencies
+// (a Histogram never changes its bounds): a node holds several.
+var latencyBounds = func() []float64 {
 	out := make([]float64, 15)
 	for i := range out {
 		out[i] = 0.001 * math.Pow(2, float64(i))
 	}
 	return out
-}
+}()
 
 // CountBounds returns the upper bounds of the histograms of small counts
 // (the rounds of a lookup): 1 to 20.

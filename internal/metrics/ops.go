@@ -1,16 +1,19 @@
 package metrics
 
 import (
+	"slices"
 	"sync/atomic"
 	"time"
 )
 
 // Ops counts the calls of a service's operations (a DHT's Add and Get, a
 // group's Publish): how many ended, how many of them with an error, and
-// how long they took. Its methods are safe for concurrent use.
+// how long they took. An operation's counters are made at its first call:
+// a node that never uses a service holds none. Its methods are safe for
+// concurrent use.
 type Ops struct {
 	names []string
-	byOp  map[string]*op // read-only after NewOps
+	ops   []atomic.Pointer[op] // ops[i]: the counters of names[i]; nil before its first call
 }
 
 type op struct {
@@ -20,19 +23,22 @@ type op struct {
 
 // NewOps returns the counters of the operations named.
 func NewOps(names ...string) *Ops {
-	o := &Ops{names: names, byOp: make(map[string]*op, len(names))}
-	for _, n := range names {
-		o.byOp[n] = &op{latency: NewHistogram(LatencyBounds())}
-	}
-	return o
+	return &Ops{names: names, ops: make([]atomic.Pointer[op], len(names))}
 }
 
 // Done counts a call of the operation name that began at start and ended
 // with err. A name NewOps was not given is ignored.
 func (o *Ops) Done(name string, start time.Time, err error) {
-	p := o.byOp[name]
-	if p == nil {
+	i := slices.Index(o.names, name)
+	if i < 0 {
 		return
+	}
+	p := o.ops[i].Load()
+	if p == nil {
+		p = &op{latency: NewHistogram(LatencyBounds())}
+		if !o.ops[i].CompareAndSwap(nil, p) {
+			p = o.ops[i].Load()
+		}
 	}
 	p.calls.Add(1)
 	if err != nil {
@@ -53,8 +59,11 @@ type OpSnapshot struct {
 // given them.
 func (o *Ops) Snapshot() []OpSnapshot {
 	out := make([]OpSnapshot, 0, len(o.names))
-	for _, n := range o.names {
-		p := o.byOp[n]
+	for i, n := range o.names {
+		p := o.ops[i].Load()
+		if p == nil { // not called yet: zero counts
+			p = &op{latency: NewHistogram(LatencyBounds())}
+		}
 		out = append(out, OpSnapshot{Name: n, Calls: p.calls.Load(), Errors: p.errors.Load(), Latency: p.latency.Snapshot()})
 	}
 	return out

@@ -159,6 +159,7 @@ func run() error {
 	perNodeMem := (float64(ms1.HeapInuse+ms1.StackInuse) - float64(ms0.HeapInuse+ms0.StackInuse)) / float64(*n)
 	perNodeG := float64(g1-g0) / float64(*n)
 	perNodeStack := (float64(ms1.StackInuse) - float64(ms0.StackInuse)) / float64(*n)
+	perNodeObjs := (float64(ms1.HeapAlloc) - float64(ms0.HeapAlloc)) / float64(*n)
 	if err := writeProfiles(*memProfile, *goroutineProfile); err != nil {
 		return err
 	}
@@ -251,6 +252,7 @@ func run() error {
 	fmt.Printf("| baseline: raw UDP round trip on loopback, median / p99 | %v / %v |\n", benchnet.Percentile(rawRTT, 50, time.Microsecond), benchnet.Percentile(rawRTT, 99, time.Microsecond))
 	fmt.Printf("| packets sent per message (route frames, hop acks, end-to-end ack) | %.1f |\n", perMsgPkts)
 	fmt.Printf("| memory per idle node (heap + stacks in use) | %.0f KiB |\n", perNodeMem/1024)
+	fmt.Printf("| of which live heap objects | %.1f KiB |\n", perNodeObjs/1024)
 	fmt.Printf("| of which goroutine stacks | %.1f KiB |\n", perNodeStack/1024)
 	fmt.Printf("| goroutines per idle node | %.1f |\n", perNodeG)
 	if len(clients) > 0 {

@@ -1,0 +1,31 @@
+package overlay
+
+// A Go map never gives its memory back: one that held a hundred entries
+// for a moment (the pings of a join, sent to every contact at once) keeps
+// the room for a hundred when it holds three. The maps a node keeps for
+// its whole life and that swell in bursts are rebuilt when they shrink.
+
+// shrinkMin is the peak below which a map is not rebuilt: a rebuild would
+// save less than it costs.
+const shrinkMin = 16
+
+// addCount adds n to m[k], deleting the entry when it falls to zero or
+// below, and returns m, or a copy of m sized for what it holds once it
+// holds less than a quarter of its peak (*peak, the most entries it held
+// since it was last rebuilt).
+func addCount[K comparable](m map[K]int, peak *int, k K, n int) map[K]int {
+	if m[k] += n; m[k] > 0 {
+		*peak = max(*peak, len(m))
+		return m
+	}
+	delete(m, k)
+	if *peak < shrinkMin || len(m) >= *peak/4 {
+		return m
+	}
+	small := make(map[K]int, len(m))
+	for k, v := range m {
+		small[k] = v
+	}
+	*peak = len(m)
+	return small
+}
