@@ -3,6 +3,8 @@ package overlay
 import (
 	"net/netip"
 	"time"
+
+	"github.com/p2psock/p2psock/internal/wire"
 )
 
 // Which observed address counts. A node hears its own address from every
@@ -55,3 +57,45 @@ func (o *Overlay) takeObservedLocked(a netip.AddrPort, now time.Time) bool {
 	o.observedScope[f], o.observedAt[f] = s, now
 	return true
 }
+
+// The same scopes apply to the addresses a Nodes answer names. A node that
+// this node reaches over the Internet names the contacts it has on its own
+// LAN or machine at their LAN or loopback addresses, which lead elsewhere
+// from here (to this node's own machine, for a loopback address). Linking
+// to one at such an address fails, and a lookup that learned a node so
+// first does not try its right address, which another node names: a light
+// client could then not attach to the full node closest to its ID, where
+// the messages to it end, and a reply to it would be refused. So such an
+// address is left out of the answer (usableNamed); the node named still
+// counts as named, for a lookup over disjoint paths, but is linked to only
+// at an address another answer gives.
+
+// pathScopeLocked is the scope of the path p an answer came over: its
+// address's, or for a relayed path at least that of the relay's address
+// (a node reached only through another is no nearer than that one).
+func (o *Overlay) pathScopeLocked(p path) int8 {
+	if !p.relayed() {
+		return observedScope(p.addr.Addr())
+	}
+	if c := o.tab.get(p.via); c != nil && !c.p.relayed() {
+		return observedScope(c.p.addr.Addr())
+	}
+	return 2
+}
+
+// unnameNarrowLocked clears, in the contacts a Nodes answer that came over
+// p names, the addresses of a narrower scope than p: they are no use to
+// this node. A contact left without an address is not linked to through
+// this answer (usableNamed).
+func (o *Overlay) unnameNarrowLocked(p path, nodes []wire.Contact) {
+	s := o.pathScopeLocked(p)
+	for i, n := range nodes {
+		if observedScope(unmap(n.Addr).Addr()) < s {
+			nodes[i].Addr = netip.AddrPort{}
+		}
+	}
+}
+
+// usableNamed reports whether a contact named in an answer has an address
+// this node may link to it at (unnameNarrowLocked).
+func usableNamed(n wire.Contact) bool { return n.Addr.IsValid() }

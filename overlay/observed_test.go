@@ -72,3 +72,43 @@ func TestObservedWiderScopeWins(t *testing.T) {
 	only.noteObservedLocked(netip.AddrPortFrom(lanIP, 4000))
 	require.True(t, only.public, "a LAN node seen by LAN nodes only")
 }
+
+// TestNamedNarrowAddressesUnnamed: a Nodes answer from a node reached over
+// the Internet (directly, or relayed by a node on the Internet) names its
+// LAN and loopback neighbours at addresses that lead elsewhere from here:
+// they are cleared, and the lookups do not link to those nodes through
+// this answer. From a node on this LAN or machine they are kept, and so is
+// everything in a loopback network.
+func TestNamedNarrowAddressesUnnamed(t *testing.T) {
+	var relay ID
+	relay[0] = 1
+	o := &Overlay{tab: newTable(ID{}, 20, 0, 0)}
+	o.tab.add(&contact{id: relay, p: path{addr: netip.MustParseAddrPort("100.64.11.2:4000")}})
+	wan := netip.MustParseAddrPort("100.64.1.2:48287")
+	lan := netip.MustParseAddrPort("10.99.1.2:48287")
+	loop := netip.MustParseAddrPort("127.0.0.1:48287")
+	mapped := netip.AddrPortFrom(netip.AddrFrom16(netip.MustParseAddr("127.0.0.1").As16()), 48287)
+	named := func() []wire.Contact {
+		return []wire.Contact{{Addr: wan}, {Addr: lan}, {Addr: loop}, {Addr: mapped}}
+	}
+	for _, tc := range []struct {
+		name string
+		p    path
+		want []netip.AddrPort
+	}{
+		{"Internet", path{addr: netip.MustParseAddrPort("100.64.1.2:59116")}, []netip.AddrPort{wan, {}, {}, {}}},
+		{"relayed by a node on the Internet", path{via: relay}, []netip.AddrPort{wan, {}, {}, {}}},
+		{"relayed by an unknown node", path{via: ID{2}}, []netip.AddrPort{wan, {}, {}, {}}},
+		{"LAN", path{addr: netip.MustParseAddrPort("10.99.1.2:59116")}, []netip.AddrPort{wan, lan, {}, {}}},
+		{"loopback", path{addr: netip.MustParseAddrPort("127.0.0.1:59116")}, []netip.AddrPort{wan, lan, loop, mapped}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes := named()
+			o.unnameNarrowLocked(tc.p, nodes)
+			for i, n := range nodes {
+				require.Equal(t, tc.want[i], n.Addr, "contact %d", i)
+				require.Equal(t, tc.want[i].IsValid(), usableNamed(n))
+			}
+		})
+	}
+}
