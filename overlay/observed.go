@@ -71,16 +71,18 @@ func (o *Overlay) takeObservedLocked(a netip.AddrPort, now time.Time) bool {
 // at an address another answer gives.
 
 // pathScopeLocked is the scope of the path p an answer came over: its
-// address's, or for a relayed path at least that of the relay's address
-// (a node reached only through another is no nearer than that one).
+// address's, or for a relayed path that of the relay's direct path (a node
+// reached only through another is no nearer than that one); 0, the
+// narrowest, when this node knows no direct path to the relay any more, so
+// that nothing is cleared on a guess.
 func (o *Overlay) pathScopeLocked(p path) int8 {
 	if !p.relayed() {
 		return observedScope(p.addr.Addr())
 	}
-	if c := o.tab.get(p.via); c != nil && !c.p.relayed() {
-		return observedScope(c.p.addr.Addr())
+	if rp, _, ok := o.knownPathLocked(p.via); ok && !rp.relayed() {
+		return observedScope(rp.addr.Addr())
 	}
-	return 2
+	return 0
 }
 
 // unnameNarrowLocked clears, in the contacts a Nodes answer that came over
