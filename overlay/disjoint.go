@@ -103,6 +103,9 @@ func (o *Overlay) lookupDisjoint(ctx context.Context, target Key) disjointResult
 					e.ok = true
 					for _, n := range nodes {
 						e.answer = append(e.answer, ID(n.ID))
+						if !usableNamed(n) {
+							continue
+						}
 						add(p, candidate{id: n.ID, addr: unmap(n.Addr), public: n.Flags&wire.FlagPublic != 0, introducer: e.cand.id})
 					}
 				})

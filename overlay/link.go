@@ -292,6 +292,9 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte, client bool) {
 
 func (o *Overlay) noteObservedLocked(a netip.AddrPort) {
 	a = unmap(a)
+	if !o.takeObservedLocked(a, time.Now()) {
+		return // a LAN neighbour's view, while the Internet's is fresh (observed.go)
+	}
 	// Two contacts seeing different ports on one address: a NAT that maps
 	// per destination (symmetric), which no hole punch gets through. The
 	// address before is the latest of the same family: a dual-stack node

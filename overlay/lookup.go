@@ -122,6 +122,9 @@ func (o *Overlay) onNodes(sender ID, p path, body []byte) {
 		o.ctr.noWork.Add(1)
 		return true
 	})
+	o.mu.Lock()
+	o.unnameNarrowLocked(p, nodes) // observed.go
+	o.mu.Unlock()
 	select {
 	case pf.ch <- findReply{from: sender, nodes: nodes}:
 	default:
@@ -217,6 +220,9 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 				}
 				e.ok = true
 				for _, n := range nodes {
+					if !usableNamed(n) {
+						continue
+					}
 					add(candidate{id: n.ID, addr: unmap(n.Addr), public: n.Flags&wire.FlagPublic != 0, introducer: e.cand.id})
 				}
 			})

@@ -133,6 +133,9 @@ func (o *Overlay) widen(ctx context.Context, target Key, found []candidate, perS
 				defer mu.Unlock()
 				s.live = err == nil
 				for _, n := range nodes {
+					if !usableNamed(n) {
+						continue
+					}
 					add(candidate{id: n.ID, addr: unmap(n.Addr), public: n.Flags&wire.FlagPublic != 0, introducer: s.cand.id}, false)
 				}
 			})

@@ -272,6 +272,11 @@ type Overlay struct {
 	natRate   *rateLimit // the filtering-test probes sent for others, per subnet
 	joined    bool
 
+	// observedScope and observedAt are, per family, the scope of the
+	// last observed address taken and when it was seen (observed.go).
+	observedScope [2]int8
+	observedAt    [2]time.Time
+
 	// announce is set when public changed: the next keepalive round pings
 	// every contact, so that each learns the new flag (its record of this
 	// node's publicness) at once rather than at its next keepalive;

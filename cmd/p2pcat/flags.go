@@ -40,6 +40,7 @@ type options struct {
 	allow       map[p2psock.ID]bool // from -allow; nil allows every peer
 	jsonOut     bool
 	view        string // -view: the node's view page and metrics on this TCP address
+	ticket      bool   // the peer was given as a ticket (peerArg): connect retries (connectPeer)
 }
 
 // listFlag is a flag that may be given several times (-b a -b b).

@@ -82,9 +82,7 @@ func forwardFrom(ctx context.Context, o *options, id p2psock.ID, stdout, stderr 
 			wg.Go(func() {
 				defer func() { <-slots }()
 				defer lc.Close()
-				cctx, cancel := context.WithTimeout(ctx, o.timeout)
-				c, err := n.Connect(cctx, id)
-				cancel()
+				c, err := connectPeer(ctx, o, n, id, stderr)
 				if err != nil {
 					if ctx.Err() == nil {
 						fmt.Fprintf(stderr, "p2pcat: %s\n", failf("connect to "+short(id), err))

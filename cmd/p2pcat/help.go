@@ -168,6 +168,9 @@ TICKETS
     in the ticket's network (unless -n is) and with its relays (unless
     -relay is): two machines with no entry point and no LAN in common
     meet. A ticket may carry a relay's password: share it as you would.
+    A ticket's node was in the network when it printed the ticket: if the
+    network answers that no node has its ID, p2pcat asks again every
+    second until -timeout (an ID given as such fails at once).
 
     Streams opened to a node that does not take them (serve, -u, -g, dht,
     a busy -l) are refused at once: their senders fail with status 1.

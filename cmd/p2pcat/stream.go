@@ -18,9 +18,7 @@ import (
 // after reading this side's end, see pipe) and it has read the peer's end.
 func streamConnect(ctx context.Context, o *options, id p2psock.ID, stdin io.Reader, stdout, stderr io.Writer) error {
 	return withNode(ctx, o, stderr, nodeSpec{client: true}, func(n *p2psock.Node, _ *dht.DHT) error {
-		cctx, cancel := context.WithTimeout(ctx, o.timeout)
-		c, err := n.Connect(cctx, id)
-		cancel()
+		c, err := connectPeer(ctx, o, n, id, stderr)
 		if err != nil {
 			return failf("connect to "+short(id), err)
 		}

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/p2psock/p2psock/p2psock"
 )
@@ -131,5 +135,39 @@ func peerArg(o *options, s string) (p2psock.ID, error) {
 	if len(o.relays) == 0 {
 		o.relays = t.relays
 	}
+	o.ticket = true
 	return t.id, nil
+}
+
+// ticketRetry is how long connectPeer waits before it tries a ticket's node
+// again.
+const ticketRetry = time.Second
+
+// connectPeer opens a stream to id, within -timeout. A ticket's node was
+// in the network when it printed the ticket, and this node joined a moment
+// ago through the ticket's addresses, so its view of the network is young:
+// when the network answers that no node has the ID (a node on the way
+// refused the message and this node's own lookup did not reach the ID),
+// connectPeer tries again every ticketRetry until -timeout, and then
+// reports that answer. An ID given as such is not retried: it may be a
+// typo.
+func connectPeer(ctx context.Context, o *options, n *p2psock.Node, id p2psock.ID, stderr io.Writer) (*p2psock.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	for {
+		c, err := n.Connect(ctx, id)
+		if err == nil || !o.ticket || !errors.Is(err, p2psock.ErrUnreachable) || ctx.Err() != nil {
+			return c, err
+		}
+		if o.verbose > 0 {
+			fmt.Fprintf(stderr, "p2pcat: %s, trying again\n", failf("connect to "+short(id), err))
+		}
+		t := time.NewTimer(ticketRetry)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		}
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -45,4 +46,41 @@ func TestSize(t *testing.T) {
 	require.Equal(t, "1.5 KiB", size(1536))
 	require.Equal(t, "100.0 MiB", size(100<<20))
 	require.Equal(t, "2.00 GiB", size(2<<30))
+}
+
+// TestTicketConnectWaitsForItsNodeLoopback: "p2pcat <ticket>" started
+// before the ticket's node is in the network (a node that is restarting,
+// or one the network's view has not caught up with) is told that no node
+// has the ID; it tries again until -timeout rather than fail, and
+// connects once the node is there. An ID given as such fails at once.
+func TestTicketConnectWaitsForItsNodeLoopback(t *testing.T) {
+	e := newEnv(t)
+	entry := e.start(t, strings.NewReader(""), "-l")
+	et, err := parseTicket(entry.waitLine(`^ticket (\S+)$`)[1])
+	require.NoError(t, err)
+
+	// The node the ticket names starts later, as the fourth p2pcat (id4).
+	later, err := p2psock.LoadOrCreateIdentity(e.identity(t, "id4"))
+	require.NoError(t, err)
+	tk := ticket{id: later.ID(), network: et.network, addrs: et.addrs}
+
+	plain := e.start(t, strings.NewReader(""), later.ID().String())
+	require.Equal(t, 1, plain.wait())
+	require.Contains(t, plain.stderr.String(), "no node in the network has that ID")
+
+	c := e.start(t, strings.NewReader("through the ticket\n"), "-v", tk.String())
+	c.waitLine(`no node in the network has that ID, trying again$`)
+	l := e.start(t, strings.NewReader(""), append([]string{"-l"}, bootstrapArgs(et.addrs)...)...)
+	require.Equal(t, 0, c.wait(), c.stderr.String())
+	require.Equal(t, 0, l.wait(), l.stderr.String())
+	require.Equal(t, "through the ticket\n", l.stdout.String())
+}
+
+// bootstrapArgs turns addresses into -b flags.
+func bootstrapArgs(addrs []string) []string {
+	var args []string
+	for _, a := range addrs {
+		args = append(args, "-b", a)
+	}
+	return args
 }
