@@ -199,12 +199,18 @@ func TestDatagrams(t *testing.T) {
 	e := newEnv(t)
 	l := e.start(t, strings.NewReader(""), "-u", "-l")
 	id := l.waitLine(`^listening as (\S+)$`)[1]
+	// The sender's 0 says the listener's node took the lines; the
+	// listener prints them as it reads them, a moment later.
 	s := e.start(t, strings.NewReader("one\ntwo\nthree\n"), "-u", id) // a light client
 	require.Equal(t, 0, s.wait(), s.stderr.String())
-	require.Equal(t, "one\ntwo\nthree\n", l.stdout.String())
+	testnet.Eventually(t, 20*time.Second, "the lines at the listener", func() bool {
+		return l.stdout.String() == "one\ntwo\nthree\n"
+	})
 	s = e.start(t, strings.NewReader("four\n"), "-full", "-u", id) // a full member
 	require.Equal(t, 0, s.wait(), s.stderr.String())
-	require.Equal(t, "one\ntwo\nthree\nfour\n", l.stdout.String())
+	testnet.Eventually(t, 20*time.Second, "the fourth line at the listener", func() bool {
+		return l.stdout.String() == "one\ntwo\nthree\nfour\n"
+	})
 }
 
 // TestDatagramsByKey: a line sent to @key reaches the node closest to
