@@ -18,7 +18,7 @@ func Subnet(a netip.Addr) netip.Prefix {
 	if a.Is4() {
 		bits = 24
 	}
-	if a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() {
+	if observedScope(a) < scopeInternet { // loopback, private, link-local
 		bits = a.BitLen()
 	}
 	p, _ := a.Prefix(bits)

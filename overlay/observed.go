@@ -34,8 +34,12 @@ func observedScope(a netip.Addr) int8 {
 	case a.IsPrivate(), a.IsLinkLocalUnicast():
 		return 1
 	}
-	return 2
+	return scopeInternet
 }
+
+// scopeInternet is the widest scope (observedScope): an address the
+// Internet routes.
+const scopeInternet = 2
 
 // observedWiderTTL is how long an observed address keeps out those of a
 // narrower scope since it was last seen: four keepalive intervals (a node
