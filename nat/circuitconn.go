@@ -35,6 +35,8 @@ type CircuitConn struct {
 	wake     chan struct{} // closed and replaced when the deadline changes
 
 	dropped atomic.Uint64
+	batches atomic.Uint64 // GSO batches sent (circuitbatch.go)
+	batched atomic.Uint64 // frames sent in them
 }
 
 // circuitTarget is where a CircuitConn sends its frames: to addr, out of
