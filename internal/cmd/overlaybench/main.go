@@ -72,6 +72,7 @@ func run() error {
 	idle := flag.Duration("idle", 0, "measure the built network idle (nothing sent) for -windows windows of this length, beside bare UDP sockets (replaces the plain measurement)")
 	windows := flag.Int("windows", 4, "with -idle: number of windows")
 	cpuProfile := flag.String("cpuprofile", "", "with -idle: write a CPU profile of the idle windows to this file")
+	buildProfile := flag.String("buildprofile", "", "write a CPU profile of the network's build (the joins) to this file")
 	flag.Parse()
 	if *memProfile != "" {
 		// Sample every 4 KiB allocated, not every 512 KiB: a node's
@@ -125,7 +126,20 @@ func run() error {
 			return err
 		}
 	}
+	if *buildProfile != "" {
+		f, err := os.Create(*buildProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	nodes, built, err := benchnet.Build(*n, *joinPar, setup, nil)
+	if *buildProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return err
 	}
