@@ -49,8 +49,16 @@ func secondsOf(t time.Time) seconds { return seconds(max(t.Sub(epoch), 0)/time.S
 // epoch on the monotonic clock, in nanoseconds (292 years). Zero: never.
 type stamp int64
 
-// epoch is the origin of stamps.
-var epoch = time.Now()
+// epoch is the origin of stamps: epochLead before the process started,
+// on its monotonic clock. The lead keeps the stamps of a clock without a
+// monotonic reading that starts earlier than the process positive and in
+// order: testing/synctest's bubbles start at 2000-01-01, and a simulated
+// network's nodes run in one (internal/sim).
+var epoch = time.Now().Add(-epochLead)
+
+// epochLead is 50 years: 1.6e18 ns of a stamp's 9.2e18, 1.6e9 s of a
+// seconds' 4.3e9.
+const epochLead = 50 * 365 * 24 * time.Hour
 
 // stampOf returns t as a stamp; a moment at or before the epoch is its
 // first nanosecond, so that only the zero stamp means never.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -533,3 +534,20 @@ func TestContactRTO(t *testing.T) {
 }
 
 func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
+
+// TestStampsInASyncTestBubble: stamps and seconds follow a bubble's clock,
+// which starts at 2000-01-01 with no monotonic reading (the clock of a
+// simulated network's nodes, internal/sim): a moment an hour later is an
+// hour later, not clamped to the epoch.
+func TestStampsInASyncTestBubble(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s0, sec0 := stampOf(time.Now()), secondsOf(time.Now())
+		time.Sleep(time.Hour)
+		now := time.Now()
+		s1, sec1 := stampOf(now), secondsOf(now)
+		require.Equal(t, time.Hour, s0.since(now), "a stamp an hour old")
+		require.Equal(t, time.Hour, time.Duration(s1-s0))
+		require.Equal(t, seconds(3600), sec1-sec0)
+		require.True(t, s1.After(s0))
+	})
+}
