@@ -19,11 +19,17 @@ import (
 // the nodes whose IDs share exactly that many leading bits with its own
 // (all of them in the deep buckets, so a node knows its closest nodes),
 // with the RTT of the latency model, last heard from at a random time of
-// the last seedAge. Each node's own code runs from there.
-// seedAge bounds how long ago a seeded contact was last heard from: the
-// keepalive interval of public nodes (overlay.Config.Liveness's default),
-// so that their keepalives spread over it.
-const seedAge = time.Minute
+// the node's seedAge. Each node's own code runs from there.
+
+// seedAge is how long ago, at most, a node's seeded contact was last heard
+// from: the interval at which a public node checks a silent public
+// contact, Liveness (overlay.Config's default, 1 minute) for every 16
+// contacts of its table (overlay's livenessIntervalLocked), so that the
+// checks spread over it, as in a network that has run for a while, from
+// the first moment.
+func seedAge(contacts int) time.Duration {
+	return time.Minute * time.Duration(max(1, contacts/16))
+}
 
 func seed(nw *sim.Network, nodes []*ovnet.Node, k int, rng *rand.Rand) {
 	type entry struct {
@@ -63,7 +69,7 @@ func seed(nw *sim.Network, nodes []*ovnet.Node, k int, rng *rand.Rand) {
 			from, to := span(other, b+1)
 			pick := func(j int) {
 				e := sorted[j]
-				peers = append(peers, simhook.Peer{ID: nodes[e.node].ID(), Addr: nodeAddr(e.node), RTT: nw.RTT(i, e.node), Age: time.Duration(rng.Int64N(int64(seedAge)))})
+				peers = append(peers, simhook.Peer{ID: nodes[e.node].ID(), Addr: nodeAddr(e.node), RTT: nw.RTT(i, e.node)})
 			}
 			if to-from <= k {
 				for j := from; j < to; j++ {
@@ -74,6 +80,10 @@ func seed(nw *sim.Network, nodes []*ovnet.Node, k int, rng *rand.Rand) {
 			for _, j := range rng.Perm(to - from)[:k] {
 				pick(from + j)
 			}
+		}
+		age := seedAge(len(peers))
+		for j := range peers {
+			peers[j].Age = time.Duration(rng.Int64N(int64(age)))
 		}
 		simhook.Seed(nd.Overlay, nodeAddr(i), peers)
 	}
