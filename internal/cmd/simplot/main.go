@@ -40,6 +40,7 @@ type result struct {
 	HeapKiB      float64 `json:"heap_kib"`
 	IdlePkts     float64 `json:"idle_pkts"`
 	IdleBytes    float64 `json:"idle_bytes"`
+	IdleS        float64 `json:"idle_s"`
 }
 
 func run(in, out string) error {
@@ -86,7 +87,13 @@ type series struct {
 	name  string
 	color string
 	y     func(result) float64
+	has   func(result) bool // whether a run has the point (nil: every run)
 }
+
+// steadyIdle reports whether a run's idle window was long enough to show
+// the idle network's steady state: a minute at least. A shorter one (the
+// largest runs keep it short) is left out of the idle traffic panel.
+func steadyIdle(r result) bool { return r.IdleS >= 60 }
 
 type panel struct {
 	title string
@@ -103,20 +110,20 @@ const (
 func draw(w io.Writer, rs []result) error {
 	panels := []panel{
 		{"hops per message", "hops", []series{
-			{"median", "#1f77b4", func(r result) float64 { return r.HopsP50 }},
-			{"p99", "#d62728", func(r result) float64 { return r.HopsP99 }},
+			{"median", "#1f77b4", func(r result) float64 { return r.HopsP50 }, nil},
+			{"p99", "#d62728", func(r result) float64 { return r.HopsP99 }, nil},
 		}},
 		{"SendToKey until acknowledged (virtual)", "ms", []series{
-			{"median", "#1f77b4", func(r result) float64 { return r.LatencyMsP50 }},
-			{"p99", "#d62728", func(r result) float64 { return r.LatencyMsP99 }},
+			{"median", "#1f77b4", func(r result) float64 { return r.LatencyMsP50 }, nil},
+			{"p99", "#d62728", func(r result) float64 { return r.LatencyMsP99 }, nil},
 		}},
 		{"state per node", "contacts / KiB", []series{
-			{"routing table (contacts)", "#2ca02c", func(r result) float64 { return r.Contacts }},
-			{"heap + stacks (KiB)", "#9467bd", func(r result) float64 { return r.HeapKiB }},
+			{"routing table (contacts)", "#2ca02c", func(r result) float64 { return r.Contacts }, nil},
+			{"heap + stacks (KiB)", "#9467bd", func(r result) float64 { return r.HeapKiB }, nil},
 		}},
 		{"idle traffic per node per second", "B / packets", []series{
-			{"bytes", "#ff7f0e", func(r result) float64 { return r.IdleBytes }},
-			{"packets × 100", "#8c564b", func(r result) float64 { return r.IdlePkts * 100 }},
+			{"bytes", "#ff7f0e", func(r result) float64 { return r.IdleBytes }, steadyIdle},
+			{"packets × 100", "#8c564b", func(r result) float64 { return r.IdlePkts * 100 }, steadyIdle},
 		}},
 	}
 	var b strings.Builder
@@ -146,7 +153,9 @@ func drawPanel(b *strings.Builder, p panel, rs []result, x0, y0 int) {
 	ymax := 0.0
 	for _, s := range p.s {
 		for _, r := range rs {
-			ymax = max(ymax, s.y(r))
+			if s.has == nil || s.has(r) {
+				ymax = max(ymax, s.y(r))
+			}
 		}
 	}
 	ymax = niceCeil(ymax)
@@ -174,6 +183,9 @@ func drawPanel(b *strings.Builder, p panel, rs []result, x0, y0 int) {
 	for k, s := range p.s {
 		var pts []string
 		for _, r := range rs {
+			if s.has != nil && !s.has(r) {
+				continue
+			}
 			x, y := xOf(float64(r.N)), yOf(s.y(r))
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, y))
 			fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`+"\n", x, y, s.color)
