@@ -207,8 +207,8 @@ func (o *Overlay) joinVia(ctx context.Context, entry string, round int) error {
 }
 
 // refresh looks up this node's own ID, then a random key in every bucket
-// farther than its nearest neighbour, so each bucket whose part of the ID
-// space holds nodes has contacts there.
+// farther than its nearest neighbour (lookupBucket), so each bucket whose
+// part of the ID space holds nodes has contacts there.
 func (o *Overlay) refresh(ctx context.Context) {
 	o.lookup(ctx, o.self.Key())
 	if o.cfg.Client {
@@ -223,7 +223,7 @@ func (o *Overlay) refresh(ctx context.Context) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			o.lookup(ctx, randomKeyInBucket(o.self.Key(), cpl))
+			o.lookupBucket(ctx, cpl)
 		})
 	}
 	wg.Wait()
@@ -232,4 +232,20 @@ func (o *Overlay) refresh(ctx context.Context) {
 		o.refreshedLocked(deepest, time.Now())
 		o.mu.Unlock()
 	}
+}
+
+// lookupBucket looks up a random key in bucket cpl to fill that bucket. It
+// ends once the bucket holds k contacts, or a round of queries named no
+// node nearer the key than those known before it, rather than converging on
+// the k nodes closest to the key: any node of the bucket serves it equally,
+// and in a large network a far bucket fills after a round or two, where
+// converging met (and verified, both ways) another twenty nodes or more.
+// The self-lookup, which finds the neighbours, still converges.
+func (o *Overlay) lookupBucket(ctx context.Context, cpl int) {
+	o.lookupUntil(ctx, randomKeyInBucket(o.self.Key(), cpl), func(rounds int, improved bool) bool {
+		o.mu.Lock()
+		full := len(o.tab.bucket(cpl)) >= o.cfg.K
+		o.mu.Unlock()
+		return full || rounds > 0 && !improved
+	})
 }

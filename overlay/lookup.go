@@ -146,6 +146,14 @@ func (o *Overlay) lookup(ctx context.Context, target Key) []ID {
 // lookupCandidates is lookup returning the nodes as candidates: how this
 // node learned of them.
 func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate {
+	return o.lookupUntil(ctx, target, nil)
+}
+
+// lookupUntil is lookupCandidates that also ends, before its first round
+// and after each, once enough (if not nil) says so, given the rounds done
+// and whether the last one brought a node closer to target than every node
+// known before it.
+func (o *Overlay) lookupUntil(ctx context.Context, target Key, enough func(rounds int, improved bool) bool) []candidate {
 	start, rounds, failed := time.Now(), 0, 0
 	defer func() {
 		o.lookups.observe(start, rounds)
@@ -157,8 +165,10 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 		ok      bool
 	}
 	var (
-		mu      sync.Mutex
-		entries = map[ID]*entry{}
+		mu       sync.Mutex
+		entries  = map[ID]*entry{}
+		best     *Key // the key nearest target known so far
+		improved bool // a round's answers named a node nearer than best
 	)
 	add := func(c candidate) {
 		if c.id == o.self {
@@ -166,6 +176,9 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 		}
 		if _, ok := entries[c.id]; !ok {
 			entries[c.id] = &entry{cand: c}
+			if k := c.id.Key(); best == nil || cmpDistance(k, *best, target) < 0 {
+				best, improved = &k, true
+			}
 		}
 	}
 	o.mu.Lock()
@@ -182,7 +195,15 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 		slices.SortFunc(out, func(a, b *entry) int { return cmpDistance(a.cand.id.Key(), b.cand.id.Key(), target) })
 		return out
 	}
+	improved = false
 	for ctx.Err() == nil && !o.isClosed() {
+		mu.Lock()
+		better := improved
+		improved = false
+		mu.Unlock()
+		if enough != nil && enough(rounds, better) {
+			break
+		}
 		mu.Lock()
 		var batch []*entry
 		live := 0
