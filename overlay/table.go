@@ -343,9 +343,11 @@ func (t *table) closest(target Key, n int, skip func(*contact) bool) []*contact 
 		return nil
 	}
 	out := make([]*contact, 0, min(n, t.n))
-	var count map[netip.Prefix]int // contacts taken of each subnet, with perBucket
+	// The subnets of the contacts taken, with perBucket: at most n, so
+	// counted by a look through out's, not in a map built for each call.
+	var subnets []netip.Prefix
 	if t.perBucket > 0 {
-		count = map[netip.Prefix]int{}
+		subnets = make([]netip.Prefix, 0, cap(out))
 	}
 	var sorted []*contact // one bucket's contacts, nearest first; reused
 	full := false
@@ -358,13 +360,19 @@ func (t *table) closest(target Key, n int, skip func(*contact) bool) []*contact 
 		}
 		slices.SortFunc(sorted, func(a, b *contact) int { return cmpDistance(a.id.Key(), b.id.Key(), target) })
 		for _, c := range sorted {
-			if count != nil {
+			if t.perBucket > 0 {
 				if a := t.subnetOf(c.p).Addr(); a.IsValid() {
 					s := Subnet(a)
-					if count[s] >= t.perBucket {
+					same := 0
+					for _, x := range subnets {
+						if x == s {
+							same++
+						}
+					}
+					if same >= t.perBucket {
 						continue
 					}
-					count[s]++
+					subnets = append(subnets, s)
 				}
 			}
 			out = append(out, c)
