@@ -150,10 +150,8 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 }
 
 // lookupUntil is lookupCandidates that also ends, before its first round
-// and after each, once enough (if not nil) says so, given the rounds done
-// and whether the last one brought a node closer to target than every node
-// known before it.
-func (o *Overlay) lookupUntil(ctx context.Context, target Key, enough func(rounds int, improved bool) bool) []candidate {
+// and after each, once enough (if not nil) reports true.
+func (o *Overlay) lookupUntil(ctx context.Context, target Key, enough func() bool) []candidate {
 	start, rounds, failed := time.Now(), 0, 0
 	defer func() {
 		o.lookups.observe(start, rounds)
@@ -165,10 +163,8 @@ func (o *Overlay) lookupUntil(ctx context.Context, target Key, enough func(round
 		ok      bool
 	}
 	var (
-		mu       sync.Mutex
-		entries  = map[ID]*entry{}
-		best     *Key // the key nearest target known so far
-		improved bool // a round's answers named a node nearer than best
+		mu      sync.Mutex
+		entries = map[ID]*entry{}
 	)
 	add := func(c candidate) {
 		if c.id == o.self {
@@ -176,9 +172,6 @@ func (o *Overlay) lookupUntil(ctx context.Context, target Key, enough func(round
 		}
 		if _, ok := entries[c.id]; !ok {
 			entries[c.id] = &entry{cand: c}
-			if k := c.id.Key(); best == nil || cmpDistance(k, *best, target) < 0 {
-				best, improved = &k, true
-			}
 		}
 	}
 	o.mu.Lock()
@@ -195,13 +188,8 @@ func (o *Overlay) lookupUntil(ctx context.Context, target Key, enough func(round
 		slices.SortFunc(out, func(a, b *entry) int { return cmpDistance(a.cand.id.Key(), b.cand.id.Key(), target) })
 		return out
 	}
-	improved = false
 	for ctx.Err() == nil && !o.isClosed() {
-		mu.Lock()
-		better := improved
-		improved = false
-		mu.Unlock()
-		if enough != nil && enough(rounds, better) {
+		if enough != nil && enough() {
 			break
 		}
 		mu.Lock()
