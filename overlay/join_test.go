@@ -23,9 +23,9 @@ func bucketOf(self, id overlay.ID) int {
 
 // TestLoopbackJoinFillsFarBuckets joins a node to a 40-node loopback network
 // with K 4 and checks its table as Join returns: the bucket refresh lookups
-// end early (once their bucket holds K contacts, or a round names no nearer
-// node), yet every bucket up to the node's nearest neighbour's in which the
-// network has nodes holds a contact, and none holds more than K.
+// end early, once their bucket holds K contacts, yet every bucket up to the
+// node's nearest neighbour's in which the network has nodes holds a
+// contact, and none holds more than K.
 func TestLoopbackJoinFillsFarBuckets(t *testing.T) {
 	testnet.CheckLeaks(t)
 	const k = 4
