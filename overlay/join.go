@@ -237,15 +237,12 @@ func (o *Overlay) refresh(ctx context.Context) {
 // lookupBucket looks up a random key in bucket cpl to fill that bucket. It
 // ends as soon as the bucket holds k contacts (before its first round,
 // too), rather than converging on the k nodes closest to the key: any node
-// of the bucket serves it equally, and in a large network converging met
-// (and verified, both ways) ten or more nodes beyond the k the bucket
-// takes. A bucket with room converges as before, so that every node of a
-// part of the network with fewer than k nodes hears of this one: routing
-// is exact only while every node has a contact in each of its buckets that
-// the network populates (ending at the first round that named no nearer
-// node, or no unknown node of the bucket, left some of them unaware of the
-// newcomer, and 1 in 10 runs of a 40-node group test anycast to a node
-// that wrongly took itself for the root).
+// of the bucket serves it. A bucket with room converges as before, so that
+// every node of a part of the network holding fewer than k nodes hears of
+// this one: routing ends at the node closest to a key only while every
+// node has a contact in each of its buckets that the network populates
+// (ending earlier left some unaware of the newcomer; docs/BENCHMARKS.md,
+// "Cheaper joins").
 func (o *Overlay) lookupBucket(ctx context.Context, cpl int) {
 	o.lookupUntil(ctx, randomKeyInBucket(o.self.Key(), cpl), func() bool {
 		o.mu.Lock()
