@@ -207,8 +207,8 @@ func (o *Overlay) joinVia(ctx context.Context, entry string, round int) error {
 }
 
 // refresh looks up this node's own ID, then a random key in every bucket
-// farther than its nearest neighbour, so each bucket whose part of the ID
-// space holds nodes has contacts there.
+// farther than its nearest neighbour (lookupBucket), so each bucket whose
+// part of the ID space holds nodes has contacts there.
 func (o *Overlay) refresh(ctx context.Context) {
 	o.lookup(ctx, o.self.Key())
 	if o.cfg.Client {
@@ -223,7 +223,7 @@ func (o *Overlay) refresh(ctx context.Context) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			o.lookup(ctx, randomKeyInBucket(o.self.Key(), cpl))
+			o.lookupBucket(ctx, cpl)
 		})
 	}
 	wg.Wait()
@@ -232,4 +232,21 @@ func (o *Overlay) refresh(ctx context.Context) {
 		o.refreshedLocked(deepest, time.Now())
 		o.mu.Unlock()
 	}
+}
+
+// lookupBucket looks up a random key in bucket cpl to fill that bucket. It
+// ends as soon as the bucket holds k contacts (before its first round,
+// too), rather than converging on the k nodes closest to the key: any node
+// of the bucket serves it. A bucket with room converges as before, so that
+// every node of a part of the network holding fewer than k nodes hears of
+// this one: routing ends at the node closest to a key only while every
+// node has a contact in each of its buckets that the network populates
+// (ending earlier left some unaware of the newcomer; docs/BENCHMARKS.md,
+// "Cheaper joins").
+func (o *Overlay) lookupBucket(ctx context.Context, cpl int) {
+	o.lookupUntil(ctx, randomKeyInBucket(o.self.Key(), cpl), func() bool {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return len(o.tab.bucket(cpl)) >= o.cfg.K
+	})
 }

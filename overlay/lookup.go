@@ -146,6 +146,12 @@ func (o *Overlay) lookup(ctx context.Context, target Key) []ID {
 // lookupCandidates is lookup returning the nodes as candidates: how this
 // node learned of them.
 func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate {
+	return o.lookupUntil(ctx, target, nil)
+}
+
+// lookupUntil is lookupCandidates that also ends, before its first round
+// and after each, once enough (if not nil) reports true.
+func (o *Overlay) lookupUntil(ctx context.Context, target Key, enough func() bool) []candidate {
 	start, rounds, failed := time.Now(), 0, 0
 	defer func() {
 		o.lookups.observe(start, rounds)
@@ -183,6 +189,9 @@ func (o *Overlay) lookupCandidates(ctx context.Context, target Key) []candidate 
 		return out
 	}
 	for ctx.Err() == nil && !o.isClosed() {
+		if enough != nil && enough() {
+			break
+		}
 		mu.Lock()
 		var batch []*entry
 		live := 0

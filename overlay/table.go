@@ -347,20 +347,95 @@ func (t *table) popReplacement(id ID) (candidate, bool) {
 // and the nodes it picks by distance, come from several networks even where
 // one network placed many nodes next to target.
 func (t *table) closest(target Key, n int, skip func(*contact) bool) []*contact {
-	out := make([]*contact, 0, t.n)
-	for c := range t.contacts() {
-		if skip == nil || !skip(c) {
+	if n <= 0 {
+		return nil
+	}
+	out := make([]*contact, 0, min(n, t.n))
+	// The subnets of the contacts taken, with perBucket: at most n, so
+	// counted by a look through out's, not in a map built for each call.
+	var subnets []netip.Prefix
+	if t.perBucket > 0 {
+		subnets = make([]netip.Prefix, 0, cap(out))
+	}
+	var sorted []*contact // one bucket's contacts, nearest first; reused
+	full := false
+	for b := range t.bucketsByDistance(target) {
+		sorted = sorted[:0]
+		for _, c := range t.buckets[b] {
+			if skip == nil || !skip(c) {
+				sorted = append(sorted, c)
+			}
+		}
+		slices.SortFunc(sorted, func(a, b *contact) int { return cmpDistance(a.id.Key(), b.id.Key(), target) })
+		for _, c := range sorted {
+			if t.perBucket > 0 {
+				if a := t.subnetOf(c.p).Addr(); a.IsValid() {
+					s := Subnet(a)
+					same := 0
+					for _, x := range subnets {
+						if x == s {
+							same++
+						}
+					}
+					if same >= t.perBucket {
+						continue
+					}
+					subnets = append(subnets, s)
+				}
+			}
 			out = append(out, c)
+			if len(out) == n {
+				full = true
+				break
+			}
+		}
+		if full {
+			break
 		}
 	}
-	slices.SortFunc(out, func(a, b *contact) int { return cmpDistance(a.id.Key(), b.id.Key(), target) })
-	if t.perBucket > 0 {
-		return Diverse(out, func(c *contact) netip.Addr { return t.subnetOf(c.p).Addr() }, t.perBucket, n)
-	}
-	if len(out) > n {
-		out = out[:n]
-	}
 	return out
+}
+
+// bucketsByDistance yields the indexes of the table's buckets in the order
+// of their contacts' distance to target, nearest first: every contact of a
+// bucket yielded is nearer to target than every contact of the buckets
+// yielded after it, so closest sorts one bucket at a time (at most k
+// contacts) and stops once it has its n, rather than sorting the table for
+// every Find it answers.
+//
+// With d the number of leading bits target shares with self, and x =
+// self XOR target: bucket d's contacts share more than d bits with target
+// and come first; a contact of bucket j > d shares exactly d, then its
+// distance's bits d+1..j-1 are x's and bit j is x's flipped, so the buckets
+// j > d whose bit x_j is 1 come next (ascending j), then those whose x_j is
+// 0 (descending j); last the buckets i < d, whose contacts share exactly i
+// bits with target (descending i).
+func (t *table) bucketsByDistance(target Key) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		d := commonPrefixLen(t.self, target)
+		nb := len(t.buckets)
+		if d < nb && !yield(d) {
+			return
+		}
+		bit := func(j int) bool { // x_j; bucket 256 (self's ID) sorts as if 0
+			return j < 256 && (t.self[j/8]^target[j/8])&(0x80>>(j%8)) != 0
+		}
+		for j := d + 1; j < nb; j++ {
+			if bit(j) && !yield(j) {
+				return
+			}
+		}
+		for j := nb - 1; j > d; j-- {
+			if !bit(j) && !yield(j) {
+				return
+			}
+		}
+		for i := min(d, nb) - 1; i >= 0; i-- {
+			if !yield(i) {
+				return
+			}
+		}
+	}
 }
 
 // nextHop returns the contact closest to target that is strictly closer to it

@@ -414,6 +414,56 @@ func TestTableClosest(t *testing.T) {
 	}
 }
 
+// TestTableClosestBucketOrder checks closest, which sorts one bucket at a
+// time in bucketsByDistance's order, against sorting every contact, then
+// Diverse: for targets in every bucket and deeper than the deepest, self's
+// key among them, with and without a subnet limit and a skip.
+func TestTableClosestBucketOrder(t *testing.T) {
+	r := testRand(17)
+	for round := range 300 {
+		perBucket := 0
+		if round%2 == 1 {
+			perBucket = 1 + r.IntN(3)
+		}
+		self := ID(randKey(r))
+		tab := newTable(self, 20, perBucket, 0)
+		depth := 1 + r.IntN(20)
+		for i := range 20 + r.IntN(300) {
+			p := path{addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(r.IntN(6)), 0, 1}), uint16(i))}
+			tab.add(tab.newContact(r, r.IntN(depth), p))
+		}
+		var target Key
+		switch round % 4 {
+		case 0:
+			target = randKey(r)
+		case 1:
+			target = keyWithCPL(r, tab.self, r.IntN(depth+3))
+		case 2:
+			target = tab.self
+		case 3:
+			target = tab.all()[r.IntN(tab.len())].id.Key()
+		}
+		var skip func(*contact) bool
+		if round%5 == 0 {
+			skip = func(c *contact) bool { return c.id[1]&1 == 0 }
+		}
+		var all []*contact
+		for _, c := range tab.all() {
+			if skip == nil || !skip(c) {
+				all = append(all, c)
+			}
+		}
+		slices.SortFunc(all, func(a, b *contact) int { return dist(a.id.Key(), target).Cmp(dist(b.id.Key(), target)) })
+		for _, n := range []int{1, 7, 20, 1000} {
+			want := all[:min(n, len(all))]
+			if perBucket > 0 {
+				want = Diverse(all, func(c *contact) netip.Addr { return c.p.addr.Addr() }, perBucket, n)
+			}
+			require.Equal(t, ids(want), ids(tab.closest(target, n, skip)), "round %d n %d", round, n)
+		}
+	}
+}
+
 func TestTableNextHop(t *testing.T) {
 	r := testRand(10)
 	t.Run("empty table", func(t *testing.T) {
