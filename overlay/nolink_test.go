@@ -85,3 +85,109 @@ func TestVirtualNetworkFailedLinkIsPerAddress(t *testing.T) {
 		a.mu.Unlock()
 	})
 }
+
+// filteredTransport is a simTransport that drops what this node sends to
+// the addresses in blocked: a pair of nodes that no packet gets between
+// directly, as between a symmetric NAT and a port-restricted one.
+type filteredTransport struct {
+	simTransport
+	blocked map[netip.AddrPort]bool
+}
+
+func (f filteredTransport) WriteTo(b []byte, addr net.Addr) error {
+	if f.blocked[addr.(*net.UDPAddr).AddrPort()] {
+		return nil
+	}
+	return f.simTransport.WriteTo(b, addr)
+}
+
+// simNodeFiltered is simNode on a filteredTransport: it drops what it
+// sends to the addresses in blocked (filled in by the caller).
+func simNodeFiltered(t *testing.T, nw *sim.Network, host int, blocked map[netip.AddrPort]bool) (*Overlay, netip.AddrPort) {
+	t.Helper()
+	c, err := nw.Listen(host, 4000)
+	require.NoError(t, err)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	o, err := New(Config{Identity: priv, Network: "nolink", Difficulty: -1}, filteredTransport{simTransport{c}, blocked})
+	require.NoError(t, err)
+	o.Start()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			o.HandlePacket(buf[:n], from)
+		}
+	}()
+	t.Cleanup(func() {
+		o.Close()
+		c.Close()
+	})
+	return o, c.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// A link that failed without an introducer that can relay (the node was
+// named by a contact this node reaches only through a relay itself, or by
+// none) does not keep this node from linking through a contact that can
+// relay, when one names the node a moment later: x and t exchange no
+// packet directly, and reach each other through p only (virtual network,
+// synctest).
+func TestVirtualNetworkFailedLinkWithoutIntroducer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := sim.New(3)
+		xBlocked, tBlocked := map[netip.AddrPort]bool{}, map[netip.AddrPort]bool{}
+		p, pAddr := simNode(t, nw, 0)
+		x, xAddr := simNodeFiltered(t, nw, 1, xBlocked)
+		tn, tAddr := simNodeFiltered(t, nw, 2, tBlocked)
+		xBlocked[tAddr], tBlocked[xAddr] = true, true
+		ctx := context.Background()
+		for _, o := range []*Overlay{x, tn} {
+			_, _, err := o.link(ctx, candidate{id: p.self, addr: pAddr, public: true})
+			require.NoError(t, err)
+		}
+
+		alone := candidate{id: tn.self, addr: tAddr}
+		_, _, err := x.link(ctx, alone)
+		require.ErrorIs(t, err, errNoLink, "no direct path, and no introducer")
+
+		introduced := candidate{id: tn.self, addr: tAddr, introducer: p.self}
+		path, _, err := x.link(ctx, introduced)
+		require.NoError(t, err, "the node is reached through the introducer")
+		require.Equal(t, p.self, path.via)
+
+		_, _, err = x.link(ctx, alone)
+		require.NoError(t, err, "a verified path serves any candidate")
+	})
+}
+
+// A node named by a contact that this node reaches only through a relay is
+// linked to through that relay: x reaches r through p, r names t, and x,
+// which exchanges no packet directly with r or t, links to t through p
+// (virtual network, synctest).
+func TestVirtualNetworkLinkThroughIntroducersRelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := sim.New(4)
+		xBlocked, rBlocked, tBlocked := map[netip.AddrPort]bool{}, map[netip.AddrPort]bool{}, map[netip.AddrPort]bool{}
+		p, pAddr := simNode(t, nw, 0)
+		x, xAddr := simNodeFiltered(t, nw, 1, xBlocked)
+		r, rAddr := simNodeFiltered(t, nw, 2, rBlocked)
+		tn, tAddr := simNodeFiltered(t, nw, 3, tBlocked)
+		xBlocked[rAddr], xBlocked[tAddr] = true, true
+		rBlocked[xAddr], tBlocked[xAddr] = true, true
+		ctx := context.Background()
+		for _, o := range []*Overlay{x, r, tn} {
+			_, _, err := o.link(ctx, candidate{id: p.self, addr: pAddr, public: true})
+			require.NoError(t, err)
+		}
+		path, _, err := x.link(ctx, candidate{id: r.self, addr: rAddr, introducer: p.self})
+		require.NoError(t, err)
+		require.Equal(t, p.self, path.via, "r is reached through p")
+
+		path, _, err = x.link(ctx, candidate{id: tn.self, addr: tAddr, introducer: r.self})
+		require.NoError(t, err, "t is reached through r's relay")
+		require.Equal(t, p.self, path.via)
+	})
+}
