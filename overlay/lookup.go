@@ -70,18 +70,27 @@ func (o *Overlay) onFind(sender ID, p path, body []byte) {
 		return
 	}
 	o.mu.Lock()
-	cs := o.tab.closest(Key(f.Target), min(o.cfg.K, wire.MaxContacts), func(c *contact) bool {
+	limit := min(o.cfg.K, wire.MaxContacts)
+	n := wire.Nodes{Nonce: f.Nonce, Contacts: make([]wire.Contact, 0, limit)}
+	// The target itself, if it is a node this node keeps a direct path to
+	// outside its table (its bucket or the table had its subnet's share):
+	// else a node of a crowded subnet (several behind one NAT) would be
+	// found by no lookup of its ID.
+	if addr, ok := o.cachedDirectLocked(ID(f.Target)); ok && ID(f.Target) != sender {
+		n.Contacts = append(n.Contacts, wire.Contact{ID: f.Target, Addr: addr})
+	}
+	cs := o.tab.closest(Key(f.Target), limit-len(n.Contacts), func(c *contact) bool {
 		return c.id == sender || c.p.relayed()
 	})
-	n := wire.Nodes{Nonce: f.Nonce, Contacts: make([]wire.Contact, len(cs))}
-	for i, c := range cs {
-		n.Contacts[i] = wire.Contact{ID: c.id, Addr: c.p.addr}
+	for _, c := range cs {
+		wc := wire.Contact{ID: c.id, Addr: c.p.addr}
 		if c.public {
-			n.Contacts[i].Flags = wire.FlagPublic
+			wc.Flags = wire.FlagPublic
 		}
+		n.Contacts = append(n.Contacts, wc)
 	}
 	o.mu.Unlock()
-	b := n.Append(o.frame(wire.TypeNodes, 9+len(cs)*52))
+	b := n.Append(o.frame(wire.TypeNodes, 9+len(n.Contacts)*52))
 	// A stranger gets no more bytes than its Find had: the contacts and a
 	// challenge if it padded the Find enough, else the challenge alone (it
 	// asks again once it has answered).
@@ -93,6 +102,20 @@ func (o *Overlay) onFind(sender ID, p path, body []byte) {
 	// The challenge goes first, while the sender awaits the answer.
 	o.maybeChallenge(sender, p)
 	o.sendPath(sender, p, b)
+}
+
+// cachedDirectLocked returns the address of id if this node has a fresh
+// verified direct path to it in its path cache (not in its table, and not
+// an attached client: a client takes no finds).
+func (o *Overlay) cachedDirectLocked(id ID) (netip.AddrPort, bool) {
+	if o.tab.get(id) != nil {
+		return netip.AddrPort{}, false
+	}
+	vp, ok := o.paths[id]
+	if !ok || vp.p.relayed() || vp.at.since(time.Now()) >= o.pathsTTL() {
+		return netip.AddrPort{}, false
+	}
+	return vp.p.addr, true
 }
 
 func (o *Overlay) onNodes(sender ID, p path, body []byte) {

@@ -105,11 +105,19 @@ func (f filteredTransport) WriteTo(b []byte, addr net.Addr) error {
 // sends to the addresses in blocked (filled in by the caller).
 func simNodeFiltered(t *testing.T, nw *sim.Network, host int, blocked map[netip.AddrPort]bool) (*Overlay, netip.AddrPort) {
 	t.Helper()
-	c, err := nw.Listen(host, 4000)
+	return simNodeAt(t, nw, host, 4000, Config{}, blocked)
+}
+
+// simNodeAt is simNodeFiltered at a port of the host, with cfg (its
+// identity, network and difficulty set here).
+func simNodeAt(t *testing.T, nw *sim.Network, host, port int, cfg Config, blocked map[netip.AddrPort]bool) (*Overlay, netip.AddrPort) {
+	t.Helper()
+	c, err := nw.Listen(host, port)
 	require.NoError(t, err)
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	o, err := New(Config{Identity: priv, Network: "nolink", Difficulty: -1}, filteredTransport{simTransport{c}, blocked})
+	cfg.Identity, cfg.Network, cfg.Difficulty = priv, "nolink", -1
+	o, err := New(cfg, filteredTransport{simTransport{c}, blocked})
 	require.NoError(t, err)
 	o.Start()
 	go func() {
@@ -189,5 +197,39 @@ func TestVirtualNetworkLinkThroughIntroducersRelay(t *testing.T) {
 		path, _, err = x.link(ctx, candidate{id: tn.self, addr: tAddr, introducer: r.self})
 		require.NoError(t, err, "t is reached through r's relay")
 		require.Equal(t, p.self, path.via)
+	})
+}
+
+// A node that a contact keeps out of its routing table (its subnet has its
+// share there) but has a verified path to is found by a lookup of its ID
+// through that contact, and linked to through it: p's table takes one node
+// of t's subnet, a, and keeps its path to t in its cache; x, which
+// exchanges no packet directly with t, finds t through p (virtual network,
+// synctest).
+func TestVirtualNetworkLookupFindsNodeOutsideTable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := sim.New(5)
+		xBlocked, tBlocked := map[netip.AddrPort]bool{}, map[netip.AddrPort]bool{}
+		p, pAddr := simNodeAt(t, nw, 0, 4000, Config{SubnetPerTable: 1}, nil)
+		a, _ := simNodeAt(t, nw, 1, 4000, Config{}, nil)
+		tn, tAddr := simNodeAt(t, nw, 1, 4001, Config{}, tBlocked)
+		x, xAddr := simNodeAt(t, nw, 2, 4000, Config{}, xBlocked)
+		xBlocked[tAddr], tBlocked[xAddr] = true, true
+		ctx := context.Background()
+		for _, o := range []*Overlay{a, tn, x} {
+			_, _, err := o.link(ctx, candidate{id: p.self, addr: pAddr, public: true})
+			require.NoError(t, err)
+		}
+		p.mu.Lock()
+		require.NotNil(t, p.tab.get(a.self))
+		require.Nil(t, p.tab.get(tn.self), "t's subnet has its share of p's table")
+		_, _, known := p.knownPathLocked(tn.self)
+		p.mu.Unlock()
+		require.True(t, known, "p keeps its path to t in its cache")
+
+		require.Contains(t, x.lookup(ctx, tn.self.Key()), tn.self)
+		path, _, err := x.link(ctx, candidate{id: tn.self})
+		require.NoError(t, err)
+		require.Equal(t, p.self, path.via, "x reaches t through p")
 	})
 }
