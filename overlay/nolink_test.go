@@ -201,11 +201,12 @@ func TestVirtualNetworkLinkThroughIntroducersRelay(t *testing.T) {
 }
 
 // A node that a contact keeps out of its routing table (its subnet has its
-// share there) but has a verified path to is found by a lookup of its ID
-// through that contact, and linked to through it: p's table takes one node
-// of t's subnet, a, and keeps its path to t in its cache; x, which
-// exchanges no packet directly with t, finds t through p (virtual network,
-// synctest).
+// share there) but has a verified path to is named by that contact, and
+// linked to through it: p's table takes one node of t's subnet, a, and
+// keeps its path to t in its cache; x, which exchanges no packet directly
+// with t, finds t through p by a lookup of a key next to t's ID (the way a
+// light client whose ID is next to t's finds the node it must attach to)
+// and of t's ID (virtual network, synctest).
 func TestVirtualNetworkLookupFindsNodeOutsideTable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := sim.New(5)
@@ -227,6 +228,9 @@ func TestVirtualNetworkLookupFindsNodeOutsideTable(t *testing.T) {
 		p.mu.Unlock()
 		require.True(t, known, "p keeps its path to t in its cache")
 
+		near := tn.self.Key()
+		near[len(near)-1] ^= 1
+		require.Contains(t, x.lookup(ctx, near), tn.self)
 		require.Contains(t, x.lookup(ctx, tn.self.Key()), tn.self)
 		path, _, err := x.link(ctx, candidate{id: tn.self})
 		require.NoError(t, err)
