@@ -116,7 +116,10 @@ func simNodeAt(t *testing.T, nw *sim.Network, host, port int, cfg Config, blocke
 	require.NoError(t, err)
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	cfg.Identity, cfg.Network, cfg.Difficulty = priv, "nolink", -1
+	if cfg.Identity == nil {
+		cfg.Identity = priv
+	}
+	cfg.Network, cfg.Difficulty = "nolink", -1
 	o, err := New(cfg, filteredTransport{simTransport{c}, blocked})
 	require.NoError(t, err)
 	o.Start()
@@ -235,5 +238,49 @@ func TestVirtualNetworkLookupFindsNodeOutsideTable(t *testing.T) {
 		path, _, err := x.link(ctx, candidate{id: tn.self})
 		require.NoError(t, err)
 		require.Equal(t, p.self, path.via, "x reaches t through p")
+	})
+}
+
+// A light client whose ID is next to a node that the public node's table
+// kept out (its subnet had its share) attaches to that node, so the node
+// reaches the client by ID: p's table takes one node of t's subnet, a; the
+// client x, whose ID is closer to t's than to any other full node's, joins
+// through p and exchanges no packet directly with t; t, the full node
+// closest to x's ID, sends to x (virtual network, synctest).
+func TestVirtualNetworkClientAttachesToNodeOutsideTable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := sim.New(6)
+		xBlocked, tBlocked := map[netip.AddrPort]bool{}, map[netip.AddrPort]bool{}
+		p, pAddr := simNodeAt(t, nw, 0, 4000, Config{SubnetPerTable: 1}, nil)
+		a, _ := simNodeAt(t, nw, 1, 4000, Config{}, nil)
+		tn, tAddr := simNodeAt(t, nw, 1, 4001, Config{}, tBlocked)
+		// The client's key: one whose ID is closer to t's than to a's or p's.
+		var priv ed25519.PrivateKey
+		for {
+			_, k, err := ed25519.GenerateKey(rand.Reader)
+			require.NoError(t, err)
+			id := ID(k.Public().(ed25519.PublicKey))
+			if cmpDistance(tn.self.Key(), a.self.Key(), id.Key()) < 0 && cmpDistance(tn.self.Key(), p.self.Key(), id.Key()) < 0 {
+				priv = k
+				break
+			}
+		}
+		x, xAddr := simNodeAt(t, nw, 2, 4000, Config{Client: true, Identity: priv}, xBlocked)
+		xBlocked[tAddr], tBlocked[xAddr] = true, true
+		ctx := context.Background()
+		for _, o := range []*Overlay{a, tn} {
+			_, _, err := o.link(ctx, candidate{id: p.self, addr: pAddr, public: true})
+			require.NoError(t, err)
+		}
+		p.mu.Lock()
+		require.Nil(t, p.tab.get(tn.self), "t's subnet has its share of p's table")
+		p.mu.Unlock()
+
+		require.NoError(t, x.Join(ctx, []string{pAddr.String()}, true))
+		require.Contains(t, x.Proxies(), tn.self, "x attached to t, the full node closest to its ID")
+		require.NoError(t, tn.Send(ctx, []byte("to the client"), x.self.Key(), false))
+		m, err := x.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, []byte("to the client"), m.Data)
 	})
 }
