@@ -115,6 +115,9 @@ func (o *Overlay) closestNamedLocked(target Key, sender ID, n int) []wire.Contac
 		if id == sender || vp.p.relayed() || vp.at.since(now) >= o.pathsTTL() || o.tab.get(id) != nil {
 			continue
 		}
+		if n > 0 && len(cs) == n && cmpDistance(id.Key(), cs[n-1].id.Key(), target) > 0 {
+			continue // farther than every contact named
+		}
 		// The cache keeps no Public flag: the requester links to it.
 		all = append(all, named{wire.Contact{ID: id, Addr: vp.p.addr}, Subnet(vp.p.addr.Addr()).Addr()})
 	}
