@@ -390,8 +390,10 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 	}
 	delete(o.linkWait, id)
 	if len(o.noLink) > 0 {
-		delete(o.noLink, noLinkKey{id, p.addr})
-		delete(o.noLink, noLinkKey{id: id})
+		for _, relayed := range []bool{false, true} {
+			delete(o.noLink, noLinkKey{id, p.addr, relayed})
+			delete(o.noLink, noLinkKey{id: id, relayed: relayed})
+		}
 	}
 }
 
@@ -438,10 +440,7 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 	}
 	ch := make(chan struct{})
 	o.linkWait[cand.id] = append(o.linkWait[cand.id], ch)
-	var intro ID // a contact with a direct link, to introduce us or relay
-	if c := o.tab.get(cand.introducer); c != nil && !c.p.relayed() {
-		intro = c.id
-	}
+	intro := o.introducerLocked(cand)
 	o.mu.Unlock()
 	defer func() {
 		o.mu.Lock()
@@ -533,18 +532,52 @@ const (
 	maxNoLink = 1024
 )
 
-// noLinkKey is a failed link: the node's ID at an address. The address is
-// part of it, so that a liar who names an honest node at a wrong address
-// does not keep this node from reaching it at its right one.
+// noLinkKey is a failed link: the node's ID at an address, with or without
+// an introducer that could relay. The address is part of it, so that a liar
+// who names an honest node at a wrong address does not keep this node from
+// reaching it at its right one; and so is the introducer's presence, so
+// that a node named first by a contact that cannot relay (one this node
+// reaches through a relay itself), which direct pings alone may not reach
+// behind its NAT, is still tried when a contact that can relay names it.
 type noLinkKey struct {
-	id   ID
-	addr netip.AddrPort
+	id      ID
+	addr    netip.AddrPort
+	relayed bool // an introducer could relay
 }
 
-// linkFailedLocked reports whether a link to cand failed lately.
+// introducerLocked returns the contact that may introduce this node to
+// cand or relay for it: cand's introducer if this node has a direct path to
+// it; if this node reaches the introducer through a relay, that relay (a
+// node that relays for the introducer likely has a path to its neighbours
+// too, and a relay that has none drops the frames); zero if none.
+func (o *Overlay) introducerLocked(cand candidate) ID {
+	c := o.tab.get(cand.introducer)
+	if c == nil {
+		return ID{}
+	}
+	if !c.p.relayed() {
+		return c.id
+	}
+	if r := o.tab.get(c.p.via); r != nil && !r.p.relayed() && r.id != cand.id {
+		return r.id
+	}
+	return ID{}
+}
+
+// linkFailedLocked reports whether a link to cand failed lately: through
+// an introducer that could relay, or (if cand has none) in any way.
 func (o *Overlay) linkFailedLocked(cand candidate) bool {
-	t, ok := o.noLink[noLinkKey{cand.id, cand.addr}]
-	return ok && time.Since(t) < noLinkTTL
+	now := time.Now()
+	failed := func(k noLinkKey) bool {
+		t, ok := o.noLink[k]
+		return ok && now.Sub(t) < noLinkTTL
+	}
+	k := noLinkKey{id: cand.id, addr: cand.addr, relayed: true}
+	if failed(k) {
+		return true
+	}
+	k.relayed = false
+	return o.introducerLocked(cand) == (ID{}) && failed(k)
 }
 
 // linkFailed remembers that a link to cand failed just now.
@@ -562,7 +595,7 @@ func (o *Overlay) linkFailed(cand candidate) {
 			return // full of fresh failures: this one is tried again
 		}
 	}
-	o.noLink[noLinkKey{cand.id, cand.addr}] = time.Now()
+	o.noLink[noLinkKey{id: cand.id, addr: cand.addr, relayed: o.introducerLocked(cand) != (ID{})}] = time.Now()
 }
 
 func (o *Overlay) sendIntro(intro, target ID) {

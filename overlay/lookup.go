@@ -70,18 +70,9 @@ func (o *Overlay) onFind(sender ID, p path, body []byte) {
 		return
 	}
 	o.mu.Lock()
-	cs := o.tab.closest(Key(f.Target), min(o.cfg.K, wire.MaxContacts), func(c *contact) bool {
-		return c.id == sender || c.p.relayed()
-	})
-	n := wire.Nodes{Nonce: f.Nonce, Contacts: make([]wire.Contact, len(cs))}
-	for i, c := range cs {
-		n.Contacts[i] = wire.Contact{ID: c.id, Addr: c.p.addr}
-		if c.public {
-			n.Contacts[i].Flags = wire.FlagPublic
-		}
-	}
+	n := wire.Nodes{Nonce: f.Nonce, Contacts: o.closestNamedLocked(Key(f.Target), sender, min(o.cfg.K, wire.MaxContacts))}
 	o.mu.Unlock()
-	b := n.Append(o.frame(wire.TypeNodes, 9+len(cs)*52))
+	b := n.Append(o.frame(wire.TypeNodes, 9+len(n.Contacts)*52))
 	// A stranger gets no more bytes than its Find had: the contacts and a
 	// challenge if it padded the Find enough, else the challenge alone (it
 	// asks again once it has answered).
@@ -93,6 +84,54 @@ func (o *Overlay) onFind(sender ID, p path, body []byte) {
 	// The challenge goes first, while the sender awaits the answer.
 	o.maybeChallenge(sender, p)
 	o.sendPath(sender, p, b)
+}
+
+// closestNamedLocked returns the nodes a Find for target is answered with:
+// up to n nodes closest to target, nearest first, among this node's
+// contacts and the nodes it keeps a fresh direct path to in its cache (its
+// bucket or its table had their subnet's share), but the sender and those
+// reached through a relay, at most SubnetPerBucket of one subnet. Without
+// the cache, a node of a crowded subnet (several behind one NAT) that every
+// table kept out would be named by no one at an address a node elsewhere
+// can use (the nodes beside it name it at a LAN address, which a requester
+// elsewhere leaves out): no lookup would find it, and a light client whose
+// ID is closest to it could not attach to it.
+func (o *Overlay) closestNamedLocked(target Key, sender ID, n int) []wire.Contact {
+	type named struct {
+		c      wire.Contact
+		subnet netip.Addr
+	}
+	cs := o.tab.closest(target, n, func(c *contact) bool { return c.id == sender || c.p.relayed() })
+	all := make([]named, 0, len(cs)+len(o.paths))
+	for _, c := range cs {
+		wc := wire.Contact{ID: c.id, Addr: c.p.addr}
+		if c.public {
+			wc.Flags = wire.FlagPublic
+		}
+		all = append(all, named{wc, o.tab.subnetOf(c.p).Addr()})
+	}
+	now := time.Now()
+	for id, vp := range o.paths {
+		if id == sender || vp.p.relayed() || vp.at.since(now) >= o.pathsTTL() || o.tab.get(id) != nil {
+			continue
+		}
+		if n > 0 && len(cs) == n && cmpDistance(id.Key(), cs[n-1].id.Key(), target) > 0 {
+			continue // farther than every contact named
+		}
+		// The cache keeps no Public flag: the requester links to it.
+		all = append(all, named{wire.Contact{ID: id, Addr: vp.p.addr}, Subnet(vp.p.addr.Addr()).Addr()})
+	}
+	slices.SortFunc(all, func(a, b named) int { return cmpDistance(ID(a.c.ID).Key(), ID(b.c.ID).Key(), target) })
+	if o.tab.perBucket > 0 {
+		all = Diverse(all, func(x named) netip.Addr { return x.subnet }, o.tab.perBucket, n)
+	} else if len(all) > n {
+		all = all[:n]
+	}
+	out := make([]wire.Contact, len(all))
+	for i, x := range all {
+		out[i] = x.c
+	}
+	return out
 }
 
 func (o *Overlay) onNodes(sender ID, p path, body []byte) {
