@@ -29,7 +29,7 @@ type source struct {
 func (o *Overlay) hopSource(sender ID, p path, linked bool) source {
 	switch {
 	case p.relayed():
-		return source{id: p.via}
+		return source{id: p.relay()}
 	case linked:
 		return source{id: sender}
 	default:

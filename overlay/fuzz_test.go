@@ -480,14 +480,14 @@ func newLinkedNet(t testing.TB) *linkedNet {
 	handshake(ln.a, idB, path{addr: addrB})
 	handshake(ln.a, idC, path{addr: addrC})
 	handshake(ln.b, idD, path{addr: addrD})
-	handshake(ln.a, idD, path{via: idB})
+	handshake(ln.a, idD, viaPath(idB))
 	require.Zero(t, n.deliver(100), "the handshakes did not settle")
 
 	want := map[*Overlay]map[ID]path{
-		ln.a: {idB: {addr: addrB}, idC: {addr: addrC}, idD: {via: idB}},
+		ln.a: {idB: {addr: addrB}, idC: {addr: addrC}, idD: viaPath(idB)},
 		ln.b: {idA: {addr: addrA}, idD: {addr: addrD}},
 		ln.c: {idA: {addr: addrA}},
-		ln.d: {idB: {addr: addrB}, idA: {via: idB}},
+		ln.d: {idB: {addr: addrB}, idA: viaPath(idB)},
 	}
 	for o, contacts := range want {
 		o.mu.Lock()

@@ -397,7 +397,7 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 
 func pathString(p path) string {
 	if p.relayed() {
-		return "via " + p.via.String()
+		return "via " + p.relay().String()
 	}
 	return p.addr.String()
 }
@@ -473,7 +473,7 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 		// If no direct path answers soon, go through the introducer (at once
 		// from behind a symmetric NAT to a NATed node: a punch cannot work);
 		// a direct path found later still replaces the relayed one.
-		relay := path{via: intro}
+		relay := viaPath(intro)
 		first := 300 * time.Millisecond
 		o.mu.Lock()
 		if o.symmetric && !cand.public {
@@ -707,7 +707,7 @@ func (o *Overlay) onRelayed(sender ID, p path, body []byte) {
 		o.maybeChallenge(sender, p) // the origin retries once the relay is verified
 		return
 	}
-	o.handleFrame(inner, path{via: sender})
+	o.handleFrame(inner, viaPath(sender))
 }
 
 func (o *Overlay) sendLeave() {

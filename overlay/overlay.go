@@ -628,7 +628,7 @@ func (o *Overlay) sendPath(to ID, p path, frame []byte) {
 		return
 	}
 	o.mu.Lock()
-	addr, ok := o.directAddrLocked(p.via)
+	addr, ok := o.directAddrLocked(p.relay())
 	o.mu.Unlock()
 	if !ok {
 		return

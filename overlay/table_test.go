@@ -61,8 +61,6 @@ func direct(port uint16) path {
 	return path{addr: netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), port)}
 }
 
-func viaPath(id ID) path { return path{via: id} }
-
 // checkTable checks the table's internal consistency.
 func checkTable(t *testing.T, tab *table) {
 	t.Helper()
@@ -83,8 +81,8 @@ func checkTable(t *testing.T, tab *table) {
 	require.Equal(t, n, tab.len())
 	for c := range tab.contacts() {
 		if c.p.relayed() {
-			via := tab.get(c.p.via)
-			require.NotNil(t, via, "contact %v relayed through %v, which is not in the table", c.id, c.p.via)
+			via := tab.get(c.p.relay())
+			require.NotNil(t, via, "contact %v relayed through %v, which is not in the table", c.id, c.p.relay())
 			require.False(t, via.p.relayed(), "contact %v relayed through a relayed contact", c.id)
 		}
 	}
