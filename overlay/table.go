@@ -108,6 +108,19 @@ type candidate struct {
 	introducer ID // the contact that told us about it (zero: none)
 }
 
+// replacement is a candidate waiting in a replacement list: one that proved
+// its address while its bucket was full, so it has no introducer (72
+// bytes, not a candidate's 104; a node keeps a few dozen).
+type replacement struct {
+	id     ID
+	addr   netip.AddrPort
+	public bool
+}
+
+func (r replacement) candidate() candidate {
+	return candidate{id: r.id, addr: r.addr, public: r.public}
+}
+
 // table is the Kademlia routing table: contacts in buckets by the length of
 // the prefix they share with self, k per bucket, plus up to k replacement
 // candidates per bucket. It is guarded by Overlay.mu.
@@ -130,7 +143,7 @@ type table struct {
 	// bucket (at most k to compare), not in a map beside the buckets:
 	// that map cost about 56 bytes a contact, in every node.
 	buckets [][]*contact
-	repl    [][]candidate
+	repl    [][]replacement
 	n       int    // contacts in buckets
 	gen     uint64 // counts the contacts added and removed
 }
@@ -230,7 +243,7 @@ func (t *table) bucket(b int) []*contact {
 }
 
 // replOf returns the replacement candidates of bucket b.
-func (t *table) replOf(b int) []candidate {
+func (t *table) replOf(b int) []replacement {
 	if b < len(t.repl) {
 		return t.repl[b]
 	}
@@ -269,7 +282,7 @@ func (t *table) add(c *contact) refusal {
 	t.buckets[b] = appendUpTo(t.buckets[b], c, t.k)
 	t.n++
 	t.gen++
-	t.repl[b] = slices.DeleteFunc(t.repl[b], func(x candidate) bool { return x.id == c.id })
+	t.repl[b] = slices.DeleteFunc(t.repl[b], func(x replacement) bool { return x.id == c.id })
 	return admitted
 }
 
@@ -299,7 +312,8 @@ func (t *table) remove(id ID) []*contact {
 	return removed
 }
 
-// addReplacement remembers a candidate for a full bucket. The list holds k
+// addReplacement remembers a candidate for a full bucket (not its
+// introducer). The list holds k
 // candidates, at most perBucket of one subnet: a newcomer from a subnet
 // that has its share takes the place of that subnet's oldest candidate, so
 // one network cannot push the others' candidates out.
@@ -309,7 +323,7 @@ func (t *table) addReplacement(c candidate) {
 		return
 	}
 	t.grow(b)
-	r := slices.DeleteFunc(t.repl[b], func(x candidate) bool { return x.id == c.id })
+	r := slices.DeleteFunc(t.repl[b], func(x replacement) bool { return x.id == c.id })
 	s := Subnet(c.addr.Addr())
 	oldest, same := -1, 0
 	for i, x := range r {
@@ -326,7 +340,7 @@ func (t *table) addReplacement(c candidate) {
 	case len(r) >= t.k:
 		r = slices.Delete(r, 0, 1) // in place: the list keeps its array
 	}
-	t.repl[b] = appendUpTo(r, c, t.k)
+	t.repl[b] = appendUpTo(r, replacement{id: c.id, addr: c.addr, public: c.public}, t.k)
 }
 
 // appendUpTo appends v to s, which holds fewer than k elements (a bucket, a
@@ -350,7 +364,7 @@ func (t *table) popReplacement(id ID) (candidate, bool) {
 	}
 	c := r[len(r)-1]
 	t.repl[b] = r[:len(r)-1]
-	return c, true
+	return c.candidate(), true
 }
 
 // closest returns up to n contacts closest to target, nearest first, leaving

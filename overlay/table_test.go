@@ -261,6 +261,15 @@ func TestTableBucketFull(t *testing.T) {
 	checkTable(t, tab)
 }
 
+// repls returns the replacements the candidates cs make.
+func repls(cs ...candidate) []replacement {
+	var rs []replacement
+	for _, c := range cs {
+		rs = append(rs, replacement{id: c.id, addr: c.addr, public: c.public})
+	}
+	return rs
+}
+
 func TestTableReplacements(t *testing.T) {
 	r := testRand(6)
 	const k = 3
@@ -275,32 +284,32 @@ func TestTableReplacements(t *testing.T) {
 	tab.addReplacement(c1)
 	tab.addReplacement(c2)
 	tab.addReplacement(c3)
-	require.Equal(t, []candidate{c1, c2, c3}, tab.repl[2])
+	require.Equal(t, repls(c1, c2, c3), tab.repl[2])
 
 	// Re-adding moves a candidate to the newest place, with its new data.
 	c1b := c1
 	c1b.public = true
 	tab.addReplacement(c1b)
-	require.Equal(t, []candidate{c2, c3, c1b}, tab.repl[2])
+	require.Equal(t, repls(c2, c3, c1b), tab.repl[2])
 
 	// Past k the oldest is dropped.
 	tab.addReplacement(c4)
-	require.Equal(t, []candidate{c3, c1b, c4}, tab.repl[2])
+	require.Equal(t, repls(c3, c1b, c4), tab.repl[2])
 	checkTable(t, tab)
 
 	// A contact in the table is not a replacement, and adding one removes it
 	// from the replacements.
 	in := &contact{id: c3.id, p: path{addr: c3.addr}}
 	require.Equal(t, admitted, tab.add(in))
-	require.Equal(t, []candidate{c1b, c4}, tab.repl[2])
+	require.Equal(t, repls(c1b, c4), tab.repl[2])
 	tab.addReplacement(c3)
-	require.Equal(t, []candidate{c1b, c4}, tab.repl[2])
+	require.Equal(t, repls(c1b, c4), tab.repl[2])
 	checkTable(t, tab)
 
 	// Replacements of other buckets are separate.
 	o := candidate{id: ID(keyWithCPL(r, tab.self, 200))}
 	tab.addReplacement(o)
-	require.Equal(t, []candidate{o}, tab.repl[200])
+	require.Equal(t, repls(o), tab.repl[200])
 
 	// popReplacement takes the newest of the bucket of the given ID.
 	got, ok := tab.popReplacement(in.id)
