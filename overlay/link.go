@@ -382,6 +382,7 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 				o.evictPathLocked()
 			}
 			o.paths[id] = verifiedPath{p: p, at: stampOf(now), srtt: rtt}
+			o.pathsPeak = max(o.pathsPeak, len(o.paths))
 			o.knownGen++
 		}
 	}
@@ -1024,6 +1025,7 @@ func (o *Overlay) housekeep(now time.Time) {
 			o.knownGen++
 		}
 	}
+	o.paths = shrunk(o.paths, &o.pathsPeak) // its peak was while the node joined
 	o.expireClientsLocked(now)
 	o.updateKnownLocked(now)
 	o.lost = slices.DeleteFunc(o.lost, func(l lostContact) bool { return now.Sub(l.at) > lostKeep })
