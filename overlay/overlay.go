@@ -262,7 +262,7 @@ type Overlay struct {
 	nacked    *fairShare[msgKey, int64] // refusals sent, charged to the hop: key -> when
 	nackedBy  *fairShare[msgKey, int64] // the same, charged to the origin named
 	paths     map[ID]verifiedPath
-	pathsPeak int // the most entries paths held since it was rebuilt (shrunk)
+	pathsPeak int              // the most entries paths held since it was rebuilt (shrunk)
 	observed  netip.AddrPort   // our address as last seen by a contact
 	public    bool             // observed is our own socket address, in one family at least
 	publicFam [2]bool          // the same per family: IPv4, IPv6
