@@ -512,15 +512,15 @@ func newLinkedNet(t testing.TB) *linkedNet {
 		nonceBoot: {p: path{addr: addrX}, proof: true},
 		nonceC:    {id: idC, p: path{addr: addrC}},
 	} {
-		pp.sent, pp.done = now, make(chan struct{})
+		pp.sent, pp.done = stampOf(now), make(chan struct{})
 		a.pings[nonce] = pp
 	}
-	a.finds[nonceFindB] = pendingFind{id: idB, ch: make(chan findReply, 1)}
+	made(&a.finds)[nonceFindB] = pendingFind{id: idB, ch: make(chan findReply, 1)}
 	ln.hopAckB, ln.hopAckD = make(chan struct{}, 1), make(chan struct{}, 1)
-	a.hopAcks[hopAckKey(idB)] = ln.hopAckB
-	a.hopAcks[hopAckKey(idD)] = ln.hopAckD
+	made(&a.hopAcks)[hopAckKey(idB)] = ln.hopAckB
+	made(&a.hopAcks)[hopAckKey(idD)] = ln.hopAckD
 	ln.linkAckB = make(chan struct{}, 1)
-	a.linkAcks[linkKey{peer: idB, msgID: linkAckID}] = ln.linkAckB
+	made(&a.linkAcks)[linkKey{peer: idB, msgID: linkAckID}] = ln.linkAckB
 	a.linkHandlers.set(testLinkService, func(from ID, data []byte) bool {
 		ln.linkMu.Lock()
 		defer ln.linkMu.Unlock()

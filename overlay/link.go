@@ -19,12 +19,15 @@ import (
 // (both sides' NATs refuse a hole punch) is linked through a relay: a contact
 // both sides have a direct link with.
 
+// pendingPing is a ping in flight. A node keeps one for each ping of a
+// keepalive round, so it is small: 96 bytes, and a channel only for a
+// ping whose answer a caller waits for (pingWait).
 type pendingPing struct {
 	id    ID // the node expected to answer; zero for a bootstrap ping
 	p     path
 	proof bool
-	sent  time.Time
-	done  chan struct{} // closed when the answer arrived
+	sent  stamp
+	done  chan struct{} // closed when the answer arrived; nil if no one waits
 }
 
 // verifiedPath is a path proved recently to a node that is not in the table
@@ -50,32 +53,40 @@ func (o *Overlay) myFlags(p path) byte {
 	return 0
 }
 
-// ping sends a ping to id along p; with proof the answer must be signed. The
-// returned channel is closed when the answer arrives. The ping is padded to
-// wire.ProbeLen, so that a node that does not know this one yet may answer
-// it and challenge this node in turn.
-func (o *Overlay) ping(id ID, p path, proof bool) <-chan struct{} {
-	return o.pingFlags(id, p, proof, 0)
+// ping sends a ping to id along p; with proof the answer must be signed.
+// The ping is padded to wire.ProbeLen, so that a node that does not know
+// this one yet may answer it and challenge this node in turn.
+func (o *Overlay) ping(id ID, p path, proof bool) {
+	o.sendPing(id, p, proof, 0, true, false)
+}
+
+// pingWait is ping, and returns a channel closed when the answer arrives.
+func (o *Overlay) pingWait(id ID, p path, proof bool) <-chan struct{} {
+	return o.sendPing(id, p, proof, 0, true, true)
 }
 
 // pingFlags is ping with more Ping flags set (FlagPathLost).
-func (o *Overlay) pingFlags(id ID, p path, proof bool, more byte) <-chan struct{} {
-	return o.sendPing(id, p, proof, more, true)
+func (o *Overlay) pingFlags(id ID, p path, proof bool, more byte) {
+	o.sendPing(id, p, proof, more, true, false)
 }
 
 // sendPing is pingFlags, the Ping padded or not. An unpadded Ping is the
 // first of a keepalive round to a contact, which knows this node: it costs
 // a quarter of the bytes. A node that does not know this one (any more)
 // does not answer it (its answer would be larger); the next Ping of the
-// round, a second later, is padded.
-func (o *Overlay) sendPing(id ID, p path, proof bool, more byte, pad bool) <-chan struct{} {
+// round, a second later, is padded. With wait, it returns a channel closed
+// when the answer arrives; without, nil.
+func (o *Overlay) sendPing(id ID, p path, proof bool, more byte, pad, wait bool) <-chan struct{} {
 	nonce := randNonce()
 	flags := o.myFlags(p) | more
 	if proof {
 		flags |= wire.FlagWantProof
 	}
 	o.mu.Lock()
-	pp := &pendingPing{id: id, p: p, proof: proof, sent: time.Now(), done: make(chan struct{})}
+	pp := &pendingPing{id: id, p: p, proof: proof, sent: stampOf(time.Now())}
+	if wait {
+		pp.done = make(chan struct{})
+	}
 	o.pings[nonce] = pp
 	o.awaitLocked(p, 1)
 	o.mu.Unlock()
@@ -239,7 +250,7 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte, client bool) {
 		if !p.relayed() && !o.strangerWork(p) {
 			return
 		}
-		pp = &pendingPing{id: sender, p: p, proof: true, sent: time.Now().Add(-rtt)}
+		pp = &pendingPing{id: sender, p: p, proof: true, sent: stampOf(time.Now().Add(-rtt))}
 		cookie = true
 	}
 	if pp.id != (ID{}) && pp.id != sender {
@@ -265,9 +276,11 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte, client bool) {
 			return // answered twice
 		}
 		o.dropPingLocked(pong.Nonce)
-		close(pp.done)
+		if pp.done != nil {
+			close(pp.done)
+		}
 	}
-	rtt := now.Sub(pp.sent)
+	rtt := pp.sent.since(now)
 	if !p.relayed() && pong.Observed.IsValid() {
 		o.noteObservedLocked(pong.Observed)
 	}
@@ -438,7 +451,7 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 		return path{}, 0, errNoLink
 	}
 	ch := make(chan struct{})
-	o.linkWait[cand.id] = append(o.linkWait[cand.id], ch)
+	made(&o.linkWait)[cand.id] = append(o.linkWait[cand.id], ch)
 	var intro ID // a contact with a direct link, to introduce us or relay
 	if c := o.tab.get(cand.introducer); c != nil && !c.p.relayed() {
 		intro = c.id
@@ -563,7 +576,7 @@ func (o *Overlay) linkFailed(cand candidate) {
 			return // full of fresh failures: this one is tried again
 		}
 	}
-	o.noLink[noLinkKey{cand.id, cand.addr}] = time.Now()
+	made(&o.noLink)[noLinkKey{cand.id, cand.addr}] = time.Now()
 }
 
 func (o *Overlay) sendIntro(intro, target ID) {
@@ -801,7 +814,7 @@ func (o *Overlay) suspect(id ID) {
 	o.mu.Unlock()
 	o.scope.Go(func(context.Context) {
 		for try := range 3 {
-			done := o.ping(id, p, false)
+			done := o.pingWait(id, p, false)
 			t := time.NewTimer(rto << try)
 			select {
 			case <-done:
@@ -977,7 +990,7 @@ func (o *Overlay) keepalive(now time.Time) time.Time {
 		if t.pad {
 			o.ping(t.id, t.p, false)
 		} else {
-			o.sendPing(t.id, t.p, false, 0, false)
+			o.sendPing(t.id, t.p, false, 0, false, false)
 		}
 	}
 	return next
@@ -1006,7 +1019,7 @@ func (o *Overlay) livenessIntervalLocked() time.Duration {
 func (o *Overlay) housekeep(now time.Time) {
 	o.mu.Lock()
 	for n, pp := range o.pings {
-		if now.Sub(pp.sent) > pingTimeout {
+		if pp.sent.since(now) > pingTimeout {
 			o.dropPingLocked(n)
 		}
 	}
@@ -1059,7 +1072,7 @@ const pingTimeout = 10 * time.Second
 func (o *Overlay) pingsDueLocked() time.Time {
 	var due time.Time
 	for _, pp := range o.pings {
-		if t := pp.sent.Add(pingTimeout + time.Millisecond); due.IsZero() || t.Before(due) {
+		if t := pp.sent.time().Add(pingTimeout + time.Millisecond); due.IsZero() || t.Before(due) {
 			due = t
 		}
 	}

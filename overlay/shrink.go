@@ -46,3 +46,15 @@ func shrunk[K comparable, V any](m map[K]V, peak *int) map[K]V {
 	}
 	return small
 }
+
+// made returns *m, which it makes first if it is nil. A node has a dozen
+// maps of things in flight that stay empty until it does something (an
+// empty map is a 48-byte allocation each, and the small allocations a node
+// keeps for its life leave their spans part empty): they are made at their
+// first entry. Reading and deleting from a nil map need no care.
+func made[K comparable, V any](m *map[K]V) map[K]V {
+	if *m == nil {
+		*m = make(map[K]V)
+	}
+	return *m
+}
