@@ -265,7 +265,7 @@ func TestTableBucketFull(t *testing.T) {
 func repls(cs ...candidate) []replacement {
 	var rs []replacement
 	for _, c := range cs {
-		rs = append(rs, replacement{id: c.id, addr: c.addr, public: c.public})
+		rs = append(rs, replacementOf(c))
 	}
 	return rs
 }
