@@ -697,7 +697,7 @@ func TestLinkedNetHandlers(t *testing.T) {
 			require.Equal(t, []byte{wire.TypePing, wire.TypePong}, sentTo(ln, addrX), "a challenge, then the answer")
 			locked(ln.a, func() {
 				require.Equal(t, 1, ln.a.tab.bucketOf(other.id))
-				require.NotContains(t, ln.a.tab.replOf(1), replacementOf(candidate{id: other.id, addr: addrX, public: false}),
+				require.NotContains(t, ln.a.tab.replOf(1), repls(candidate{id: other.id, addr: addrX, public: false})[0],
 					"no state for a stranger before it proves its address")
 				for _, pp := range ln.a.pings {
 					require.NotEqual(t, other.id, pp.id, "the challenge is stateless")

@@ -265,7 +265,11 @@ func TestTableBucketFull(t *testing.T) {
 func repls(cs ...candidate) []replacement {
 	var rs []replacement
 	for _, c := range cs {
-		rs = append(rs, replacementOf(c))
+		r, ok := replacementOf(c)
+		if !ok {
+			panic("a candidate with no address or a zoned one")
+		}
+		rs = append(rs, r)
 	}
 	return rs
 }
@@ -307,7 +311,7 @@ func TestTableReplacements(t *testing.T) {
 	checkTable(t, tab)
 
 	// Replacements of other buckets are separate.
-	o := candidate{id: ID(keyWithCPL(r, tab.self, 200))}
+	o := candidate{id: ID(keyWithCPL(r, tab.self, 200)), addr: direct(5).addr}
 	tab.addReplacement(o)
 	require.Equal(t, repls(o), tab.repl[200])
 
@@ -540,3 +544,22 @@ func TestContactRTO(t *testing.T) {
 }
 
 func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
+
+// TestReplacementKeepsAddress: a replacement gives back the candidate it was
+// made of, for IPv4, IPv6 and IPv4-mapped IPv6 addresses; a candidate at a
+// zoned address, or none, is not made one.
+func TestReplacementKeepsAddress(t *testing.T) {
+	for _, s := range []string{"192.0.2.1:4000", "[2001:db8::1]:4000", "[::ffff:192.0.2.1]:4000", "[::]:0"} {
+		c := candidate{id: ID{1}, addr: netip.MustParseAddrPort(s), public: true}
+		r, ok := replacementOf(c)
+		require.True(t, ok, s)
+		require.Equal(t, c, r.candidate(), s)
+	}
+	_, ok := replacementOf(candidate{id: ID{1}, addr: netip.MustParseAddrPort("[fe80::1%eth0]:4000")})
+	require.False(t, ok, "a zoned address")
+	_, ok = replacementOf(candidate{id: ID{1}})
+	require.False(t, ok, "no address")
+	tab := newTable(ID{9}, 20, 0, 0)
+	tab.addReplacement(candidate{id: ID{1}, addr: netip.MustParseAddrPort("[fe80::1%eth0]:4000")})
+	require.Empty(t, tab.replOf(tab.bucketOf(ID{1})))
+}
