@@ -20,13 +20,16 @@ import (
 // both sides have a direct link with.
 
 // pendingPing is a ping in flight. A node keeps one for each ping of a
-// keepalive round, so it is small: 96 bytes, and a channel only for a
-// ping whose answer a caller waits for (pingWait).
+// keepalive round, so it has a channel only for a ping whose answer a
+// caller waits for (pingWait). Its moment stays a time.Time: the round
+// trip is measured from it, on whatever clock time.Now reads (a stamp
+// counts from the process's epoch, and a simulation's clock may be
+// before it).
 type pendingPing struct {
 	id    ID // the node expected to answer; zero for a bootstrap ping
 	p     path
 	proof bool
-	sent  stamp
+	sent  time.Time
 	done  chan struct{} // closed when the answer arrived; nil if no one waits
 }
 
@@ -83,7 +86,7 @@ func (o *Overlay) sendPing(id ID, p path, proof bool, more byte, pad, wait bool)
 		flags |= wire.FlagWantProof
 	}
 	o.mu.Lock()
-	pp := &pendingPing{id: id, p: p, proof: proof, sent: stampOf(time.Now())}
+	pp := &pendingPing{id: id, p: p, proof: proof, sent: time.Now()}
 	if wait {
 		pp.done = make(chan struct{})
 	}
@@ -250,7 +253,7 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte, client bool) {
 		if !p.relayed() && !o.strangerWork(p) {
 			return
 		}
-		pp = &pendingPing{id: sender, p: p, proof: true, sent: stampOf(time.Now().Add(-rtt))}
+		pp = &pendingPing{id: sender, p: p, proof: true, sent: time.Now().Add(-rtt)}
 		cookie = true
 	}
 	if pp.id != (ID{}) && pp.id != sender {
@@ -280,7 +283,7 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte, client bool) {
 			close(pp.done)
 		}
 	}
-	rtt := pp.sent.since(now)
+	rtt := now.Sub(pp.sent)
 	if !p.relayed() && pong.Observed.IsValid() {
 		o.noteObservedLocked(pong.Observed)
 	}
@@ -1019,7 +1022,7 @@ func (o *Overlay) livenessIntervalLocked() time.Duration {
 func (o *Overlay) housekeep(now time.Time) {
 	o.mu.Lock()
 	for n, pp := range o.pings {
-		if pp.sent.since(now) > pingTimeout {
+		if now.Sub(pp.sent) > pingTimeout {
 			o.dropPingLocked(n)
 		}
 	}
@@ -1072,7 +1075,7 @@ const pingTimeout = 10 * time.Second
 func (o *Overlay) pingsDueLocked() time.Time {
 	var due time.Time
 	for _, pp := range o.pings {
-		if t := pp.sent.time().Add(pingTimeout + time.Millisecond); due.IsZero() || t.Before(due) {
+		if t := pp.sent.Add(pingTimeout + time.Millisecond); due.IsZero() || t.Before(due) {
 			due = t
 		}
 	}
