@@ -55,6 +55,13 @@ func (c *peekConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 }
 
+func (c *peekConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if addr == net.Addr(startAddr) {
+		return 0, nil
+	}
+	return c.PacketConn.WriteTo(b, addr)
+}
+
 // SetReadBuffer and SetWriteBuffer pass quic-go's socket buffer sizes on
 // to the conn, if it takes them.
 func (c *peekConn) SetReadBuffer(n int) error {
@@ -71,11 +78,24 @@ func (c *peekConn) SetWriteBuffer(n int) error {
 	return errors.ErrUnsupported
 }
 
+// startAddr is where Socket.Start writes an empty packet through quic-go's
+// transport, to start it (its read loop) without ReadNonQUICPacket, which
+// would make a queue of 32 non-QUIC packets (3 KiB a node) that quic-go
+// never fills here: the Socket takes those packets before quic-go sees
+// them. The conns below drop a write to it.
+var startAddr = &net.UDPAddr{}
+
 func (c *redirectConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {
+	if addr == startAddr {
+		return 0, 0, nil
+	}
 	return c.UDPConn.WriteMsgUDP(b, oob, c.to.rewrite(b, addr))
 }
 
 func (c *redirectConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if addr == net.Addr(startAddr) {
+		return 0, nil
+	}
 	if ua, ok := addr.(*net.UDPAddr); ok {
 		addr = c.to.rewrite(b, ua)
 	}

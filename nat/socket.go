@@ -241,13 +241,11 @@ func (s *Socket) Start() {
 	}
 	if s.peeks {
 		// quic-go's reader hands the non-QUIC packets to takeNonQUIC, so
-		// quic-go never queues one. Its reader starts with the transport:
-		// ReadNonQUICPacket starts it, and returns at once on a done
-		// context.
-		done, cancel := context.WithCancel(context.Background())
-		cancel()
-		var b [1]byte
-		_, _, _ = s.tr.ReadNonQUICPacket(done, b[:])
+		// quic-go never queues one. Its reader starts with the transport,
+		// which any write starts: an empty one to startAddr, which the
+		// conn drops (ReadNonQUICPacket would start it too, but makes a
+		// queue for the packets quic-go does not see here).
+		_, _ = s.tr.WriteTo(nil, startAddr)
 		return
 	}
 	// quic-go drops non-QUIC packets until ReadNonQUICPacket is first called;

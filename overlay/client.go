@@ -72,7 +72,7 @@ func (o *Overlay) attachLocked(id ID, p path, rtt time.Duration) {
 		return
 	case ac == nil:
 		ac = &attachedClient{}
-		o.clients[id] = ac
+		made(&o.clients)[id] = ac
 		o.log.Debug("client attached", "id", id, "path", pathString(p), "clients", len(o.clients))
 	}
 	ac.p, ac.at, ac.srtt = p, now, rtt

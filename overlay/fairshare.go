@@ -29,7 +29,7 @@ type source struct {
 func (o *Overlay) hopSource(sender ID, p path, linked bool) source {
 	switch {
 	case p.relayed():
-		return source{id: p.via}
+		return source{id: p.relay()}
 	case linked:
 		return source{id: sender}
 	default:
@@ -76,8 +76,6 @@ func newFairShare[K comparable, V any](capacity, fraction int, evict bool) *fair
 		capacity: capacity,
 		share:    max(capacity/max(fraction, 1), 1),
 		evict:    evict,
-		entries:  make(map[K]*fsEntry[K, V]),
-		sources:  make(map[source]*fsSource[K, V]),
 	}
 }
 
@@ -130,12 +128,12 @@ func (f *fairShare[K, V]) add(k K, src source, cost int, v V) (evicted int, ok b
 	s = f.sources[src]
 	if s == nil {
 		s = &fsSource[K, V]{src: src}
-		f.sources[src] = s
+		made(&f.sources)[src] = s
 		heap.Push(&f.heavy, s)
 	}
 	e := &fsEntry[K, V]{key: k, val: v, cost: cost, src: s}
 	e.elem = s.order.PushBack(e)
-	f.entries[k] = e
+	made(&f.entries)[k] = e
 	s.used += cost
 	f.used += cost
 	heap.Fix(&f.heavy, s.index)

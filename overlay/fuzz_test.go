@@ -480,14 +480,14 @@ func newLinkedNet(t testing.TB) *linkedNet {
 	handshake(ln.a, idB, path{addr: addrB})
 	handshake(ln.a, idC, path{addr: addrC})
 	handshake(ln.b, idD, path{addr: addrD})
-	handshake(ln.a, idD, path{via: idB})
+	handshake(ln.a, idD, viaPath(idB))
 	require.Zero(t, n.deliver(100), "the handshakes did not settle")
 
 	want := map[*Overlay]map[ID]path{
-		ln.a: {idB: {addr: addrB}, idC: {addr: addrC}, idD: {via: idB}},
+		ln.a: {idB: {addr: addrB}, idC: {addr: addrC}, idD: viaPath(idB)},
 		ln.b: {idA: {addr: addrA}, idD: {addr: addrD}},
 		ln.c: {idA: {addr: addrA}},
-		ln.d: {idB: {addr: addrB}, idA: {via: idB}},
+		ln.d: {idB: {addr: addrB}, idA: viaPath(idB)},
 	}
 	for o, contacts := range want {
 		o.mu.Lock()
@@ -515,12 +515,12 @@ func newLinkedNet(t testing.TB) *linkedNet {
 		pp.sent, pp.done = now, make(chan struct{})
 		a.pings[nonce] = pp
 	}
-	a.finds[nonceFindB] = pendingFind{id: idB, ch: make(chan findReply, 1)}
+	made(&a.finds)[nonceFindB] = pendingFind{id: idB, ch: make(chan findReply, 1)}
 	ln.hopAckB, ln.hopAckD = make(chan struct{}, 1), make(chan struct{}, 1)
-	a.hopAcks[hopAckKey(idB)] = ln.hopAckB
-	a.hopAcks[hopAckKey(idD)] = ln.hopAckD
+	made(&a.hopAcks)[hopAckKey(idB)] = ln.hopAckB
+	made(&a.hopAcks)[hopAckKey(idD)] = ln.hopAckD
 	ln.linkAckB = make(chan struct{}, 1)
-	a.linkAcks[linkKey{peer: idB, msgID: linkAckID}] = ln.linkAckB
+	made(&a.linkAcks)[linkKey{peer: idB, msgID: linkAckID}] = ln.linkAckB
 	a.linkHandlers.set(testLinkService, func(from ID, data []byte) bool {
 		ln.linkMu.Lock()
 		defer ln.linkMu.Unlock()
@@ -697,7 +697,7 @@ func TestLinkedNetHandlers(t *testing.T) {
 			require.Equal(t, []byte{wire.TypePing, wire.TypePong}, sentTo(ln, addrX), "a challenge, then the answer")
 			locked(ln.a, func() {
 				require.Equal(t, 1, ln.a.tab.bucketOf(other.id))
-				require.NotContains(t, ln.a.tab.replOf(1), candidate{id: other.id, addr: addrX, public: false},
+				require.NotContains(t, ln.a.tab.replOf(1), repls(candidate{id: other.id, addr: addrX, public: false})[0],
 					"no state for a stranger before it proves its address")
 				for _, pp := range ln.a.pings {
 					require.NotEqual(t, other.id, pp.id, "the challenge is stateless")

@@ -180,7 +180,7 @@ func (o *Overlay) joinVia(ctx context.Context, entry string, round int) error {
 	for try := 0; try < tries; try++ {
 		// A bootstrap ping accepts any ID; the answer proves the key of
 		// that ID.
-		answered = append(answered, o.ping(ID{}, path{addr: ap}, true))
+		answered = append(answered, o.pingWait(ID{}, path{addr: ap}, true))
 		t := time.NewTimer(wait)
 		select {
 		case <-answered[len(answered)-1]:

@@ -19,12 +19,18 @@ import (
 // (both sides' NATs refuse a hole punch) is linked through a relay: a contact
 // both sides have a direct link with.
 
+// pendingPing is a ping in flight. A node keeps one for each ping of a
+// keepalive round, so it has a channel only for a ping whose answer a
+// caller waits for (pingWait). Its moment stays a time.Time: the round
+// trip is measured from it, on whatever clock time.Now reads (a stamp
+// counts from the process's epoch, and a simulation's clock may be
+// before it).
 type pendingPing struct {
 	id    ID // the node expected to answer; zero for a bootstrap ping
 	p     path
 	proof bool
 	sent  time.Time
-	done  chan struct{} // closed when the answer arrived
+	done  chan struct{} // closed when the answer arrived; nil if no one waits
 }
 
 // verifiedPath is a path proved recently to a node that is not in the table
@@ -50,32 +56,40 @@ func (o *Overlay) myFlags(p path) byte {
 	return 0
 }
 
-// ping sends a ping to id along p; with proof the answer must be signed. The
-// returned channel is closed when the answer arrives. The ping is padded to
-// wire.ProbeLen, so that a node that does not know this one yet may answer
-// it and challenge this node in turn.
-func (o *Overlay) ping(id ID, p path, proof bool) <-chan struct{} {
-	return o.pingFlags(id, p, proof, 0)
+// ping sends a ping to id along p; with proof the answer must be signed.
+// The ping is padded to wire.ProbeLen, so that a node that does not know
+// this one yet may answer it and challenge this node in turn.
+func (o *Overlay) ping(id ID, p path, proof bool) {
+	o.sendPing(id, p, proof, 0, true, false)
+}
+
+// pingWait is ping, and returns a channel closed when the answer arrives.
+func (o *Overlay) pingWait(id ID, p path, proof bool) <-chan struct{} {
+	return o.sendPing(id, p, proof, 0, true, true)
 }
 
 // pingFlags is ping with more Ping flags set (FlagPathLost).
-func (o *Overlay) pingFlags(id ID, p path, proof bool, more byte) <-chan struct{} {
-	return o.sendPing(id, p, proof, more, true)
+func (o *Overlay) pingFlags(id ID, p path, proof bool, more byte) {
+	o.sendPing(id, p, proof, more, true, false)
 }
 
 // sendPing is pingFlags, the Ping padded or not. An unpadded Ping is the
 // first of a keepalive round to a contact, which knows this node: it costs
 // a quarter of the bytes. A node that does not know this one (any more)
 // does not answer it (its answer would be larger); the next Ping of the
-// round, a second later, is padded.
-func (o *Overlay) sendPing(id ID, p path, proof bool, more byte, pad bool) <-chan struct{} {
+// round, a second later, is padded. With wait, it returns a channel closed
+// when the answer arrives; without, nil.
+func (o *Overlay) sendPing(id ID, p path, proof bool, more byte, pad, wait bool) <-chan struct{} {
 	nonce := randNonce()
 	flags := o.myFlags(p) | more
 	if proof {
 		flags |= wire.FlagWantProof
 	}
 	o.mu.Lock()
-	pp := &pendingPing{id: id, p: p, proof: proof, sent: time.Now(), done: make(chan struct{})}
+	pp := &pendingPing{id: id, p: p, proof: proof, sent: time.Now()}
+	if wait {
+		pp.done = make(chan struct{})
+	}
 	o.pings[nonce] = pp
 	o.awaitLocked(p, 1)
 	o.mu.Unlock()
@@ -265,7 +279,9 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte, client bool) {
 			return // answered twice
 		}
 		o.dropPingLocked(pong.Nonce)
-		close(pp.done)
+		if pp.done != nil {
+			close(pp.done)
+		}
 	}
 	rtt := now.Sub(pp.sent)
 	if !p.relayed() && pong.Observed.IsValid() {
@@ -382,6 +398,7 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 				o.evictPathLocked()
 			}
 			o.paths[id] = verifiedPath{p: p, at: stampOf(now), srtt: rtt}
+			o.pathsPeak = max(o.pathsPeak, len(o.paths))
 			o.knownGen++
 		}
 	}
@@ -399,7 +416,7 @@ func (o *Overlay) upsertLocked(id ID, p path, public bool, rtt time.Duration) {
 
 func pathString(p path) string {
 	if p.relayed() {
-		return "via " + p.via.String()
+		return "via " + p.relay().String()
 	}
 	return p.addr.String()
 }
@@ -439,7 +456,7 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 		return path{}, 0, errNoLink
 	}
 	ch := make(chan struct{})
-	o.linkWait[cand.id] = append(o.linkWait[cand.id], ch)
+	made(&o.linkWait)[cand.id] = append(o.linkWait[cand.id], ch)
 	intro := o.introducerLocked(cand)
 	o.mu.Unlock()
 	defer func() {
@@ -472,7 +489,7 @@ func (o *Overlay) link(ctx context.Context, cand candidate) (path, time.Duration
 		// If no direct path answers soon, go through the introducer (at once
 		// from behind a symmetric NAT to a NATed node: a punch cannot work);
 		// a direct path found later still replaces the relayed one.
-		relay := path{via: intro}
+		relay := viaPath(intro)
 		first := 300 * time.Millisecond
 		o.mu.Lock()
 		if o.symmetric && !cand.public {
@@ -558,7 +575,7 @@ func (o *Overlay) introducerLocked(cand candidate) ID {
 	if !c.p.relayed() {
 		return c.id
 	}
-	if r := o.tab.get(c.p.via); r != nil && !r.p.relayed() && r.id != cand.id {
+	if r := o.tab.get(c.p.relay()); r != nil && !r.p.relayed() && r.id != cand.id {
 		return r.id
 	}
 	return ID{}
@@ -595,7 +612,7 @@ func (o *Overlay) linkFailed(cand candidate) {
 			return // full of fresh failures: this one is tried again
 		}
 	}
-	o.noLink[noLinkKey{id: cand.id, addr: cand.addr, relayed: o.introducerLocked(cand) != (ID{})}] = time.Now()
+	made(&o.noLink)[noLinkKey{id: cand.id, addr: cand.addr, relayed: o.introducerLocked(cand) != (ID{})}] = time.Now()
 }
 
 func (o *Overlay) sendIntro(intro, target ID) {
@@ -740,7 +757,7 @@ func (o *Overlay) onRelayed(sender ID, p path, body []byte) {
 		o.maybeChallenge(sender, p) // the origin retries once the relay is verified
 		return
 	}
-	o.handleFrame(inner, path{via: sender})
+	o.handleFrame(inner, viaPath(sender))
 }
 
 func (o *Overlay) sendLeave() {
@@ -833,7 +850,7 @@ func (o *Overlay) suspect(id ID) {
 	o.mu.Unlock()
 	o.scope.Go(func(context.Context) {
 		for try := range 3 {
-			done := o.ping(id, p, false)
+			done := o.pingWait(id, p, false)
 			t := time.NewTimer(rto << try)
 			select {
 			case <-done:
@@ -1009,7 +1026,7 @@ func (o *Overlay) keepalive(now time.Time) time.Time {
 		if t.pad {
 			o.ping(t.id, t.p, false)
 		} else {
-			o.sendPing(t.id, t.p, false, 0, false)
+			o.sendPing(t.id, t.p, false, 0, false, false)
 		}
 	}
 	return next
@@ -1057,6 +1074,7 @@ func (o *Overlay) housekeep(now time.Time) {
 			o.knownGen++
 		}
 	}
+	o.paths = shrunk(o.paths, &o.pathsPeak) // its peak was while the node joined
 	o.expireClientsLocked(now)
 	o.updateKnownLocked(now)
 	o.lost = slices.DeleteFunc(o.lost, func(l lostContact) bool { return now.Sub(l.at) > lostKeep })

@@ -77,7 +77,7 @@ func (o *Overlay) SendLink(ctx context.Context, id ID, service byte, payload []b
 	}
 	ch := make(chan struct{}, 1)
 	o.mu.Lock()
-	o.linkAcks[key] = ch
+	made(&o.linkAcks)[key] = ch
 	o.mu.Unlock()
 	defer func() {
 		o.mu.Lock()

@@ -28,7 +28,7 @@ func (o *Overlay) find(ctx context.Context, id ID, p path, rtt time.Duration, ta
 	nonce := randNonce()
 	ch := make(chan findReply, 1)
 	o.mu.Lock()
-	o.finds[nonce] = pendingFind{id: id, ch: ch}
+	made(&o.finds)[nonce] = pendingFind{id: id, ch: ch}
 	o.awaitLocked(p, 1)
 	o.mu.Unlock()
 	defer func() {

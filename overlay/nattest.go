@@ -236,7 +236,7 @@ func (o *Overlay) natTestOne(ctx context.Context, c DirectContact, kind byte) te
 	t := &natTest{to: c.ID, addr: c.Addr, kind: kind, answer: make(chan byte, 1), probe: make(chan struct{}, 1)}
 	nonce := randNonce()
 	o.mu.Lock()
-	o.natTests[nonce] = t
+	made(&o.natTests)[nonce] = t
 	o.mu.Unlock()
 	defer func() {
 		o.mu.Lock()

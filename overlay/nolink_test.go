@@ -195,7 +195,7 @@ func TestVirtualNetworkLinkThroughIntroducersRelay(t *testing.T) {
 		}
 		path, _, err := x.link(ctx, candidate{id: r.self, addr: rAddr, introducer: p.self})
 		require.NoError(t, err)
-		require.Equal(t, p.self, path.via, "r is reached through p")
+		require.Equal(t, p.self, path.relay(), "r is reached through p")
 
 		path, _, err = x.link(ctx, candidate{id: tn.self, addr: tAddr, introducer: r.self})
 		require.NoError(t, err, "t is reached through r's relay")
@@ -237,7 +237,7 @@ func TestVirtualNetworkLookupFindsNodeOutsideTable(t *testing.T) {
 		require.Contains(t, x.lookup(ctx, tn.self.Key()), tn.self)
 		path, _, err := x.link(ctx, candidate{id: tn.self})
 		require.NoError(t, err)
-		require.Equal(t, p.self, path.via, "x reaches t through p")
+		require.Equal(t, p.self, path.relay(), "x reaches t through p")
 	})
 }
 

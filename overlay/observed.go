@@ -83,7 +83,7 @@ func (o *Overlay) pathScopeLocked(p path) int8 {
 	if !p.relayed() {
 		return observedScope(p.addr.Addr())
 	}
-	if rp, _, ok := o.knownPathLocked(p.via); ok && !rp.relayed() {
+	if rp, _, ok := o.knownPathLocked(p.relay()); ok && !rp.relayed() {
 		return observedScope(rp.addr.Addr())
 	}
 	return 0

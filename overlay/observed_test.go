@@ -97,8 +97,8 @@ func TestNamedNarrowAddressesUnnamed(t *testing.T) {
 		want []netip.AddrPort
 	}{
 		{"Internet", path{addr: netip.MustParseAddrPort("100.64.1.2:59116")}, []netip.AddrPort{wan, {}, {}, {}}},
-		{"relayed by a node on the Internet", path{via: relay}, []netip.AddrPort{wan, {}, {}, {}}},
-		{"relayed by a node with no direct path", path{via: ID{2}}, []netip.AddrPort{wan, lan, loop, mapped}},
+		{"relayed by a node on the Internet", viaPath(relay), []netip.AddrPort{wan, {}, {}, {}}},
+		{"relayed by a node with no direct path", viaPath(ID{2}), []netip.AddrPort{wan, lan, loop, mapped}},
 		{"LAN", path{addr: netip.MustParseAddrPort("10.99.1.2:59116")}, []netip.AddrPort{wan, lan, {}, {}}},
 		{"loopback", path{addr: netip.MustParseAddrPort("127.0.0.1:59116")}, []netip.AddrPort{wan, lan, loop, mapped}},
 	} {

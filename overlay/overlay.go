@@ -262,6 +262,7 @@ type Overlay struct {
 	nacked    *fairShare[msgKey, int64] // refusals sent, charged to the hop: key -> when
 	nackedBy  *fairShare[msgKey, int64] // the same, charged to the origin named
 	paths     map[ID]verifiedPath
+	pathsPeak int              // the most entries paths held since it was rebuilt (shrunk)
 	observed  netip.AddrPort   // our address as last seen by a contact
 	public    bool             // observed is our own socket address, in one family at least
 	publicFam [2]bool          // the same per family: IPv4, IPv6
@@ -383,29 +384,18 @@ func New(cfg Config, tr Transport) (*Overlay, error) {
 		tr:         tr,
 		log:        cfg.Logger,
 		pings:      make(map[uint64]*pendingPing),
-		pathLost:   make(map[ID]lostAsk),
 		awaiting:   make(map[netip.AddrPort]int),
-		natTests:   make(map[uint64]*natTest),
 		natRate:    newRateLimit(natProbeRate, natProbeRateTotal),
 		strangers:  newRateLimit(cfg.StrangerRate, cfg.StrangerRateTotal),
-		finds:      make(map[uint64]pendingFind),
-		linkWait:   make(map[ID][]chan struct{}),
-		noLink:     make(map[noLinkKey]time.Time),
-		hopAcks:    make(map[hopKey]chan struct{}),
-		acks:       make(map[[16]byte]chan ackResult),
 		reasm:      newFairShare[msgKey, *reassembly](cfg.Reassembly, cfg.SourceShare, true),
 		seen:       newFairShare[msgKey, int64](cfg.Duplicates, cfg.SourceShare, true),
 		nacked:     newFairShare[msgKey, int64](cfg.Refusals, cfg.SourceShare, false),
 		nackedBy:   newFairShare[msgKey, int64](cfg.Refusals, cfg.SourceShare, false),
 		paths:      make(map[ID]verifiedPath),
-		linkAcks:   make(map[linkKey]chan struct{}),
 		linkReasm:  newFairShare[linkKey, *linkReassembly](cfg.LinkReassembly, cfg.SourceShare, true),
 		linkDone:   newFairShare[linkKey, time.Time](maxLinkDone, cfg.SourceShare, true),
 		recv:       newRecvQueue(cfg.RecvQueue),
-		probes:     make(map[[16]byte]chan ID),
-		proofWait:  make(map[ID][]chan struct{}),
 		answered:   make(map[ID]answeredProof),
-		clients:    make(map[ID]*attachedClient),
 		scope:      lifecycle.NewScope(),
 		forwards:   lifecycle.NewBudget(cfg.Workers),
 		acksOut:    lifecycle.NewBudget(cfg.Workers),
@@ -628,7 +618,7 @@ func (o *Overlay) sendPath(to ID, p path, frame []byte) {
 		return
 	}
 	o.mu.Lock()
-	addr, ok := o.directAddrLocked(p.via)
+	addr, ok := o.directAddrLocked(p.relay())
 	o.mu.Unlock()
 	if !ok {
 		return

@@ -71,7 +71,7 @@ func (o *Overlay) onPathLost(sender ID, p path) {
 			o.ctr.pathLostDropped.Add(1)
 			return
 		}
-		o.pathLost[sender] = lostAsk{addr: p.addr, at: time.Now()}
+		made(&o.pathLost)[sender] = lostAsk{addr: p.addr, at: time.Now()}
 	}
 	o.mu.Unlock()
 	if proved {

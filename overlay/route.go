@@ -136,7 +136,7 @@ func (o *Overlay) SendService(ctx context.Context, service byte, payload []byte,
 
 	ch := make(chan ackResult, 4)
 	o.mu.Lock()
-	o.acks[h.MsgID] = ch
+	made(&o.acks)[h.MsgID] = ch
 	o.mu.Unlock()
 	defer func() {
 		o.mu.Lock()
@@ -335,7 +335,7 @@ func (o *Overlay) forward(ctx context.Context, until time.Time, frame []byte, r 
 func (o *Overlay) sendReliable(ctx context.Context, id ID, frame []byte, key hopKey) error {
 	ch := make(chan struct{}, 1)
 	o.mu.Lock()
-	o.hopAcks[key] = ch
+	made(&o.hopAcks)[key] = ch
 	o.mu.Unlock()
 	defer func() {
 		o.mu.Lock()

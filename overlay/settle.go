@@ -192,8 +192,8 @@ func (o *Overlay) probe(ctx context.Context, c ID) (from ID, err error) {
 	back := make(chan ID, 1)
 	nacks := make(chan ackResult, 4)
 	o.mu.Lock()
-	o.probes[h.MsgID] = back
-	o.acks[h.MsgID] = nacks
+	made(&o.probes)[h.MsgID] = back
+	made(&o.acks)[h.MsgID] = nacks
 	o.mu.Unlock()
 	defer func() {
 		o.mu.Lock()
@@ -246,7 +246,7 @@ func (o *Overlay) probeArrived(sender ID, r wire.Route) bool {
 func (o *Overlay) watchProof(id ID) (<-chan struct{}, func()) {
 	ch := make(chan struct{})
 	o.mu.Lock()
-	o.proofWait[id] = append(o.proofWait[id], ch)
+	made(&o.proofWait)[id] = append(o.proofWait[id], ch)
 	o.mu.Unlock()
 	return ch, func() {
 		o.mu.Lock()

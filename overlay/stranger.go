@@ -98,7 +98,8 @@ func cookieMAC(key [32]byte, ms uint16, id ID, p path) uint64 {
 	copy(b[2:], id[:])
 	if p.relayed() {
 		b[34] = 'r'
-		copy(b[35:], p.via[:])
+		via := p.relay()
+		copy(b[35:], via[:])
 	} else {
 		a, _ := p.addr.MarshalBinary()
 		copy(b[35:], a)

@@ -5,23 +5,44 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+	"unique"
 )
 
 // path is how a contact is reached: directly at addr, or through the relay
-// contact via (then addr is unused).
+// contact via (then addr is unused). The relay's ID is interned (8 bytes,
+// not 32: a node keeps a path in each contact, cached path and pending
+// ping, and nearly all are direct); paths compare with == as before.
 type path struct {
 	addr netip.AddrPort
-	via  ID
+	via  unique.Handle[ID] // zero: direct
 }
 
-func (p path) relayed() bool { return p.via != (ID{}) }
+// viaPath returns the path through the relay id; through the zero ID, the
+// zero path.
+func viaPath(id ID) path {
+	if id == (ID{}) {
+		return path{}
+	}
+	return path{via: unique.Make(id)}
+}
+
+func (p path) relayed() bool { return p.via != unique.Handle[ID]{} }
+
+// relay returns the ID of p's relay; zero if p is direct.
+func (p path) relay() ID {
+	if !p.relayed() {
+		return ID{}
+	}
+	return p.via.Value()
+}
 
 // contact is a node in the routing table: it has proved it holds the key of
 // its ID, and a packet from it arrived on p recently. A node holds a
 // hundred or more, so its moments are stamps (8 bytes, not a time.Time's
-// 24), and the one that needs no precision finer than a second is in
-// seconds (4 bytes): 141 bytes a contact, in 144-byte allocations (232
-// with time.Time, and 152 or more would take 160).
+// 24), the one that needs no precision finer than a second is in seconds
+// (4 bytes), and its path's relay is interned: 117 bytes a contact, in
+// 128-byte allocations (141 and 144 with the relay's 32-byte ID, 232 with
+// time.Time).
 type contact struct {
 	id       ID
 	p        path
@@ -95,6 +116,48 @@ type candidate struct {
 	introducer ID // the contact that told us about it (zero: none)
 }
 
+// replacement is a candidate waiting in a replacement list: one that proved
+// its address while its bucket was full, so it has no introducer. It holds
+// no pointer (its address as 16 bytes, port and family): 52 bytes, not a
+// candidate's 104, and a full list (k = 20) is 1040 bytes in the
+// allocator's 1152-byte class. A list with pointers of 1281 to 1536 bytes
+// (with the 8-byte header the allocator adds) would share the 1408- and
+// 1536-byte classes with the packets and quic-go's packet buffers that
+// come and go by the thousand, and keep their spans in use (6 KiB of free
+// slots a node at N = 300, in a heap dump).
+type replacement struct {
+	id     ID
+	ip     [16]byte
+	port   uint16
+	is4    bool
+	public bool
+}
+
+// replacementOf returns c as a replacement; ok is false if c has no
+// address, or one with a zone (an IPv6 link-local address), which a
+// replacement cannot hold: such a candidate waits for no place in the
+// table, and lookups find it again.
+func replacementOf(c candidate) (r replacement, ok bool) {
+	a := c.addr.Addr()
+	if !a.IsValid() || a.Zone() != "" {
+		return replacement{}, false
+	}
+	return replacement{id: c.id, ip: a.As16(), port: c.addr.Port(), is4: a.Is4(), public: c.public}, true
+}
+
+// addr returns r's address.
+func (r replacement) addr() netip.AddrPort {
+	a := netip.AddrFrom16(r.ip)
+	if r.is4 {
+		a = a.Unmap()
+	}
+	return netip.AddrPortFrom(a, r.port)
+}
+
+func (r replacement) candidate() candidate {
+	return candidate{id: r.id, addr: r.addr(), public: r.public}
+}
+
 // table is the Kademlia routing table: contacts in buckets by the length of
 // the prefix they share with self, k per bucket, plus up to k replacement
 // candidates per bucket. It is guarded by Overlay.mu.
@@ -117,7 +180,7 @@ type table struct {
 	// bucket (at most k to compare), not in a map beside the buckets:
 	// that map cost about 56 bytes a contact, in every node.
 	buckets [][]*contact
-	repl    [][]candidate
+	repl    [][]replacement
 	n       int    // contacts in buckets
 	gen     uint64 // counts the contacts added and removed
 }
@@ -154,7 +217,7 @@ const (
 // relayed path the relay contact's (zero if the relay is not a contact).
 func (t *table) subnetOf(p path) netip.Prefix {
 	if p.relayed() {
-		if r := t.get(p.via); r != nil && !r.p.relayed() {
+		if r := t.get(p.relay()); r != nil && !r.p.relayed() {
 			return Subnet(r.p.addr.Addr())
 		}
 		return netip.Prefix{}
@@ -217,7 +280,7 @@ func (t *table) bucket(b int) []*contact {
 }
 
 // replOf returns the replacement candidates of bucket b.
-func (t *table) replOf(b int) []candidate {
+func (t *table) replOf(b int) []replacement {
 	if b < len(t.repl) {
 		return t.repl[b]
 	}
@@ -256,7 +319,7 @@ func (t *table) add(c *contact) refusal {
 	t.buckets[b] = appendUpTo(t.buckets[b], c, t.k)
 	t.n++
 	t.gen++
-	t.repl[b] = slices.DeleteFunc(t.repl[b], func(x candidate) bool { return x.id == c.id })
+	t.repl[b] = slices.DeleteFunc(t.repl[b], func(x replacement) bool { return x.id == c.id })
 	return admitted
 }
 
@@ -275,7 +338,7 @@ func (t *table) remove(id ID) []*contact {
 	if !c.p.relayed() {
 		var via []ID
 		for x := range t.contacts() {
-			if x.p.via == id {
+			if x.p.relay() == id {
 				via = append(via, x.id)
 			}
 		}
@@ -286,21 +349,23 @@ func (t *table) remove(id ID) []*contact {
 	return removed
 }
 
-// addReplacement remembers a candidate for a full bucket. The list holds k
+// addReplacement remembers a candidate for a full bucket (not its
+// introducer). The list holds k
 // candidates, at most perBucket of one subnet: a newcomer from a subnet
 // that has its share takes the place of that subnet's oldest candidate, so
 // one network cannot push the others' candidates out.
 func (t *table) addReplacement(c candidate) {
 	b := t.bucketOf(c.id)
-	if t.get(c.id) != nil {
+	rc, ok := replacementOf(c)
+	if !ok || t.get(c.id) != nil {
 		return
 	}
 	t.grow(b)
-	r := slices.DeleteFunc(t.repl[b], func(x candidate) bool { return x.id == c.id })
+	r := slices.DeleteFunc(t.repl[b], func(x replacement) bool { return x.id == c.id })
 	s := Subnet(c.addr.Addr())
 	oldest, same := -1, 0
 	for i, x := range r {
-		if s.IsValid() && Subnet(x.addr.Addr()) == s {
+		if s.IsValid() && Subnet(x.addr().Addr()) == s {
 			if oldest < 0 {
 				oldest = i
 			}
@@ -313,7 +378,7 @@ func (t *table) addReplacement(c candidate) {
 	case len(r) >= t.k:
 		r = slices.Delete(r, 0, 1) // in place: the list keeps its array
 	}
-	t.repl[b] = appendUpTo(r, c, t.k)
+	t.repl[b] = appendUpTo(r, rc, t.k)
 }
 
 // appendUpTo appends v to s, which holds fewer than k elements (a bucket, a
@@ -337,7 +402,7 @@ func (t *table) popReplacement(id ID) (candidate, bool) {
 	}
 	c := r[len(r)-1]
 	t.repl[b] = r[:len(r)-1]
-	return c, true
+	return c.candidate(), true
 }
 
 // closest returns up to n contacts closest to target, nearest first, leaving

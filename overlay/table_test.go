@@ -62,8 +62,6 @@ func direct(port uint16) path {
 	return path{addr: netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), port)}
 }
 
-func viaPath(id ID) path { return path{via: id} }
-
 // checkTable checks the table's internal consistency.
 func checkTable(t *testing.T, tab *table) {
 	t.Helper()
@@ -84,8 +82,8 @@ func checkTable(t *testing.T, tab *table) {
 	require.Equal(t, n, tab.len())
 	for c := range tab.contacts() {
 		if c.p.relayed() {
-			via := tab.get(c.p.via)
-			require.NotNil(t, via, "contact %v relayed through %v, which is not in the table", c.id, c.p.via)
+			via := tab.get(c.p.relay())
+			require.NotNil(t, via, "contact %v relayed through %v, which is not in the table", c.id, c.p.relay())
 			require.False(t, via.p.relayed(), "contact %v relayed through a relayed contact", c.id)
 		}
 	}
@@ -264,6 +262,19 @@ func TestTableBucketFull(t *testing.T) {
 	checkTable(t, tab)
 }
 
+// repls returns the replacements the candidates cs make.
+func repls(cs ...candidate) []replacement {
+	var rs []replacement
+	for _, c := range cs {
+		r, ok := replacementOf(c)
+		if !ok {
+			panic("a candidate with no address or a zoned one")
+		}
+		rs = append(rs, r)
+	}
+	return rs
+}
+
 func TestTableReplacements(t *testing.T) {
 	r := testRand(6)
 	const k = 3
@@ -278,32 +289,32 @@ func TestTableReplacements(t *testing.T) {
 	tab.addReplacement(c1)
 	tab.addReplacement(c2)
 	tab.addReplacement(c3)
-	require.Equal(t, []candidate{c1, c2, c3}, tab.repl[2])
+	require.Equal(t, repls(c1, c2, c3), tab.repl[2])
 
 	// Re-adding moves a candidate to the newest place, with its new data.
 	c1b := c1
 	c1b.public = true
 	tab.addReplacement(c1b)
-	require.Equal(t, []candidate{c2, c3, c1b}, tab.repl[2])
+	require.Equal(t, repls(c2, c3, c1b), tab.repl[2])
 
 	// Past k the oldest is dropped.
 	tab.addReplacement(c4)
-	require.Equal(t, []candidate{c3, c1b, c4}, tab.repl[2])
+	require.Equal(t, repls(c3, c1b, c4), tab.repl[2])
 	checkTable(t, tab)
 
 	// A contact in the table is not a replacement, and adding one removes it
 	// from the replacements.
 	in := &contact{id: c3.id, p: path{addr: c3.addr}}
 	require.Equal(t, admitted, tab.add(in))
-	require.Equal(t, []candidate{c1b, c4}, tab.repl[2])
+	require.Equal(t, repls(c1b, c4), tab.repl[2])
 	tab.addReplacement(c3)
-	require.Equal(t, []candidate{c1b, c4}, tab.repl[2])
+	require.Equal(t, repls(c1b, c4), tab.repl[2])
 	checkTable(t, tab)
 
 	// Replacements of other buckets are separate.
-	o := candidate{id: ID(keyWithCPL(r, tab.self, 200))}
+	o := candidate{id: ID(keyWithCPL(r, tab.self, 200)), addr: direct(5).addr}
 	tab.addReplacement(o)
-	require.Equal(t, []candidate{o}, tab.repl[200])
+	require.Equal(t, repls(o), tab.repl[200])
 
 	// popReplacement takes the newest of the bucket of the given ID.
 	got, ok := tab.popReplacement(in.id)
@@ -600,4 +611,23 @@ func TestStampsInASyncTestBubble(t *testing.T) {
 		require.Equal(t, seconds(3600), sec1-sec0)
 		require.True(t, s1.After(s0))
 	})
+}
+
+// TestReplacementKeepsAddress: a replacement gives back the candidate it was
+// made of, for IPv4, IPv6 and IPv4-mapped IPv6 addresses; a candidate at a
+// zoned address, or none, is not made one.
+func TestReplacementKeepsAddress(t *testing.T) {
+	for _, s := range []string{"192.0.2.1:4000", "[2001:db8::1]:4000", "[::ffff:192.0.2.1]:4000", "[::]:0"} {
+		c := candidate{id: ID{1}, addr: netip.MustParseAddrPort(s), public: true}
+		r, ok := replacementOf(c)
+		require.True(t, ok, s)
+		require.Equal(t, c, r.candidate(), s)
+	}
+	_, ok := replacementOf(candidate{id: ID{1}, addr: netip.MustParseAddrPort("[fe80::1%eth0]:4000")})
+	require.False(t, ok, "a zoned address")
+	_, ok = replacementOf(candidate{id: ID{1}})
+	require.False(t, ok, "no address")
+	tab := newTable(ID{9}, 20, 0, 0)
+	tab.addReplacement(candidate{id: ID{1}, addr: netip.MustParseAddrPort("[fe80::1%eth0]:4000")})
+	require.Empty(t, tab.replOf(tab.bucketOf(ID{1})))
 }

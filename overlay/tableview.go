@@ -46,7 +46,7 @@ func (o *Overlay) Table() []ContactInfo {
 	o.mu.Lock()
 	out := make([]ContactInfo, 0, o.tab.len())
 	for c := range o.tab.contacts() {
-		ci := ContactInfo{ID: c.id, Bucket: o.tab.bucketOf(c.id), Via: c.p.via, Public: c.public,
+		ci := ContactInfo{ID: c.id, Bucket: o.tab.bucketOf(c.id), Via: c.p.relay(), Public: c.public,
 			RTT: c.srtt, LastSeen: c.lastSeen.time(), Suspect: !c.suspect.IsZero()}
 		if !c.p.relayed() {
 			ci.Addr = c.p.addr
