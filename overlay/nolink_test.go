@@ -167,7 +167,7 @@ func TestVirtualNetworkFailedLinkWithoutIntroducer(t *testing.T) {
 		introduced := candidate{id: tn.self, addr: tAddr, introducer: p.self}
 		path, _, err := x.link(ctx, introduced)
 		require.NoError(t, err, "the node is reached through the introducer")
-		require.Equal(t, p.self, path.via)
+		require.Equal(t, p.self, path.relay())
 
 		_, _, err = x.link(ctx, alone)
 		require.NoError(t, err, "a verified path serves any candidate")
@@ -199,7 +199,7 @@ func TestVirtualNetworkLinkThroughIntroducersRelay(t *testing.T) {
 
 		path, _, err = x.link(ctx, candidate{id: tn.self, addr: tAddr, introducer: r.self})
 		require.NoError(t, err, "t is reached through r's relay")
-		require.Equal(t, p.self, path.via)
+		require.Equal(t, p.self, path.relay())
 	})
 }
 
