@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -205,8 +206,13 @@ func simulate(t *testing.T, n, seeded, join, sends int, idle time.Duration) simR
 	}
 	progress("idle window starts")
 	p0, b0, c0 := nw.Sent.Load(), nw.Bytes.Load(), benchnet.CPUTime()
+	var byType0 [256]uint64
+	for i := range byType0 {
+		byType0[i] = nw.ByFirstByte[i].Load()
+	}
 	time.Sleep(idle)
 	res.idleCPU = benchnet.CPUTime() - c0
+	logIdleByType(t, nw, &byType0, idle.Seconds()*float64(n))
 	secs := idle.Seconds() * float64(n)
 	res.idlePkts = float64(nw.Sent.Load()-p0) / secs
 	res.idleBytes = float64(nw.Bytes.Load()-b0) / secs
@@ -391,4 +397,17 @@ func receive(nd *ovnet.Node, got chan<- delivery) {
 // fragments, its end-to-end acknowledgement, and the acks of each hop.
 func routed(nw *sim.Network) uint64 {
 	return nw.ByFirstByte[wire.TypeRoute].Load() + nw.ByFirstByte[wire.TypeHopAck].Load()
+}
+
+// logIdleByType logs the datagrams sent in the idle window by their first
+// byte (the overlay's frame type), per node per second (nodeSecs), since
+// the counts in before.
+func logIdleByType(t *testing.T, nw *sim.Network, before *[256]uint64, nodeSecs float64) {
+	var parts []string
+	for i := range before {
+		if d := nw.ByFirstByte[i].Load() - before[i]; d > 0 {
+			parts = append(parts, fmt.Sprintf("0x%02X %.3f", i, float64(d)/nodeSecs))
+		}
+	}
+	t.Logf("idle datagrams per node per second by first byte: %s", strings.Join(parts, ", "))
 }
