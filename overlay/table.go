@@ -416,14 +416,8 @@ func (t *table) closest(target Key, n int, skip func(*contact) bool) []*contact 
 		return nil
 	}
 	out := make([]*contact, 0, min(n, t.n))
-	// The subnets of the contacts taken, with perBucket: at most n, so
-	// counted by a look through out's, not in a map built for each call.
-	var subnets []netip.Prefix
-	if t.perBucket > 0 {
-		subnets = make([]netip.Prefix, 0, cap(out))
-	}
+	q := subnetQuota{per: t.perBucket}
 	var sorted []*contact // one bucket's contacts, nearest first; reused
-	full := false
 	for b := range t.bucketsByDistance(target) {
 		sorted = sorted[:0]
 		for _, c := range t.buckets[b] {
@@ -433,29 +427,12 @@ func (t *table) closest(target Key, n int, skip func(*contact) bool) []*contact 
 		}
 		slices.SortFunc(sorted, func(a, b *contact) int { return cmpDistance(a.id.Key(), b.id.Key(), target) })
 		for _, c := range sorted {
-			if t.perBucket > 0 {
-				if a := t.subnetOf(c.p).Addr(); a.IsValid() {
-					s := Subnet(a)
-					same := 0
-					for _, x := range subnets {
-						if x == s {
-							same++
-						}
-					}
-					if same >= t.perBucket {
-						continue
-					}
-					subnets = append(subnets, s)
-				}
+			if t.perBucket > 0 && !q.take(t.subnetOf(c.p)) {
+				continue
 			}
-			out = append(out, c)
-			if len(out) == n {
-				full = true
-				break
+			if out = append(out, c); len(out) == n {
+				return out
 			}
-		}
-		if full {
-			break
 		}
 	}
 	return out
