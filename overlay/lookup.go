@@ -102,7 +102,7 @@ func (o *Overlay) closestNamedLocked(target Key, sender ID, n int) []wire.Contac
 		subnet netip.Addr
 	}
 	cs := o.tab.closest(target, n, func(c *contact) bool { return c.id == sender || c.p.relayed() })
-	all := make([]named, 0, len(cs)+len(o.paths))
+	all := make([]named, 0, len(cs))
 	for _, c := range cs {
 		wc := wire.Contact{ID: c.id, Addr: c.p.addr}
 		if c.public {
@@ -112,20 +112,22 @@ func (o *Overlay) closestNamedLocked(target Key, sender ID, n int) []wire.Contac
 	}
 	now := time.Now()
 	for id, vp := range o.paths {
+		if n > 0 && len(cs) == n && cmpDistance(id.Key(), cs[n-1].id.Key(), target) > 0 {
+			continue // farther than every contact named: most of the cache
+		}
 		if id == sender || vp.p.relayed() || vp.at.since(now) >= o.pathsTTL() || o.tab.get(id) != nil {
 			continue
 		}
-		if n > 0 && len(cs) == n && cmpDistance(id.Key(), cs[n-1].id.Key(), target) > 0 {
-			continue // farther than every contact named
-		}
 		// The cache keeps no Public flag: the requester links to it.
-		all = append(all, named{wire.Contact{ID: id, Addr: vp.p.addr}, Subnet(vp.p.addr.Addr()).Addr()})
+		all = append(all, named{wire.Contact{ID: id, Addr: vp.p.addr}, o.tab.subnetOf(vp.p).Addr()})
 	}
-	slices.SortFunc(all, func(a, b named) int { return cmpDistance(ID(a.c.ID).Key(), ID(b.c.ID).Key(), target) })
-	if o.tab.perBucket > 0 {
-		all = Diverse(all, func(x named) netip.Addr { return x.subnet }, o.tab.perBucket, n)
-	} else if len(all) > n {
-		all = all[:n]
+	if len(all) > len(cs) { // the cache named some: merge them in
+		slices.SortFunc(all, func(a, b named) int { return cmpDistance(ID(a.c.ID).Key(), ID(b.c.ID).Key(), target) })
+		if o.tab.perBucket > 0 {
+			all = Diverse(all, func(x named) netip.Addr { return x.subnet }, o.tab.perBucket, n)
+		} else if len(all) > n {
+			all = all[:n]
+		}
 	}
 	out := make([]wire.Contact, len(all))
 	for i, x := range all {
