@@ -19,15 +19,7 @@ func addCount[K comparable](m map[K]int, peak *int, k K, n int) map[K]int {
 		return m
 	}
 	delete(m, k)
-	if *peak < shrinkMin || len(m) >= *peak/4 {
-		return m
-	}
-	small := make(map[K]int, len(m))
-	for k, v := range m {
-		small[k] = v
-	}
-	*peak = len(m)
-	return small
+	return shrunk(m, peak)
 }
 
 // shrunk returns m, or a copy of m sized for what it holds once it holds
