@@ -512,7 +512,7 @@ func newLinkedNet(t testing.TB) *linkedNet {
 		nonceBoot: {p: path{addr: addrX}, proof: true},
 		nonceC:    {id: idC, p: path{addr: addrC}},
 	} {
-		pp.sent, pp.done = now, make(chan struct{})
+		pp.sent, pp.done = stampOf(now), make(chan struct{})
 		a.pings[nonce] = pp
 	}
 	made(&a.finds)[nonceFindB] = pendingFind{id: idB, ch: make(chan findReply, 1)}

@@ -21,15 +21,12 @@ import (
 
 // pendingPing is a ping in flight. A node keeps one for each ping of a
 // keepalive round, so it has a channel only for a ping whose answer a
-// caller waits for (pingWait). Its moment stays a time.Time: the round
-// trip is measured from it, on whatever clock time.Now reads (a stamp
-// counts from the process's epoch, and a simulation's clock may be
-// before it).
+// caller waits for (pingWait), and its moment is a stamp.
 type pendingPing struct {
 	id    ID // the node expected to answer; zero for a bootstrap ping
 	p     path
 	proof bool
-	sent  time.Time
+	sent  stamp
 	done  chan struct{} // closed when the answer arrived; nil if no one waits
 }
 
@@ -86,7 +83,7 @@ func (o *Overlay) sendPing(id ID, p path, proof bool, more byte, pad, wait bool)
 		flags |= wire.FlagWantProof
 	}
 	o.mu.Lock()
-	pp := &pendingPing{id: id, p: p, proof: proof, sent: time.Now()}
+	pp := &pendingPing{id: id, p: p, proof: proof, sent: stampOf(time.Now())}
 	if wait {
 		pp.done = make(chan struct{})
 	}
@@ -253,7 +250,7 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte, client bool) {
 		if !p.relayed() && !o.strangerWork(p) {
 			return
 		}
-		pp = &pendingPing{id: sender, p: p, proof: true, sent: time.Now().Add(-rtt)}
+		pp = &pendingPing{id: sender, p: p, proof: true, sent: stampOf(time.Now().Add(-rtt))}
 		cookie = true
 	}
 	if pp.id != (ID{}) && pp.id != sender {
@@ -283,7 +280,7 @@ func (o *Overlay) onPong(sender ID, p path, frame []byte, client bool) {
 			close(pp.done)
 		}
 	}
-	rtt := now.Sub(pp.sent)
+	rtt := pp.sent.since(now)
 	if !p.relayed() && pong.Observed.IsValid() {
 		o.noteObservedLocked(pong.Observed)
 	}
@@ -1055,7 +1052,7 @@ func (o *Overlay) livenessIntervalLocked() time.Duration {
 func (o *Overlay) housekeep(now time.Time) {
 	o.mu.Lock()
 	for n, pp := range o.pings {
-		if now.Sub(pp.sent) > pingTimeout {
+		if pp.sent.since(now) > pingTimeout {
 			o.dropPingLocked(n)
 		}
 	}
@@ -1108,7 +1105,7 @@ const pingTimeout = 10 * time.Second
 func (o *Overlay) pingsDueLocked() time.Time {
 	var due time.Time
 	for _, pp := range o.pings {
-		if t := pp.sent.Add(pingTimeout + time.Millisecond); due.IsZero() || t.Before(due) {
+		if t := pp.sent.time().Add(pingTimeout + time.Millisecond); due.IsZero() || t.Before(due) {
 			due = t
 		}
 	}
