@@ -26,30 +26,10 @@ func (s simTransport) WriteTo(b []byte, addr net.Addr) error {
 
 func (s simTransport) LocalAddr() net.Addr { return s.c.LocalAddr() }
 
+// simNode is a node on host's port 4000 of the virtual network.
 func simNode(t *testing.T, nw *sim.Network, host int) (*Overlay, netip.AddrPort) {
 	t.Helper()
-	c, err := nw.Listen(host, 4000)
-	require.NoError(t, err)
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	require.NoError(t, err)
-	o, err := New(Config{Identity: priv, Network: "nolink", Difficulty: -1}, simTransport{c})
-	require.NoError(t, err)
-	o.Start()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			o.HandlePacket(buf[:n], from)
-		}
-	}()
-	t.Cleanup(func() {
-		o.Close()
-		c.Close()
-	})
-	return o, c.LocalAddr().(*net.UDPAddr).AddrPort()
+	return simNodeAt(t, nw, host, 4000, Config{}, nil)
 }
 
 // A link that failed at an address is not tried again there for a while,
@@ -87,7 +67,7 @@ func TestVirtualNetworkFailedLinkIsPerAddress(t *testing.T) {
 }
 
 // filteredTransport is a simTransport that drops what this node sends to
-// the addresses in blocked: a pair of nodes that no packet gets between
+// the addresses in blocked (nil: none): a pair of nodes that no packet gets between
 // directly, as between a symmetric NAT and a port-restricted one.
 type filteredTransport struct {
 	simTransport
