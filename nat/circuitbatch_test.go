@@ -3,13 +3,8 @@ package nat
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"io"
-	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -21,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/p2psock/p2psock/internal/testnet"
 	"github.com/p2psock/p2psock/internal/wire"
 )
 
@@ -68,7 +64,8 @@ func TestLoopbackCircuitWritesGSOBatches(t *testing.T) {
 	t.Cleanup(func() { ta.Close(); tb.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ln, err := tb.Listen(testTLS(t), nil)
+	serverTLS, clientTLS := testnet.SelfSignedTLS(t, "circuit-test")
+	ln, err := tb.Listen(serverTLS, nil)
 	require.NoError(t, err)
 
 	want := make([]byte, 4<<20)
@@ -89,9 +86,7 @@ func TestLoopbackCircuitWritesGSOBatches(t *testing.T) {
 		_ = conn.CloseWithError(0, "")
 	}()
 
-	client := testTLS(t)
-	client.InsecureSkipVerify = true
-	conn, err := ta.Dial(ctx, ub.LocalAddr(), client, nil)
+	conn, err := ta.Dial(ctx, ub.LocalAddr(), clientTLS, nil)
 	require.NoError(t, err)
 	st, err := conn.OpenStreamSync(ctx)
 	require.NoError(t, err)
@@ -121,22 +116,4 @@ func kernelGSO(t *testing.T, c *net.UDPConn) bool {
 		_, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT)
 	}))
 	return gerr == nil
-}
-
-func testTLS(t *testing.T) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		DNSNames:     []string{"circuit"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		NextProtos:   []string{"circuit-test"},
-	}
 }

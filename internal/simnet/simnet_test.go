@@ -2,14 +2,9 @@ package simnet
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"testing"
@@ -17,6 +12,8 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
+
+	"github.com/p2psock/p2psock/internal/testnet"
 )
 
 // waitTimeout bounds every wait for a datagram that must arrive. Waits that
@@ -651,24 +648,6 @@ func TestVnetQUICTransportNonQUICPacket(t *testing.T) {
 	require.Equal(t, "after close", msg)
 }
 
-func selfSignedTLS(t *testing.T) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		DNSNames:     []string{"simnet"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		NextProtos:   []string{"simnet-test"},
-	}
-}
-
 // TestVnetQUICHandshake runs a full QUIC handshake and a stream echo from a
 // NATed client to a public server over simnet sockets.
 func TestVnetQUICHandshake(t *testing.T) {
@@ -680,7 +659,8 @@ func TestVnetQUICHandshake(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 
-	ln, err := server.Listen(selfSignedTLS(t), nil)
+	serverTLS, clientTLS := testnet.SelfSignedTLS(t, "simnet-test")
+	ln, err := server.Listen(serverTLS, nil)
 	require.NoError(t, err)
 	echoed := make(chan error, 1)
 	go func() {
@@ -703,7 +683,7 @@ func TestVnetQUICHandshake(t *testing.T) {
 
 	start := time.Now()
 	conn, err := client.Dial(ctx, server.Conn.LocalAddr(),
-		&tls.Config{InsecureSkipVerify: true, NextProtos: []string{"simnet-test"}}, nil) //nolint:gosec // test
+		clientTLS, nil)
 	require.NoError(t, err)
 	handshake := time.Since(start)
 	str, err := conn.OpenStreamSync(ctx)
