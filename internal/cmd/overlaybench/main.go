@@ -126,20 +126,12 @@ func run() error {
 			return err
 		}
 	}
-	if *buildProfile != "" {
-		f, err := os.Create(*buildProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+	stop, err := cpuProfileTo(*buildProfile)
+	if err != nil {
+		return err
 	}
 	nodes, built, err := benchnet.Build(*n, *joinPar, setup, nil)
-	if *buildProfile != "" {
-		pprof.StopCPUProfile()
-	}
+	stop()
 	if err != nil {
 		return err
 	}
@@ -149,18 +141,12 @@ func run() error {
 		return runChurn(nodes, built, *joinPar, plan, *churnAs, *churnRate, *churnFor, *size)
 	}
 	if *idle > 0 {
-		if *cpuProfile != "" {
-			f, err := os.Create(*cpuProfile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
-			}
+		stop, err := cpuProfileTo(*cpuProfile)
+		if err != nil {
+			return err
 		}
 		ws := measureIdle(nodes, *idle, *windows)
-		pprof.StopCPUProfile()
+		stop()
 		fmt.Printf("overlaybench: %d nodes on %s, built in %v, GOMAXPROCS=%d, %s\n", *n, *network, built.Round(time.Millisecond), runtime.GOMAXPROCS(0), runtime.Version())
 		printIdle(*n, *idle, bare, bareLen, ws)
 		return nil
@@ -499,4 +485,24 @@ func pct(v []int, p int) int {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+// cpuProfileTo starts a CPU profile written to path, and returns what stops
+// it and closes the file; with an empty path, nothing is profiled.
+func cpuProfileTo(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
