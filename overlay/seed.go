@@ -24,13 +24,15 @@ func (o *Overlay) seed(observed netip.AddrPort, peers []simhook.Peer) {
 	}
 	now := time.Now()
 	for _, p := range peers {
-		id := ID(p.ID)
-		if id == o.self {
-			continue
+		if id := ID(p.ID); id != o.self {
+			o.upsertLocked(id, path{addr: unmap(p.Addr)}, true, p.RTT)
 		}
-		o.upsertLocked(id, path{addr: unmap(p.Addr)}, true, p.RTT)
-		if c := o.tab.get(id); c != nil {
-			c.lastSeen, c.lastPing = stampOf(now.Add(-p.Age)), stampOf(now.Add(-p.Age))
+	}
+	liveness := o.livenessIntervalLocked() // of the table as seeded
+	for _, p := range peers {
+		if c := o.tab.get(ID(p.ID)); c != nil {
+			heard := stampOf(now.Add(-time.Duration(p.Heard * float64(liveness))))
+			c.lastSeen, c.lastPing = heard, heard
 		}
 	}
 	// the seeded buckets count as refreshed, as Join's refresh makes them

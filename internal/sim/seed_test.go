@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
-	"time"
 
 	"github.com/p2psock/p2psock/internal/sim"
 	"github.com/p2psock/p2psock/internal/simhook"
@@ -18,19 +17,9 @@ import (
 // for every bucket of a node's table, up to k nodes drawn at random from
 // the nodes whose IDs share exactly that many leading bits with its own
 // (all of them in the deep buckets, so a node knows its closest nodes),
-// with the RTT of the latency model, last heard from at a random time of
-// the node's seedAge. Each node's own code runs from there.
-
-// seedAge is how long ago, at most, a node's seeded contact was last heard
-// from: the interval at which a public node checks a silent public
-// contact, Liveness (overlay.Config's default, 1 minute) for every 16
-// contacts of its table (overlay's livenessIntervalLocked), so that the
-// checks spread over it, as in a network that has run for a while, from
-// the first moment.
-func seedAge(contacts int) time.Duration {
-	return time.Minute * time.Duration(max(1, contacts/16))
-}
-
+// with the RTT of the latency model, last heard from at a random moment of
+// the node's liveness interval (simhook.Peer.Heard). Each node's own code
+// runs from there.
 func seed(nw *sim.Network, nodes []*ovnet.Node, k int, rng *rand.Rand) {
 	type entry struct {
 		key  overlay.Key
@@ -81,9 +70,8 @@ func seed(nw *sim.Network, nodes []*ovnet.Node, k int, rng *rand.Rand) {
 				pick(from + j)
 			}
 		}
-		age := seedAge(len(peers))
 		for j := range peers {
-			peers[j].Age = time.Duration(rng.Int64N(int64(age)))
+			peers[j].Heard = rng.Float64()
 		}
 		simhook.Seed(nd.Overlay, nodeAddr(i), peers)
 	}

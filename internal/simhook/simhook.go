@@ -14,9 +14,12 @@ type Peer struct {
 	ID   [32]byte
 	Addr netip.AddrPort // where it is reached directly
 	RTT  time.Duration  // its round-trip time, the contact's first estimate
-	// Age is how long ago it was last heard from (so that a seeded
-	// network's keepalives do not all fall due at once).
-	Age time.Duration
+	// Heard is how long ago it was last heard from, as a fraction (0 to 1)
+	// of the node's liveness interval (how long a public contact may be
+	// silent before it is checked, which the table's size sets): seeded
+	// moments spread over it make the checks run at their steady rate from
+	// the first moment, as in a network that has run for a while.
+	Heard float64
 }
 
 // Seed fills the routing table of ov (an *overlay.Overlay) with peers, each
