@@ -206,13 +206,10 @@ func simulate(t *testing.T, n, seeded, join, sends int, idle time.Duration) simR
 	}
 	progress("idle window starts")
 	p0, b0, c0 := nw.Sent.Load(), nw.Bytes.Load(), benchnet.CPUTime()
-	var byType0 [256]uint64
-	for i := range byType0 {
-		byType0[i] = nw.ByFirstByte[i].Load()
-	}
+	byType0 := sentByFirstByte(nw)
 	time.Sleep(idle)
 	res.idleCPU = benchnet.CPUTime() - c0
-	logIdleByType(t, nw, &byType0, idle.Seconds()*float64(n))
+	logIdleByType(t, byType0, sentByFirstByte(nw), idle.Seconds()*float64(n))
 	secs := idle.Seconds() * float64(n)
 	res.idlePkts = float64(nw.Sent.Load()-p0) / secs
 	res.idleBytes = float64(nw.Bytes.Load()-b0) / secs
@@ -399,13 +396,21 @@ func routed(nw *sim.Network) uint64 {
 	return nw.ByFirstByte[wire.TypeRoute].Load() + nw.ByFirstByte[wire.TypeHopAck].Load()
 }
 
-// logIdleByType logs the datagrams sent in the idle window by their first
-// byte (the overlay's frame type), per node per second (nodeSecs), since
-// the counts in before.
-func logIdleByType(t *testing.T, nw *sim.Network, before *[256]uint64, nodeSecs float64) {
+// sentByFirstByte returns the datagrams sent so far by their first byte
+// (the overlay's frame type).
+func sentByFirstByte(nw *sim.Network) (n [256]uint64) {
+	for i := range n {
+		n[i] = nw.ByFirstByte[i].Load()
+	}
+	return n
+}
+
+// logIdleByType logs the datagrams sent between the counts before and
+// after by their first byte, per node per second (nodeSecs).
+func logIdleByType(t *testing.T, before, after [256]uint64, nodeSecs float64) {
 	var parts []string
 	for i := range before {
-		if d := nw.ByFirstByte[i].Load() - before[i]; d > 0 {
+		if d := after[i] - before[i]; d > 0 {
 			parts = append(parts, fmt.Sprintf("0x%02X %.3f", i, float64(d)/nodeSecs))
 		}
 	}
