@@ -23,17 +23,15 @@ var _ quic.OOBCapablePacketConn = (*circuitDFConn)(nil)
 // ReadBatch waits for the next datagram of the circuit, as ReadFrom, and
 // returns it with those already queued behind it, up to len(ms). Every
 // message's source is the relay's address; there is no control data.
+// quic-go gives every message one buffer of its own.
 func (c *circuitDFConn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
-	if len(ms) == 0 || len(ms[0].Buffers) != 1 {
-		return 0, nil
-	}
 	n, _, err := c.ReadFrom(ms[0].Buffers[0])
 	if err != nil {
 		return 0, err
 	}
 	setMessage(&ms[0], n, c.relay)
 	k := 1
-	for ; k < len(ms) && len(ms[k].Buffers) == 1; k++ {
+	for ; k < len(ms); k++ {
 		select {
 		case pkt := <-c.in:
 			setMessage(&ms[k], copy(ms[k].Buffers[0], pkt), c.relay)
