@@ -102,7 +102,7 @@ func (o *Overlay) closestNamedLocked(target Key, sender ID, n int) []wire.Contac
 		subnet netip.Addr
 	}
 	cs := o.tab.closest(target, n, func(c *contact) bool { return c.id == sender || c.p.relayed() })
-	all := make([]named, 0, len(cs))
+	all := make([]named, 0, len(cs)+len(o.paths)) // one allocation: most of the cache may pass
 	for _, c := range cs {
 		wc := wire.Contact{ID: c.id, Addr: c.p.addr}
 		if c.public {

@@ -65,3 +65,33 @@ func TestKnownFollowsAwaitedAddresses(t *testing.T) {
 	defer o.mu.Unlock()
 	require.Equal(t, built, o.knownBuilt, "the set of direct links was not rebuilt")
 }
+
+// BenchmarkFindAnswer is the work of answering one Find (closestNamedLocked)
+// on a node with K = 20, its table filled from 5,000 public nodes on
+// distinct /24s and its path cache full (320 verified paths): what a
+// stranger's Find costs the node it asks.
+func BenchmarkFindAnswer(b *testing.B) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(b, err)
+	o := newFakeNet().add(b, priv, netip.MustParseAddrPort("192.0.2.1:4000"), 20)
+	defer o.Close()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := range 5000 {
+		var id ID
+		rand.Read(id[:])
+		o.upsertLocked(id, path{addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{11, byte(i >> 8), byte(i), 1}), 4000)}, true, time.Millisecond)
+	}
+	require.Equal(b, o.maxPaths(), len(o.paths), "the path cache is full")
+	targets := make([]Key, 64)
+	for i := range targets {
+		rand.Read(targets[i][:])
+	}
+	var sender ID
+	rand.Read(sender[:])
+	i := 0
+	for b.Loop() {
+		o.closestNamedLocked(targets[i%len(targets)], sender, 20)
+		i++
+	}
+}
