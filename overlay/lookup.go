@@ -69,14 +69,21 @@ func (o *Overlay) onFind(sender ID, p path, body []byte) {
 		o.ctr.malformed.Add(1)
 		return
 	}
+	// A stranger gets no more bytes than its Find had: the contacts and a
+	// challenge if it padded the Find enough, else the challenge alone (it
+	// asks again once it has answered). A Find too short for even an
+	// answer naming no one (an unpadded one) is not worked on.
+	stranger := o.stranger(sender, p)
+	if stranger && wire.HeaderLen+nodesMin+wire.PingLen > wire.HeaderLen+len(body) {
+		o.ctr.unpaid.Add(1)
+		o.maybeChallenge(sender, p)
+		return
+	}
 	o.mu.Lock()
 	n := wire.Nodes{Nonce: f.Nonce, Contacts: o.closestNamedLocked(Key(f.Target), sender, min(o.cfg.K, wire.MaxContacts))}
 	o.mu.Unlock()
-	b := n.Append(o.frame(wire.TypeNodes, 9+len(n.Contacts)*52))
-	// A stranger gets no more bytes than its Find had: the contacts and a
-	// challenge if it padded the Find enough, else the challenge alone (it
-	// asks again once it has answered).
-	if o.stranger(sender, p) && len(b)+wire.PingLen > wire.HeaderLen+len(body) {
+	b := n.Append(o.frame(wire.TypeNodes, nodesMin+len(n.Contacts)*52))
+	if stranger && len(b)+wire.PingLen > wire.HeaderLen+len(body) {
 		o.ctr.unpaid.Add(1)
 		o.maybeChallenge(sender, p)
 		return
@@ -85,6 +92,9 @@ func (o *Overlay) onFind(sender ID, p path, body []byte) {
 	o.maybeChallenge(sender, p)
 	o.sendPath(sender, p, b)
 }
+
+// nodesMin is the size of a Nodes body naming no one: nonce and count.
+const nodesMin = 9
 
 // closestNamedLocked returns the nodes a Find for target is answered with:
 // up to n nodes closest to target, nearest first, among this node's
